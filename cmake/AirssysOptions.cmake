@@ -1,0 +1,22 @@
+# Compile options shared by every airssys target: warnings, exceptions,
+# sanitizers. Applied through an interface target so that tests and
+# benchmarks build exactly as the library does.
+add_library(airssys_options INTERFACE)
+target_compile_options(airssys_options INTERFACE -Wall -Wextra -Wpedantic)
+if(AIRSSYS_WERROR)
+  target_compile_options(airssys_options INTERFACE -Werror)
+endif()
+if(NOT AIRSSYS_EXCEPTIONS)
+  target_compile_options(airssys_options INTERFACE -fno-exceptions)
+endif()
+if(AIRSSYS_SANITIZE STREQUAL "address")
+  target_compile_options(airssys_options INTERFACE -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  target_link_options(airssys_options INTERFACE -fsanitize=address,undefined)
+  target_compile_definitions(airssys_options INTERFACE AIRSSYS_SANITIZED=1)
+elseif(AIRSSYS_SANITIZE STREQUAL "thread")
+  target_compile_options(airssys_options INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
+  target_link_options(airssys_options INTERFACE -fsanitize=thread)
+  target_compile_definitions(airssys_options INTERFACE AIRSSYS_SANITIZED=1)
+elseif(NOT AIRSSYS_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "AIRSSYS_SANITIZE must be '', 'address' or 'thread', not '${AIRSSYS_SANITIZE}'")
+endif()

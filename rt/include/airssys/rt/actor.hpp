@@ -1,0 +1,187 @@
+#pragma once
+// Actors, their handles, and the values the runtime hands to them.
+
+#include <airssys/rt/error.hpp>
+#include <airssys/rt/detail/mailbox.hpp>
+
+#include <cstdint>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace airssys {
+
+class System;
+template <class M>
+class Context;
+
+// Why an actor stopped, as reported in Down and to on_stop.
+enum class StopReason : std::uint8_t {
+  Normal,     // the actor called ctx.stop()
+  Requested,  // another actor or thread called stop(ref)
+  Failed,     // a handler failed and on_error answered Stop
+  Escalated,  // a handler failed and on_error answered Escalate
+  Shutdown,   // System::shutdown()
+  NoActor,    // (Down only) the monitored actor was already gone
+};
+const char* to_string(StopReason r) noexcept;
+
+// What the runtime does after a handler fails (Context::fail, or an
+// exception escaping it when exceptions are on).
+//   Resume   — drop the failed message, keep the state, go on;
+//   Restart  — destroy the state, build a fresh one with the spawn factory,
+//              run on_start; the mailbox and the ActorRef stay valid;
+//   Stop     — stop with StopReason::Failed;
+//   Escalate — stop with StopReason::Escalated and run the parent's on_error
+//              with Errc::ChildEscalated (parent = the actor that spawned
+//              this one through its Context; none for top-level actors).
+enum class ErrorAction : std::uint8_t { Resume, Restart, Stop, Escalate };
+
+// An untyped actor handle: slot index plus the slot's generation when the
+// handle was made. Trivially copyable; a handle to a stopped actor never
+// reaches the slot's next occupant, because the generation differs.
+struct ActorId {
+  std::uint32_t slot = ~0u;
+  std::uint32_t gen = 0;
+  bool valid() const noexcept { return slot != ~0u; }
+  friend bool operator==(ActorId, ActorId) = default;
+};
+
+// A typed handle to an actor whose message type is M. Sending through it
+// checks the generation: a stopped actor gives Errc::Dead, never a
+// use-after-free or a message to the slot's next occupant.
+template <class M>
+struct ActorRef {
+  ActorId id;
+  bool valid() const noexcept { return id.valid(); }
+  operator ActorId() const noexcept { return id; }
+  friend bool operator==(ActorRef, ActorRef) = default;
+};
+
+// Delivered to a monitoring actor when the monitored one stops. The
+// monitoring actor's message type must be constructible from Down.
+struct Down {
+  ActorId who;
+  StopReason reason;
+};
+
+// A one-shot reply address for ask(). Trivially copyable; replying after the
+// asker gave up (timeout) is refused with Errc::Dead and the reply is dropped.
+template <class Rep>
+struct ReplyTo {
+  std::uint32_t index = ~0u;
+  std::uint32_t gen = 0;
+};
+
+// Delivered to an actor that asked with Context::ask(): the request id it
+// got back from ask() and the reply or the error (Errc::Timeout).
+template <class Rep>
+struct Reply {
+  std::uint64_t request;
+  Result<Rep> result;
+};
+
+// Handle to an armed timer; cancel() with it from any thread.
+struct TimerId {
+  std::uint32_t worker = ~0u;
+  std::uint32_t index = 0;
+  std::uint32_t gen = 0;
+};
+
+namespace detail {
+
+struct Worker;
+
+// The state of one actor's turn, handed to Context.
+struct Turn {
+  Turn(System* s, Cell* c, Worker* w, std::uint32_t i) noexcept
+      : system(s), cell(c), worker(w), slot(i) {}
+  System* system;
+  Cell* cell;
+  Worker* worker;
+  std::uint32_t slot;
+  bool stop_self = false;
+  bool failed = false;
+  StopReason reason = StopReason::Normal;
+  Error error;
+};
+
+struct MonitorRecord {
+  ActorId watcher;
+  Down down;
+};
+
+class ActorHolder;
+
+// The type-erased face of an actor that the runtime drives.
+class ActorBase {
+ public:
+  virtual ~ActorBase() = default;
+
+ protected:
+  ActorBase() = default;
+  ActorBase(const ActorBase&) = delete;
+  ActorBase& operator=(const ActorBase&) = delete;
+
+ private:
+  friend class airssys::System;
+  virtual void invoke_start(Turn& t) = 0;
+  // Runs the handler for a User or Down node and destroys its payload.
+  virtual void invoke(Turn& t, Node* n) = 0;
+  virtual void invoke_stop(Turn& t, StopReason r) = 0;
+  virtual ErrorAction invoke_error(Turn& t, const Error& e) = 0;
+  // Destroys the payload of a User node that will not be handled.
+  virtual void discard(Node* n) noexcept = 0;
+};
+
+// Owns an actor's storage and the factory that (re)builds it; lives in one
+// pooled block.
+class ActorHolder {
+ public:
+  virtual ~ActorHolder() = default;
+  virtual ActorBase* construct() = 0;
+  virtual void destroy() noexcept = 0;
+  std::uint8_t size_class = 0;
+};
+
+template <class A, class F>
+class HolderFor final : public ActorHolder {
+ public:
+  explicit HolderFor(F&& f) : factory_(std::move(f)) {}
+  ActorBase* construct() override { return new (storage_) A(factory_()); }
+  void destroy() noexcept override { std::launder(reinterpret_cast<A*>(storage_))->~A(); }
+
+ private:
+  F factory_;
+  alignas(A) unsigned char storage_[sizeof(A)];
+};
+
+}  // namespace detail
+
+// Base class of every actor. M is the actor's message type (often a
+// std::variant). Handlers run on the actor's home worker, one at a time,
+// never concurrently with each other; the actor's state needs no locking.
+//
+// To restart, the runtime destroys the object and builds a new one with the
+// factory given at spawn, so constructors should establish the initial state.
+template <class M>
+class Actor : public detail::ActorBase {
+ public:
+  using Message = M;
+
+  virtual void on_start(Context<M>&) {}
+  virtual void on_message(Context<M>& ctx, M& msg) = 0;
+  virtual void on_stop(Context<M>&, StopReason) {}
+  virtual ErrorAction on_error(Context<M>&, const Error&) { return ErrorAction::Stop; }
+
+ private:
+  void invoke_start(detail::Turn& t) final;
+  void invoke(detail::Turn& t, detail::Node* n) final;
+  void invoke_stop(detail::Turn& t, StopReason r) final;
+  ErrorAction invoke_error(detail::Turn& t, const Error& e) final;
+  void discard(detail::Node* n) noexcept final {
+    if (n->kind == detail::NodeKind::User) detail::payload<M>(n)->~M();
+  }
+};
+
+}  // namespace airssys

@@ -1,0 +1,55 @@
+#pragma once
+// SystemConfig: every capacity the runtime will ever use, fixed at
+// construction.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+
+namespace airssys {
+
+// What an idle worker does. `Spin` gives the lowest wake-up latency and burns
+// its core; `Park` sleeps on a futex at once; `SpinThenPark` spins for
+// `SystemConfig::spin_before_park`, then sleeps.
+enum class IdleStrategy : std::uint8_t { Spin, SpinThenPark, Park };
+
+// What a send does when the target's mailbox is full.
+//   Block — wait until there is room (returns WouldDeadlock instead when the
+//           sender runs on the target's own worker, which could never drain it);
+//   Drop  — discard the message, count it as dropped and as a dead letter,
+//           and report success to the sender;
+//   Error — return Errc::Full and leave the message with the caller.
+enum class Backpressure : std::uint8_t { Block, Drop, Error };
+
+// Number of message / actor block size classes: 64, 128, 256, 512, 1024,
+// 2048 and 4096 bytes. A block holds a 16-byte header and the payload.
+inline constexpr std::size_t kSizeClasses = 7;
+inline constexpr std::size_t kMinBlockSize = 64;
+inline constexpr std::size_t kMaxBlockSize = kMinBlockSize << (kSizeClasses - 1);
+
+// The configuration of a System. Construction reserves all of it up front;
+// afterwards nothing grows. Defaults suit a small service on a few cores.
+struct SystemConfig {
+  std::uint32_t workers = 2;             // worker threads, 1..255
+  std::uint32_t actor_capacity = 4096;   // live actors at once
+  std::uint32_t mailbox_capacity = 1024; // default bound of a user mailbox
+  std::uint32_t budget = 64;             // messages of one actor per turn
+  IdleStrategy idle = IdleStrategy::SpinThenPark;
+  std::chrono::microseconds spin_before_park{50};
+  Backpressure backpressure = Backpressure::Error;  // default for send()
+
+  // Message blocks per size class (64 B .. 4 KiB). A message is placed in
+  // the smallest class that fits header + payload.
+  std::array<std::uint32_t, kSizeClasses> message_blocks{65536, 16384, 4096, 1024, 256, 64, 32};
+  // Actor-state blocks per size class; an actor's state plus its factory
+  // must fit in one block.
+  std::array<std::uint32_t, kSizeClasses> actor_blocks{4096, 4096, 1024, 256, 64, 32, 16};
+
+  std::uint32_t timers_per_worker = 4096;  // armed send_after timers per worker
+  std::uint32_t pending_asks = 1024;       // outstanding ask() requests
+  std::uint32_t registry_capacity = 1024;  // named actors
+  std::uint32_t broker_topics = 64;        // distinct topics
+  std::uint32_t subscribers_per_topic = 64;
+};
+
+}  // namespace airssys

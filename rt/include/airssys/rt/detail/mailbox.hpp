@@ -1,0 +1,135 @@
+#pragma once
+// Message nodes, the intrusive MPSC queue, and the actor cell.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace airssys {
+enum class StopReason : std::uint8_t;
+}
+
+namespace airssys::detail {
+
+class ActorBase;
+
+enum class NodeKind : std::uint8_t {
+  User,     // payload: the actor's message type M
+  Down,     // payload: MonitorRecord; a monitored actor stopped
+  Monitor,  // payload: MonitorRecord; a request to watch this actor
+  Exit,     // payload: MonitorRecord; link from child to parent (escalation)
+};
+
+// The 16-byte header in front of every message. `link` chains the node into
+// a mailbox; the payload starts at offset 16.
+struct Node {
+  std::atomic<Node*> link{nullptr};
+  NodeKind kind = NodeKind::User;
+  std::uint8_t size_class = 0;
+  // Set when the node was admitted through the cell's admission word (a
+  // send from a thread other than the target's home worker), so that the
+  // consumer knows to count it in `handled_foreign`.
+  bool counted = false;
+  std::uint8_t reserved = 0;
+  std::uint32_t aux = 0;
+};
+static_assert(sizeof(Node) == 16);
+inline constexpr std::size_t kNodePayload = 16;
+
+template <class T>
+T* payload(Node* n) noexcept {
+  return reinterpret_cast<T*>(reinterpret_cast<char*>(n) + kNodePayload);
+}
+
+// Intrusive multi-producer / single-consumer FIFO (Vyukov). Producers do
+// one atomic exchange; the consumer owns `head` and a stub node. A pop can
+// return null while a push is half done (tail swapped, link not yet
+// written); `maybe_nonempty` tells that case apart from an empty queue.
+template <class T>
+inline void mpsc_push(std::atomic<T*>& tail, T* n) noexcept {
+  n->link.store(nullptr, std::memory_order_relaxed);
+  // seq_cst (a plain xchg on x86): the scheduling protocols read `tail`
+  // after publishing their own state and need this store in the same total
+  // order. It also releases n's payload to the consumer.
+  T* prev = tail.exchange(n, std::memory_order_seq_cst);
+  // release: the consumer acquires `link` and then reads n's payload.
+  prev->link.store(n, std::memory_order_release);
+}
+
+template <class T>
+inline T* mpsc_pop(T*& head, std::atomic<T*>& tail, T* stub) noexcept {
+  T* h = head;
+  T* next = h->link.load(std::memory_order_acquire);
+  if (h == stub) {
+    if (next == nullptr) return nullptr;
+    head = next;
+    h = next;
+    next = next->link.load(std::memory_order_acquire);
+  }
+  if (next != nullptr) {
+    head = next;
+    return h;
+  }
+  if (h != tail.load(std::memory_order_acquire)) return nullptr;  // push in progress
+  mpsc_push(tail, stub);
+  next = h->link.load(std::memory_order_acquire);
+  if (next != nullptr) {
+    head = next;
+    return h;
+  }
+  return nullptr;
+}
+
+// After a pop returned null: true if a push is in progress or done since.
+template <class T>
+inline bool mpsc_maybe_nonempty(T* head, const std::atomic<T*>& tail) noexcept {
+  return tail.load(std::memory_order_seq_cst) != head;
+}
+
+// The admission word of a cell: generation, state bits and the count of
+// messages admitted from other threads, in one atomic so that a sender's
+// single CAS checks the generation, the closed flag and the bound together.
+namespace word {
+inline constexpr std::uint64_t kAdmittedBits = 29;
+inline constexpr std::uint64_t kAdmittedMask = (std::uint64_t{1} << kAdmittedBits) - 1;
+inline constexpr std::uint64_t kQueued = std::uint64_t{1} << 29;  // in a foreign ready queue
+inline constexpr std::uint64_t kStop = std::uint64_t{1} << 30;    // stop requested
+inline constexpr std::uint64_t kClosed = std::uint64_t{1} << 31;  // takes no more messages
+inline constexpr std::uint32_t gen(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w >> 32); }
+inline constexpr std::uint64_t make(std::uint32_t gen, std::uint64_t bits) noexcept {
+  return (std::uint64_t{gen} << 32) | bits;
+}
+}  // namespace word
+
+// One actor slot: everything the runtime keeps per actor, in 128 bytes.
+// The first cache line is written by senders, the second only by the home
+// worker, so a busy sender and the consumer do not false-share.
+struct alignas(64) Cell {
+  // ---- line 1: shared with senders
+  std::atomic<std::uint64_t> word{word::kClosed};
+  std::atomic<Node*> tail{nullptr};
+  std::atomic<Cell*> link{nullptr};               // in a worker's foreign ready queue
+  std::atomic<std::uint64_t> handled_foreign{0};  // consumer writes; senders read for the bound
+  std::atomic<std::uint64_t> dropped{0};
+  std::atomic<std::uint32_t> local_pending{0};    // home worker writes; senders read
+  std::atomic<std::uint32_t> high_water{0};
+  std::atomic<std::uint32_t> free_link{0};        // in the free-slot stack while unused
+  std::uint32_t capacity = 0;
+  std::uint8_t home = 0;
+  StopReason stop_reason{};
+  bool local_queued = false;   // in the home worker's local ready queue
+  bool started = false;
+  bool finalizing = false;
+  bool dead = false;           // finalized; slot returns to the free list once unqueued
+  // ---- line 2: home worker only
+  alignas(64) Node* head = nullptr;
+  Node stub;
+  ActorBase* actor = nullptr;
+  Node* monitors = nullptr;    // Monitor/Exit records watching this actor
+  Cell* local_next = nullptr;  // in the home worker's local ready queue
+  std::atomic<std::uint64_t> handled{0};  // all messages handled (stats; relaxed)
+  void* reserved = nullptr;    // the actor's process set (process issue)
+};
+static_assert(sizeof(Cell) == 128, "per-actor overhead budget is 128 bytes");
+
+}  // namespace airssys::detail

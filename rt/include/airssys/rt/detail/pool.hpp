@@ -1,0 +1,111 @@
+#pragma once
+// Fixed-capacity block pools. Every block the runtime hands out after
+// construction comes from here; exhaustion is a null return, never a `new`.
+
+#include <airssys/rt/config.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace airssys::detail {
+
+// Raw memory for pools, taken once at System construction (from mimalloc
+// when AIRSSYS_MIMALLOC is on) and given back at destruction.
+void* reserve(std::size_t bytes, std::size_t align);
+void release(void* p) noexcept;
+
+// A lock-free LIFO of indices 0..n-1 (Treiber stack). The head packs a
+// 32-bit ABA tag with index+1, so a pop that raced with pop+push of the same
+// index fails its CAS instead of corrupting the stack.
+class IndexStack {
+ public:
+  // The link of index i is the atomic at `links + i * stride` bytes, so a
+  // stack can thread through an array of larger objects. The links must
+  // outlive the stack.
+  void init(std::atomic<std::uint32_t>* links, std::uint32_t n, bool full,
+            std::size_t stride = sizeof(std::atomic<std::uint32_t>)) noexcept;
+  bool pop(std::uint32_t& index) noexcept;
+  void push(std::uint32_t index) noexcept;
+
+ private:
+  static constexpr std::uint32_t kNil = 0;  // index+1 == 0 means empty
+  std::atomic<std::uint32_t>& link(std::uint32_t i) const noexcept {
+    return *reinterpret_cast<std::atomic<std::uint32_t>*>(base_ + i * stride_);
+  }
+  alignas(64) std::atomic<std::uint64_t> head_{0};
+  char* base_ = nullptr;
+  std::size_t stride_ = 0;
+};
+
+// `count` blocks of `block_size` bytes in one arena, with a lock-free free
+// list. Blocks are 64-byte aligned.
+class BlockPool {
+ public:
+  BlockPool() = default;
+  BlockPool(const BlockPool&) = delete;
+  BlockPool& operator=(const BlockPool&) = delete;
+  ~BlockPool();
+
+  void init(std::size_t block_size, std::uint32_t count);
+  void* allocate() noexcept {
+    std::uint32_t i;
+    if (!free_.pop(i)) return nullptr;
+    return arena_ + static_cast<std::size_t>(i) * block_size_;
+  }
+  void deallocate(void* p) noexcept {
+    free_.push(static_cast<std::uint32_t>((static_cast<char*>(p) - arena_) / block_size_));
+  }
+  std::uint32_t count() const noexcept { return count_; }
+  std::size_t block_size() const noexcept { return block_size_; }
+  bool owns(const void* p) const noexcept {
+    auto* c = static_cast<const char*>(p);
+    return c >= arena_ && c < arena_ + block_size_ * count_;
+  }
+
+ private:
+  char* arena_ = nullptr;
+  std::atomic<std::uint32_t>* links_ = nullptr;
+  std::size_t block_size_ = 0;
+  std::uint32_t count_ = 0;
+  IndexStack free_;
+};
+
+// Smallest size class whose blocks hold `bytes`, or kSizeClasses if none.
+constexpr std::size_t size_class_for(std::size_t bytes) noexcept {
+  std::size_t c = 0;
+  while (c < kSizeClasses && (kMinBlockSize << c) < bytes) ++c;
+  return c;
+}
+
+// A per-worker stash of free blocks for each size class, so that a worker
+// allocating and freeing messages touches no shared cache line in the
+// common case. Refills from and spills to the shared pool in batches.
+struct BlockCache {
+  static constexpr std::uint32_t kCapacity = 64;
+  static constexpr std::uint32_t kBatch = 32;
+  struct Class {
+    void* blocks[kCapacity];
+    std::uint32_t size = 0;
+  };
+  Class classes[kSizeClasses];
+};
+
+// The size-classed pools of one kind (messages, or actor state).
+class SizedPools {
+ public:
+  void init(const std::array<std::uint32_t, kSizeClasses>& counts);
+  // `cache` is the calling worker's cache, or null on other threads.
+  void* allocate(std::size_t size_class, BlockCache* cache) noexcept;
+  void deallocate(void* p, std::size_t size_class, BlockCache* cache) noexcept;
+  // Returns every cached block to the shared pools (worker exit).
+  void flush(BlockCache& cache) noexcept;
+  std::uint32_t largest_class() const noexcept { return largest_; }
+  std::uint32_t count(std::size_t size_class) const noexcept { return pools_[size_class].count(); }
+
+ private:
+  BlockPool pools_[kSizeClasses];
+  std::uint32_t largest_ = 0;  // one past the largest class with blocks
+};
+
+}  // namespace airssys::detail

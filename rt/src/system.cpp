@@ -1,0 +1,1169 @@
+#include <airssys/rt/system.hpp>
+
+#include <airssys/arch/wait.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+
+namespace airssys {
+
+namespace detail {
+thread_local Worker* tls_worker = nullptr;
+}  // namespace detail
+
+using detail::Cell;
+using detail::Node;
+using detail::NodeKind;
+using detail::Turn;
+using detail::Worker;
+namespace word = detail::word;
+
+const char* to_string(StopReason r) noexcept {
+  switch (r) {
+    case StopReason::Normal: return "normal";
+    case StopReason::Requested: return "requested";
+    case StopReason::Failed: return "failed";
+    case StopReason::Escalated: return "escalated";
+    case StopReason::Shutdown: return "shutdown";
+    case StopReason::NoActor: return "no actor";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Messages admitted from other threads and not yet taken out.
+inline std::uint32_t foreign_pending(const Cell* c, std::uint64_t w) noexcept {
+  // acquire: pairs with the consumer's release store, so room it freed is
+  // seen together with the node it popped.
+  std::uint64_t handled = c->handled_foreign.load(std::memory_order_acquire);
+  return static_cast<std::uint32_t>((w - handled) & word::kAdmittedMask);
+}
+
+inline void raise_high_water(Cell* c, std::uint32_t queued) noexcept {
+  // Relaxed: a statistic; a lost race only under-reports by the racing amount.
+  if (queued > c->high_water.load(std::memory_order_relaxed))
+    c->high_water.store(queued, std::memory_order_relaxed);
+}
+
+inline std::uint32_t next_gen(std::uint32_t g) noexcept { return g + 1 == 0 ? 1 : g + 1; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Construction
+
+Result<void> System::validate(const SystemConfig& c) noexcept {
+  if (c.workers < 1 || c.workers > 255)
+    return Error::make(Errc::InvalidArgument, "workers = %u (must be 1..255)", c.workers);
+  if (c.actor_capacity < 1 || c.actor_capacity > (1u << 24))
+    return Error::make(Errc::InvalidArgument, "actor_capacity = %u (must be 1..16777216)",
+                       c.actor_capacity);
+  if (c.mailbox_capacity < 1 || c.mailbox_capacity > (1u << 28))
+    return Error::make(Errc::InvalidArgument, "mailbox_capacity = %u (must be 1..268435456)",
+                       c.mailbox_capacity);
+  if (c.budget < 1) return Error::make(Errc::InvalidArgument, "budget = 0 (must be at least 1)");
+  if (c.message_blocks[0] < 1)
+    return Error::make(Errc::InvalidArgument, "message_blocks[0] = 0 (the 64-byte class is required)");
+  if (c.pending_asks < 1 || c.pending_asks > (1u << 24))
+    return Error::make(Errc::InvalidArgument, "pending_asks = %u (must be 1..16777216)", c.pending_asks);
+  if (c.timers_per_worker < 1)
+    return Error::make(Errc::InvalidArgument, "timers_per_worker = 0 (must be at least 1)");
+  if (c.registry_capacity < 1 || c.broker_topics < 1 || c.subscribers_per_topic < 1)
+    return Error::make(Errc::InvalidArgument,
+                       "registry_capacity, broker_topics and subscribers_per_topic must be at least 1");
+  if (c.spin_before_park.count() < 0)
+    return Error::make(Errc::InvalidArgument, "spin_before_park is negative");
+  return {};
+}
+
+Result<std::unique_ptr<System>> System::create(const SystemConfig& config) {
+  auto ok = validate(config);
+  if (!ok) return ok.error();
+  return std::make_unique<System>(config);
+}
+
+System::System(const SystemConfig& config) : config_(config) {
+  if (!validate(config)) std::abort();
+  messages_.init(config.message_blocks);
+  actors_.init(config.actor_blocks);
+
+  cells_ = static_cast<Cell*>(detail::reserve(sizeof(Cell) * config.actor_capacity, 64));
+  for (std::uint32_t i = 0; i < config.actor_capacity; ++i) {
+    Cell* c = new (&cells_[i]) Cell();
+    c->word.store(word::make(1, word::kClosed), std::memory_order_relaxed);
+    c->head = &c->stub;
+    c->tail.store(&c->stub, std::memory_order_relaxed);
+  }
+  free_slots_.init(&cells_[0].free_link, config.actor_capacity, true, sizeof(Cell));
+
+  pending_ = static_cast<detail::PendingAsk*>(
+      detail::reserve(sizeof(detail::PendingAsk) * config.pending_asks, 64));
+  for (std::uint32_t i = 0; i < config.pending_asks; ++i) {
+    new (&pending_[i]) detail::PendingAsk();
+    pending_[i].state.store(1u << 2, std::memory_order_relaxed);  // gen 1, free
+  }
+  free_pending_.init(&pending_[0].free_link, config.pending_asks, true, sizeof(detail::PendingAsk));
+
+  registry_.table_.init(config.registry_capacity);
+  broker_.init(config.broker_topics, config.subscribers_per_topic);
+
+  workers_ = static_cast<Worker*>(detail::reserve(sizeof(Worker) * config.workers, 64));
+  const std::int64_t now_tick = arch::monotonic_ns() / detail::TimerWheel::kTickNs;
+  for (std::uint32_t i = 0; i < config.workers; ++i) {
+    Worker* w = new (&workers_[i]) Worker();
+    w->system = this;
+    w->index = i;
+    w->ready_head = &w->ready_stub;
+    w->ready_tail.store(&w->ready_stub, std::memory_order_relaxed);
+    auto& tw = w->timers;
+    tw.capacity = config.timers_per_worker;
+    tw.entries = static_cast<detail::TimerEntry*>(
+        detail::reserve(sizeof(detail::TimerEntry) * tw.capacity, 64));
+    for (std::uint32_t k = 0; k < tw.capacity; ++k) {
+      auto* e = new (&tw.entries[k]) detail::TimerEntry();
+      e->state.store(1u << 2, std::memory_order_relaxed);  // gen 1, free
+      e->next = k + 1 < tw.capacity ? k + 2 : 0;
+    }
+    tw.free_head = 1;
+    tw.current = now_tick;
+  }
+  for (std::uint32_t i = 0; i < config.workers; ++i)
+    workers_[i].thread = std::thread([this, i] { run_worker(workers_[i]); });
+}
+
+System::~System() {
+  (void)shutdown();
+  for (std::uint32_t i = 0; i < config_.workers; ++i) {
+    detail::release(workers_[i].timers.entries);
+    workers_[i].~Worker();
+  }
+  detail::release(workers_);
+  for (std::uint32_t i = 0; i < config_.pending_asks; ++i) pending_[i].~PendingAsk();
+  detail::release(pending_);
+  for (std::uint32_t i = 0; i < config_.actor_capacity; ++i) cells_[i].~Cell();
+  detail::release(cells_);
+}
+
+// ---------------------------------------------------------------------------
+// Sending
+
+Result<Cell*> System::cell_for(ActorId id) const noexcept {
+  if (id.slot >= config_.actor_capacity) {
+    if (!id.valid()) return Error::make(Errc::InvalidArgument, "actor handle is empty");
+    return Error::make(Errc::InvalidArgument, "actor #%u is not a slot of this system (capacity %u)",
+                       id.slot, config_.actor_capacity);
+  }
+  return &cells_[id.slot];
+}
+
+Error System::pool_exhausted(std::size_t size_class, ActorId to) const noexcept {
+  return Error::make(Errc::Full, "message pool for %zu-byte blocks is exhausted (%u blocks) sending to actor #%u",
+                     kMinBlockSize << size_class, messages_.count(size_class), to.slot);
+}
+
+System::Admission System::admit(Cell* c, ActorId id, Worker* w, Backpressure bp, bool system_lane,
+                                Result<void>& status) noexcept {
+  const bool local = w != nullptr && w->index == c->home;
+  bool blocked = false;
+  auto unblock = [&] {
+    if (blocked) blocked_senders_.fetch_sub(1, std::memory_order_relaxed);
+  };
+  // acquire: pairs with the release store of the word in start_actor(), so
+  // home and capacity are read as the spawner wrote them.
+  std::uint64_t cur = c->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (word::gen(cur) != id.gen || (cur & word::kClosed) != 0) {
+      unblock();
+      status = Error::make(Errc::Dead, "actor #%u (generation %u) has stopped", id.slot, id.gen);
+      return Admission::Refused;
+    }
+    const std::uint32_t queued =
+        foreign_pending(c, cur) + c->local_pending.load(std::memory_order_relaxed);
+    if (system_lane || queued < c->capacity) {
+      if (local) {
+        // Only the home worker writes local_pending; relaxed suffices, the
+        // node itself is published by the queue push.
+        c->local_pending.store(c->local_pending.load(std::memory_order_relaxed) + 1,
+                               std::memory_order_relaxed);
+        raise_high_water(c, queued + 1);
+        unblock();
+        return Admission::Local;
+      }
+      std::uint64_t next = (cur & ~word::kAdmittedMask) | ((cur + 1) & word::kAdmittedMask) | word::kQueued;
+      // acq_rel: the CAS orders this admission against the consumer's CAS
+      // that clears kQueued and the finalizer's fetch_or of kClosed.
+      if (c->word.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+        raise_high_water(c, queued + 1);
+        unblock();
+        return (cur & word::kQueued) != 0 ? Admission::Foreign : Admission::ForeignSchedule;
+      }
+      continue;
+    }
+    // The mailbox is full.
+    switch (bp) {
+      case Backpressure::Error:
+        unblock();
+        status = Error::make(Errc::Full, "mailbox of actor #%u is full (capacity %u)", id.slot,
+                             c->capacity);
+        return Admission::Refused;
+      case Backpressure::Drop:
+        unblock();
+        c->dropped.fetch_add(1, std::memory_order_relaxed);
+        dead_letters_.fetch_add(1, std::memory_order_relaxed);
+        status = {};
+        return Admission::Dropped;
+      case Backpressure::Block:
+        break;
+    }
+    if (w != nullptr && local) {
+      unblock();
+      status = Error::make(Errc::WouldDeadlock,
+                           "blocking send to actor #%u from its own worker could never finish",
+                           id.slot);
+      return Admission::Refused;
+    }
+    if (shutting_down()) {
+      unblock();
+      status = Error::make(Errc::ShuttingDown, "system is shutting down; blocked send to actor #%u given up",
+                           id.slot);
+      return Admission::Refused;
+    }
+    if (!blocked) {
+      blocked = true;
+      // seq_cst: workers read blocked_senders_ after freeing room.
+      blocked_senders_.fetch_add(1, std::memory_order_seq_cst);
+    }
+    std::uint32_t epoch = space_epoch_.load(std::memory_order_acquire);
+    cur = c->word.load(std::memory_order_acquire);
+    if (word::gen(cur) == id.gen &&
+        foreign_pending(c, cur) + c->local_pending.load(std::memory_order_relaxed) >= c->capacity) {
+      // Workers bump space_epoch_ after each turn while senders are blocked;
+      // the timeout covers a bump that raced with this check.
+      arch::wait_on(space_epoch_, epoch, 1'000'000);
+      cur = c->word.load(std::memory_order_acquire);
+    }
+  }
+}
+
+void System::unadmit(Cell* c, Worker* w, Admission how) noexcept {
+  if (how == Admission::Local) {
+    c->local_pending.store(c->local_pending.load(std::memory_order_relaxed) - 1,
+                           std::memory_order_relaxed);
+    return;
+  }
+  std::uint64_t cur = c->word.load(std::memory_order_relaxed);
+  while (!c->word.compare_exchange_weak(
+      cur, (cur & ~word::kAdmittedMask) | ((cur - 1) & word::kAdmittedMask), std::memory_order_acq_rel,
+      std::memory_order_relaxed)) {
+  }
+  // This sender set kQueued: a foreign run must follow to clear it.
+  if (how == Admission::ForeignSchedule) schedule_foreign(c);
+  (void)w;
+}
+
+void System::push(Cell* c, Node* n, Worker* w, Admission how) noexcept {
+  n->counted = how != Admission::Local;
+  detail::mpsc_push(c->tail, n);
+  if (how == Admission::Local) {
+    if (!c->local_queued) {
+      c->local_queued = true;
+      w->local_push(c);
+    }
+  } else if (how == Admission::ForeignSchedule) {
+    schedule_foreign(c);
+  }
+}
+
+void System::schedule_foreign(Cell* c) noexcept {
+  Worker& wk = workers_[c->home];
+  detail::mpsc_push(wk.ready_tail, c);
+  // seq_cst: the push above and this load against the worker's store of
+  // `sleeping` and its re-check of the queue: one of the two sees the other.
+  if (wk.sleeping.load(std::memory_order_seq_cst) != 0 &&
+      wk.sleeping.exchange(0, std::memory_order_seq_cst) != 0)
+    arch::wake_one(wk.sleeping);
+}
+
+bool System::post_system(ActorId to, Node* n, Worker* w) noexcept {
+  auto c = cell_for(to);
+  if (!c) return false;
+  Result<void> status;
+  Admission how = admit(*c, to, w, Backpressure::Error, true, status);
+  if (how == Admission::Refused) return false;
+  push(*c, n, w, how);
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Spawning and stopping
+
+Result<std::uint32_t> System::acquire_slot(const char* what) noexcept {
+  if (shutting_down())
+    return Error::make(Errc::ShuttingDown, "%s refused: the system is shutting down", what);
+  std::uint32_t slot;
+  if (!free_slots_.pop(slot))
+    return Error::make(Errc::Full, "%s refused: all %u actor slots are in use", what,
+                       config_.actor_capacity);
+  return slot;
+}
+
+Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* holder,
+                                    const SpawnOptions& options, ActorId parent) noexcept {
+  Cell* c = &cells_[slot];
+  std::uint32_t home;
+  if (options.worker >= 0) {
+    if (static_cast<std::uint32_t>(options.worker) >= config_.workers) {
+      holder->~ActorHolder();
+      actors_.deallocate(holder, holder->size_class, nullptr);
+      release_slot(slot);
+      return Error::make(Errc::InvalidArgument, "SpawnOptions::worker = %d (system has %u workers)",
+                         options.worker, config_.workers);
+    }
+    home = static_cast<std::uint32_t>(options.worker);
+  } else {
+    home = next_worker_.fetch_add(1, std::memory_order_relaxed) % config_.workers;
+  }
+  Worker* w = this_worker();
+  if (parent.valid()) {
+    // The link that carries an escalation to the parent; reserved now so
+    // that delivering it can never fail for lack of room.
+    Node* link = alloc_node(0, w);
+    if (link == nullptr) {
+      holder->~ActorHolder();
+      actors_.deallocate(holder, holder->size_class, nullptr);
+      release_slot(slot);
+      return pool_exhausted(0, parent);
+    }
+    link->kind = NodeKind::Exit;
+    new (detail::payload<detail::MonitorRecord>(link))
+        detail::MonitorRecord{parent, Down{ActorId{}, StopReason::Escalated}};
+    link->link.store(c->monitors, std::memory_order_relaxed);
+    c->monitors = link;
+  }
+  c->home = static_cast<std::uint8_t>(home);
+  c->capacity = options.mailbox_capacity != 0 ? options.mailbox_capacity : config_.mailbox_capacity;
+  c->actor = nullptr;
+  c->reserved = holder;  // built on its home worker at the first turn
+  const std::uint32_t gen = word::gen(c->word.load(std::memory_order_relaxed));
+  live_.fetch_add(1, std::memory_order_relaxed);
+  spawned_.fetch_add(1, std::memory_order_relaxed);
+  if (w != nullptr && w->index == home) {
+    // release: publishes the cell set-up to senders that acquire the word.
+    c->word.store(word::make(gen, 0), std::memory_order_release);
+    c->local_queued = true;
+    w->local_push(c);
+  } else {
+    c->word.store(word::make(gen, word::kQueued), std::memory_order_release);
+    schedule_foreign(c);
+  }
+  // A shutdown that began meanwhile may have swept the cells before this one
+  // opened; make sure it stops.
+  if (shutting_down()) (void)stop(ActorId{slot, gen});
+  return ActorId{slot, gen};
+}
+
+Result<void> System::stop(ActorId id) noexcept {
+  auto c = cell_for(id);
+  if (!c) return c.error();
+  std::uint64_t cur = (*c)->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (word::gen(cur) != id.gen || (cur & word::kClosed) != 0)
+      return Error::make(Errc::Dead, "actor #%u (generation %u) has stopped", id.slot, id.gen);
+    if ((cur & word::kStop) != 0) return {};
+    if ((*c)->word.compare_exchange_weak(cur, cur | word::kStop | word::kQueued,
+                                         std::memory_order_acq_rel, std::memory_order_acquire)) {
+      if ((cur & word::kQueued) == 0) schedule_foreign(*c);
+      return {};
+    }
+  }
+}
+
+bool System::alive(ActorId id) const noexcept {
+  if (id.slot >= config_.actor_capacity) return false;
+  std::uint64_t cur = cells_[id.slot].word.load(std::memory_order_acquire);
+  return word::gen(cur) == id.gen && (cur & word::kClosed) == 0;
+}
+
+// ---------------------------------------------------------------------------
+// Workers
+
+void System::run_worker(Worker& w) noexcept {
+  detail::tls_worker = &w;
+  char name[16];
+  std::snprintf(name, sizeof name, "airssys-w%u", w.index);
+  arch::name_thread(name);
+  std::int64_t idle_since = -1;
+  std::uint32_t spins = 0;
+  while (!w.exit.load(std::memory_order_acquire)) {
+    bool worked = false;
+    if (Cell* c = w.local_pop()) {
+      c->local_queued = false;
+      run_turn(w, c, false);
+      worked = true;
+    }
+    if (Cell* c = detail::mpsc_pop(w.ready_head, w.ready_tail, &w.ready_stub)) {
+      run_turn(w, c, true);
+      worked = true;
+    }
+    if (blocked_senders_.load(std::memory_order_relaxed) != 0) notify_space();
+    if (w.timers.armed != 0 && (!worked || ++spins % 64 == 0)) poll_timers(w);
+    if (worked) {
+      idle_since = -1;
+      continue;
+    }
+    idle(w, idle_since);
+  }
+  messages_.flush(w.cache);
+  detail::tls_worker = nullptr;
+}
+
+void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
+  if (config_.idle == IdleStrategy::Spin) {
+    for (int i = 0; i < 16; ++i) arch::cpu_relax();
+    return;
+  }
+  if (config_.idle == IdleStrategy::SpinThenPark) {
+    std::int64_t now = arch::monotonic_ns();
+    if (idle_since < 0) idle_since = now;
+    if (now - idle_since < config_.spin_before_park.count() * 1000) {
+      for (int i = 0; i < 16; ++i) arch::cpu_relax();
+      return;
+    }
+  }
+  // seq_cst: see schedule_foreign().
+  w.sleeping.store(1, std::memory_order_seq_cst);
+  if (detail::mpsc_maybe_nonempty(w.ready_head, w.ready_tail) ||
+      w.exit.load(std::memory_order_seq_cst)) {
+    w.sleeping.store(0, std::memory_order_relaxed);
+    return;
+  }
+  // With timers armed, wake every tick to fire them.
+  arch::wait_on(w.sleeping, 1, w.timers.armed != 0 ? detail::TimerWheel::kTickNs : -1);
+  w.sleeping.store(0, std::memory_order_relaxed);
+  idle_since = -1;
+}
+
+void System::notify_space() noexcept {
+  space_epoch_.fetch_add(1, std::memory_order_release);
+  arch::wake_all(space_epoch_);
+}
+
+void System::requeue(Worker& w, Cell* c, bool foreign) noexcept {
+  if (foreign) {
+    // kQueued stays set: this worker keeps the duty of the foreign run.
+    detail::mpsc_push(w.ready_tail, c);
+  } else if (!c->local_queued) {
+    c->local_queued = true;
+    w.local_push(c);
+  }
+}
+
+bool System::build_actor(Turn& t) noexcept {
+  auto* holder = static_cast<detail::ActorHolder*>(t.cell->reserved);
+#if __cpp_exceptions
+  try {
+    t.cell->actor = holder->construct();
+  } catch (...) {
+    t.cell->actor = nullptr;
+    return false;
+  }
+#else
+  t.cell->actor = holder->construct();
+#endif
+  return true;
+}
+
+#if __cpp_exceptions
+#define AIRSSYS_GUARD(turn, call)                                                      \
+  try {                                                                                \
+    call;                                                                              \
+  } catch (const std::exception& ex) {                                                 \
+    (turn).failed = true;                                                              \
+    (turn).error = Error::make(Errc::Exception, "actor #%u threw: %s", (turn).slot, ex.what()); \
+  } catch (...) {                                                                      \
+    (turn).failed = true;                                                              \
+    (turn).error = Error::make(Errc::Exception, "actor #%u threw a non-std exception", (turn).slot); \
+  }
+#else
+#define AIRSSYS_GUARD(turn, call) call;
+#endif
+
+void System::handle_failure(Turn& t) noexcept {
+  t.failed = false;
+  ErrorAction action = ErrorAction::Stop;
+  Error error = t.error;
+  AIRSSYS_GUARD(t, action = t.cell->actor->invoke_error(t, error));
+  if (t.failed) {  // on_error itself failed
+    t.failed = false;
+    action = ErrorAction::Stop;
+  }
+  switch (action) {
+    case ErrorAction::Resume:
+      return;
+    case ErrorAction::Restart: {
+      auto* holder = static_cast<detail::ActorHolder*>(t.cell->reserved);
+      holder->destroy();
+      if (!build_actor(t)) {
+        t.stop_self = true;
+        t.reason = StopReason::Failed;
+        return;
+      }
+      AIRSSYS_GUARD(t, t.cell->actor->invoke_start(t));
+      if (t.failed) {  // a restart that cannot start: stop rather than loop
+        t.failed = false;
+        t.stop_self = true;
+        t.reason = StopReason::Failed;
+      }
+      return;
+    }
+    case ErrorAction::Stop:
+      t.stop_self = true;
+      t.reason = StopReason::Failed;
+      return;
+    case ErrorAction::Escalate:
+      t.stop_self = true;
+      t.reason = StopReason::Escalated;
+      return;
+  }
+}
+
+// Handles one node taken from the mailbox. Returns false if the node was
+// kept (a monitor record now linked into the cell).
+bool System::deliver(Turn& t, Node* n) noexcept {
+  Cell* c = t.cell;
+  switch (n->kind) {
+    case NodeKind::User:
+    case NodeKind::Down:
+      AIRSSYS_GUARD(t, c->actor->invoke(t, n));
+      break;
+    case NodeKind::Monitor:
+      n->link.store(c->monitors, std::memory_order_relaxed);
+      c->monitors = n;
+      return false;
+    case NodeKind::Exit: {
+      auto* rec = detail::payload<detail::MonitorRecord>(n);
+      t.failed = true;
+      t.error = Error::make(Errc::ChildEscalated, "child actor #%u escalated its failure",
+                            rec->down.who.slot);
+      break;
+    }
+  }
+  if (t.failed) handle_failure(t);
+  return true;
+}
+
+void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
+  if (c->dead) {
+    release_if_unqueued(w, c, foreign);
+    return;
+  }
+  if (c->finalizing) {
+    continue_finalize(w, c, foreign);
+    return;
+  }
+  Turn t{this, c, &w, slot_of(c)};
+  if (!c->started) {
+    c->started = true;
+    if (!build_actor(t)) {
+      begin_finalize(w, c, StopReason::Failed, foreign);
+      return;
+    }
+    AIRSSYS_GUARD(t, c->actor->invoke_start(t));
+    if (t.failed) handle_failure(t);
+    if (t.stop_self) {
+      begin_finalize(w, c, t.reason, foreign);
+      return;
+    }
+  }
+  if ((c->word.load(std::memory_order_acquire) & word::kStop) != 0) {
+    begin_finalize(w, c, shutting_down() ? StopReason::Shutdown : StopReason::Requested, foreign);
+    return;
+  }
+  std::uint32_t handled = 0;
+  std::uint64_t handled_foreign = c->handled_foreign.load(std::memory_order_relaxed);
+  const std::uint32_t budget = config_.budget;
+  while (handled < budget) {
+    Node* n = detail::mpsc_pop(c->head, c->tail, &c->stub);
+    if (n == nullptr) break;
+    ++handled;
+    if (n->counted) {
+      // release: a sender that sees the new count also sees the room.
+      c->handled_foreign.store(++handled_foreign, std::memory_order_release);
+    } else {
+      c->local_pending.store(c->local_pending.load(std::memory_order_relaxed) - 1,
+                             std::memory_order_relaxed);
+    }
+    if (deliver(t, n)) free_node(n, &w);
+    if (t.stop_self) break;
+  }
+  c->handled.store(c->handled.load(std::memory_order_relaxed) + handled, std::memory_order_relaxed);
+  w.handled.store(w.handled.load(std::memory_order_relaxed) + handled, std::memory_order_relaxed);
+  if (t.stop_self) {
+    begin_finalize(w, c, t.reason, foreign);
+    return;
+  }
+  if (handled == budget) {
+    requeue(w, c, foreign);
+    return;
+  }
+  // The mailbox looked empty. A local run has nothing to publish: senders
+  // on other threads schedule the cell through kQueued themselves.
+  if (!foreign) return;
+  std::uint64_t cur = c->word.load(std::memory_order_acquire);
+  for (;;) {
+    if ((cur & word::kStop) != 0 ||
+        ((cur - handled_foreign) & word::kAdmittedMask) != 0) {
+      // A stop request, or a message admitted but still being pushed.
+      requeue(w, c, true);
+      return;
+    }
+    // acq_rel: a sender whose CAS follows this one sees kQueued clear and
+    // schedules the cell again; one that precedes it made this CAS fail.
+    if (c->word.compare_exchange_weak(cur, cur & ~word::kQueued, std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+      return;
+  }
+}
+
+void System::begin_finalize(Worker& w, Cell* c, StopReason reason, bool foreign) noexcept {
+  c->finalizing = true;
+  c->stop_reason = reason;
+  // acq_rel: after this no sender is admitted; the admitted count read here
+  // and later is final.
+  c->word.fetch_or(word::kClosed | word::kStop, std::memory_order_acq_rel);
+  if (c->actor != nullptr) {
+    Turn t{this, c, &w, slot_of(c)};
+    AIRSSYS_GUARD(t, c->actor->invoke_stop(t, reason));
+  }
+  continue_finalize(w, c, foreign);
+}
+
+void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
+  const ActorId self{slot_of(c), word::gen(c->word.load(std::memory_order_relaxed))};
+  std::uint64_t handled_foreign = c->handled_foreign.load(std::memory_order_relaxed);
+  while (Node* n = detail::mpsc_pop(c->head, c->tail, &c->stub)) {
+    if (n->counted) {
+      c->handled_foreign.store(++handled_foreign, std::memory_order_release);
+    } else {
+      c->local_pending.store(c->local_pending.load(std::memory_order_relaxed) - 1,
+                             std::memory_order_relaxed);
+    }
+    switch (n->kind) {
+      case NodeKind::User:
+        if (c->actor != nullptr) c->actor->discard(n);
+        dead_letters_.fetch_add(1, std::memory_order_relaxed);
+        free_node(n, &w);
+        break;
+      case NodeKind::Monitor: {
+        // Watching an actor that is stopping: answer at once.
+        auto* rec = detail::payload<detail::MonitorRecord>(n);
+        rec->down = Down{self, c->stop_reason};
+        n->kind = NodeKind::Down;
+        if (!post_system(rec->watcher, n, &w)) free_node(n, &w);
+        break;
+      }
+      case NodeKind::Down:
+      case NodeKind::Exit:
+        free_node(n, &w);
+        break;
+    }
+  }
+  std::uint64_t cur = c->word.load(std::memory_order_acquire);
+  if (((cur - handled_foreign) & word::kAdmittedMask) != 0) {
+    requeue(w, c, foreign);  // a sender admitted before the close is still pushing
+    return;
+  }
+  // Every message is accounted for. Tell the watchers, then drop the state.
+  Node* m = c->monitors;
+  c->monitors = nullptr;
+  while (m != nullptr) {
+    Node* next = m->link.load(std::memory_order_relaxed);
+    auto* rec = detail::payload<detail::MonitorRecord>(m);
+    bool send = m->kind == NodeKind::Monitor || c->stop_reason == StopReason::Escalated;
+    rec->down = Down{self, c->stop_reason};
+    if (m->kind == NodeKind::Monitor) m->kind = NodeKind::Down;
+    if (!send || !post_system(rec->watcher, m, &w)) free_node(m, &w);
+    m = next;
+  }
+  auto* holder = static_cast<detail::ActorHolder*>(c->reserved);
+  if (c->actor != nullptr) holder->destroy();
+  holder->~ActorHolder();
+  actors_.deallocate(holder, holder->size_class, nullptr);
+  c->actor = nullptr;
+  c->reserved = nullptr;
+  c->finalizing = false;
+  c->dead = true;
+  live_.fetch_sub(1, std::memory_order_relaxed);
+  stopped_.fetch_add(1, std::memory_order_relaxed);
+  release_if_unqueued(w, c, foreign);
+}
+
+void System::release_if_unqueued(Worker&, Cell* c, bool foreign) noexcept {
+  // The word is closed: no sender touches it any more, only this worker.
+  if (foreign) c->word.fetch_and(~word::kQueued, std::memory_order_relaxed);
+  std::uint64_t cur = c->word.load(std::memory_order_relaxed);
+  if ((cur & word::kQueued) != 0 || c->local_queued) return;  // a queued run will come back here
+  c->word.store(word::make(next_gen(word::gen(cur)), word::kClosed), std::memory_order_release);
+  c->handled_foreign.store(0, std::memory_order_relaxed);
+  c->local_pending.store(0, std::memory_order_relaxed);
+  c->dropped.store(0, std::memory_order_relaxed);
+  c->high_water.store(0, std::memory_order_relaxed);
+  c->handled.store(0, std::memory_order_relaxed);
+  c->head = &c->stub;
+  c->stub.link.store(nullptr, std::memory_order_relaxed);
+  c->tail.store(&c->stub, std::memory_order_relaxed);
+  c->started = false;
+  c->dead = false;
+  release_slot(slot_of(c));
+}
+
+// ---------------------------------------------------------------------------
+// Timers
+
+Result<TimerId> System::arm_timer(Worker& w, Node* n, ActorId target, std::chrono::nanoseconds delay,
+                                  void (*destroy)(Node*) noexcept, std::uint32_t guard_index,
+                                  std::uint32_t guard_gen) noexcept {
+  auto& tw = w.timers;
+  if (delay.count() < 0)
+    return Error::make(Errc::InvalidArgument, "timer delay %lld ns is negative",
+                       static_cast<long long>(delay.count()));
+  if (tw.free_head == 0)
+    return Error::make(Errc::Full, "all %u timers of worker %u are armed", tw.capacity, w.index);
+  std::uint32_t index = tw.free_head - 1;
+  detail::TimerEntry& e = tw.entries[index];
+  tw.free_head = e.next;
+  const std::int64_t ticks = (delay.count() + detail::TimerWheel::kTickNs - 1) / detail::TimerWheel::kTickNs;
+  std::int64_t deadline = arch::monotonic_ns() / detail::TimerWheel::kTickNs + ticks;
+  if (deadline <= tw.current) deadline = tw.current + 1;
+  e.deadline = deadline;
+  e.node = n;
+  e.target = target;
+  e.destroy = destroy;
+  e.guard_index = guard_index;
+  e.guard_gen = guard_gen;
+  e.next = 0;
+  const std::uint32_t gen = e.state.load(std::memory_order_relaxed) >> 2;
+  // release: a canceller that sees "armed" sees a complete entry.
+  e.state.store((gen << 2) | 1, std::memory_order_release);
+  const std::uint32_t slot = static_cast<std::uint32_t>(deadline % detail::TimerWheel::kSlots);
+  if (tw.tails[slot] != 0) tw.entries[tw.tails[slot] - 1].next = index + 1; else tw.heads[slot] = index + 1;
+  tw.tails[slot] = index + 1;
+  ++tw.armed;
+  return TimerId{w.index, index, gen};
+}
+
+bool System::cancel(TimerId id) noexcept {
+  if (id.worker >= config_.workers || id.index >= config_.timers_per_worker) return false;
+  auto& e = workers_[id.worker].timers.entries[id.index];
+  std::uint32_t expected = (id.gen << 2) | 1;
+  // The owning worker frees the entry at its tick; here only the phase flips.
+  return e.state.compare_exchange_strong(expected, (id.gen << 2) | 2, std::memory_order_acq_rel,
+                                         std::memory_order_relaxed);
+}
+
+void System::poll_timers(Worker& w) noexcept {
+  auto& tw = w.timers;
+  const std::int64_t now = arch::monotonic_ns() / detail::TimerWheel::kTickNs;
+  while (tw.current < now && tw.armed != 0) {
+    ++tw.current;
+    const std::uint32_t slot = static_cast<std::uint32_t>(tw.current % detail::TimerWheel::kSlots);
+    std::uint32_t i = tw.heads[slot];
+    std::uint32_t prev = 0;
+    while (i != 0) {
+      detail::TimerEntry& e = tw.entries[i - 1];
+      const std::uint32_t next = e.next;
+      if (e.deadline <= tw.current) {
+        if (prev != 0) tw.entries[prev - 1].next = next; else tw.heads[slot] = next;
+        if (tw.tails[slot] == i) tw.tails[slot] = prev;
+        fire_timer(w, e);
+        e.next = tw.free_head;
+        tw.free_head = i;
+        --tw.armed;
+      } else {
+        prev = i;
+      }
+      i = next;
+    }
+  }
+  if (tw.armed == 0) tw.current = now;
+}
+
+void System::fire_timer(Worker& w, detail::TimerEntry& e) noexcept {
+  std::uint32_t st = e.state.load(std::memory_order_acquire);
+  const std::uint32_t gen = st >> 2;
+  bool deliver_it = false;
+  if ((st & 3) == 1 &&
+      e.state.compare_exchange_strong(st, (next_gen(gen) << 2), std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+    deliver_it = true;
+    if (e.guard_index != ~0u) {
+      // An ask's timeout: deliver only if the request is still unanswered.
+      auto& p = pending_[e.guard_index];
+      std::uint32_t expected = (e.guard_gen << 2) | 1;
+      deliver_it = p.state.compare_exchange_strong(expected, (e.guard_gen << 2) | 3,
+                                                   std::memory_order_acq_rel, std::memory_order_relaxed);
+      if (deliver_it) finish_claim(e.guard_index, nullptr);
+    }
+  } else {
+    e.state.store(next_gen(gen) << 2, std::memory_order_relaxed);  // was cancelled
+  }
+  if (deliver_it && post_system(e.target, e.node, &w)) return;
+  if (deliver_it) dead_letters_.fetch_add(1, std::memory_order_relaxed);
+  e.destroy(e.node);
+  free_node(e.node, &w);
+}
+
+// ---------------------------------------------------------------------------
+// Asks
+
+Result<std::uint32_t> System::acquire_pending() noexcept {
+  std::uint32_t index;
+  if (!free_pending_.pop(index))
+    return Error::make(Errc::Full, "all %u pending-ask entries are in use", config_.pending_asks);
+  auto& p = pending_[index];
+  std::uint32_t gen = p.state.load(std::memory_order_relaxed) >> 2;
+  p.reply = nullptr;
+  p.asker = ActorId{};
+  p.timer = TimerId{};
+  // release: the entry's fields are set before a replier can claim it.
+  p.state.store((gen << 2) | 1, std::memory_order_release);
+  return index;
+}
+
+void System::release_pending(std::uint32_t index) noexcept {
+  auto& p = pending_[index];
+  std::uint32_t gen = p.state.load(std::memory_order_relaxed) >> 2;
+  p.state.store(next_gen(gen) << 2, std::memory_order_release);
+  free_pending_.push(index);
+}
+
+Result<std::uint32_t> System::claim_pending(std::uint32_t index, std::uint32_t gen) noexcept {
+  if (index >= config_.pending_asks)
+    return Error::make(Errc::InvalidArgument, "reply address #%u is not from this system", index);
+  std::uint32_t expected = (gen << 2) | 1;
+  if (!pending_[index].state.compare_exchange_strong(expected, (gen << 2) | 3, std::memory_order_acq_rel,
+                                                     std::memory_order_relaxed))
+    return Error::make(Errc::Dead, "request #%u (generation %u) was already answered or timed out",
+                       index, gen);
+  return index;
+}
+
+void System::abandon_claim(std::uint32_t index, std::uint32_t gen) noexcept {
+  pending_[index].state.store((gen << 2) | 1, std::memory_order_release);
+}
+
+void System::finish_claim(std::uint32_t index, Node* reply) noexcept {
+  auto& p = pending_[index];
+  if (reply == nullptr) {  // an actor's ask: the reply went to its mailbox
+    release_pending(index);
+    return;
+  }
+  std::uint32_t gen = p.state.load(std::memory_order_relaxed) >> 2;
+  p.reply = reply;
+  // release: the waiter reads `reply` after seeing phase 2.
+  p.state.store((gen << 2) | 2, std::memory_order_release);
+  arch::wake_all(p.state);
+}
+
+Result<void> System::wait_reply(std::uint32_t index, std::chrono::nanoseconds timeout,
+                                Node*& reply) noexcept {
+  auto& p = pending_[index];
+  const std::uint32_t gen = p.state.load(std::memory_order_relaxed) >> 2;
+  const std::int64_t deadline = arch::monotonic_ns() + timeout.count();
+  for (;;) {
+    std::uint32_t st = p.state.load(std::memory_order_acquire);
+    if ((st & 3) == 2) {
+      reply = p.reply;
+      release_pending(index);
+      return {};
+    }
+    const std::int64_t left = deadline - arch::monotonic_ns();
+    if ((st & 3) == 1 && (left <= 0 || shutting_down())) {
+      if (p.state.compare_exchange_strong(st, (gen << 2) | 3, std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+        release_pending(index);
+        if (left > 0)
+          return Error::make(Errc::ShuttingDown, "ask #%u abandoned: the system is shutting down", index);
+        return Error::make(Errc::Timeout, "no reply to ask #%u within %lld ms", index,
+                           static_cast<long long>(timeout.count() / 1'000'000));
+      }
+      continue;
+    }
+    // Phase 3: a replier is writing; it finishes in a moment.
+    arch::wait_on(p.state, st, (st & 3) == 3 ? 100'000 : (left < 50'000'000 ? left : 50'000'000));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Stats
+
+Result<ActorStats> System::stats(ActorId id) const noexcept {
+  auto c = cell_for(id);
+  if (!c) return c.error();
+  const Cell* cell = *c;
+  std::uint64_t cur = cell->word.load(std::memory_order_acquire);
+  if (word::gen(cur) != id.gen || (cur & word::kClosed) != 0)
+    return Error::make(Errc::Dead, "actor #%u (generation %u) has stopped", id.slot, id.gen);
+  ActorStats s;
+  s.handled = cell->handled.load(std::memory_order_relaxed);
+  s.queued = foreign_pending(cell, cur) + cell->local_pending.load(std::memory_order_relaxed);
+  s.received = s.handled + s.queued;
+  s.dropped = cell->dropped.load(std::memory_order_relaxed);
+  s.high_water = cell->high_water.load(std::memory_order_relaxed);
+  return s;
+}
+
+SystemStats System::stats() const noexcept {
+  SystemStats s;
+  s.live_actors = live_.load(std::memory_order_relaxed);
+  s.spawned = spawned_.load(std::memory_order_relaxed);
+  s.stopped = stopped_.load(std::memory_order_relaxed);
+  s.dead_letters = dead_letters_.load(std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < config_.workers; ++i)
+    s.messages += workers_[i].handled.load(std::memory_order_relaxed);
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown
+
+void System::stop_all(bool) noexcept {
+  for (std::uint32_t i = 0; i < config_.actor_capacity; ++i) {
+    std::uint64_t cur = cells_[i].word.load(std::memory_order_acquire);
+    if ((cur & word::kClosed) == 0) (void)stop(ActorId{i, word::gen(cur)});
+  }
+}
+
+Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
+  if (this_worker() != nullptr)
+    return Error::make(Errc::WouldDeadlock, "System::shutdown called from one of its own workers");
+  if (shut_down_) return {};
+  shutting_down_.store(true, std::memory_order_seq_cst);
+  notify_space();  // blocked senders give up
+  const std::int64_t end = arch::monotonic_ns() + deadline.count();
+  bool in_time = true;
+  for (;;) {
+    stop_all(false);
+    if (live_.load(std::memory_order_acquire) == 0) break;
+    if (arch::monotonic_ns() >= end) {
+      in_time = false;
+      break;
+    }
+    arch::sleep_ns(200'000);
+  }
+  const std::uint64_t left = live_.load(std::memory_order_acquire);
+  for (std::uint32_t i = 0; i < config_.workers; ++i) {
+    workers_[i].exit.store(true, std::memory_order_seq_cst);
+    workers_[i].sleeping.store(0, std::memory_order_seq_cst);
+    arch::wake_one(workers_[i].sleeping);
+  }
+  for (std::uint32_t i = 0; i < config_.workers; ++i)
+    if (workers_[i].thread.joinable()) workers_[i].thread.join();
+  drain_everything();
+  shut_down_ = true;
+  if (!in_time)
+    return Error::make(Errc::Timeout,
+                       "shutdown deadline of %lld ms passed with %llu actors running; they were "
+                       "stopped after the workers",
+                       static_cast<long long>(deadline.count() / 1'000'000),
+                       static_cast<unsigned long long>(left));
+  return {};
+}
+
+// With the workers joined, the calling thread plays each worker in turn to
+// finish every actor and free every queued message and timer.
+void System::drain_everything() noexcept {
+  for (int round = 0; round < 2; ++round) {
+    for (std::uint32_t wi = 0; wi < config_.workers; ++wi) {
+      Worker& w = workers_[wi];
+      detail::tls_worker = &w;
+      for (;;) {
+        Cell* c = w.local_pop();
+        bool foreign = false;
+        if (c != nullptr) {
+          c->local_queued = false;
+        } else {
+          c = detail::mpsc_pop(w.ready_head, w.ready_tail, &w.ready_stub);
+          foreign = true;
+        }
+        if (c == nullptr) break;
+        if (!c->dead && !c->finalizing && c->started) {
+          begin_finalize(w, c, StopReason::Shutdown, foreign);
+        } else {
+          run_turn(w, c, foreign);
+        }
+      }
+      // Actors never started or not queued: finish them here.
+      for (std::uint32_t i = 0; i < config_.actor_capacity; ++i) {
+        Cell* c = &cells_[i];
+        if (c->home != wi || c->reserved == nullptr || c->dead) continue;
+        if (!c->finalizing) begin_finalize(w, c, StopReason::Shutdown, false);
+        else continue_finalize(w, c, false);
+      }
+      auto& tw = w.timers;
+      for (std::uint32_t k = 0; k < tw.capacity; ++k) {
+        auto& e = tw.entries[k];
+        std::uint32_t st = e.state.load(std::memory_order_relaxed);
+        if ((st & 3) != 0) {
+          e.destroy(e.node);
+          free_node(e.node, &w);
+          e.state.store(next_gen(st >> 2) << 2, std::memory_order_relaxed);
+        }
+      }
+      tw.armed = 0;
+      messages_.flush(w.cache);
+      detail::tls_worker = nullptr;
+    }
+  }
+  // Replies that no thread collected.
+  for (std::uint32_t i = 0; i < config_.pending_asks; ++i) {
+    auto& p = pending_[i];
+    if ((p.state.load(std::memory_order_relaxed) & 3) == 2 && p.reply != nullptr) {
+      free_node(p.reply, nullptr);
+      p.reply = nullptr;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Registry
+
+Result<void> Registry::add_id(std::string_view name, ActorId id, std::uintptr_t tag) noexcept {
+  auto n = detail::Name::make(name, "registry");
+  if (!n) return n.error();
+  if (!system_.alive(id))
+    return Error::make(Errc::Dead, "cannot register '%.*s': actor #%u has stopped",
+                       static_cast<int>(name.size()), name.data(), id.slot);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    detail::NameTable::Found old{};
+    auto r = table_.insert(*n, detail::pack(id), tag, &old);
+    if (r) return {};
+    if (r.code() == Errc::AlreadyExists) {
+      if (system_.alive(detail::unpack(old.value)))
+        return Error::make(Errc::AlreadyExists, "name '%.*s' is already registered to actor #%u",
+                           static_cast<int>(name.size()), name.data(), detail::unpack(old.value).slot);
+      table_.erase(old.index, old.value);  // held by a stopped actor: reclaim
+      continue;
+    }
+    if (attempt == 0) {
+      sweep();
+      continue;
+    }
+  }
+  return Error::make(Errc::Full, "registry is full (%u names) registering '%.*s'", table_.capacity(),
+                     static_cast<int>(name.size()), name.data());
+}
+
+Result<ActorId> Registry::find_id(std::string_view name, std::uintptr_t& tag) const noexcept {
+  auto n = detail::Name::make(name, "registry");
+  if (!n) return n.error();
+  detail::NameTable::Found f{};
+  if (table_.find(*n, f)) {
+    ActorId id = detail::unpack(f.value);
+    if (system_.alive(id)) {
+      tag = f.tag;
+      return id;
+    }
+    table_.erase(f.index, f.value);
+  }
+  return Error::make(Errc::NotFound, "no live actor is registered as '%.*s'",
+                     static_cast<int>(name.size()), name.data());
+}
+
+Result<void> Registry::remove(std::string_view name) noexcept {
+  auto n = detail::Name::make(name, "registry");
+  if (!n) return n.error();
+  detail::NameTable::Found f{};
+  if (table_.find(*n, f) && table_.erase(f.index, f.value)) return {};
+  return Error::make(Errc::NotFound, "no actor is registered as '%.*s'", static_cast<int>(name.size()),
+                     name.data());
+}
+
+void Registry::sweep() noexcept { table_.erase_if([this](std::uint64_t v) { return !system_.alive(detail::unpack(v)); }); }
+
+// ---------------------------------------------------------------------------
+// Broker
+
+Broker::~Broker() {
+  if (subscribers_ != nullptr) detail::release(subscribers_);
+}
+
+void Broker::init(std::uint32_t topics, std::uint32_t per_topic) {
+  table_.init(topics);
+  per_topic_ = per_topic;
+  const std::size_t n = std::size_t{table_.slots()} * per_topic;
+  subscribers_ = static_cast<std::atomic<std::uint64_t>*>(
+      detail::reserve(sizeof(std::atomic<std::uint64_t>) * n, 64));
+  for (std::size_t i = 0; i < n; ++i) new (&subscribers_[i]) std::atomic<std::uint64_t>(0);
+}
+
+Result<void> Broker::subscribe_id(std::string_view topic, ActorId id, std::uintptr_t tag) noexcept {
+  auto n = detail::Name::make(topic, "topic");
+  if (!n) return n.error();
+  if (!system_.alive(id))
+    return Error::make(Errc::Dead, "cannot subscribe actor #%u to '%.*s': it has stopped", id.slot,
+                       static_cast<int>(topic.size()), topic.data());
+  detail::NameTable::Found f{};
+  if (!table_.find(*n, f)) {
+    // Topics are never removed, so a topic's table index names its
+    // subscriber row for the system's lifetime.
+    auto r = table_.insert(*n, 0, tag, &f);
+    if (r) {
+      f = detail::NameTable::Found{*r, 0, tag};
+    } else if (r.code() != Errc::AlreadyExists) {
+      return Error::make(Errc::Full, "broker is full (%u topics) creating '%.*s'", table_.capacity(),
+                         static_cast<int>(topic.size()), topic.data());
+    }
+  }
+  if (f.tag != tag)
+    return Error::make(Errc::TypeMismatch, "topic '%.*s' carries another message type",
+                       static_cast<int>(topic.size()), topic.data());
+  std::atomic<std::uint64_t>* row = subscribers_ + std::size_t{f.index} * per_topic_;
+  const std::uint64_t packed = detail::pack(id);
+  for (std::uint32_t i = 0; i < per_topic_; ++i)
+    if (row[i].load(std::memory_order_acquire) == packed)
+      return Error::make(Errc::AlreadyExists, "actor #%u already subscribes to '%.*s'", id.slot,
+                         static_cast<int>(topic.size()), topic.data());
+  for (std::uint32_t i = 0; i < per_topic_; ++i) {
+    std::uint64_t v = row[i].load(std::memory_order_acquire);
+    if (v != 0 && system_.alive(detail::unpack(v))) continue;
+    // release: a publisher that loads the id can send to it at once.
+    if (row[i].compare_exchange_strong(v, packed, std::memory_order_release, std::memory_order_relaxed))
+      return {};
+  }
+  return Error::make(Errc::Full, "topic '%.*s' has its %u subscribers", static_cast<int>(topic.size()),
+                     topic.data(), per_topic_);
+}
+
+Result<void> Broker::unsubscribe(std::string_view topic, ActorId id) noexcept {
+  auto n = detail::Name::make(topic, "topic");
+  if (!n) return n.error();
+  detail::NameTable::Found f{};
+  if (table_.find(*n, f)) {
+    std::atomic<std::uint64_t>* row = subscribers_ + std::size_t{f.index} * per_topic_;
+    std::uint64_t packed = detail::pack(id);
+    for (std::uint32_t i = 0; i < per_topic_; ++i) {
+      std::uint64_t v = packed;
+      if (row[i].compare_exchange_strong(v, 0, std::memory_order_acq_rel)) return {};
+    }
+  }
+  return Error::make(Errc::NotFound, "actor #%u does not subscribe to '%.*s'", id.slot,
+                     static_cast<int>(topic.size()), topic.data());
+}
+
+Result<std::atomic<std::uint64_t>*> Broker::topic_for_publish(std::string_view topic,
+                                                              std::uintptr_t tag) const noexcept {
+  auto n = detail::Name::make(topic, "topic");
+  if (!n) return n.error();
+  detail::NameTable::Found f{};
+  if (!table_.find(*n, f)) return static_cast<std::atomic<std::uint64_t>*>(nullptr);
+  if (f.tag != tag)
+    return Error::make(Errc::TypeMismatch, "topic '%.*s' carries another message type",
+                       static_cast<int>(topic.size()), topic.data());
+  return subscribers_ + std::size_t{f.index} * per_topic_;
+}
+
+}  // namespace airssys
