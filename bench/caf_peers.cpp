@@ -28,7 +28,7 @@ using go_atom = caf::atom_constant<caf::atom("go")>;
 // A generation counter: the actor side bumps it once per finished batch; the
 // benchmark thread waits for it to move past the value it saw before kicking
 // off the batch. 32-bit so std::atomic::wait maps directly onto a futex.
-class batch_signal {
+class BatchSignal {
 public:
   std::uint32_t current() const {
     return gen_.load(std::memory_order_acquire);
@@ -63,7 +63,7 @@ caf::behavior pong_actor(caf::event_based_actor*) {
 }
 
 caf::behavior ping_actor(caf::event_based_actor* self, caf::actor pong,
-                         batch_signal* done) {
+                         BatchSignal* done) {
   return {
     [=](start_atom, std::int32_t rounds) {
       self->send(pong, ball_atom::value, rounds);
@@ -80,7 +80,7 @@ caf::behavior ping_actor(caf::event_based_actor* self, caf::actor pong,
 
 void BM_caf_pingpong(benchmark::State& state) {
   // Declared before the system so it outlives every actor that touches it.
-  batch_signal done;
+  BatchSignal done;
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   auto pong = sys.spawn(pong_actor);
@@ -109,7 +109,7 @@ struct consumer_state {
 };
 
 caf::behavior consumer_actor(caf::stateful_actor<consumer_state>* self,
-                             batch_signal* done) {
+                             BatchSignal* done) {
   return {
     [=](item_atom, std::int32_t) {
       if (++self->state.received == kFanInBatch) {
@@ -132,7 +132,7 @@ caf::behavior producer_actor(caf::event_based_actor* self,
 
 void BM_caf_fanin_4to1(benchmark::State& state) {
   // Declared before the system so it outlives every actor that touches it.
-  batch_signal done;
+  BatchSignal done;
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   auto consumer = sys.spawn(consumer_actor, &done);

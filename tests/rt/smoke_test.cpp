@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "../support/wait_for.hpp"
+#include "support/wait_for.hpp"
 
 #include <atomic>
 

@@ -78,7 +78,20 @@ class [[nodiscard]] Result {
   Result(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>) : ok_(o.ok_) {
     if (ok_) new (&value_) T(std::move(o.value_)); else new (&error_) Error(o.error_);
   }
-  Result& operator=(const Result&) = delete;
+  Result& operator=(const Result& o) {
+    if (this != &o) {
+      this->~Result();
+      new (this) Result(o);
+    }
+    return *this;
+  }
+  Result& operator=(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    if (this != &o) {
+      this->~Result();
+      new (this) Result(std::move(o));
+    }
+    return *this;
+  }
   ~Result() {
     if (ok_) value_.~T();
   }
