@@ -1,6 +1,7 @@
 #include "alloc_counter.hpp"
 
 #include <atomic>
+#include <cstddef>
 #include <cstdlib>
 #include <new>
 
@@ -60,19 +61,28 @@ void free(void* p) { __libc_free(p); }
 #endif
 
 namespace {
+// Uncounted allocation under operator new, so that one `new` counts once.
+#if !AIRSSYS_SANITIZED
+void* raw_alloc(std::size_t n, std::size_t align) { return __libc_memalign(align, n); }
+void raw_free(void* p) { __libc_free(p); }
+#else
+void* raw_alloc(std::size_t n, std::size_t align) {
+  return std::aligned_alloc(align, (n + align - 1) / align * align);
+}
+void raw_free(void* p) { std::free(p); }
+#endif
 void* counted_new(std::size_t n) {
   count();
-  if (n == 0) n = 1;
-  void* p = std::malloc(n);
+  void* p = raw_alloc(n == 0 ? 1 : n, alignof(std::max_align_t));
   if (p == nullptr) std::abort();
   return p;
 }
 void* counted_new_aligned(std::size_t n, std::align_val_t a) {
   count();
-  void* p = nullptr;
   std::size_t align = static_cast<std::size_t>(a);
-  if (align < sizeof(void*)) align = sizeof(void*);
-  if (posix_memalign(&p, align, n == 0 ? 1 : n) != 0) std::abort();
+  if (align < alignof(std::max_align_t)) align = alignof(std::max_align_t);
+  void* p = raw_alloc(n == 0 ? 1 : n, align);
+  if (p == nullptr) std::abort();
   return p;
 }
 }  // namespace
@@ -89,13 +99,13 @@ void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noe
 void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
   return counted_new_aligned(n, a);
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p) noexcept { raw_free(p); }
+void operator delete[](void* p) noexcept { raw_free(p); }
+void operator delete(void* p, std::size_t) noexcept { raw_free(p); }
+void operator delete[](void* p, std::size_t) noexcept { raw_free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { raw_free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { raw_free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { raw_free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { raw_free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { raw_free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { raw_free(p); }

@@ -1,0 +1,517 @@
+// Context::send_after and cancel: deadline order, cancellation, dead
+// letters, capacity, the system lane and argument checks.
+//
+// Timing is never asserted. Where a test needs "the timer has not fired
+// yet", it keeps the timer's own worker busy in a handler: a worker fires
+// its timers only between turns, so nothing can fire meanwhile. Where it
+// needs "the timer would have arrived by now", it arms a later sentinel
+// timer on the same wheel: timers fire in deadline order.
+
+#include <airssys/rt/system.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "support/wait_for.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+using namespace airssys;
+using namespace std::chrono_literals;
+
+namespace Catch {
+template <>
+struct StringMaker<airssys::Errc> {
+  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
+};
+}  // namespace Catch
+
+namespace {
+
+// A vector shared between handlers and the test thread.
+template <class T>
+class Log {
+ public:
+  void push(T v) {
+    std::lock_guard<std::mutex> l(m_);
+    v_.push_back(std::move(v));
+  }
+  std::vector<T> get() const {
+    std::lock_guard<std::mutex> l(m_);
+    return v_;
+  }
+  std::size_t size() const {
+    std::lock_guard<std::mutex> l(m_);
+    return v_.size();
+  }
+
+ private:
+  mutable std::mutex m_;
+  std::vector<T> v_;
+};
+
+// Yields until pred() holds; the 10 s limit is a hang guard only.
+template <class Pred>
+void spin_until(Pred pred) {
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (!pred() && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+}
+
+SpawnOptions on_worker(int worker, std::uint32_t mailbox = 0) {
+  SpawnOptions o;
+  o.worker = worker;
+  o.mailbox_capacity = mailbox;
+  return o;
+}
+
+// An actor whose on_start and on_message are given by the test.
+struct Scripted : Actor<int> {
+  using Start = std::function<void(Context<int>&)>;
+  using Handle = std::function<void(Context<int>&, int)>;
+  Start start;
+  Handle handle;
+  Scripted(Start s, Handle h) : start(std::move(s)), handle(std::move(h)) {}
+  void on_start(Context<int>& ctx) override {
+    if (start) start(ctx);
+  }
+  void on_message(Context<int>& ctx, int& m) override {
+    if (handle) handle(ctx, m);
+  }
+};
+
+Result<ActorRef<int>> spawn_scripted(System& sys, int worker, Scripted::Start start,
+                                     Scripted::Handle handle, std::uint32_t mailbox = 0) {
+  return sys.spawn_with<Scripted>(on_worker(worker, mailbox), [start, handle] {
+    return Scripted(start, handle);
+  });
+}
+
+Result<ActorRef<int>> spawn_recorder(System& sys, int worker, Log<int>& log) {
+  return spawn_scripted(sys, worker, nullptr, [&log](Context<int>&, int m) { log.push(m); });
+}
+
+std::chrono::milliseconds ms(int n) { return std::chrono::milliseconds(n); }
+
+}  // namespace
+
+TEST_CASE("timers fire in deadline order, not in the order they were armed") {
+  // Gaps of 50 ms between deadlines: arming all four takes microseconds, so
+  // the deadline order is the delay order.
+  const std::vector<int> delays{150, 50, 100, 0};
+  const std::vector<int> expected{0, 50, 100, 150};
+
+  Log<int> own;
+  Log<int> other;
+  Log<Errc> codes;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  System sys(cfg);
+
+  SECTION("to the arming actor itself") {
+    auto armer = spawn_scripted(
+        sys, 0,
+        [&](Context<int>& ctx) {
+          for (int d : delays) codes.push(ctx.send_after(ctx.self(), d, ms(d)).code());
+        },
+        [&](Context<int>&, int m) { own.push(m); });
+    REQUIRE(armer.ok());
+    REQUIRE(test::wait_for([&] { return own.size() == delays.size(); }));
+    REQUIRE(own.get() == expected);
+  }
+
+  SECTION("to another actor on another worker") {
+    auto target = spawn_recorder(sys, 1, other);
+    REQUIRE(target.ok());
+    const ActorRef<int> to = *target;
+    auto armer = spawn_scripted(
+        sys, 0,
+        [&, to](Context<int>& ctx) {
+          for (int d : delays) codes.push(ctx.send_after(to, d, ms(d)).code());
+        },
+        nullptr);
+    REQUIRE(armer.ok());
+    REQUIRE(test::wait_for([&] { return other.size() == delays.size(); }));
+    REQUIRE(other.get() == expected);
+  }
+
+  SECTION("to itself and another actor, interleaved") {
+    auto target = spawn_recorder(sys, 1, other);
+    REQUIRE(target.ok());
+    const ActorRef<int> to = *target;
+    auto armer = spawn_scripted(
+        sys, 0,
+        [&, to](Context<int>& ctx) {
+          for (int d : delays) {
+            codes.push(ctx.send_after(ctx.self(), d, ms(d)).code());
+            codes.push(ctx.send_after(to, d + 1000, ms(d)).code());
+          }
+        },
+        [&](Context<int>&, int m) { own.push(m); });
+    REQUIRE(armer.ok());
+    REQUIRE(test::wait_for([&] { return own.size() == 4 && other.size() == 4; }));
+    REQUIRE(own.get() == expected);
+    REQUIRE(other.get() == std::vector<int>{1000, 1050, 1100, 1150});
+  }
+
+  for (Errc c : codes.get()) REQUIRE(c == Errc::Ok);
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("timers armed with the same delay fire in the order they were armed") {
+  Log<int> own;
+  Log<int> other;
+  Log<Errc> codes;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  System sys(cfg);
+  auto target = spawn_recorder(sys, 1, other);
+  REQUIRE(target.ok());
+  const ActorRef<int> to = *target;
+
+  int delay = 0;
+  SECTION("delay 0") { delay = 0; }
+  SECTION("delay 5 ms") { delay = 5; }
+  SECTION("delay 20 ms") { delay = 20; }
+
+  constexpr int kCount = 32;
+  auto armer = spawn_scripted(
+      sys, 0,
+      [&, to, delay](Context<int>& ctx) {
+        for (int v = 0; v < kCount; ++v) {
+          codes.push(ctx.send_after(ctx.self(), v, ms(delay)).code());
+          codes.push(ctx.send_after(to, v, ms(delay)).code());
+        }
+      },
+      [&](Context<int>&, int m) { own.push(m); });
+  REQUIRE(armer.ok());
+  REQUIRE(test::wait_for([&] { return own.size() == kCount && other.size() == kCount; }));
+  std::vector<int> expected;
+  for (int v = 0; v < kCount; ++v) expected.push_back(v);
+  REQUIRE(own.get() == expected);
+  REQUIRE(other.get() == expected);
+  for (Errc c : codes.get()) REQUIRE(c == Errc::Ok);
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("a cancelled timer is never delivered and cancel tells whether it stopped the timer") {
+  Log<int> log;
+  Log<bool> cancels;
+  SystemConfig cfg;
+  cfg.workers = 1;
+  System sys(cfg);
+
+  // The handler that arms and cancels runs on the timer's own worker, so
+  // the timer cannot fire before the cancel. A sentinel armed later (with
+  // a later deadline) proves the cancelled one would have arrived first.
+  SECTION("cancel before it fires returns true and the message never arrives") {
+    auto a = spawn_scripted(
+        sys, 0,
+        [&](Context<int>& ctx) {
+          auto id = ctx.send_after(ctx.self(), 1, 0ms);
+          cancels.push(id.ok() && ctx.cancel(*id));
+          auto id2 = ctx.send_after(ctx.self(), 2, 5ms);
+          cancels.push(id2.ok() && ctx.cancel(*id2));
+          cancels.push(ctx.send_after(ctx.self(), 3, 20ms).ok());
+        },
+        [&](Context<int>&, int m) { log.push(m); });
+    REQUIRE(a.ok());
+    REQUIRE(test::wait_for([&] { return log.size() == 1; }));
+    REQUIRE(log.get() == std::vector<int>{3});
+    REQUIRE(cancels.get() == std::vector<bool>{true, true, true});
+  }
+
+  SECTION("cancelling twice: the second cancel returns false") {
+    auto a = spawn_scripted(
+        sys, 0,
+        [&](Context<int>& ctx) {
+          auto id = ctx.send_after(ctx.self(), 1, 5ms);
+          const TimerId tid = id.ok() ? *id : TimerId{};
+          cancels.push(ctx.cancel(tid));
+          cancels.push(ctx.cancel(tid));
+          cancels.push(ctx.system().cancel(tid));
+          cancels.push(ctx.send_after(ctx.self(), 2, 20ms).ok());
+        },
+        [&](Context<int>&, int m) { log.push(m); });
+    REQUIRE(a.ok());
+    REQUIRE(test::wait_for([&] { return log.size() == 1; }));
+    REQUIRE(log.get() == std::vector<int>{2});
+    REQUIRE(cancels.get() == std::vector<bool>{true, false, false, true});
+  }
+
+  SECTION("cancel after it fired returns false") {
+    TimerId armed{};
+    auto a = spawn_scripted(
+        sys, 0,
+        [&](Context<int>& ctx) {
+          auto id = ctx.send_after(ctx.self(), 1, 0ms);
+          if (id) armed = *id;
+        },
+        [&](Context<int>& ctx, int m) {
+          log.push(m);
+          cancels.push(ctx.cancel(armed));
+        });
+    REQUIRE(a.ok());
+    REQUIRE(test::wait_for([&] { return cancels.size() == 1; }));
+    REQUIRE(log.get() == std::vector<int>{1});
+    REQUIRE(cancels.get() == std::vector<bool>{false});
+  }
+
+  SECTION("cancelling after the timer's entry was reused returns false and spares the new timer") {
+    TimerId first{};
+    auto a = spawn_scripted(
+        sys, 0,
+        [&](Context<int>& ctx) {
+          auto id = ctx.send_after(ctx.self(), 1, 0ms);
+          if (id) first = *id;
+        },
+        [&](Context<int>& ctx, int m) {
+          log.push(m);
+          if (m == 1) {
+            // The freed entry is the first on the worker's free list, so
+            // the next timer takes it with a new generation.
+            auto again = ctx.send_after(ctx.self(), 2, 5ms);
+            cancels.push(again.ok());
+            cancels.push(ctx.cancel(first));
+          }
+        });
+    REQUIRE(a.ok());
+    REQUIRE(test::wait_for([&] { return log.size() == 2; }));
+    REQUIRE(log.get() == std::vector<int>{1, 2});
+    REQUIRE(cancels.get() == std::vector<bool>{true, false});
+  }
+
+  SECTION("cancelling a TimerId that names no timer returns false") {
+    REQUIRE_FALSE(sys.cancel(TimerId{}));
+    REQUIRE_FALSE(sys.cancel(TimerId{0, 1u << 30, 1}));
+    REQUIRE_FALSE(sys.cancel(TimerId{7, 0, 1}));
+    REQUIRE_FALSE(sys.cancel(TimerId{0, 0, 12345}));
+  }
+
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("a plain thread can cancel an armed timer through System::cancel") {
+  Log<int> log;
+  Log<Errc> codes;
+  std::atomic<bool> published{false};
+  std::atomic<bool> go{false};
+  TimerId armed{};  // written before `published`, read after it
+  SystemConfig cfg;
+  cfg.workers = 1;
+  System sys(cfg);
+
+  SECTION("before it fires: true, and it is never delivered") {
+    // The arming handler keeps the timer's worker busy until the test
+    // thread has cancelled, so the timer cannot fire first.
+    auto a = spawn_scripted(
+        sys, 0,
+        [&](Context<int>& ctx) {
+          auto id = ctx.send_after(ctx.self(), 1, 0ms);
+          codes.push(id.code());
+          if (id) armed = *id;
+          published.store(true, std::memory_order_release);
+          spin_until([&] { return go.load() || ctx.stopping(); });
+          codes.push(ctx.send_after(ctx.self(), 2, 5ms).code());
+        },
+        [&](Context<int>&, int m) { log.push(m); });
+    REQUIRE(a.ok());
+    REQUIRE(test::wait_for([&] { return published.load(std::memory_order_acquire); }));
+    const bool first = sys.cancel(armed);
+    const bool second = sys.cancel(armed);
+    go.store(true);
+    REQUIRE(first);
+    REQUIRE_FALSE(second);
+    REQUIRE(test::wait_for([&] { return log.size() == 1; }));
+    REQUIRE(log.get() == std::vector<int>{2});
+    REQUIRE(codes.get() == std::vector<Errc>{Errc::Ok, Errc::Ok});
+  }
+
+  SECTION("after it fired: false") {
+    auto a = spawn_scripted(
+        sys, 0,
+        [&](Context<int>& ctx) {
+          auto id = ctx.send_after(ctx.self(), 1, 0ms);
+          codes.push(id.code());
+          if (id) armed = *id;
+          published.store(true, std::memory_order_release);
+        },
+        [&](Context<int>&, int m) { log.push(m); });
+    REQUIRE(a.ok());
+    REQUIRE(test::wait_for([&] { return log.size() == 1; }));
+    REQUIRE(published.load(std::memory_order_acquire));
+    REQUIRE_FALSE(sys.cancel(armed));
+    REQUIRE(log.get() == std::vector<int>{1});
+  }
+
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("a timer to an actor that stopped meanwhile is a dead letter, not a message to the slot's next occupant") {
+  Log<int> armer_log;
+  Log<int> old_log;
+  Log<int> next_log;
+  Log<Errc> codes;
+  std::atomic<bool> armed{false};
+  std::atomic<bool> go{false};
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.actor_capacity = 2;  // the stopped target's slot is the only one to reuse
+  System sys(cfg);
+
+  auto target = spawn_recorder(sys, 1, old_log);
+  REQUIRE(target.ok());
+  const ActorRef<int> old_ref = *target;
+
+  // The armer keeps worker 0 (the timers' worker) busy until the target
+  // has stopped and its slot has a new occupant.
+  auto armer = spawn_scripted(
+      sys, 0,
+      [&, old_ref](Context<int>& ctx) {
+        codes.push(ctx.send_after(old_ref, 42, 0ms).code());
+        codes.push(ctx.send_after(ctx.self(), 1, 5ms).code());  // sentinel
+        armed.store(true);
+        spin_until([&] { return go.load() || ctx.stopping(); });
+      },
+      [&](Context<int>&, int m) { armer_log.push(m); });
+  REQUIRE(armer.ok());
+  REQUIRE(test::wait_for([&] { return armed.load(); }));
+
+  REQUIRE(sys.stop(old_ref).ok());
+  REQUIRE(test::wait_for([&] { return !sys.alive(old_ref); }));
+  ActorRef<int> next_ref{};
+  REQUIRE(test::wait_for([&] {
+    auto r = spawn_recorder(sys, 1, next_log);
+    if (r) next_ref = *r;
+    return r.ok();
+  }));
+  REQUIRE(next_ref.id.slot == old_ref.id.slot);
+  REQUIRE(next_ref.id.gen != old_ref.id.gen);
+
+  const std::uint64_t dead_before = sys.stats().dead_letters;
+  go.store(true);
+  REQUIRE(test::wait_for([&] { return armer_log.size() == 1; }));  // the sentinel came, so the timer fired
+  REQUIRE(sys.stats().dead_letters == dead_before + 1);
+  REQUIRE(old_log.size() == 0);
+  REQUIRE(next_log.size() == 0);
+
+  // The new occupant itself works.
+  REQUIRE(sys.send(next_ref, 7).ok());
+  REQUIRE(test::wait_for([&] { return next_log.size() == 1; }));
+  REQUIRE(next_log.get() == std::vector<int>{7});
+  REQUIRE(codes.get() == std::vector<Errc>{Errc::Ok, Errc::Ok});
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("send_after returns Full when the worker's timers are all armed, and works again after they fire") {
+  Log<int> log;
+  Log<Errc> codes;
+  SystemConfig cfg;
+  cfg.workers = 1;
+  cfg.timers_per_worker = 4;
+  System sys(cfg);
+
+  int handled = 0;  // touched only by the actor's handler
+  auto a = spawn_scripted(
+      sys, 0,
+      [&](Context<int>& ctx) {
+        for (int v = 1; v <= 5; ++v) codes.push(ctx.send_after(ctx.self(), v, 1ms).code());
+      },
+      [&](Context<int>& ctx, int m) {
+        log.push(m);
+        if (++handled == 4) {
+          // All four have fired: their entries are free again.
+          for (int v = 100; v < 104; ++v) codes.push(ctx.send_after(ctx.self(), v, 1ms).code());
+          codes.push(ctx.send_after(ctx.self(), 104, 1ms).code());
+        }
+      });
+  REQUIRE(a.ok());
+  REQUIRE(test::wait_for([&] { return log.size() == 8; }));
+  REQUIRE(log.get() == std::vector<int>{1, 2, 3, 4, 100, 101, 102, 103});
+  REQUIRE(codes.get() == std::vector<Errc>{Errc::Ok, Errc::Ok, Errc::Ok, Errc::Ok, Errc::Full,
+                                           Errc::Ok, Errc::Ok, Errc::Ok, Errc::Ok, Errc::Full});
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("a timer is delivered even when the target's mailbox is full") {
+  Log<int> target_log;
+  Log<int> armer_log;
+  Log<Errc> codes;
+  std::atomic<bool> entered{false};
+  std::atomic<bool> go{false};
+  SystemConfig cfg;
+  cfg.workers = 2;
+  System sys(cfg);
+
+  // The target (worker 1, mailbox bound 2) sits in a handler so that its
+  // mailbox stays full.
+  auto target = spawn_scripted(
+      sys, 1, nullptr,
+      [&](Context<int>& ctx, int m) {
+        if (m == -1) {
+          entered.store(true);
+          spin_until([&] { return go.load() || ctx.stopping(); });
+          return;
+        }
+        target_log.push(m);
+      },
+      2);
+  REQUIRE(target.ok());
+  const ActorRef<int> to = *target;
+  REQUIRE(sys.send(to, -1).ok());
+  REQUIRE(test::wait_for([&] { return entered.load(); }));
+  REQUIRE(sys.send(to, 1, Backpressure::Error).ok());
+  REQUIRE(sys.send(to, 2, Backpressure::Error).ok());
+  REQUIRE(sys.send(to, 3, Backpressure::Error).code() == Errc::Full);
+  const std::uint64_t dead_before = sys.stats().dead_letters;
+
+  auto armer = spawn_scripted(
+      sys, 0,
+      [&, to](Context<int>& ctx) {
+        codes.push(ctx.send_after(to, 99, 0ms).code());
+        codes.push(ctx.send_after(ctx.self(), 1, 5ms).code());  // sentinel
+      },
+      [&](Context<int>&, int m) { armer_log.push(m); });
+  REQUIRE(armer.ok());
+  REQUIRE(test::wait_for([&] { return armer_log.size() == 1; }));  // so the timer has fired
+
+  auto st = sys.stats(to);
+  REQUIRE(st.ok());
+  REQUIRE(st->queued == 3);
+  REQUIRE(sys.stats().dead_letters == dead_before);
+
+  go.store(true);
+  REQUIRE(test::wait_for([&] { return target_log.size() == 3; }));
+  REQUIRE(target_log.get() == std::vector<int>{1, 2, 99});
+  REQUIRE(codes.get() == std::vector<Errc>{Errc::Ok, Errc::Ok});
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("send_after with a negative delay is refused with InvalidArgument") {
+  Log<int> log;
+  Log<Errc> codes;
+  SystemConfig cfg;
+  cfg.workers = 1;
+  cfg.timers_per_worker = 1;  // refused timers must not hold the only entry
+  System sys(cfg);
+
+  auto a = spawn_scripted(
+      sys, 0,
+      [&](Context<int>& ctx) {
+        codes.push(ctx.send_after(ctx.self(), 1, -1ms).code());
+        codes.push(ctx.send_after(ctx.self(), 2, -1ns).code());
+        codes.push(ctx.send_after(ctx.self(), 3, std::chrono::nanoseconds::min()).code());
+        codes.push(ctx.send_after(ctx.self(), 4, 0ns).code());
+      },
+      [&](Context<int>&, int m) { log.push(m); });
+  REQUIRE(a.ok());
+  REQUIRE(test::wait_for([&] { return log.size() == 1; }));
+  REQUIRE(codes.get() == std::vector<Errc>{Errc::InvalidArgument, Errc::InvalidArgument,
+                                           Errc::InvalidArgument, Errc::Ok});
+  REQUIRE(log.get() == std::vector<int>{4});
+  REQUIRE(sys.shutdown().ok());
+}
