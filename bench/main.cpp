@@ -59,16 +59,17 @@ class TableReporter : public benchmark::ConsoleReporter {
     std::printf("\n== airssys comparison (ratios from this run) ==\n");
     std::printf("machine: %s, %u cores, Linux %s\n", cpu_model().c_str(),
                 std::thread::hardware_concurrency(), first_line("/proc/sys/kernel/osrelease").c_str());
-    std::printf("%-28s %-28s %12s %12s %8s %7s %s\n", "benchmark", "compared with", "ns/op",
-                "peer ns/op", "ratio", "target", "");
+    std::printf("%-58s %10s %10s %8s %7s\n", "ratio (A / B)", "A ns/op", "B ns/op", "ratio",
+                "target");
     for (const auto& p : kPairs) {
       auto a = results_.find(p.numerator);
       auto b = results_.find(p.denominator);
       if (a == results_.end() || b == results_.end()) continue;
       const double ratio = a->second.ns / b->second.ns;
       const bool met = p.at_least ? ratio >= p.target : ratio <= p.target;
-      std::printf("%-28s %-28s %12.1f %12.1f %8.2f %7s %s\n", p.denominator, p.numerator, b->second.ns,
-                  a->second.ns, ratio, p.goal, met ? "met" : "MISSED");
+      const std::string label = std::string(p.numerator) + " / " + p.denominator;
+      std::printf("%-58s %10.1f %10.1f %8.2f %7s %s\n", label.c_str(), a->second.ns, b->second.ns, ratio,
+                  p.goal, met ? "met" : "MISSED");
     }
     std::printf("\n%-34s %14s %16s\n", "benchmark", "allocs_per_op", "bytes_per_actor");
     for (const auto& [name, m] : results_) {

@@ -2,6 +2,8 @@
 
 #include <airssys/arch/wait.hpp>
 
+#include <concurrentqueue/concurrentqueue.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -32,6 +34,26 @@ const char* to_string(StopReason r) noexcept {
 }
 
 namespace {
+
+// Cells made ready by one worker for another travel through the target's
+// moodycamel queue: the producers are a fixed set (the workers), so each
+// gets an explicit producer token made at construction, and try_enqueue
+// then never allocates. Plain threads, and a worker whose pre-sized share
+// is used up, fall back to the intrusive MPSC ready queue.
+using InjectionQueue = moodycamel::ConcurrentQueue<Cell*>;
+constexpr std::size_t kInjectionPerProducer = 256;
+
+struct Injection {
+  explicit Injection(std::size_t producers)
+      : queue(kInjectionPerProducer * producers, producers, 0), consumer(queue) {}
+  InjectionQueue queue;
+  moodycamel::ConsumerToken consumer;
+};
+
+inline Injection& injection(Worker& w) noexcept { return *static_cast<Injection*>(w.injection); }
+inline moodycamel::ProducerToken& producer_token(Worker& from, std::uint32_t to) noexcept {
+  return static_cast<moodycamel::ProducerToken*>(from.producer_tokens)[to];
+}
 
 // Messages admitted from other threads and not yet taken out.
 inline std::uint32_t foreign_pending(const Cell* c, std::uint64_t w) noexcept {
@@ -129,6 +151,14 @@ System::System(const SystemConfig& config) : config_(config) {
     tw.free_head = 1;
     tw.current = now_tick;
   }
+  for (std::uint32_t i = 0; i < config.workers; ++i) workers_[i].injection = new Injection(config.workers);
+  for (std::uint32_t i = 0; i < config.workers; ++i) {
+    auto* tokens = static_cast<moodycamel::ProducerToken*>(
+        detail::reserve(sizeof(moodycamel::ProducerToken) * config.workers, alignof(moodycamel::ProducerToken)));
+    for (std::uint32_t k = 0; k < config.workers; ++k)
+      new (&tokens[k]) moodycamel::ProducerToken(injection(workers_[k]).queue);
+    workers_[i].producer_tokens = tokens;
+  }
   for (std::uint32_t i = 0; i < config.workers; ++i)
     workers_[i].thread = std::thread([this, i] { run_worker(workers_[i]); });
 }
@@ -136,6 +166,12 @@ System::System(const SystemConfig& config) : config_(config) {
 System::~System() {
   (void)shutdown();
   for (std::uint32_t i = 0; i < config_.workers; ++i) {
+    auto* tokens = static_cast<moodycamel::ProducerToken*>(workers_[i].producer_tokens);
+    for (std::uint32_t k = 0; k < config_.workers; ++k) tokens[k].~ProducerToken();
+    detail::release(tokens);
+  }
+  for (std::uint32_t i = 0; i < config_.workers; ++i) {
+    delete &injection(workers_[i]);
     detail::release(workers_[i].timers.entries);
     workers_[i].~Worker();
   }
@@ -279,7 +315,13 @@ void System::push(Cell* c, Node* n, Worker* w, Admission how) noexcept {
 
 void System::schedule_foreign(Cell* c) noexcept {
   Worker& wk = workers_[c->home];
-  detail::mpsc_push(wk.ready_tail, c);
+  Worker* self = this_worker();
+  if (self == nullptr || !injection(wk).queue.try_enqueue(producer_token(*self, c->home), c))
+    detail::mpsc_push(wk.ready_tail, c);
+  // The enqueue's release store and this fence order the queue write before
+  // the load of `sleeping` (the StoreLoad that the intrusive push gets from
+  // its seq_cst exchange).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   // seq_cst: the push above and this load against the worker's store of
   // `sleeping` and its re-check of the queue: one of the two sees the other.
   if (wk.sleeping.load(std::memory_order_seq_cst) != 0 &&
@@ -397,6 +439,7 @@ void System::run_worker(Worker& w) noexcept {
   arch::name_thread(name);
   std::int64_t idle_since = -1;
   std::uint32_t spins = 0;
+  std::uint32_t polls = 0;
   while (!w.exit.load(std::memory_order_acquire)) {
     bool worked = false;
     if (Cell* c = w.local_pop()) {
@@ -406,6 +449,11 @@ void System::run_worker(Worker& w) noexcept {
     }
     if (Cell* c = detail::mpsc_pop(w.ready_head, w.ready_tail, &w.ready_stub)) {
       run_turn(w, c, true);
+      worked = true;
+    }
+    Cell* injected = nullptr;
+    if ((!worked || ++polls % 4 == 0) && injection(w).queue.try_dequeue(injection(w).consumer, injected)) {
+      run_turn(w, injected, true);
       worked = true;
     }
     if (blocked_senders_.load(std::memory_order_relaxed) != 0) notify_space();
@@ -435,7 +483,9 @@ void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
   }
   // seq_cst: see schedule_foreign().
   w.sleeping.store(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // the injection queue is read relaxed
   if (detail::mpsc_maybe_nonempty(w.ready_head, w.ready_tail) ||
+      injection(w).queue.size_approx() != 0 ||
       w.exit.load(std::memory_order_seq_cst)) {
     w.sleeping.store(0, std::memory_order_relaxed);
     return;
@@ -987,6 +1037,7 @@ void System::drain_everything() noexcept {
           c->local_queued = false;
         } else {
           c = detail::mpsc_pop(w.ready_head, w.ready_tail, &w.ready_stub);
+          if (c == nullptr) (void)injection(w).queue.try_dequeue(c);
           foreign = true;
         }
         if (c == nullptr) break;

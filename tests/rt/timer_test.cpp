@@ -189,7 +189,9 @@ TEST_CASE("timers armed with the same delay fire in the order they were armed") 
       },
       [&](Context<int>&, int m) { own.push(m); });
   REQUIRE(armer.ok());
-  REQUIRE(test::wait_for([&] { return own.size() == kCount && other.size() == kCount; }));
+  const bool all_came = test::wait_for([&] { return own.size() == kCount && other.size() == kCount; });
+  INFO("delay " << delay << " ms: own got " << own.size() << ", other got " << other.size());
+  REQUIRE(all_came);
   std::vector<int> expected;
   for (int v = 0; v < kCount; ++v) expected.push_back(v);
   REQUIRE(own.get() == expected);
@@ -513,5 +515,30 @@ TEST_CASE("send_after with a negative delay is refused with InvalidArgument") {
   REQUIRE(codes.get() == std::vector<Errc>{Errc::InvalidArgument, Errc::InvalidArgument,
                                            Errc::InvalidArgument, Errc::Ok});
   REQUIRE(log.get() == std::vector<int>{4});
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("a timer to an actor on the timer's own worker is delivered under every idle strategy") {
+  Log<int> log;
+  SystemConfig cfg;
+  cfg.workers = 1;
+  SECTION("Spin") { cfg.idle = IdleStrategy::Spin; }
+  SECTION("SpinThenPark") { cfg.idle = IdleStrategy::SpinThenPark; }
+  SECTION("Park") { cfg.idle = IdleStrategy::Park; }
+  System sys(cfg);
+
+  // The worker is otherwise idle when the timer fires; the message it posts
+  // to an actor of the same worker must still be handled.
+  auto a = spawn_scripted(
+      sys, 0, [&](Context<int>& ctx) { (void)ctx.send_after(ctx.self(), 1, 5ms); },
+      [&](Context<int>& ctx, int m) {
+        log.push(m);
+        if (m < 3) (void)ctx.send_after(ctx.self(), m + 1, 5ms);
+      });
+  REQUIRE(a.ok());
+  const bool came = test::wait_for([&] { return log.size() == 3; });
+  INFO("messages handled: " << log.size());
+  REQUIRE(came);
+  REQUIRE(log.get() == std::vector<int>{1, 2, 3});
   REQUIRE(sys.shutdown().ok());
 }

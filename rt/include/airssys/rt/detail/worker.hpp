@@ -60,7 +60,12 @@ struct alignas(64) Worker {
   BlockCache cache;
   TimerWheel timers;
   std::atomic<std::uint64_t> handled{0};
-  void* slot_token = nullptr;  // the worker's producer token for the free-slot queue
+  // Injection lane from the other workers (a moodycamel queue, see
+  // docs/design.md): the queue with this worker's consumer token, and this
+  // worker's producer token for each worker's queue. Opaque here to keep
+  // the dependency out of the public headers.
+  void* injection = nullptr;
+  void* producer_tokens = nullptr;
 
   void local_push(Cell* c) noexcept {
     c->local_next = nullptr;

@@ -1,0 +1,589 @@
+// Actor lifecycle: where actors run, stale handles and slot reuse, stopping
+// (from outside and from inside), slot exhaustion and recycling, and the
+// lifetime of the actor's state object.
+
+#include <airssys/rt/system.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "support/wait_for.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace airssys;
+
+namespace {
+
+struct Gate {
+  std::atomic<bool> open{false};
+  void release() noexcept { open.store(true, std::memory_order_release); }
+  void wait() const noexcept {
+    while (!open.load(std::memory_order_acquire)) std::this_thread::yield();
+  }
+};
+
+// Opens the gate on scope exit (declare after the System, so it runs first).
+struct OpenOnExit {
+  Gate& gate;
+  ~OpenOnExit() { gate.release(); }
+};
+
+bool contains(const char* haystack, const char* needle) {
+  return std::strstr(haystack, needle) != nullptr;
+}
+
+// Spawns, retrying while the slot of an actor that just stopped is still
+// being released.
+template <class A, class F>
+Result<ActorRef<typename A::Message>> spawn_when_free(System& sys, const SpawnOptions& o, F f) {
+  Result<ActorRef<typename A::Message>> r = Error(Errc::Full);
+  bool ok = test::wait_for([&] {
+    auto s = sys.spawn_with<A>(o, f);
+    if (s.code() == Errc::Full) return false;
+    r.~Result();
+    new (&r) Result<ActorRef<typename A::Message>>(s);
+    return true;
+  });
+  (void)ok;
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// Placement
+
+struct Where {
+  std::mutex m;
+  std::map<int, std::thread::id> started;
+  std::map<int, std::thread::id> handled;
+  std::size_t size() {
+    std::lock_guard<std::mutex> g(m);
+    return started.size() + handled.size();
+  }
+};
+
+struct Placed : Actor<int> {
+  int tag;
+  Where* where;
+  Placed(int t, Where* w) : tag(t), where(w) {}
+  void on_start(Context<int>&) override {
+    std::lock_guard<std::mutex> g(where->m);
+    where->started[tag] = std::this_thread::get_id();
+  }
+  void on_message(Context<int>&, int&) override {
+    std::lock_guard<std::mutex> g(where->m);
+    where->handled[tag] = std::this_thread::get_id();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an actor runs on the worker it was spawned on, and round robin uses every worker in turn") {
+  SystemConfig cfg;
+  cfg.workers = 3;
+  System sys(cfg);
+  Where where;
+  std::vector<ActorRef<int>> refs;
+  auto spawn = [&](int tag, int worker) {
+    auto r = sys.spawn_with<Placed>(SpawnOptions{.worker = worker}, [&where, tag] { return Placed(tag, &where); });
+    REQUIRE(r.ok());
+    refs.push_back(*r);
+  };
+  // Tags 0..2 pinned to workers 0..2, tag 3 pinned to worker 1 as well,
+  // tags 10..15 round robin.
+  for (int w = 0; w < 3; ++w) spawn(w, w);
+  spawn(3, 1);
+  for (int t = 10; t < 16; ++t) spawn(t, -1);
+  for (auto& r : refs) REQUIRE(sys.send(r, 0).ok());
+  REQUIRE(test::wait_for([&] { return where.size() == 2 * refs.size(); }));
+
+  std::lock_guard<std::mutex> g(where.m);
+  // Every handler of an actor runs on its home worker.
+  for (auto& [tag, id] : where.started) {
+    INFO("tag " << tag);
+    CHECK(where.handled.at(tag) == id);
+    CHECK(id != std::this_thread::get_id());
+  }
+  const auto w0 = where.started.at(0), w1 = where.started.at(1), w2 = where.started.at(2);
+  CHECK(w0 != w1);
+  CHECK(w1 != w2);
+  CHECK(w0 != w2);
+  CHECK(where.started.at(3) == w1);
+  // Six consecutive round-robin spawns: each worker twice.
+  std::map<std::thread::id, int> per_worker;
+  for (int t = 10; t < 16; ++t) ++per_worker[where.started.at(t)];
+  CHECK(per_worker.size() == 3);
+  CHECK(per_worker[w0] == 2);
+  CHECK(per_worker[w1] == 2);
+  CHECK(per_worker[w2] == 2);
+}
+
+TEST_CASE("spawning on a worker index the system does not have fails with InvalidArgument naming the index") {
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.actor_capacity = 1;
+  cfg.actor_blocks = {1, 1, 1, 1, 1, 1, 1};
+  System sys(cfg);
+  Where where;
+  for (int bad : {2, 7, 250}) {
+    INFO("worker " << bad);
+    auto r = sys.spawn_with<Placed>(SpawnOptions{.worker = bad}, [&] { return Placed(0, &where); });
+    REQUIRE(r.code() == Errc::InvalidArgument);
+    INFO(r.error().message());
+    CHECK(contains(r.error().message(), std::to_string(bad).c_str()));
+  }
+  CHECK(sys.stats().live_actors == 0);
+  CHECK(sys.stats().spawned == 0);
+  // Neither the only slot nor the only actor block leaked.
+  auto ok = sys.spawn_with<Placed>(SpawnOptions{.worker = 1}, [&] { return Placed(0, &where); });
+  REQUIRE(ok.ok());
+  REQUIRE(sys.send(*ok, 0).ok());
+  REQUIRE(test::wait_for([&] { return where.size() == 2; }));
+  REQUIRE(sys.shutdown().ok());
+}
+
+// ---------------------------------------------------------------------------
+// Stale handles
+
+namespace {
+
+struct Inbox {
+  std::atomic<int> count{0};
+  std::atomic<int> sum{0};
+  std::atomic<int> last{0};
+  std::atomic<int> stops{0};
+};
+
+struct Recorder : Actor<int> {
+  Inbox* in;
+  explicit Recorder(Inbox* i) : in(i) {}
+  void on_message(Context<int>&, int& v) override {
+    in->sum.fetch_add(v);
+    in->last.store(v);
+    in->count.fetch_add(1, std::memory_order_release);
+  }
+  void on_stop(Context<int>&, StopReason) override { in->stops.fetch_add(1); }
+};
+
+}  // namespace
+
+TEST_CASE("a stale ActorRef gives Dead and never reaches the actor that reuses its slot") {
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.actor_capacity = 1;  // the second actor must take the first one's slot
+  System sys(cfg);
+  Inbox a_in, b_in;
+  auto a = sys.spawn_with<Recorder>(SpawnOptions{}, [&] { return Recorder(&a_in); });
+  REQUIRE(a.ok());
+  const ActorRef<int> old = *a;
+  REQUIRE(sys.send(old, 1).ok());
+  REQUIRE(test::wait_for([&] { return a_in.count.load() == 1; }));
+  REQUIRE(sys.alive(old));
+  REQUIRE(sys.stop(old).ok());
+  REQUIRE(test::wait_for([&] { return !sys.alive(old); }));
+  REQUIRE(test::wait_for([&] { return a_in.stops.load() == 1; }));
+
+  auto r = sys.send(old, 2);
+  CHECK(r.code() == Errc::Dead);
+  CHECK(sys.stats(old).code() == Errc::Dead);
+
+  auto b = spawn_when_free<Recorder>(sys, SpawnOptions{}, [&] { return Recorder(&b_in); });
+  REQUIRE(b.ok());
+  const ActorRef<int> fresh = *b;
+  REQUIRE(fresh.id.slot == old.id.slot);
+  REQUIRE(fresh.id.gen != old.id.gen);
+  CHECK_FALSE(fresh == old);
+  CHECK(sys.alive(fresh));
+  CHECK_FALSE(sys.alive(old));
+
+  // The old handle still gives Dead; its message goes nowhere.
+  CHECK(sys.send(old, 30).code() == Errc::Dead);
+  CHECK(sys.stats(old).code() == Errc::Dead);
+  // Stopping through the old handle does not touch the new actor.
+  CHECK(sys.stop(old).code() == Errc::Dead);
+  CHECK(sys.alive(fresh));
+  REQUIRE(sys.send(fresh, 4).ok());
+  REQUIRE(test::wait_for([&] { return b_in.count.load() == 1; }));
+  CHECK(b_in.sum.load() == 4);
+  CHECK(b_in.last.load() == 4);
+  CHECK(sys.alive(fresh));
+  CHECK(b_in.stops.load() == 0);
+  auto st = sys.stats(fresh);
+  REQUIRE(st.ok());
+  CHECK(st->handled == 1);
+  CHECK(st->received == 1);
+  // The first actor saw only its own message.
+  CHECK(a_in.count.load() == 1);
+  CHECK(a_in.sum.load() == 1);
+
+  REQUIRE(sys.shutdown().ok());
+  CHECK(b_in.stops.load() == 1);
+  CHECK(b_in.count.load() == 1);
+}
+
+// ---------------------------------------------------------------------------
+// Stopping with messages in flight
+
+namespace {
+
+struct StopLog {
+  std::atomic<int> handled{0};
+  std::atomic<int> stops{0};
+  std::atomic<int> reason{-1};
+  std::atomic<bool> entered{false};
+};
+
+struct SlowConsumer : Actor<int> {
+  Gate* gate;
+  StopLog* log;
+  bool first = true;
+  SlowConsumer(Gate* g, StopLog* l) : gate(g), log(l) {}
+  void on_message(Context<int>&, int&) override {
+    if (first) {
+      first = false;
+      log->entered.store(true, std::memory_order_release);
+      gate->wait();
+    }
+    log->handled.fetch_add(1, std::memory_order_relaxed);
+  }
+  void on_stop(Context<int>&, StopReason r) override {
+    log->reason.store(static_cast<int>(r));
+    log->stops.fetch_add(1, std::memory_order_release);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("stopping an actor with queued messages runs on_stop once and accounts for every message") {
+  SystemConfig cfg;
+  cfg.workers = 1;
+  Gate gate;
+  StopLog log;
+  System sys(cfg);
+  OpenOnExit opener{gate};
+  auto ref = sys.spawn_with<SlowConsumer>(SpawnOptions{}, [&] { return SlowConsumer(&gate, &log); });
+  REQUIRE(ref.ok());
+  REQUIRE(sys.send(*ref, 0).ok());
+  REQUIRE(test::wait_for([&] { return log.entered.load(std::memory_order_acquire); }));
+  std::uint64_t accepted = 1;
+  for (int i = 0; i < 500; ++i) accepted += sys.send(*ref, i).ok() ? 1 : 0;
+  CHECK(accepted == 501);
+  const auto before = sys.stats();
+  CHECK(before.live_actors == 1);
+
+  SECTION("stopped after the senders are done") {
+    REQUIRE(sys.stop(*ref).ok());
+    gate.release();
+  }
+  SECTION("stopped while another thread keeps sending") {
+    std::atomic<bool> go{false};
+    std::atomic<std::uint64_t> more{0};
+    std::thread sender([&] {
+      while (!go.load()) std::this_thread::yield();
+      for (int i = 0;; ++i) {
+        auto r = sys.send(*ref, i, Backpressure::Drop);
+        if (r.code() == Errc::Dead) break;
+        if (r) more.fetch_add(1);
+        if (i % 64 == 0) std::this_thread::yield();
+      }
+    });
+    go.store(true);
+    REQUIRE(sys.stop(*ref).ok());
+    gate.release();
+    sender.join();
+    accepted += more.load();
+  }
+
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+  REQUIRE(test::wait_for([&] { return log.stops.load(std::memory_order_acquire) == 1; }));
+  CHECK(log.reason.load() == static_cast<int>(StopReason::Requested));
+  CHECK_FALSE(sys.alive(*ref));
+  CHECK(sys.send(*ref, 1).code() == Errc::Dead);
+  CHECK(sys.stop(*ref).code() == Errc::Dead);
+  CHECK(sys.stats(*ref).code() == Errc::Dead);
+  const auto after = sys.stats();
+  const auto handled = static_cast<std::uint64_t>(log.handled.load());
+  CHECK(handled >= 1);
+  // Every accepted message was either handled or is a dead letter
+  // (dropped by Drop, or discarded by the stop).
+  CHECK(before.dead_letters == 0);
+  CHECK(handled + after.dead_letters == accepted);
+  CHECK(after.stopped == 1);
+  CHECK(after.spawned == 1);
+  REQUIRE(sys.shutdown().ok());
+  CHECK(log.stops.load() == 1);
+}
+
+TEST_CASE("stop lets the current message finish and discards the queued ones as dead letters") {
+  SystemConfig cfg;
+  cfg.workers = 1;
+  Gate gate;
+  StopLog log;
+  System sys(cfg);
+  OpenOnExit opener{gate};
+  auto ref = sys.spawn_with<SlowConsumer>(SpawnOptions{}, [&] { return SlowConsumer(&gate, &log); });
+  REQUIRE(ref.ok());
+  REQUIRE(sys.send(*ref, 0).ok());
+  REQUIRE(test::wait_for([&] { return log.entered.load(std::memory_order_acquire); }));
+  for (int i = 0; i < 200; ++i) REQUIRE(sys.send(*ref, i).ok());
+  REQUIRE(sys.stop(*ref).ok());
+  gate.release();
+  REQUIRE(test::wait_for([&] { return log.stops.load(std::memory_order_acquire) == 1; }));
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+  // Documented: "stop after its current message; queued messages are
+  // discarded as dead letters".
+  CHECK(log.handled.load() == 1);
+  CHECK(sys.stats().dead_letters == 200);
+  CHECK(log.reason.load() == static_cast<int>(StopReason::Requested));
+  REQUIRE(sys.shutdown().ok());
+}
+
+// ---------------------------------------------------------------------------
+// Stopping from inside, and start order
+
+namespace {
+
+struct SelfStopLog {
+  std::atomic<bool> started{false};
+  std::atomic<int> message_before_start{0};
+  std::atomic<int> count{0};
+  std::atomic<int> values[16] = {};
+  std::atomic<int> stops{0};
+  std::atomic<int> reason{-1};
+  std::atomic<int> after_stop{0};  // handlers run after on_stop
+};
+
+struct SelfStopper : Actor<int> {
+  SelfStopLog* log;
+  int stop_at;
+  explicit SelfStopper(SelfStopLog* l, int at) : log(l), stop_at(at) {}
+  void on_start(Context<int>&) override { log->started.store(true); }
+  void on_message(Context<int>& ctx, int& v) override {
+    if (!log->started.load()) log->message_before_start.fetch_add(1);
+    if (log->stops.load() != 0) log->after_stop.fetch_add(1);
+    int i = log->count.load(std::memory_order_relaxed);
+    if (i < 16) log->values[i].store(v);
+    log->count.store(i + 1, std::memory_order_release);
+    if (v == stop_at) ctx.stop();
+  }
+  void on_stop(Context<int>&, StopReason r) override {
+    log->reason.store(static_cast<int>(r));
+    log->stops.fetch_add(1, std::memory_order_release);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("ctx.stop() in a handler stops the actor with reason Normal once that handler returns") {
+  SystemConfig cfg;
+  cfg.workers = 2;
+  System sys(cfg);
+  SelfStopLog log;
+  auto ref = sys.spawn_with<SelfStopper>(SpawnOptions{}, [&] { return SelfStopper(&log, 3); });
+  REQUIRE(ref.ok());
+  // Sent at once: most of these are queued before the actor's first turn.
+  int accepted = 0;
+  for (int v = 1; v <= 10; ++v) accepted += sys.send(*ref, v).ok() ? 1 : 0;
+  REQUIRE(accepted >= 3);
+  REQUIRE(test::wait_for([&] { return log.stops.load(std::memory_order_acquire) == 1; }));
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+  CHECK(log.reason.load() == static_cast<int>(StopReason::Normal));
+  CHECK(log.message_before_start.load() == 0);
+  CHECK(log.after_stop.load() == 0);
+  REQUIRE(log.count.load() == 3);
+  CHECK(log.values[0].load() == 1);
+  CHECK(log.values[1].load() == 2);
+  CHECK(log.values[2].load() == 3);
+  CHECK(sys.stats().dead_letters == static_cast<std::uint64_t>(accepted - 3));
+  CHECK(sys.send(*ref, 11).code() == Errc::Dead);
+  CHECK_FALSE(sys.alive(*ref));
+  REQUIRE(sys.shutdown().ok());
+  CHECK(log.stops.load() == 1);
+}
+
+// ---------------------------------------------------------------------------
+// Slot exhaustion and recycling
+
+namespace {
+
+struct Counts {
+  std::atomic<int> starts{0};
+  std::atomic<int> stops{0};
+  std::atomic<int> messages{0};
+};
+
+struct Idle : Actor<int> {
+  Counts* counts;
+  explicit Idle(Counts* c) : counts(c) {}
+  void on_start(Context<int>&) override { counts->starts.fetch_add(1); }
+  void on_message(Context<int>&, int&) override { counts->messages.fetch_add(1); }
+  void on_stop(Context<int>&, StopReason) override { counts->stops.fetch_add(1); }
+};
+
+}  // namespace
+
+TEST_CASE("spawn fails with Full when every actor slot is taken, and works again once actors stop") {
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.actor_capacity = 4;
+  System sys(cfg);
+  Counts counts;
+  auto make = [&] { return Idle(&counts); };
+  for (int round = 0; round < 3; ++round) {
+    INFO("round " << round);
+    std::vector<ActorRef<int>> refs;
+    for (int i = 0; i < 4; ++i) {
+      auto r = spawn_when_free<Idle>(sys, SpawnOptions{}, make);
+      REQUIRE(r.ok());
+      refs.push_back(*r);
+    }
+    auto extra = sys.spawn_with<Idle>(SpawnOptions{}, make);
+    REQUIRE(extra.code() == Errc::Full);
+    INFO(extra.error().message());
+    CHECK(contains(extra.error().message(), "4"));
+    CHECK(sys.stats().live_actors == 4);
+    // The refused spawn did not disturb the running actors.
+    for (auto& r : refs) CHECK(sys.send(r, 1).ok());
+    for (auto& r : refs) REQUIRE(sys.stop(r).ok());
+    REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+  }
+  CHECK(sys.stats().spawned == 12);
+  CHECK(sys.stats().stopped == 12);
+  REQUIRE(test::wait_for([&] { return counts.stops.load() == 12; }));
+  CHECK(counts.starts.load() == 12);
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("ten thousand spawn and stop cycles recycle a small set of actor slots") {
+  constexpr int kCycles = 10000;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.actor_capacity = 64;
+  System sys(cfg);
+  Counts counts;
+  auto make = [&] { return Idle(&counts); };
+  std::uint64_t accepted = 0;
+  for (int i = 0; i < kCycles; ++i) {
+    Result<ActorRef<int>> r = Error(Errc::Full);
+    REQUIRE(test::wait_for([&] {
+      auto s = sys.spawn_with<Idle>(SpawnOptions{}, make);
+      if (s.code() == Errc::Full) {
+        std::this_thread::yield();
+        return false;
+      }
+      r.~Result();
+      new (&r) Result<ActorRef<int>>(s);
+      return true;
+    }));
+    REQUIRE(r.ok());
+    REQUIRE(r->id.slot < 64);
+    if (i % 2 == 0) accepted += sys.send(*r, i).ok() ? 1 : 0;
+    REQUIRE(sys.stop(*r).ok());
+  }
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+  REQUIRE(test::wait_for([&] { return counts.stops.load() == counts.starts.load(); }));
+  const auto st = sys.stats();
+  CHECK(st.spawned == kCycles);
+  CHECK(st.stopped == kCycles);
+  CHECK(accepted == kCycles / 2);
+  CHECK(static_cast<std::uint64_t>(counts.messages.load()) + st.dead_letters == accepted);
+  // Every slot is free again: a full set can be spawned at once.
+  std::vector<ActorRef<int>> all;
+  for (int i = 0; i < 64; ++i) {
+    auto r = spawn_when_free<Idle>(sys, SpawnOptions{}, make);
+    REQUIRE(r.ok());
+    all.push_back(*r);
+  }
+  CHECK(sys.spawn_with<Idle>(SpawnOptions{}, make).code() == Errc::Full);
+  REQUIRE(sys.shutdown().ok());
+  CHECK(counts.stops.load() == counts.starts.load());
+}
+
+// ---------------------------------------------------------------------------
+// Lifetime of the actor's state
+
+namespace {
+
+std::atomic<int> g_constructed{0};
+std::atomic<int> g_destroyed{0};
+std::atomic<int> g_started{0};
+
+enum class Cmd { Ping, Fail, StopSelf };
+
+struct Tracked : Actor<Cmd> {
+  std::atomic<int>* handled;
+  explicit Tracked(std::atomic<int>* h) : handled(h) { g_constructed.fetch_add(1); }
+  ~Tracked() override { g_destroyed.fetch_add(1); }
+  void on_start(Context<Cmd>&) override { g_started.fetch_add(1); }
+  void on_message(Context<Cmd>& ctx, Cmd& c) override {
+    handled->fetch_add(1);
+    if (c == Cmd::Fail) ctx.fail(Error::make(Errc::Failed, "asked to fail"));
+    if (c == Cmd::StopSelf) ctx.stop();
+  }
+  ErrorAction on_error(Context<Cmd>&, const Error&) override { return ErrorAction::Restart; }
+};
+
+}  // namespace
+
+TEST_CASE("an actor's state object is destroyed exactly once") {
+  g_constructed = 0;
+  g_destroyed = 0;
+  g_started = 0;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  std::atomic<int> handled{0};
+  auto make = [&] { return Tracked(&handled); };
+  {
+    System sys(cfg);
+    auto ref = sys.spawn_with<Tracked>(SpawnOptions{}, make);
+    REQUIRE(ref.ok());
+    REQUIRE(sys.send(*ref, Cmd::Ping).ok());
+    REQUIRE(test::wait_for([&] { return handled.load() == 1; }));
+    CHECK(g_constructed.load() == 1);
+    CHECK(g_destroyed.load() == 0);
+
+    SECTION("when stopped from outside") {
+      REQUIRE(sys.stop(*ref).ok());
+      REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+      CHECK(g_constructed.load() == 1);
+      CHECK(g_destroyed.load() == 1);
+    }
+    SECTION("when it stops itself") {
+      REQUIRE(sys.send(*ref, Cmd::StopSelf).ok());
+      REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+      CHECK(g_constructed.load() == 1);
+      CHECK(g_destroyed.load() == 1);
+    }
+    SECTION("when the system shuts down") {
+      auto more = sys.spawn_with<Tracked>(SpawnOptions{}, make);
+      REQUIRE(more.ok());
+      REQUIRE(test::wait_for([&] { return g_started.load() == 2; }));
+      REQUIRE(sys.shutdown().ok());
+      CHECK(g_constructed.load() == 2);
+      CHECK(g_destroyed.load() == 2);
+    }
+    SECTION("when it restarts, and again when it stops") {
+      REQUIRE(sys.send(*ref, Cmd::Fail).ok());
+      REQUIRE(test::wait_for([&] { return g_started.load() == 2; }));
+      CHECK(g_constructed.load() == 2);
+      CHECK(g_destroyed.load() == 1);
+      REQUIRE(sys.send(*ref, Cmd::Ping).ok());
+      REQUIRE(test::wait_for([&] { return handled.load() == 3; }));
+      CHECK(sys.alive(*ref));
+      REQUIRE(sys.stop(*ref).ok());
+      REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+      CHECK(g_constructed.load() == 2);
+      CHECK(g_destroyed.load() == 2);
+    }
+  }
+  // The System is gone: nothing was destroyed twice or left behind.
+  CHECK(g_constructed.load() == g_destroyed.load());
+}
