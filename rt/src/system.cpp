@@ -201,7 +201,6 @@ Error System::pool_exhausted(std::size_t size_class, ActorId to) const noexcept 
 
 System::Admission System::admit(Cell* c, ActorId id, Worker* w, Backpressure bp, bool system_lane,
                                 Result<void>& status) noexcept {
-  const bool local = w != nullptr && w->index == c->home;
   bool blocked = false;
   auto unblock = [&] {
     if (blocked) blocked_senders_.fetch_sub(1, std::memory_order_relaxed);
@@ -215,6 +214,9 @@ System::Admission System::admit(Cell* c, ActorId id, Worker* w, Backpressure bp,
       status = Error::make(Errc::Dead, "actor #%u (generation %u) has stopped", id.slot, id.gen);
       return Admission::Refused;
     }
+    // home and capacity are fixed while the generation matches; read them
+    // only after that check (the acquire above orders them after spawn).
+    const bool local = w != nullptr && w->index == c->home;
     const std::uint32_t queued =
         foreign_pending(c, cur) + c->local_pending.load(std::memory_order_relaxed);
     if (system_lane || queued < c->capacity) {
