@@ -392,7 +392,6 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
   c->actor = nullptr;
   c->reserved = holder;  // built on its home worker at the first turn
   const std::uint32_t gen = word::gen(c->word.load(std::memory_order_relaxed));
-  live_.fetch_add(1, std::memory_order_relaxed);
   spawned_.fetch_add(1, std::memory_order_relaxed);
   if (w != nullptr && w->index == home) {
     // release: publishes the cell set-up to senders that acquire the word.
@@ -635,22 +634,25 @@ void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
     return;
   }
   std::uint32_t handled = 0;
+  std::uint32_t local_taken = 0;
   std::uint64_t handled_foreign = c->handled_foreign.load(std::memory_order_relaxed);
   const std::uint32_t budget = config_.budget;
   while (handled < budget) {
     Node* n = detail::mpsc_pop(c->head, c->tail, &c->stub);
     if (n == nullptr) break;
     ++handled;
-    if (n->counted) {
-      // release: a sender that sees the new count also sees the room.
-      c->handled_foreign.store(++handled_foreign, std::memory_order_release);
-    } else {
-      c->local_pending.store(c->local_pending.load(std::memory_order_relaxed) - 1,
-                             std::memory_order_relaxed);
-    }
+    if (n->counted) ++handled_foreign; else ++local_taken;
     if (deliver(t, n)) free_node(n, &w);
     if (t.stop_self) break;
   }
+  // The room made is published once per turn, not per message, so that
+  // senders on other cores do not lose line 1 of the cell at every message.
+  // Until then they see less room than there is, never more.
+  // release: a sender that sees the new count also sees the room.
+  c->handled_foreign.store(handled_foreign, std::memory_order_release);
+  if (local_taken != 0)
+    c->local_pending.store(c->local_pending.load(std::memory_order_relaxed) - local_taken,
+                           std::memory_order_relaxed);
   c->handled.store(c->handled.load(std::memory_order_relaxed) + handled, std::memory_order_relaxed);
   w.handled.store(w.handled.load(std::memory_order_relaxed) + handled, std::memory_order_relaxed);
   if (t.stop_self) {
@@ -748,8 +750,8 @@ void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
   c->reserved = nullptr;
   c->finalizing = false;
   c->dead = true;
-  live_.fetch_sub(1, std::memory_order_relaxed);
-  stopped_.fetch_add(1, std::memory_order_relaxed);
+  // Only this worker writes its count: no shared line per stop.
+  w.stopped.store(w.stopped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   release_if_unqueued(w, c, foreign);
 }
 
@@ -968,11 +970,25 @@ Result<ActorStats> System::stats(ActorId id) const noexcept {
   return s;
 }
 
+std::uint64_t System::stopped_count() const noexcept {
+  std::uint64_t n = 0;
+  for (std::uint32_t i = 0; i < config_.workers; ++i) n += workers_[i].stopped.load(std::memory_order_acquire);
+  return n;
+}
+
+std::uint64_t System::live_count() const noexcept {
+  // Stops are read before spawns, so a concurrent spawn can only make the
+  // result too high, never report a live actor as gone.
+  const std::uint64_t stopped = stopped_count();
+  const std::uint64_t spawned = spawned_.load(std::memory_order_acquire);
+  return spawned > stopped ? spawned - stopped : 0;
+}
+
 SystemStats System::stats() const noexcept {
   SystemStats s;
-  s.live_actors = live_.load(std::memory_order_relaxed);
+  s.stopped = stopped_count();
   s.spawned = spawned_.load(std::memory_order_relaxed);
-  s.stopped = stopped_.load(std::memory_order_relaxed);
+  s.live_actors = s.spawned > s.stopped ? s.spawned - s.stopped : 0;
   s.dead_letters = dead_letters_.load(std::memory_order_relaxed);
   for (std::uint32_t i = 0; i < config_.workers; ++i)
     s.messages += workers_[i].handled.load(std::memory_order_relaxed);
@@ -999,14 +1015,14 @@ Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
   bool in_time = true;
   for (;;) {
     stop_all(false);
-    if (live_.load(std::memory_order_acquire) == 0) break;
+    if (live_count() == 0) break;
     if (arch::monotonic_ns() >= end) {
       in_time = false;
       break;
     }
     arch::sleep_ns(200'000);
   }
-  const std::uint64_t left = live_.load(std::memory_order_acquire);
+  const std::uint64_t left = live_count();
   for (std::uint32_t i = 0; i < config_.workers; ++i) {
     workers_[i].exit.store(true, std::memory_order_seq_cst);
     workers_[i].sleeping.store(0, std::memory_order_seq_cst);

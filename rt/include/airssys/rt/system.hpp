@@ -299,6 +299,8 @@ class System {
   void finish_claim(std::uint32_t index, detail::Node* reply) noexcept;
   void abandon_claim(std::uint32_t index, std::uint32_t gen) noexcept;
   void stop_all(bool forced) noexcept;
+  std::uint64_t stopped_count() const noexcept;
+  std::uint64_t live_count() const noexcept;
   void drain_everything() noexcept;
 
   SystemConfig config_;
@@ -315,9 +317,7 @@ class System {
   alignas(64) std::atomic<std::uint32_t> next_worker_{0};
   alignas(64) std::atomic<std::uint32_t> blocked_senders_{0};
   std::atomic<std::uint32_t> space_epoch_{0};
-  alignas(64) std::atomic<std::uint64_t> live_{0};
-  std::atomic<std::uint64_t> spawned_{0};
-  std::atomic<std::uint64_t> stopped_{0};
+  alignas(64) std::atomic<std::uint64_t> spawned_{0};
   std::atomic<std::uint64_t> dead_letters_{0};
   std::atomic<bool> shutting_down_{false};
   bool shut_down_ = false;

@@ -59,7 +59,8 @@ struct alignas(64) Worker {
   Cell* local_tail = nullptr;
   BlockCache cache;
   TimerWheel timers;
-  std::atomic<std::uint64_t> handled{0};
+  std::atomic<std::uint64_t> handled{0};  // messages handled (this worker writes)
+  std::atomic<std::uint64_t> stopped{0};  // actors finalized (this worker writes)
   // Injection lane from the other workers (a moodycamel queue, see
   // docs/design.md): the queue with this worker's consumer token, and this
   // worker's producer token for each worker's queue. Opaque here to keep
