@@ -66,13 +66,14 @@ bool NameTable::find(const Name& name, Found& out) const noexcept {
         arch::cpu_relax();
         continue;
       }
-      std::uint8_t state = e.state.load(std::memory_order_relaxed);
+      // acquire on each field: if one was written by a newer update, this
+      // load synchronizes with that release store, so the re-check of seq
+      // below sees the update's odd (or later) value and the copy is retried.
+      std::uint8_t state = e.state.load(std::memory_order_acquire);
       Name n;
-      for (int k = 0; k < 4; ++k) n.words[k] = e.words[k].load(std::memory_order_relaxed);
-      std::uint64_t value = e.value.load(std::memory_order_relaxed);
-      std::uintptr_t tag = e.tag.load(std::memory_order_relaxed);
-      // The fence orders the loads above before the re-check of seq.
-      std::atomic_thread_fence(std::memory_order_acquire);
+      for (int k = 0; k < 4; ++k) n.words[k] = e.words[k].load(std::memory_order_acquire);
+      std::uint64_t value = e.value.load(std::memory_order_acquire);
+      std::uintptr_t tag = e.tag.load(std::memory_order_acquire);
       if (e.seq.load(std::memory_order_relaxed) != s1) continue;
       if (state == 0) return false;  // end of the probe chain
       if (state == 1 && n == name) {
@@ -89,12 +90,12 @@ void NameTable::write(Entry& e, std::uint8_t state, const Name& n, std::uint64_t
                       std::uintptr_t tag) noexcept {
   std::uint32_t s = e.seq.load(std::memory_order_relaxed);
   e.seq.store(s + 1, std::memory_order_relaxed);
-  // Orders the odd seq before the field stores for readers.
-  std::atomic_thread_fence(std::memory_order_release);
-  e.state.store(state, std::memory_order_relaxed);
-  for (int k = 0; k < 4; ++k) e.words[k].store(n.words[k], std::memory_order_relaxed);
-  e.value.store(value, std::memory_order_relaxed);
-  e.tag.store(tag, std::memory_order_relaxed);
+  // release on each field: a reader that sees any new field value also sees
+  // the odd seq stored before it (see find()).
+  e.state.store(state, std::memory_order_release);
+  for (int k = 0; k < 4; ++k) e.words[k].store(n.words[k], std::memory_order_release);
+  e.value.store(value, std::memory_order_release);
+  e.tag.store(tag, std::memory_order_release);
   e.seq.store(s + 2, std::memory_order_release);
 }
 

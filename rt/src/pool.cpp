@@ -87,18 +87,22 @@ void BlockPool::init(std::size_t block_size, std::uint32_t count) {
   free_.init(links_, count, true);
 }
 
-void SizedPools::init(const std::array<std::uint32_t, kSizeClasses>& counts) {
+void SizedPools::init(const std::array<std::uint32_t, kSizeClasses>& counts, std::uint32_t workers) {
   for (std::size_t c = 0; c < kSizeClasses; ++c) {
     pools_[c].init(kMinBlockSize << c, counts[c]);
     if (counts[c] > 0) largest_ = static_cast<std::uint32_t>(c + 1);
+    std::uint32_t limit = counts[c] / (4 * (workers == 0 ? 1 : workers));
+    if (limit > BlockCache::kCapacity) limit = BlockCache::kCapacity;
+    cache_limit_[c] = limit >= 2 ? limit : 0;
   }
 }
 
 void* SizedPools::allocate(std::size_t size_class, BlockCache* cache) noexcept {
-  if (cache == nullptr) return pools_[size_class].allocate();
+  const std::uint32_t limit = cache_limit_[size_class];
+  if (cache == nullptr || limit == 0) return pools_[size_class].allocate();
   auto& local = cache->classes[size_class];
   if (local.size == 0) {
-    while (local.size < BlockCache::kBatch) {
+    while (local.size < limit / 2) {
       void* p = pools_[size_class].allocate();
       if (p == nullptr) break;
       local.blocks[local.size++] = p;
@@ -109,14 +113,14 @@ void* SizedPools::allocate(std::size_t size_class, BlockCache* cache) noexcept {
 }
 
 void SizedPools::deallocate(void* p, std::size_t size_class, BlockCache* cache) noexcept {
-  if (cache == nullptr) {
+  const std::uint32_t limit = cache_limit_[size_class];
+  if (cache == nullptr || limit == 0) {
     pools_[size_class].deallocate(p);
     return;
   }
   auto& local = cache->classes[size_class];
-  if (local.size == BlockCache::kCapacity) {
-    while (local.size > BlockCache::kCapacity - BlockCache::kBatch)
-      pools_[size_class].deallocate(local.blocks[--local.size]);
+  if (local.size == limit) {
+    while (local.size > limit / 2) pools_[size_class].deallocate(local.blocks[--local.size]);
   }
   local.blocks[local.size++] = p;
 }

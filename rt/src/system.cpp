@@ -108,8 +108,8 @@ Result<std::unique_ptr<System>> System::create(const SystemConfig& config) {
 
 System::System(const SystemConfig& config) : config_(config) {
   if (!validate(config)) std::abort();
-  messages_.init(config.message_blocks);
-  actors_.init(config.actor_blocks);
+  messages_.init(config.message_blocks, config.workers);
+  actors_.init(config.actor_blocks, config.workers);
 
   cells_ = static_cast<Cell*>(detail::reserve(sizeof(Cell) * config.actor_capacity, 64));
   for (std::uint32_t i = 0; i < config.actor_capacity; ++i) {
@@ -318,17 +318,33 @@ void System::push(Cell* c, Node* n, Worker* w, Admission how) noexcept {
 void System::schedule_foreign(Cell* c) noexcept {
   Worker& wk = workers_[c->home];
   Worker* self = this_worker();
-  if (self == nullptr || !injection(wk).queue.try_enqueue(producer_token(*self, c->home), c))
+  std::uint32_t sleeping;
+  if (self != nullptr && injection(wk).queue.try_enqueue(producer_token(*self, c->home), c)) {
+    // The enqueue ends in a release store; an RMW (not a plain load) keeps
+    // the read of `sleeping` after it. Against the worker's exchange in
+    // idle(): whichever RMW comes second sees the other's effects.
+    sleeping = wk.sleeping.fetch_add(0, std::memory_order_seq_cst);
+  } else {
+    // seq_cst exchange in the push, then a seq_cst load: same argument, with
+    // both in the single total order.
     detail::mpsc_push(wk.ready_tail, c);
-  // The enqueue's release store and this fence order the queue write before
-  // the load of `sleeping` (the StoreLoad that the intrusive push gets from
-  // its seq_cst exchange).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  // seq_cst: the push above and this load against the worker's store of
-  // `sleeping` and its re-check of the queue: one of the two sees the other.
-  if (wk.sleeping.load(std::memory_order_seq_cst) != 0 &&
-      wk.sleeping.exchange(0, std::memory_order_seq_cst) != 0)
-    arch::wake_one(wk.sleeping);
+    sleeping = wk.sleeping.load(std::memory_order_seq_cst);
+  }
+  if (sleeping != 0 && wk.sleeping.exchange(0, std::memory_order_seq_cst) != 0) arch::wake_one(wk.sleeping);
+}
+
+// Monitor and link records are 64-byte blocks; the cell keeps the index of
+// the first, the records chain through `link`.
+void System::link_monitor(Cell* c, Node* n) noexcept {
+  n->link.store(c->monitors != 0 ? static_cast<Node*>(messages_.block(0, c->monitors - 1)) : nullptr,
+                std::memory_order_relaxed);
+  c->monitors = messages_.index_of(0, n) + 1;
+}
+
+void System::free_holder(detail::ActorHolder* holder) noexcept {
+  const std::size_t size_class = holder->size_class;  // read before the object ends
+  holder->~ActorHolder();
+  actors_.deallocate(holder, size_class, nullptr);
 }
 
 bool System::post_system(ActorId to, Node* n, Worker* w) noexcept {
@@ -360,8 +376,7 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
   std::uint32_t home;
   if (options.worker >= 0) {
     if (static_cast<std::uint32_t>(options.worker) >= config_.workers) {
-      holder->~ActorHolder();
-      actors_.deallocate(holder, holder->size_class, nullptr);
+      free_holder(holder);
       release_slot(slot);
       return Error::make(Errc::InvalidArgument, "SpawnOptions::worker = %d (system has %u workers)",
                          options.worker, config_.workers);
@@ -376,16 +391,14 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
     // that delivering it can never fail for lack of room.
     Node* link = alloc_node(0, w);
     if (link == nullptr) {
-      holder->~ActorHolder();
-      actors_.deallocate(holder, holder->size_class, nullptr);
+      free_holder(holder);
       release_slot(slot);
       return pool_exhausted(0, parent);
     }
     link->kind = NodeKind::Exit;
     new (detail::payload<detail::MonitorRecord>(link))
         detail::MonitorRecord{parent, Down{ActorId{}, StopReason::Escalated}};
-    link->link.store(c->monitors, std::memory_order_relaxed);
-    c->monitors = link;
+    link_monitor(c, link);
   }
   c->home = static_cast<std::uint8_t>(home);
   c->capacity = options.mailbox_capacity != 0 ? options.mailbox_capacity : config_.mailbox_capacity;
@@ -418,6 +431,10 @@ Result<void> System::stop(ActorId id) noexcept {
     if ((cur & word::kStop) != 0) return {};
     if ((*c)->word.compare_exchange_weak(cur, cur | word::kStop | word::kQueued,
                                          std::memory_order_acq_rel, std::memory_order_acquire)) {
+      // The hint lets a running turn stop after its current message. It may
+      // land after the slot was reused; it is only a hint, checked against
+      // the word.
+      (*c)->stop_hint.store(true, std::memory_order_relaxed);
       if ((cur & word::kQueued) == 0) schedule_foreign(*c);
       return {};
     }
@@ -459,7 +476,8 @@ void System::run_worker(Worker& w) noexcept {
     }
     if (blocked_senders_.load(std::memory_order_relaxed) != 0) notify_space();
     if (w.timers.armed != 0 && (!worked || ++spins % 64 == 0)) poll_timers(w);
-    if (worked) {
+    // A timer may just have made a cell of this worker ready.
+    if (worked || w.local_head != nullptr) {
       idle_since = -1;
       continue;
     }
@@ -483,8 +501,12 @@ void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
     }
   }
   // seq_cst: see schedule_foreign().
-  w.sleeping.store(1, std::memory_order_seq_cst);
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // the injection queue is read relaxed
+  // Blocks stashed in this worker's cache go back to the shared pools
+  // before it sleeps, so that no other thread sees Full because of them.
+  messages_.flush(w.cache);
+  // seq_cst RMW: see schedule_foreign(). Its acquire side also keeps the
+  // injection queue's relaxed loads below after it.
+  (void)w.sleeping.exchange(1, std::memory_order_seq_cst);
   if (detail::mpsc_maybe_nonempty(w.ready_head, w.ready_tail) ||
       injection(w).queue.size_approx() != 0 ||
       w.exit.load(std::memory_order_seq_cst)) {
@@ -591,8 +613,7 @@ bool System::deliver(Turn& t, Node* n) noexcept {
       AIRSSYS_GUARD(t, c->actor->invoke(t, n));
       break;
     case NodeKind::Monitor:
-      n->link.store(c->monitors, std::memory_order_relaxed);
-      c->monitors = n;
+      link_monitor(c, n);
       return false;
     case NodeKind::Exit: {
       auto* rec = detail::payload<detail::MonitorRecord>(n);
@@ -634,29 +655,40 @@ void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
     return;
   }
   std::uint32_t handled = 0;
-  std::uint32_t local_taken = 0;
+  bool stop_requested = false;
   std::uint64_t handled_foreign = c->handled_foreign.load(std::memory_order_relaxed);
   const std::uint32_t budget = config_.budget;
   while (handled < budget) {
     Node* n = detail::mpsc_pop(c->head, c->tail, &c->stub);
     if (n == nullptr) break;
     ++handled;
-    if (n->counted) ++handled_foreign; else ++local_taken;
+    // The room is published before the handler runs: a message being
+    // handled no longer counts as queued or against the bound.
+    if (n->counted) {
+      // release: a sender that sees the new count also sees the room.
+      c->handled_foreign.store(++handled_foreign, std::memory_order_release);
+    } else {
+      c->local_pending.store(c->local_pending.load(std::memory_order_relaxed) - 1,
+                             std::memory_order_relaxed);
+    }
+    c->handled.store(c->handled.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (deliver(t, n)) free_node(n, &w);
     if (t.stop_self) break;
+    if (c->stop_hint.load(std::memory_order_relaxed)) {
+      c->stop_hint.store(false, std::memory_order_relaxed);
+      if ((c->word.load(std::memory_order_acquire) & word::kStop) != 0) {
+        stop_requested = true;
+        break;
+      }
+    }
   }
-  // The room made is published once per turn, not per message, so that
-  // senders on other cores do not lose line 1 of the cell at every message.
-  // Until then they see less room than there is, never more.
-  // release: a sender that sees the new count also sees the room.
-  c->handled_foreign.store(handled_foreign, std::memory_order_release);
-  if (local_taken != 0)
-    c->local_pending.store(c->local_pending.load(std::memory_order_relaxed) - local_taken,
-                           std::memory_order_relaxed);
-  c->handled.store(c->handled.load(std::memory_order_relaxed) + handled, std::memory_order_relaxed);
   w.handled.store(w.handled.load(std::memory_order_relaxed) + handled, std::memory_order_relaxed);
   if (t.stop_self) {
     begin_finalize(w, c, t.reason, foreign);
+    return;
+  }
+  if (stop_requested) {
+    begin_finalize(w, c, shutting_down() ? StopReason::Shutdown : StopReason::Requested, foreign);
     return;
   }
   if (handled == budget) {
@@ -731,8 +763,8 @@ void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
     return;
   }
   // Every message is accounted for. Tell the watchers, then drop the state.
-  Node* m = c->monitors;
-  c->monitors = nullptr;
+  Node* m = c->monitors != 0 ? static_cast<Node*>(messages_.block(0, c->monitors - 1)) : nullptr;
+  c->monitors = 0;
   while (m != nullptr) {
     Node* next = m->link.load(std::memory_order_relaxed);
     auto* rec = detail::payload<detail::MonitorRecord>(m);
@@ -744,8 +776,7 @@ void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
   }
   auto* holder = static_cast<detail::ActorHolder*>(c->reserved);
   if (c->actor != nullptr) holder->destroy();
-  holder->~ActorHolder();
-  actors_.deallocate(holder, holder->size_class, nullptr);
+  free_holder(holder);
   c->actor = nullptr;
   c->reserved = nullptr;
   c->finalizing = false;
@@ -771,6 +802,7 @@ void System::release_if_unqueued(Worker&, Cell* c, bool foreign) noexcept {
   c->tail.store(&c->stub, std::memory_order_relaxed);
   c->started = false;
   c->dead = false;
+  c->stop_hint.store(false, std::memory_order_relaxed);
   release_slot(slot_of(c));
 }
 

@@ -286,19 +286,26 @@ TEST_CASE("stopping an actor with queued messages runs on_stop once and accounts
   SECTION("stopped while another thread keeps sending") {
     std::atomic<bool> go{false};
     std::atomic<std::uint64_t> more{0};
+    std::atomic<bool> saw_dead{false};
     std::thread sender([&] {
       while (!go.load()) std::this_thread::yield();
-      for (int i = 0;; ++i) {
+      // Bounded, so that a stop that never lands fails the test instead of hanging it.
+      for (int i = 0; i < 20'000'000; ++i) {
         auto r = sys.send(*ref, i, Backpressure::Drop);
-        if (r.code() == Errc::Dead) break;
+        if (r.code() == Errc::Dead) {
+          saw_dead.store(true);
+          break;
+        }
         if (r) more.fetch_add(1);
         if (i % 64 == 0) std::this_thread::yield();
       }
     });
     go.store(true);
-    REQUIRE(sys.stop(*ref).ok());
+    const bool stopped = sys.stop(*ref).ok();
     gate.release();
     sender.join();
+    REQUIRE(stopped);
+    CHECK(saw_dead.load());
     accepted += more.load();
   }
 

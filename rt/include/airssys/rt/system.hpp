@@ -254,6 +254,8 @@ class System {
   // Delivers a runtime-built node on the system lane (never refused for
   // room). On Dead the node is handed back: returns false.
   bool post_system(ActorId to, detail::Node* n, detail::Worker* w) noexcept;
+  void link_monitor(detail::Cell* c, detail::Node* n) noexcept;
+  void free_holder(detail::ActorHolder* holder) noexcept;
 
   // Spawn plumbing.
   Result<std::uint32_t> acquire_slot(const char* what) noexcept;

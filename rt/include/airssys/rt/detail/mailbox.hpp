@@ -125,10 +125,13 @@ struct alignas(64) Cell {
   alignas(64) Node* head = nullptr;
   Node stub;
   ActorBase* actor = nullptr;
-  Node* monitors = nullptr;    // Monitor/Exit records watching this actor
   Cell* local_next = nullptr;  // in the home worker's local ready queue
   std::atomic<std::uint64_t> handled{0};  // all messages handled (stats; relaxed)
-  void* reserved = nullptr;    // the actor's process set (process issue)
+  void* reserved = nullptr;    // the actor's holder (state + factory)
+  std::uint32_t monitors = 0;  // first Monitor/Exit record: 64-byte block index + 1
+  // Set by stop() after it sets kStop, so that a running turn notices
+  // between messages without reading the contended line 1.
+  std::atomic<bool> stop_hint{false};
 };
 static_assert(sizeof(Cell) == 128, "per-actor overhead budget is 128 bytes");
 

@@ -58,6 +58,10 @@ class BlockPool {
   }
   std::uint32_t count() const noexcept { return count_; }
   std::size_t block_size() const noexcept { return block_size_; }
+  std::uint32_t index_of(const void* p) const noexcept {
+    return static_cast<std::uint32_t>((static_cast<const char*>(p) - arena_) / block_size_);
+  }
+  void* block(std::uint32_t i) const noexcept { return arena_ + static_cast<std::size_t>(i) * block_size_; }
   bool owns(const void* p) const noexcept {
     auto* c = static_cast<const char*>(p);
     return c >= arena_ && c < arena_ + block_size_ * count_;
@@ -80,10 +84,12 @@ constexpr std::size_t size_class_for(std::size_t bytes) noexcept {
 
 // A per-worker stash of free blocks for each size class, so that a worker
 // allocating and freeing messages touches no shared cache line in the
-// common case. Refills from and spills to the shared pool in batches.
+// common case. Refills from and spills to the shared pool in batches. A
+// class keeps at most a quarter of its blocks in all caches together (none
+// when that is under two per worker), and a worker empties its cache before
+// it sleeps.
 struct BlockCache {
   static constexpr std::uint32_t kCapacity = 64;
-  static constexpr std::uint32_t kBatch = 32;
   struct Class {
     void* blocks[kCapacity];
     std::uint32_t size = 0;
@@ -94,7 +100,7 @@ struct BlockCache {
 // The size-classed pools of one kind (messages, or actor state).
 class SizedPools {
  public:
-  void init(const std::array<std::uint32_t, kSizeClasses>& counts);
+  void init(const std::array<std::uint32_t, kSizeClasses>& counts, std::uint32_t workers);
   // `cache` is the calling worker's cache, or null on other threads.
   void* allocate(std::size_t size_class, BlockCache* cache) noexcept;
   void deallocate(void* p, std::size_t size_class, BlockCache* cache) noexcept;
@@ -102,9 +108,14 @@ class SizedPools {
   void flush(BlockCache& cache) noexcept;
   std::uint32_t largest_class() const noexcept { return largest_; }
   std::uint32_t count(std::size_t size_class) const noexcept { return pools_[size_class].count(); }
+  std::uint32_t index_of(std::size_t size_class, const void* p) const noexcept {
+    return pools_[size_class].index_of(p);
+  }
+  void* block(std::size_t size_class, std::uint32_t i) const noexcept { return pools_[size_class].block(i); }
 
  private:
   BlockPool pools_[kSizeClasses];
+  std::uint32_t cache_limit_[kSizeClasses] = {};  // per worker; 0: no caching
   std::uint32_t largest_ = 0;  // one past the largest class with blocks
 };
 
