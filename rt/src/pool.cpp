@@ -97,31 +97,28 @@ void SizedPools::init(const std::array<std::uint32_t, kSizeClasses>& counts, std
   }
 }
 
-void* SizedPools::allocate(std::size_t size_class, BlockCache* cache) noexcept {
+void* SizedPools::allocate_slow(std::size_t size_class, BlockCache* cache) noexcept {
   const std::uint32_t limit = cache_limit_[size_class];
   if (cache == nullptr || limit == 0) return pools_[size_class].allocate();
   auto& local = cache->classes[size_class];
-  if (local.size == 0) {
-    while (local.size < limit / 2) {
-      void* p = pools_[size_class].allocate();
-      if (p == nullptr) break;
-      local.blocks[local.size++] = p;
-    }
-    if (local.size == 0) return nullptr;
+  while (local.size < limit / 2) {
+    void* p = pools_[size_class].allocate();
+    if (p == nullptr) break;
+    local.blocks[local.size++] = p;
   }
+  if (local.size == 0) return nullptr;
   return local.blocks[--local.size];
 }
 
-void SizedPools::deallocate(void* p, std::size_t size_class, BlockCache* cache) noexcept {
+void SizedPools::deallocate_slow(void* p, std::size_t size_class, BlockCache* cache) noexcept {
   const std::uint32_t limit = cache_limit_[size_class];
   if (cache == nullptr || limit == 0) {
     pools_[size_class].deallocate(p);
     return;
   }
+  // The cache is full: spill half of it.
   auto& local = cache->classes[size_class];
-  if (local.size == limit) {
-    while (local.size > limit / 2) pools_[size_class].deallocate(local.blocks[--local.size]);
-  }
+  while (local.size > limit / 2) pools_[size_class].deallocate(local.blocks[--local.size]);
   local.blocks[local.size++] = p;
 }
 

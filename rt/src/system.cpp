@@ -33,6 +33,9 @@ const char* to_string(StopReason r) noexcept {
   return "unknown";
 }
 
+using detail::foreign_pending;
+using detail::raise_high_water;
+
 namespace {
 
 // Cells made ready by one worker for another travel through the target's
@@ -53,20 +56,6 @@ struct Injection {
 inline Injection& injection(Worker& w) noexcept { return *static_cast<Injection*>(w.injection); }
 inline moodycamel::ProducerToken& producer_token(Worker& from, std::uint32_t to) noexcept {
   return static_cast<moodycamel::ProducerToken*>(from.producer_tokens)[to];
-}
-
-// Messages admitted from other threads and not yet taken out.
-inline std::uint32_t foreign_pending(const Cell* c, std::uint64_t w) noexcept {
-  // acquire: pairs with the consumer's release store, so room it freed is
-  // seen together with the node it popped.
-  std::uint64_t handled = c->handled_foreign.load(std::memory_order_acquire);
-  return static_cast<std::uint32_t>((w - handled) & word::kAdmittedMask);
-}
-
-inline void raise_high_water(Cell* c, std::uint32_t queued) noexcept {
-  // Relaxed: a statistic; a lost race only under-reports by the racing amount.
-  if (queued > c->high_water.load(std::memory_order_relaxed))
-    c->high_water.store(queued, std::memory_order_relaxed);
 }
 
 inline std::uint32_t next_gen(std::uint32_t g) noexcept { return g + 1 == 0 ? 1 : g + 1; }
@@ -185,12 +174,14 @@ System::~System() {
 // ---------------------------------------------------------------------------
 // Sending
 
+Error System::bad_ref(ActorId id) const noexcept {
+  if (!id.valid()) return Error::make(Errc::InvalidArgument, "actor handle is empty");
+  return Error::make(Errc::InvalidArgument, "actor #%u is not a slot of this system (capacity %u)",
+                     id.slot, config_.actor_capacity);
+}
+
 Result<Cell*> System::cell_for(ActorId id) const noexcept {
-  if (id.slot >= config_.actor_capacity) {
-    if (!id.valid()) return Error::make(Errc::InvalidArgument, "actor handle is empty");
-    return Error::make(Errc::InvalidArgument, "actor #%u is not a slot of this system (capacity %u)",
-                       id.slot, config_.actor_capacity);
-  }
+  if (id.slot >= config_.actor_capacity) return bad_ref(id);
   return &cells_[id.slot];
 }
 
@@ -300,19 +291,6 @@ void System::unadmit(Cell* c, Worker* w, Admission how) noexcept {
   // This sender set kQueued: a foreign run must follow to clear it.
   if (how == Admission::ForeignSchedule) schedule_foreign(c);
   (void)w;
-}
-
-void System::push(Cell* c, Node* n, Worker* w, Admission how) noexcept {
-  n->counted = how != Admission::Local;
-  detail::mpsc_push(c->tail, n);
-  if (how == Admission::Local) {
-    if (!c->local_queued) {
-      c->local_queued = true;
-      w->local_push(c);
-    }
-  } else if (how == Admission::ForeignSchedule) {
-    schedule_foreign(c);
-  }
 }
 
 void System::schedule_foreign(Cell* c) noexcept {
@@ -470,7 +448,9 @@ void System::run_worker(Worker& w) noexcept {
       worked = true;
     }
     Cell* injected = nullptr;
-    if ((!worked || ++polls % 4 == 0) && injection(w).queue.try_dequeue(injection(w).consumer, injected)) {
+    // Polled every pass when idle, every 16th when busy: an empty poll walks
+    // every producer.
+    if ((!worked || ++polls % 16 == 0) && injection(w).queue.try_dequeue(injection(w).consumer, injected)) {
       run_turn(w, injected, true);
       worked = true;
     }

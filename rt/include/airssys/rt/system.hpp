@@ -249,7 +249,35 @@ class System {
   Admission admit(detail::Cell* c, ActorId id, detail::Worker* w, Backpressure bp,
                   bool system_lane, Result<void>& status) noexcept;
   void unadmit(detail::Cell* c, detail::Worker* w, Admission how) noexcept;
-  void push(detail::Cell* c, detail::Node* n, detail::Worker* w, Admission how) noexcept;
+  // The fast path of admit(): a send from the target's home worker with
+  // room in the mailbox. False sends the caller to admit().
+  bool admit_local(detail::Cell* c, ActorId id, detail::Worker* w, bool system_lane) noexcept {
+    if (w == nullptr) return false;
+    // On the home worker nothing else can close or reuse the slot.
+    const std::uint64_t cur = c->word.load(std::memory_order_acquire);
+    if (detail::word::gen(cur) != id.gen || (cur & detail::word::kClosed) != 0 || w->index != c->home)
+      return false;
+    const std::uint32_t local = c->local_pending.load(std::memory_order_relaxed);
+    const std::uint32_t queued = detail::foreign_pending(c, cur) + local;
+    if (!system_lane && queued >= c->capacity) return false;
+    // Only the home worker writes local_pending; the node is published by the push.
+    c->local_pending.store(local + 1, std::memory_order_relaxed);
+    detail::raise_high_water(c, queued + 1);
+    return true;
+  }
+  void push(detail::Cell* c, detail::Node* n, detail::Worker* w, Admission how) noexcept {
+    n->counted = how != Admission::Local;
+    detail::mpsc_push(c->tail, n);
+    if (how == Admission::Local) {
+      if (!c->local_queued) {
+        c->local_queued = true;
+        w->local_push(c);
+      }
+    } else if (how == Admission::ForeignSchedule) {
+      schedule_foreign(c);
+    }
+  }
+  Error bad_ref(ActorId id) const noexcept;
   void schedule_foreign(detail::Cell* c) noexcept;
   // Delivers a runtime-built node on the system lane (never refused for
   // room). On Dead the node is handed back: returns false.
@@ -481,30 +509,33 @@ Result<void> System::send_on(ActorRef<M> to, U&& msg, Backpressure bp, bool syst
   static_assert(alignof(M) <= 16, "message alignment above 16 bytes is not supported");
   constexpr std::size_t cls = detail::size_class_for(detail::kNodePayload + sizeof(M));
   static_assert(cls < kSizeClasses, "message type exceeds the largest pool block (4 KiB)");
-  auto c = cell_for(to.id);
-  if (!c) return c.error();
+  if (to.id.slot >= config_.actor_capacity) return bad_ref(to.id);
+  detail::Cell* c = &cells_[to.id.slot];
   detail::Worker* w = this_worker();
   detail::Node* n = alloc_node(cls, w);
   if (n == nullptr) return pool_exhausted(cls, to.id);
-  Result<void> status;
-  Admission how = admit(*c, to.id, w, bp, system_lane, status);
-  if (how == Admission::Dropped || how == Admission::Refused) {
-    free_node(n, w);
-    return status;
+  Admission how = Admission::Local;
+  if (!admit_local(c, to.id, w, system_lane)) {
+    Result<void> status;
+    how = admit(c, to.id, w, bp, system_lane, status);
+    if (how == Admission::Dropped || how == Admission::Refused) {
+      free_node(n, w);
+      return status;
+    }
   }
 #if __cpp_exceptions
   try {
     new (detail::payload<M>(n)) M(std::forward<U>(msg));
   } catch (...) {
-    unadmit(*c, w, how);
+    unadmit(c, w, how);
     free_node(n, w);
     throw;
   }
 #else
   new (detail::payload<M>(n)) M(std::forward<U>(msg));
 #endif
-  push(*c, n, w, how);
-  return status;
+  push(c, n, w, how);
+  return {};
 }
 
 template <class Rep, class M, class Make>

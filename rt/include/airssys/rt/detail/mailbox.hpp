@@ -135,4 +135,18 @@ struct alignas(64) Cell {
 };
 static_assert(sizeof(Cell) == 128, "per-actor overhead budget is 128 bytes");
 
+// Messages admitted from other threads and not yet taken out.
+inline std::uint32_t foreign_pending(const Cell* c, std::uint64_t w) noexcept {
+  // acquire: pairs with the consumer's release store, so room it freed is
+  // seen together with the node it popped.
+  std::uint64_t handled = c->handled_foreign.load(std::memory_order_acquire);
+  return static_cast<std::uint32_t>((w - handled) & word::kAdmittedMask);
+}
+
+inline void raise_high_water(Cell* c, std::uint32_t queued) noexcept {
+  // Relaxed: a statistic; a lost race only under-reports by the racing amount.
+  if (queued > c->high_water.load(std::memory_order_relaxed))
+    c->high_water.store(queued, std::memory_order_relaxed);
+}
+
 }  // namespace airssys::detail

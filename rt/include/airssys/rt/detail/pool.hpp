@@ -102,8 +102,23 @@ class SizedPools {
  public:
   void init(const std::array<std::uint32_t, kSizeClasses>& counts, std::uint32_t workers);
   // `cache` is the calling worker's cache, or null on other threads.
-  void* allocate(std::size_t size_class, BlockCache* cache) noexcept;
-  void deallocate(void* p, std::size_t size_class, BlockCache* cache) noexcept;
+  void* allocate(std::size_t size_class, BlockCache* cache) noexcept {
+    if (cache != nullptr) {
+      auto& local = cache->classes[size_class];
+      if (local.size != 0) return local.blocks[--local.size];
+    }
+    return allocate_slow(size_class, cache);
+  }
+  void deallocate(void* p, std::size_t size_class, BlockCache* cache) noexcept {
+    if (cache != nullptr) {
+      auto& local = cache->classes[size_class];
+      if (local.size < cache_limit_[size_class]) {
+        local.blocks[local.size++] = p;
+        return;
+      }
+    }
+    deallocate_slow(p, size_class, cache);
+  }
   // Returns every cached block to the shared pools (worker exit).
   void flush(BlockCache& cache) noexcept;
   std::uint32_t largest_class() const noexcept { return largest_; }
@@ -114,6 +129,9 @@ class SizedPools {
   void* block(std::size_t size_class, std::uint32_t i) const noexcept { return pools_[size_class].block(i); }
 
  private:
+  void* allocate_slow(std::size_t size_class, BlockCache* cache) noexcept;
+  void deallocate_slow(void* p, std::size_t size_class, BlockCache* cache) noexcept;
+
   BlockPool pools_[kSizeClasses];
   std::uint32_t cache_limit_[kSizeClasses] = {};  // per worker; 0: no caching
   std::uint32_t largest_ = 0;  // one past the largest class with blocks
