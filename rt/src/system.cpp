@@ -339,13 +339,29 @@ bool System::post_system(ActorId to, Node* n, Worker* w) noexcept {
 // Spawning and stopping
 
 Result<std::uint32_t> System::acquire_slot(const char* what) noexcept {
-  if (shutting_down())
+  // Enter the spawn gate: shutdown closes it and waits for spawns inside, so
+  // no actor can start after shutdown has swept the slots.
+  // seq_cst: against shutdown's fetch_or of kGateClosed.
+  if ((spawn_gate_.fetch_add(1, std::memory_order_seq_cst) & kGateClosed) != 0) {
+    leave_spawn_gate();
     return Error::make(Errc::ShuttingDown, "%s refused: the system is shutting down", what);
+  }
   std::uint32_t slot;
-  if (!free_slots_.pop(slot))
+  if (!free_slots_.pop(slot)) {
+    leave_spawn_gate();
     return Error::make(Errc::Full, "%s refused: all %u actor slots are in use", what,
                        config_.actor_capacity);
+  }
   return slot;
+}
+
+void System::leave_spawn_gate() noexcept {
+  spawn_gate_.fetch_sub(1, std::memory_order_release);
+}
+
+void System::release_unstarted(std::uint32_t slot) noexcept {
+  release_slot(slot);
+  leave_spawn_gate();
 }
 
 Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* holder,
@@ -355,7 +371,7 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
   if (options.worker >= 0) {
     if (static_cast<std::uint32_t>(options.worker) >= config_.workers) {
       free_holder(holder);
-      release_slot(slot);
+      release_unstarted(slot);
       return Error::make(Errc::InvalidArgument, "SpawnOptions::worker = %d (system has %u workers)",
                          options.worker, config_.workers);
     }
@@ -370,7 +386,7 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
     Node* link = alloc_node(0, w);
     if (link == nullptr) {
       free_holder(holder);
-      release_slot(slot);
+      release_unstarted(slot);
       return pool_exhausted(0, parent);
     }
     link->kind = NodeKind::Exit;
@@ -393,9 +409,7 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
     c->word.store(word::make(gen, word::kQueued), std::memory_order_release);
     schedule_foreign(c);
   }
-  // A shutdown that began meanwhile may have swept the cells before this one
-  // opened; make sure it stops.
-  if (shutting_down()) (void)stop(ActorId{slot, gen});
+  leave_spawn_gate();
   return ActorId{slot, gen};
 }
 
@@ -719,7 +733,7 @@ void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
     }
     switch (n->kind) {
       case NodeKind::User:
-        if (c->actor != nullptr) c->actor->discard(n);
+        static_cast<detail::ActorHolder*>(c->reserved)->discard(n);
         dead_letters_.fetch_add(1, std::memory_order_relaxed);
         free_node(n, &w);
         break;
@@ -1020,8 +1034,17 @@ void System::stop_all(bool) noexcept {
 Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
   if (this_worker() != nullptr)
     return Error::make(Errc::WouldDeadlock, "System::shutdown called from one of its own workers");
-  if (shut_down_) return {};
+  // The first caller shuts down; concurrent and later callers wait for it.
+  std::uint32_t state = 0;
+  if (!shutdown_state_.compare_exchange_strong(state, 1, std::memory_order_acq_rel)) {
+    while ((state = shutdown_state_.load(std::memory_order_acquire)) != 2)
+      arch::wait_on(shutdown_state_, state, 10'000'000);
+    return {};
+  }
   shutting_down_.store(true, std::memory_order_seq_cst);
+  spawn_gate_.fetch_or(kGateClosed, std::memory_order_seq_cst);
+  // Spawns already inside the gate finish first (they never block).
+  while ((spawn_gate_.load(std::memory_order_acquire) & ~kGateClosed) != 0) arch::yield_thread();
   notify_space();  // blocked senders give up
   const std::int64_t end = arch::monotonic_ns() + deadline.count();
   bool in_time = true;
@@ -1043,7 +1066,8 @@ Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
   for (std::uint32_t i = 0; i < config_.workers; ++i)
     if (workers_[i].thread.joinable()) workers_[i].thread.join();
   drain_everything();
-  shut_down_ = true;
+  shutdown_state_.store(2, std::memory_order_release);
+  arch::wake_all(shutdown_state_);
   if (!in_time)
     return Error::make(Errc::Timeout,
                        "shutdown deadline of %lld ms passed with %llu actors running; they were "

@@ -130,8 +130,6 @@ class ActorBase {
   virtual void invoke(Turn& t, Node* n) = 0;
   virtual void invoke_stop(Turn& t, StopReason r) = 0;
   virtual ErrorAction invoke_error(Turn& t, const Error& e) = 0;
-  // Destroys the payload of a User node that will not be handled.
-  virtual void discard(Node* n) noexcept = 0;
 };
 
 // Owns an actor's storage and the factory that (re)builds it; lives in one
@@ -141,6 +139,10 @@ class ActorHolder {
   virtual ~ActorHolder() = default;
   virtual ActorBase* construct() = 0;
   virtual void destroy() noexcept = 0;
+  // Destroys the payload of a User node that will not be handled. Lives
+  // here, not on the actor, because the state may not exist (its
+  // constructor failed) while messages for it are queued.
+  virtual void discard(Node* n) noexcept = 0;
   std::uint8_t size_class = 0;
 };
 
@@ -150,6 +152,10 @@ class HolderFor final : public ActorHolder {
   explicit HolderFor(F&& f) : factory_(std::move(f)) {}
   ActorBase* construct() override { return new (storage_) A(factory_()); }
   void destroy() noexcept override { std::launder(reinterpret_cast<A*>(storage_))->~A(); }
+  void discard(Node* n) noexcept override {
+    using M = typename A::Message;
+    if (n->kind == NodeKind::User) payload<M>(n)->~M();
+  }
 
  private:
   F factory_;
@@ -179,9 +185,6 @@ class Actor : public detail::ActorBase {
   void invoke(detail::Turn& t, detail::Node* n) final;
   void invoke_stop(detail::Turn& t, StopReason r) final;
   ErrorAction invoke_error(detail::Turn& t, const Error& e) final;
-  void discard(detail::Node* n) noexcept final {
-    if (n->kind == detail::NodeKind::User) detail::payload<M>(n)->~M();
-  }
 };
 
 }  // namespace airssys

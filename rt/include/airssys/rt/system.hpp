@@ -288,6 +288,8 @@ class System {
   // Spawn plumbing.
   Result<std::uint32_t> acquire_slot(const char* what) noexcept;
   void release_slot(std::uint32_t slot) noexcept { free_slots_.push(slot); }
+  void leave_spawn_gate() noexcept;
+  void release_unstarted(std::uint32_t slot) noexcept;
   void* alloc_actor_block(std::size_t size_class) noexcept {
     return actors_.allocate(size_class, nullptr);
   }
@@ -350,7 +352,10 @@ class System {
   alignas(64) std::atomic<std::uint64_t> spawned_{0};
   std::atomic<std::uint64_t> dead_letters_{0};
   std::atomic<bool> shutting_down_{false};
-  bool shut_down_ = false;
+  // Spawns in progress, plus kGateClosed once shutdown begins.
+  static constexpr std::uint64_t kGateClosed = std::uint64_t{1} << 63;
+  alignas(64) std::atomic<std::uint64_t> spawn_gate_{0};
+  std::atomic<std::uint32_t> shutdown_state_{0};  // 0 running, 1 shutting down, 2 done
 };
 
 // What a handler sees of the runtime: its own handle, sending, spawning
@@ -492,7 +497,7 @@ Result<ActorRef<typename A::Message>> System::spawn_linked(const SpawnOptions& o
   if (!slot) return slot.error();
   void* block = alloc_actor_block(cls);
   if (block == nullptr) {
-    release_slot(*slot);
+    release_unstarted(*slot);
     return Error::make(Errc::Full, "actor-state pool for %zu-byte blocks is exhausted (%u blocks)",
                        kMinBlockSize << cls, actors_.count(cls));
   }
