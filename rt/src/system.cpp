@@ -2,17 +2,11 @@
 
 #include <airssys/arch/wait.hpp>
 
-#include <concurrentqueue/concurrentqueue.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <new>
 
 namespace airssys {
-
-namespace detail {
-thread_local Worker* tls_worker = nullptr;
-}  // namespace detail
 
 using detail::Cell;
 using detail::Node;
@@ -37,26 +31,6 @@ using detail::foreign_pending;
 using detail::raise_high_water;
 
 namespace {
-
-// Cells made ready by one worker for another travel through the target's
-// moodycamel queue: the producers are a fixed set (the workers), so each
-// gets an explicit producer token made at construction, and try_enqueue
-// then never allocates. Plain threads, and a worker whose pre-sized share
-// is used up, fall back to the intrusive MPSC ready queue.
-using InjectionQueue = moodycamel::ConcurrentQueue<Cell*>;
-constexpr std::size_t kInjectionPerProducer = 256;
-
-struct Injection {
-  explicit Injection(std::size_t producers)
-      : queue(kInjectionPerProducer * producers, producers, 0), consumer(queue) {}
-  InjectionQueue queue;
-  moodycamel::ConsumerToken consumer;
-};
-
-inline Injection& injection(Worker& w) noexcept { return *static_cast<Injection*>(w.injection); }
-inline moodycamel::ProducerToken& producer_token(Worker& from, std::uint32_t to) noexcept {
-  return static_cast<moodycamel::ProducerToken*>(from.producer_tokens)[to];
-}
 
 inline std::uint32_t next_gen(std::uint32_t g) noexcept { return g + 1 == 0 ? 1 : g + 1; }
 
@@ -140,14 +114,6 @@ System::System(const SystemConfig& config) : config_(config) {
     tw.free_head = 1;
     tw.current = now_tick;
   }
-  for (std::uint32_t i = 0; i < config.workers; ++i) workers_[i].injection = new Injection(config.workers);
-  for (std::uint32_t i = 0; i < config.workers; ++i) {
-    auto* tokens = static_cast<moodycamel::ProducerToken*>(
-        detail::reserve(sizeof(moodycamel::ProducerToken) * config.workers, alignof(moodycamel::ProducerToken)));
-    for (std::uint32_t k = 0; k < config.workers; ++k)
-      new (&tokens[k]) moodycamel::ProducerToken(injection(workers_[k]).queue);
-    workers_[i].producer_tokens = tokens;
-  }
   for (std::uint32_t i = 0; i < config.workers; ++i)
     workers_[i].thread = std::thread([this, i] { run_worker(workers_[i]); });
 }
@@ -155,12 +121,6 @@ System::System(const SystemConfig& config) : config_(config) {
 System::~System() {
   (void)shutdown();
   for (std::uint32_t i = 0; i < config_.workers; ++i) {
-    auto* tokens = static_cast<moodycamel::ProducerToken*>(workers_[i].producer_tokens);
-    for (std::uint32_t k = 0; k < config_.workers; ++k) tokens[k].~ProducerToken();
-    detail::release(tokens);
-  }
-  for (std::uint32_t i = 0; i < config_.workers; ++i) {
-    delete &injection(workers_[i]);
     detail::release(workers_[i].timers.entries);
     workers_[i].~Worker();
   }
@@ -295,20 +255,13 @@ void System::unadmit(Cell* c, Worker* w, Admission how) noexcept {
 
 void System::schedule_foreign(Cell* c) noexcept {
   Worker& wk = workers_[c->home];
-  Worker* self = this_worker();
-  std::uint32_t sleeping;
-  if (self != nullptr && injection(wk).queue.try_enqueue(producer_token(*self, c->home), c)) {
-    // The enqueue ends in a release store; an RMW (not a plain load) keeps
-    // the read of `sleeping` after it. Against the worker's exchange in
-    // idle(): whichever RMW comes second sees the other's effects.
-    sleeping = wk.sleeping.fetch_add(0, std::memory_order_seq_cst);
-  } else {
-    // seq_cst exchange in the push, then a seq_cst load: same argument, with
-    // both in the single total order.
-    detail::mpsc_push(wk.ready_tail, c);
-    sleeping = wk.sleeping.load(std::memory_order_seq_cst);
-  }
-  if (sleeping != 0 && wk.sleeping.exchange(0, std::memory_order_seq_cst) != 0) arch::wake_one(wk.sleeping);
+  detail::mpsc_push(wk.ready_tail, c);
+  // seq_cst: the push's exchange and this load against the worker's
+  // exchange of `sleeping` in idle() and its re-check of the queue; in the
+  // single total order one of the two sees the other.
+  if (wk.sleeping.load(std::memory_order_seq_cst) != 0 &&
+      wk.sleeping.exchange(0, std::memory_order_seq_cst) != 0)
+    arch::wake_one(wk.sleeping);
 }
 
 // Monitor and link records are 64-byte blocks; the cell keeps the index of
@@ -449,7 +402,6 @@ void System::run_worker(Worker& w) noexcept {
   arch::name_thread(name);
   std::int64_t idle_since = -1;
   std::uint32_t spins = 0;
-  std::uint32_t polls = 0;
   while (!w.exit.load(std::memory_order_acquire)) {
     bool worked = false;
     if (Cell* c = w.local_pop()) {
@@ -459,13 +411,6 @@ void System::run_worker(Worker& w) noexcept {
     }
     if (Cell* c = detail::mpsc_pop(w.ready_head, w.ready_tail, &w.ready_stub)) {
       run_turn(w, c, true);
-      worked = true;
-    }
-    Cell* injected = nullptr;
-    // Polled every pass when idle, every 16th when busy: an empty poll walks
-    // every producer.
-    if ((!worked || ++polls % 16 == 0) && injection(w).queue.try_dequeue(injection(w).consumer, injected)) {
-      run_turn(w, injected, true);
       worked = true;
     }
     if (blocked_senders_.load(std::memory_order_relaxed) != 0) notify_space();
@@ -498,11 +443,9 @@ void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
   // Blocks stashed in this worker's cache go back to the shared pools
   // before it sleeps, so that no other thread sees Full because of them.
   messages_.flush(w.cache);
-  // seq_cst RMW: see schedule_foreign(). Its acquire side also keeps the
-  // injection queue's relaxed loads below after it.
+  // seq_cst: see schedule_foreign().
   (void)w.sleeping.exchange(1, std::memory_order_seq_cst);
   if (detail::mpsc_maybe_nonempty(w.ready_head, w.ready_tail) ||
-      injection(w).queue.size_approx() != 0 ||
       w.exit.load(std::memory_order_seq_cst)) {
     w.sleeping.store(0, std::memory_order_relaxed);
     return;
@@ -1091,7 +1034,6 @@ void System::drain_everything() noexcept {
           c->local_queued = false;
         } else {
           c = detail::mpsc_pop(w.ready_head, w.ready_tail, &w.ready_stub);
-          if (c == nullptr) (void)injection(w).queue.try_dequeue(c);
           foreign = true;
         }
         if (c == nullptr) break;

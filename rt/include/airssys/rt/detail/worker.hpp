@@ -61,13 +61,6 @@ struct alignas(64) Worker {
   TimerWheel timers;
   std::atomic<std::uint64_t> handled{0};  // messages handled (this worker writes)
   std::atomic<std::uint64_t> stopped{0};  // actors finalized (this worker writes)
-  // Injection lane from the other workers (a moodycamel queue, see
-  // docs/design.md): the queue with this worker's consumer token, and this
-  // worker's producer token for each worker's queue. Opaque here to keep
-  // the dependency out of the public headers.
-  void* injection = nullptr;
-  void* producer_tokens = nullptr;
-
   void local_push(Cell* c) noexcept {
     c->local_next = nullptr;
     if (local_tail != nullptr) local_tail->local_next = c; else local_head = c;
@@ -84,6 +77,8 @@ struct alignas(64) Worker {
 };
 
 // The worker running on this thread, if any (null on other threads).
-extern thread_local Worker* tls_worker;
+// Constant-initialized inline variable: every use is a direct TLS access,
+// with no wrapper function or guard.
+inline thread_local constinit Worker* tls_worker = nullptr;
 
 }  // namespace airssys::detail
