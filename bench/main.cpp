@@ -39,15 +39,15 @@ struct Measured {
 // Prints the usual console output and remembers each benchmark's best time.
 class TableReporter : public benchmark::ConsoleReporter {
  public:
+  // Plain tabular output: the report usually goes to a log.
+  TableReporter() : ConsoleReporter(OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const auto& r : runs) {
       if (r.run_type != Run::RT_Iteration || r.error_occurred) continue;
       const double ns = r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit) * 1e9;
       std::string name = r.benchmark_name();
-      const std::string suffix = "/real_time";
-      if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-        name.resize(name.size() - suffix.size());
+      if (auto at = name.find("/real_time"); at != std::string::npos) name.erase(at, 10);
       auto& m = results_[name];
       if (m.ns == 0 || ns < m.ns) m.ns = ns;
       for (const auto& [k, c] : r.counters) m.counters[k] = c.value;
@@ -71,12 +71,12 @@ class TableReporter : public benchmark::ConsoleReporter {
       std::printf("%-58s %10.1f %10.1f %8.2f %7s %s\n", label.c_str(), a->second.ns, b->second.ns, ratio,
                   p.goal, met ? "met" : "MISSED");
     }
-    std::printf("\n%-34s %14s %16s\n", "benchmark", "allocs_per_op", "bytes_per_actor");
+    std::printf("\n%-44s %14s %16s\n", "benchmark", "allocs_per_op", "bytes_per_actor");
     for (const auto& [name, m] : results_) {
       auto al = m.counters.find("allocs_per_op");
       if (al == m.counters.end()) continue;
       auto by = m.counters.find("bytes_per_actor");
-      std::printf("%-34s %14.4f %16s\n", name.c_str(), al->second,
+      std::printf("%-44s %14.4f %16s\n", name.c_str(), al->second,
                   by == m.counters.end() ? "-" : std::to_string(static_cast<int>(by->second)).c_str());
     }
     std::fflush(stdout);

@@ -4,7 +4,7 @@
 #include <airssys/rt/detail/name_table.hpp>
 #include <airssys/rt/detail/pool.hpp>
 
-#include <benchmark/benchmark.h>
+#include "bench_support.hpp"
 
 #include <atomic>
 #include <string>
@@ -20,11 +20,13 @@ std::vector<std::atomic<std::uint32_t>> g_links(1024);
 
 void BM_index_stack_pop_push(benchmark::State& state) {
   if (state.thread_index() == 0) g_stack.init(g_links.data(), 1024, true);
+  bench::AllocsPerOp allocs;
   for (auto _ : state) {
     std::uint32_t i;
     if (g_stack.pop(i)) g_stack.push(i);
     benchmark::DoNotOptimize(i);
   }
+  allocs.report(state);
 }
 
 // One push and one pop of the intrusive MPSC queue, uncontended.
@@ -32,10 +34,12 @@ void BM_mpsc_push_pop(benchmark::State& state) {
   detail::Node stub, node;
   std::atomic<detail::Node*> tail{&stub};
   detail::Node* head = &stub;
+  bench::AllocsPerOp allocs;
   for (auto _ : state) {
     detail::mpsc_push(tail, &node);
     benchmark::DoNotOptimize(detail::mpsc_pop(head, tail, &stub));
   }
+  allocs.report(state);
 }
 
 // A hit in a name table of 512 names.
@@ -48,10 +52,12 @@ void BM_name_table_find(benchmark::State& state) {
     (void)table.insert(names.back(), static_cast<std::uint64_t>(i), 1, nullptr);
   }
   std::size_t i = 0;
+  bench::AllocsPerOp allocs;
   for (auto _ : state) {
     detail::NameTable::Found f{};
     benchmark::DoNotOptimize(table.find(names[i++ & 511], f));
   }
+  allocs.report(state);
 }
 
 }  // namespace

@@ -404,7 +404,12 @@ void System::run_worker(Worker& w) noexcept {
   std::uint32_t spins = 0;
   while (!w.exit.load(std::memory_order_acquire)) {
     bool worked = false;
-    if (Cell* c = w.local_pop()) {
+    // Up to kLocalRun cells made ready on this worker, then one from other
+    // threads: a busy local queue delays a foreign cell by at most that.
+    constexpr int kLocalRun = 8;
+    for (int k = 0; k < kLocalRun; ++k) {
+      Cell* c = w.local_pop();
+      if (c == nullptr) break;
       c->local_queued = false;
       run_turn(w, c, false);
       worked = true;
