@@ -1,0 +1,713 @@
+// Request/reply: System::ask from plain threads, Context::ask from actors,
+// timeouts, late replies, capacity and the races between a reply and a
+// timeout.
+
+#include <airssys/rt/system.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "support/wait_for.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+using namespace airssys;
+using namespace std::chrono_literals;
+
+namespace Catch {
+template <>
+struct StringMaker<airssys::Errc> {
+  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
+};
+}  // namespace Catch
+
+namespace {
+
+#ifdef AIRSSYS_SANITIZED
+constexpr int kScale = 4;  // sanitizer builds run the loops 4x shorter
+#else
+constexpr int kScale = 1;
+#endif
+
+template <class T>
+class Log {
+ public:
+  void push(T v) {
+    std::lock_guard<std::mutex> l(m_);
+    v_.push_back(std::move(v));
+  }
+  std::vector<T> get() const {
+    std::lock_guard<std::mutex> l(m_);
+    return v_;
+  }
+  std::size_t size() const {
+    std::lock_guard<std::mutex> l(m_);
+    return v_.size();
+  }
+
+ private:
+  mutable std::mutex m_;
+  std::vector<T> v_;
+};
+
+SpawnOptions on_worker(int worker) {
+  SpawnOptions o;
+  o.worker = worker;
+  return o;
+}
+
+// An actor whose on_start and on_message are given by the test.
+template <class M>
+struct Scripted : Actor<M> {
+  using Start = std::function<void(Context<M>&)>;
+  using Handle = std::function<void(Context<M>&, M&)>;
+  Start start;
+  Handle handle;
+  Scripted(Start s, Handle h) : start(std::move(s)), handle(std::move(h)) {}
+  void on_start(Context<M>& ctx) override {
+    if (start) start(ctx);
+  }
+  void on_message(Context<M>& ctx, M& m) override {
+    if (handle) handle(ctx, m);
+  }
+};
+
+template <class M>
+Result<ActorRef<M>> spawn_scripted(System& sys, int worker, typename Scripted<M>::Start start,
+                                   typename Scripted<M>::Handle handle) {
+  return sys.spawn_with<Scripted<M>>(on_worker(worker),
+                                     [start, handle] { return Scripted<M>(start, handle); });
+}
+
+// A request for an int. `delay_ms` > 0 asks the replier to answer that
+// much later (through a timer to itself); `reply_now` tells a holder to
+// answer the request it kept.
+struct Req {
+  int value = 0;
+  ReplyTo<int> to{};
+  int delay_ms = 0;
+  bool delayed = false;
+  bool reply_now = false;
+};
+
+// Replies value * 2 to every request; records the result of each reply.
+Result<ActorRef<Req>> spawn_doubler(System& sys, int worker, Log<Errc>& codes) {
+  return spawn_scripted<Req>(sys, worker, nullptr, [&codes](Context<Req>& ctx, Req& r) {
+    codes.push(ctx.reply(r.to, r.value * 2).code());
+  });
+}
+
+// Keeps the last request and answers it only when told to (reply_now).
+Result<ActorRef<Req>> spawn_holder(System& sys, int worker, Log<Errc>& codes,
+                                   std::atomic<int>& requests) {
+  auto kept = std::make_shared<ReplyTo<int>>();
+  return spawn_scripted<Req>(sys, worker, nullptr, [&codes, &requests, kept](Context<Req>& ctx, Req& r) {
+    if (r.reply_now) {
+      codes.push(ctx.reply(*kept, 5).code());
+    } else {
+      *kept = r.to;
+      requests.fetch_add(1);
+    }
+  });
+}
+
+struct ReplyRecord {
+  int value;
+  Errc code;
+};
+
+// Replies value * 2 after r.delay_ms; records (value, reply code).
+Result<ActorRef<Req>> spawn_slow_replier(System& sys, int worker, Log<ReplyRecord>& out) {
+  return spawn_scripted<Req>(sys, worker, nullptr, [&out](Context<Req>& ctx, Req& r) {
+    if (r.delay_ms > 0 && !r.delayed) {
+      Req later = r;
+      later.delayed = true;
+      auto t = ctx.send_after(ctx.self(), later, std::chrono::milliseconds(r.delay_ms));
+      if (!t) out.push({r.value, t.code()});
+      return;
+    }
+    out.push({r.value, ctx.reply(r.to, r.value * 2).code()});
+  });
+}
+
+auto make_req(int value) {
+  return [value](ReplyTo<int> to) {
+    Req r;
+    r.value = value;
+    r.to = to;
+    return r;
+  };
+}
+
+auto make_slow_req(int value, int delay_ms) {
+  return [value, delay_ms](ReplyTo<int> to) {
+    Req r;
+    r.value = value;
+    r.to = to;
+    r.delay_ms = delay_ms;
+    return r;
+  };
+}
+
+Req reply_now() {
+  Req r;
+  r.reply_now = true;
+  return r;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// System::ask
+
+TEST_CASE("System::ask from a plain thread returns what the target replies through ReplyTo") {
+  Log<Errc> codes;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  System sys(cfg);
+
+  SECTION("an int") {
+    auto d = spawn_doubler(sys, 1, codes);
+    REQUIRE(d.ok());
+    for (int i = 0; i < 10; ++i) {
+      auto r = sys.ask<int>(*d, make_req(i), 10s);
+      REQUIRE(r.ok());
+      REQUIRE(*r == 2 * i);
+    }
+    // The replier records its result after reply() returned, which may be
+    // after the asker woke.
+    REQUIRE(test::wait_for([&] { return codes.size() == 10; }));
+    REQUIRE(codes.get() == std::vector<Errc>(10, Errc::Ok));
+  }
+
+  SECTION("a std::string too long for the small-string buffer") {
+    struct StrReq {
+      int n;
+      ReplyTo<std::string> to;
+    };
+    auto s = spawn_scripted<StrReq>(sys, 0, nullptr, [&](Context<StrReq>& ctx, StrReq& r) {
+      codes.push(ctx.reply(r.to, std::string(static_cast<std::size_t>(r.n), 'x')).code());
+    });
+    REQUIRE(s.ok());
+    auto r = sys.ask<std::string>(*s, [](ReplyTo<std::string> to) { return StrReq{200, to}; }, 10s);
+    REQUIRE(r.ok());
+    REQUIRE(*r == std::string(200, 'x'));
+    REQUIRE(test::wait_for([&] { return codes.size() == 1; }));
+    REQUIRE(codes.get() == std::vector<Errc>{Errc::Ok});
+  }
+
+  SECTION("a second reply to the same request is refused with Dead") {
+    auto twice = spawn_scripted<Req>(sys, 1, nullptr, [&](Context<Req>& ctx, Req& r) {
+      codes.push(ctx.reply(r.to, 1).code());
+      codes.push(ctx.reply(r.to, 2).code());
+    });
+    REQUIRE(twice.ok());
+    auto r = sys.ask<int>(*twice, make_req(0), 10s);
+    REQUIRE(r.ok());
+    REQUIRE(*r == 1);
+    REQUIRE(test::wait_for([&] { return codes.size() == 2; }));
+    REQUIRE(codes.get() == std::vector<Errc>{Errc::Ok, Errc::Dead});
+  }
+
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("System::ask returns Timeout when the target never replies") {
+  Log<Errc> codes;
+  std::atomic<int> requests{0};
+  SystemConfig cfg;
+  cfg.workers = 2;
+  System sys(cfg);
+  auto h = spawn_holder(sys, 1, codes, requests);
+  REQUIRE(h.ok());
+
+  SECTION("a short timeout") {
+    auto r = sys.ask<int>(*h, make_req(1), 20ms);
+    REQUIRE(r.code() == Errc::Timeout);
+  }
+  SECTION("a zero timeout") {
+    auto r = sys.ask<int>(*h, make_req(1), 0ns);
+    REQUIRE(r.code() == Errc::Timeout);
+  }
+  SECTION("a negative timeout") {
+    auto r = sys.ask<int>(*h, make_req(1), -5ms);
+    REQUIRE((r.code() == Errc::Timeout || r.code() == Errc::InvalidArgument));
+  }
+
+  REQUIRE(sys.alive(*h));
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("a reply after the asker timed out is refused with Dead and leaks nothing") {
+  Log<Errc> holder_codes;
+  Log<Errc> doubler_codes;
+  std::atomic<int> requests{0};
+  SystemConfig cfg;
+  cfg.workers = 1;
+  cfg.pending_asks = 2;
+  // Room for the worker's block cache (64) and a little more: a message
+  // block lost per ask would run this pool dry long before the end.
+  cfg.message_blocks[0] = 128;
+  System sys(cfg);
+  auto h = spawn_holder(sys, 0, holder_codes, requests);
+  REQUIRE(h.ok());
+  auto d = spawn_doubler(sys, 0, doubler_codes);
+  REQUIRE(d.ok());
+
+  const int rounds = 200 / kScale;
+  for (int i = 0; i < rounds; ++i) {
+    auto r = sys.ask<int>(*h, make_req(i), 1ms);
+    REQUIRE(r.code() == Errc::Timeout);
+    REQUIRE(test::wait_for([&] { return requests.load() == i + 1; }));
+    REQUIRE(sys.send(*h, reply_now()).ok());
+    REQUIRE(test::wait_for([&] { return holder_codes.size() == static_cast<std::size_t>(i + 1); }));
+    REQUIRE(holder_codes.get().back() == Errc::Dead);
+  }
+
+  // The two pending-ask entries and the message blocks are all reusable.
+  for (int i = 0; i < 1000; ++i) {
+    auto r = sys.ask<int>(*d, make_req(i), 10s);
+    REQUIRE(r.ok());
+    REQUIRE(*r == 2 * i);
+  }
+  const auto st = sys.stats();
+  REQUIRE(st.live_actors == 2);
+  REQUIRE(st.stopped == 0);
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("a reply racing with System::ask's timeout is either received or refused, never both") {
+  Log<ReplyRecord> replies;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.pending_asks = 2;
+  System sys(cfg);
+  auto s = spawn_slow_replier(sys, 1, replies);
+  REQUIRE(s.ok());
+
+  const int iterations = 300 / kScale;
+  int received = 0;
+  int timed_out = 0;
+  for (int i = 0; i < iterations; ++i) {
+    const int delay = i % 4;                                 // 0..3 ms before the reply
+    const auto timeout = std::chrono::microseconds(500 + (i % 7) * 500);  // 0.5..3.5 ms
+    auto r = sys.ask<int>(*s, make_slow_req(i, delay), timeout);
+    REQUIRE((r.ok() || r.code() == Errc::Timeout));
+    // Wait for the replier's own verdict on this request.
+    REQUIRE(test::wait_for([&] { return replies.size() == static_cast<std::size_t>(i + 1); }));
+    const ReplyRecord rec = replies.get().back();
+    REQUIRE(rec.value == i);
+    if (r.ok()) {
+      ++received;
+      REQUIRE(*r == 2 * i);
+      REQUIRE(rec.code == Errc::Ok);
+    } else {
+      ++timed_out;
+      REQUIRE(rec.code == Errc::Dead);
+    }
+  }
+  REQUIRE(received + timed_out == iterations);
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("System::ask to an actor that is not there fails without taking a pending entry") {
+  Log<Errc> codes;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.pending_asks = 1;
+  System sys(cfg);
+  auto d = spawn_doubler(sys, 0, codes);
+  REQUIRE(d.ok());
+  auto gone = spawn_doubler(sys, 1, codes);
+  REQUIRE(gone.ok());
+  REQUIRE(sys.stop(*gone).ok());
+  REQUIRE(test::wait_for([&] { return !sys.alive(*gone); }));
+
+  SECTION("a stopped actor: Dead") {
+    for (int i = 0; i < 3; ++i) REQUIRE(sys.ask<int>(*gone, make_req(1), 10s).code() == Errc::Dead);
+  }
+  SECTION("an empty handle: InvalidArgument") {
+    for (int i = 0; i < 3; ++i)
+      REQUIRE(sys.ask<int>(ActorRef<Req>{}, make_req(1), 10s).code() == Errc::InvalidArgument);
+  }
+
+  // The only pending entry is free again.
+  auto r = sys.ask<int>(*d, make_req(4), 10s);
+  REQUIRE(r.ok());
+  REQUIRE(*r == 8);
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("System::ask returns Full when every pending-ask entry is in use") {
+  Log<Errc> holder_codes;
+  Log<Errc> doubler_codes;
+  std::atomic<int> requests{0};
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.pending_asks = 1;
+  System sys(cfg);
+  auto h = spawn_holder(sys, 1, holder_codes, requests);
+  REQUIRE(h.ok());
+  auto d = spawn_doubler(sys, 0, doubler_codes);
+  REQUIRE(d.ok());
+
+  std::atomic<bool> done{false};
+  Errc first_code = Errc::Ok;
+  int first_value = -1;
+  std::thread asker([&] {
+    auto r = sys.ask<int>(*h, make_req(1), 20s);
+    first_code = r.code();
+    if (r) first_value = *r;
+    done.store(true);
+  });
+  // Once the holder has the request, the only entry is taken.
+  REQUIRE(test::wait_for([&] { return requests.load() == 1; }));
+  const Errc second = sys.ask<int>(*d, make_req(2), 10s).code();
+  REQUIRE(sys.send(*h, reply_now()).ok());
+  const bool finished = test::wait_for([&] { return done.load(); });
+  if (!finished) (void)sys.shutdown();  // unblocks the asker before the join
+  asker.join();
+  REQUIRE(finished);
+  REQUIRE(second == Errc::Full);
+  REQUIRE(first_code == Errc::Ok);
+  REQUIRE(first_value == 5);
+  REQUIRE(test::wait_for([&] { return holder_codes.size() == 1; }));
+  REQUIRE(holder_codes.get() == std::vector<Errc>{Errc::Ok});
+
+  auto r = sys.ask<int>(*d, make_req(3), 10s);
+  REQUIRE(r.ok());
+  REQUIRE(*r == 6);
+  REQUIRE(test::wait_for([&] { return doubler_codes.size() == 1; }));  // the refused ask sent nothing
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("System::ask called from inside an actor handler returns WouldDeadlock") {
+  Log<Errc> codes;
+  Log<Errc> doubler_codes;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.pending_asks = 1;
+  System sys(cfg);
+  auto d = spawn_doubler(sys, 1, doubler_codes);
+  REQUIRE(d.ok());
+  const ActorRef<Req> to = *d;
+
+  SECTION("from on_start") {
+    auto a = spawn_scripted<int>(sys, 0, [&, to](Context<int>& ctx) {
+      codes.push(ctx.system().ask<int>(to, make_req(1), 1s).code());
+    }, nullptr);
+    REQUIRE(a.ok());
+  }
+  SECTION("from on_message, asking an actor of the same worker") {
+    auto a = spawn_scripted<int>(sys, 1, nullptr, [&, to](Context<int>& ctx, int&) {
+      codes.push(ctx.system().ask<int>(to, make_req(1), 1s).code());
+    });
+    REQUIRE(a.ok());
+    REQUIRE(sys.send(*a, 0).ok());
+  }
+
+  REQUIRE(test::wait_for([&] { return codes.size() == 1; }));
+  REQUIRE(codes.get() == std::vector<Errc>{Errc::WouldDeadlock});
+  // Nothing was sent and the only pending entry is still free.
+  auto r = sys.ask<int>(to, make_req(7), 10s);
+  REQUIRE(r.ok());
+  REQUIRE(*r == 14);
+  REQUIRE(test::wait_for([&] { return doubler_codes.size() == 1; }));
+  REQUIRE(doubler_codes.get() == std::vector<Errc>{Errc::Ok});
+  REQUIRE(sys.shutdown().ok());
+}
+
+// ---------------------------------------------------------------------------
+// Context::ask
+
+namespace {
+
+// Asks for `value`, or, with sentinel_ms > 0, only arms a sentinel.
+struct Start {
+  int value = 0;
+  int sentinel_ms = 0;
+};
+struct Sentinel {};
+using AskerMsg = std::variant<Start, Sentinel, Reply<int>>;
+
+struct Received {
+  std::uint64_t request;
+  Errc code;
+  int value;
+};
+
+// Asks `to` with the given timeout on each Start; records the ids ask()
+// returned (or its error) and every Reply. After each Reply it arms a
+// sentinel `sentinel_after` later; `sentinels` counts them.
+struct AskerLogs {
+  Log<std::uint64_t> asked;
+  Log<Errc> ask_codes;
+  Log<Received> replies;
+  std::atomic<int> sentinels{0};
+};
+
+Result<ActorRef<AskerMsg>> spawn_asker(System& sys, int worker, ActorRef<Req> to,
+                                       std::chrono::nanoseconds timeout,
+                                       std::chrono::milliseconds sentinel_after, AskerLogs& logs) {
+  return spawn_scripted<AskerMsg>(sys, worker, nullptr, [=, &logs](Context<AskerMsg>& ctx, AskerMsg& m) {
+    if (auto* s = std::get_if<Start>(&m)) {
+      if (s->sentinel_ms > 0) {
+        (void)ctx.send_after(ctx.self(), Sentinel{}, std::chrono::milliseconds(s->sentinel_ms));
+        return;
+      }
+      auto id = ctx.ask<int>(to, make_req(s->value), timeout);
+      logs.ask_codes.push(id.code());
+      if (id) logs.asked.push(*id);
+    } else if (auto* r = std::get_if<Reply<int>>(&m)) {
+      logs.replies.push({r->request, r->result.code(), r->result.ok() ? r->result.value() : -1});
+      (void)ctx.send_after(ctx.self(), Sentinel{}, sentinel_after);
+    } else {
+      logs.sentinels.fetch_add(1);
+    }
+  });
+}
+
+}  // namespace
+
+TEST_CASE("Context::ask delivers exactly one Reply carrying the request id: the value or Timeout") {
+  AskerLogs logs;
+  Log<Errc> target_codes;
+  std::atomic<int> requests{0};
+  SystemConfig cfg;
+  cfg.workers = 2;
+  System sys(cfg);
+
+  // Each Reply arms a sentinel 60 ms later, past the 20 ms timeout: had
+  // the timeout also been delivered, it would come before the sentinel.
+  SECTION("the target replies (other worker)") {
+    auto d = spawn_doubler(sys, 1, target_codes);
+    REQUIRE(d.ok());
+    auto a = spawn_asker(sys, 0, *d, 20ms, 60ms, logs);
+    REQUIRE(a.ok());
+    REQUIRE(sys.send(*a, AskerMsg{Start{21}}).ok());
+    REQUIRE(test::wait_for([&] { return logs.sentinels.load() == 1; }));
+    REQUIRE(logs.ask_codes.get() == std::vector<Errc>{Errc::Ok});
+    const auto replies = logs.replies.get();
+    REQUIRE(replies.size() == 1);
+    REQUIRE(replies[0].request == logs.asked.get()[0]);
+    REQUIRE(replies[0].code == Errc::Ok);
+    REQUIRE(replies[0].value == 42);
+    REQUIRE(test::wait_for([&] { return target_codes.size() == 1; }));
+    REQUIRE(target_codes.get() == std::vector<Errc>{Errc::Ok});
+  }
+
+  SECTION("the target replies (same worker)") {
+    auto d = spawn_doubler(sys, 0, target_codes);
+    REQUIRE(d.ok());
+    auto a = spawn_asker(sys, 0, *d, 20ms, 60ms, logs);
+    REQUIRE(a.ok());
+    REQUIRE(sys.send(*a, AskerMsg{Start{5}}).ok());
+    REQUIRE(test::wait_for([&] { return logs.sentinels.load() == 1; }));
+    const auto replies = logs.replies.get();
+    REQUIRE(replies.size() == 1);
+    REQUIRE(replies[0].request == logs.asked.get()[0]);
+    REQUIRE(replies[0].code == Errc::Ok);
+    REQUIRE(replies[0].value == 10);
+  }
+
+  SECTION("the target never replies, then replies late") {
+    auto h = spawn_holder(sys, 1, target_codes, requests);
+    REQUIRE(h.ok());
+    auto a = spawn_asker(sys, 0, *h, 20ms, 5ms, logs);
+    REQUIRE(a.ok());
+    REQUIRE(sys.send(*a, AskerMsg{Start{1}}).ok());
+    REQUIRE(test::wait_for([&] { return logs.sentinels.load() == 1; }));
+    auto replies = logs.replies.get();
+    REQUIRE(replies.size() == 1);
+    REQUIRE(replies[0].request == logs.asked.get()[0]);
+    REQUIRE(replies[0].code == Errc::Timeout);
+
+    // The late reply is refused and never reaches the asker.
+    REQUIRE(requests.load() == 1);
+    REQUIRE(sys.send(*h, reply_now()).ok());
+    REQUIRE(test::wait_for([&] { return target_codes.size() == 1; }));
+    REQUIRE(target_codes.get() == std::vector<Errc>{Errc::Dead});
+    REQUIRE(sys.send(*a, AskerMsg{Sentinel{}}).ok());
+    REQUIRE(test::wait_for([&] { return logs.sentinels.load() == 2; }));
+    REQUIRE(logs.replies.size() == 1);
+  }
+
+  SECTION("two asks in a row get two Replies with their own ids") {
+    auto d = spawn_doubler(sys, 1, target_codes);
+    REQUIRE(d.ok());
+    auto a = spawn_asker(sys, 0, *d, 20ms, 60ms, logs);
+    REQUIRE(a.ok());
+    REQUIRE(sys.send(*a, AskerMsg{Start{1}}).ok());
+    REQUIRE(sys.send(*a, AskerMsg{Start{2}}).ok());
+    REQUIRE(test::wait_for([&] { return logs.sentinels.load() == 2; }));
+    const auto asked = logs.asked.get();
+    REQUIRE(asked.size() == 2);
+    REQUIRE(asked[0] != asked[1]);
+    std::map<std::uint64_t, int> by_id;
+    for (const auto& r : logs.replies.get()) {
+      REQUIRE(r.code == Errc::Ok);
+      by_id[r.request] = r.value;
+    }
+    REQUIRE(by_id.size() == 2);
+    REQUIRE(by_id[asked[0]] == 2);
+    REQUIRE(by_id[asked[1]] == 4);
+  }
+
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("Context::ask fails at once, with no Reply later, when the request cannot be made") {
+  AskerLogs logs;
+  Log<Errc> target_codes;
+  std::atomic<int> requests{0};
+  SystemConfig cfg;
+  cfg.workers = 2;
+
+  SECTION("the target has stopped: Dead") {
+    System sys(cfg);
+    auto d = spawn_doubler(sys, 1, target_codes);
+    REQUIRE(d.ok());
+    REQUIRE(sys.stop(*d).ok());
+    REQUIRE(test::wait_for([&] { return !sys.alive(*d); }));
+    auto a = spawn_asker(sys, 0, *d, 5ms, 5ms, logs);
+    REQUIRE(a.ok());
+    REQUIRE(sys.send(*a, AskerMsg{Start{1}}).ok());
+    REQUIRE(test::wait_for([&] { return logs.ask_codes.size() == 1; }));
+    REQUIRE(logs.ask_codes.get() == std::vector<Errc>{Errc::Dead});
+    // A timeout left armed would fire 5 ms after the ask; a sentinel armed
+    // afterwards for 50 ms fires later on the same timer wheel.
+    REQUIRE(sys.send(*a, AskerMsg{Start{0, 50}}).ok());
+    REQUIRE(test::wait_for([&] { return logs.sentinels.load() == 1; }));
+    REQUIRE(logs.replies.size() == 0);
+    REQUIRE(sys.shutdown().ok());
+  }
+
+  SECTION("every pending entry is in use: Full, and the first ask still gets its one Reply") {
+    cfg.pending_asks = 1;
+    System sys(cfg);
+    auto h = spawn_holder(sys, 1, target_codes, requests);
+    REQUIRE(h.ok());
+    auto a = spawn_asker(sys, 0, *h, 10s, 5ms, logs);
+    REQUIRE(a.ok());
+    REQUIRE(sys.send(*a, AskerMsg{Start{1}}).ok());
+    REQUIRE(sys.send(*a, AskerMsg{Start{2}}).ok());
+    REQUIRE(test::wait_for([&] { return logs.ask_codes.size() == 2; }));
+    REQUIRE(logs.ask_codes.get() == std::vector<Errc>{Errc::Ok, Errc::Full});
+    REQUIRE(test::wait_for([&] { return requests.load() == 1; }));
+    REQUIRE(sys.send(*h, reply_now()).ok());
+    REQUIRE(test::wait_for([&] { return logs.sentinels.load() == 1; }));
+    const auto replies = logs.replies.get();
+    REQUIRE(replies.size() == 1);
+    REQUIRE(replies[0].request == logs.asked.get()[0]);
+    REQUIRE(replies[0].code == Errc::Ok);
+    REQUIRE(replies[0].value == 5);
+    REQUIRE(test::wait_for([&] { return target_codes.size() == 1; }));
+    REQUIRE(target_codes.get() == std::vector<Errc>{Errc::Ok});
+    REQUIRE(sys.shutdown().ok());
+  }
+}
+
+TEST_CASE("a reply racing with a Context::ask timeout still yields exactly one Reply per ask") {
+  Log<ReplyRecord> replier_log;
+  Log<std::uint64_t> asked;
+  Log<Errc> ask_codes;
+  Log<Received> replies;
+  std::atomic<bool> finished{false};
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.pending_asks = 8;
+  System sys(cfg);
+
+  auto s = spawn_slow_replier(sys, 1, replier_log);
+  REQUIRE(s.ok());
+  const ActorRef<Req> to = *s;
+
+  // Rounds of four asks with timeouts 0..3 ms; the replier answers each
+  // after 0..3 ms (varying by round). The next round starts once all four
+  // Replies came; the last round ends with a sentinel past every timeout.
+  constexpr int kPerRound = 4;
+  const int rounds = 200 / kScale;
+  struct State {
+    int round = 0;
+    int pending = 0;
+  };
+  auto state = std::make_shared<State>();
+  auto start_round = [=, &asked, &ask_codes](Context<AskerMsg>& ctx) {
+    for (int k = 0; k < kPerRound; ++k) {
+      const int value = state->round * kPerRound + k;
+      const int delay = (state->round + k) % 4;
+      auto id = ctx.ask<int>(to, make_slow_req(value, delay), std::chrono::milliseconds(k));
+      ask_codes.push(id.code());
+      if (id) {
+        asked.push(*id);
+        ++state->pending;
+      }
+    }
+  };
+  auto a = spawn_scripted<AskerMsg>(
+      sys, 0, start_round, [=, &replies, &finished](Context<AskerMsg>& ctx, AskerMsg& m) {
+        if (auto* r = std::get_if<Reply<int>>(&m)) {
+          replies.push({r->request, r->result.code(), r->result.ok() ? r->result.value() : -1});
+          if (--state->pending == 0) {
+            if (++state->round < rounds) {
+              start_round(ctx);
+            } else {
+              (void)ctx.send_after(ctx.self(), Sentinel{}, 50ms);
+            }
+          }
+        } else if (std::holds_alternative<Sentinel>(m)) {
+          finished.store(true);
+        }
+      });
+  REQUIRE(a.ok());
+  REQUIRE(test::wait_for([&] { return finished.load(); }, std::chrono::seconds(60)));
+  const std::size_t total = static_cast<std::size_t>(rounds * kPerRound);
+  // Every request reaches the replier, which answers each exactly once.
+  REQUIRE(test::wait_for([&] { return replier_log.size() == total; }));
+
+  for (Errc c : ask_codes.get()) REQUIRE(c == Errc::Ok);
+  const auto ids = asked.get();
+  REQUIRE(ids.size() == total);
+  std::map<std::uint64_t, int> count;
+  for (auto id : ids) count[id] = 0;
+  REQUIRE(count.size() == total);  // request ids are distinct
+  int values = 0;
+  int timeouts = 0;
+  for (const auto& r : replies.get()) {
+    REQUIRE(count.count(r.request) == 1);
+    ++count[r.request];
+    if (r.code == Errc::Ok) {
+      ++values;
+      REQUIRE(r.value % 2 == 0);
+    } else {
+      REQUIRE(r.code == Errc::Timeout);
+      ++timeouts;
+    }
+  }
+  for (const auto& [id, n] : count) {
+    INFO("request " << id);
+    REQUIRE(n == 1);
+  }
+  int replied_ok = 0;
+  int refused = 0;
+  for (const auto& r : replier_log.get()) {
+    if (r.code == Errc::Ok) {
+      ++replied_ok;
+    } else {
+      REQUIRE(r.code == Errc::Dead);
+      ++refused;
+    }
+  }
+  REQUIRE(values == replied_ok);
+  REQUIRE(timeouts == refused);
+  REQUIRE(sys.shutdown().ok());
+}
