@@ -100,8 +100,6 @@ System::System(const SystemConfig& config) : config_(config) {
     Worker* w = new (&workers_[i]) Worker();
     w->system = this;
     w->index = i;
-    w->ready_head = &w->ready_stub;
-    w->ready_tail.store(&w->ready_stub, std::memory_order_relaxed);
     auto& tw = w->timers;
     tw.capacity = config.timers_per_worker;
     tw.entries = static_cast<detail::TimerEntry*>(
@@ -255,8 +253,8 @@ void System::unadmit(Cell* c, Worker* w, Admission how) noexcept {
 
 void System::schedule_foreign(Cell* c) noexcept {
   Worker& wk = workers_[c->home];
-  detail::mpsc_push(wk.ready_tail, c);
-  // seq_cst: the push's exchange and this load against the worker's
+  wk.ready_push(c);
+  // seq_cst: the push's CAS and this load against the worker's
   // exchange of `sleeping` in idle() and its re-check of the queue; in the
   // single total order one of the two sees the other.
   if (wk.sleeping.load(std::memory_order_seq_cst) != 0 &&
@@ -414,7 +412,7 @@ void System::run_worker(Worker& w) noexcept {
       run_turn(w, c, false);
       worked = true;
     }
-    if (Cell* c = detail::mpsc_pop(w.ready_head, w.ready_tail, &w.ready_stub)) {
+    if (Cell* c = w.ready_pop()) {
       run_turn(w, c, true);
       worked = true;
     }
@@ -450,7 +448,7 @@ void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
   messages_.flush(w.cache);
   // seq_cst: see schedule_foreign().
   (void)w.sleeping.exchange(1, std::memory_order_seq_cst);
-  if (detail::mpsc_maybe_nonempty(w.ready_head, w.ready_tail) ||
+  if (w.ready_maybe_nonempty() ||
       w.exit.load(std::memory_order_seq_cst)) {
     w.sleeping.store(0, std::memory_order_relaxed);
     return;
@@ -469,7 +467,7 @@ void System::notify_space() noexcept {
 void System::requeue(Worker& w, Cell* c, bool foreign) noexcept {
   if (foreign) {
     // kQueued stays set: this worker keeps the duty of the foreign run.
-    detail::mpsc_push(w.ready_tail, c);
+    w.ready_push(c);
   } else if (!c->local_queued) {
     c->local_queued = true;
     w.local_push(c);
@@ -1038,7 +1036,7 @@ void System::drain_everything() noexcept {
         if (c != nullptr) {
           c->local_queued = false;
         } else {
-          c = detail::mpsc_pop(w.ready_head, w.ready_tail, &w.ready_stub);
+          c = w.ready_pop();
           foreign = true;
         }
         if (c == nullptr) break;

@@ -47,20 +47,54 @@ struct alignas(64) Worker {
   std::uint32_t index = 0;
   std::thread thread;
 
-  // Foreign ready queue: cells made ready by other threads (MPSC).
-  alignas(64) std::atomic<Cell*> ready_tail{nullptr};
+  // Foreign ready queue: cells made ready by other threads. Producers push
+  // onto a lock-free stack (one CAS); the worker takes the whole stack with
+  // one exchange and reverses it into `ready_list`, so the order is FIFO.
+  // An empty queue is a null head: no stub node to re-link, which saves a
+  // cache-line transfer per hand-off compared with a stub-based queue.
+  alignas(64) std::atomic<Cell*> ready_head{nullptr};
   // 1 while the worker sleeps on its futex; a waker swaps it to 0.
   alignas(64) std::atomic<std::uint32_t> sleeping{0};
   std::atomic<bool> exit{false};
   // Consumer side, this worker only.
-  alignas(64) Cell* ready_head = nullptr;
-  Cell ready_stub;
+  alignas(64) Cell* ready_list = nullptr;
   Cell* local_head = nullptr;  // local ready queue: cells made ready by this worker
   Cell* local_tail = nullptr;
   BlockCache cache;
   TimerWheel timers;
   std::atomic<std::uint64_t> handled{0};  // messages handled (this worker writes)
   std::atomic<std::uint64_t> stopped{0};  // actors finalized (this worker writes)
+  // Any thread. A cell is in at most one ready queue at a time (kQueued).
+  void ready_push(Cell* c) noexcept {
+    Cell* head = ready_head.load(std::memory_order_relaxed);
+    do {
+      c->link.store(head, std::memory_order_relaxed);
+      // seq_cst: the scheduling protocol reads `sleeping` after this push
+      // (see System::schedule_foreign); also releases the cell to the worker.
+    } while (!ready_head.compare_exchange_weak(head, c, std::memory_order_seq_cst,
+                                               std::memory_order_relaxed));
+  }
+  // This worker only.
+  Cell* ready_pop() noexcept {
+    if (ready_list == nullptr) {
+      if (ready_head.load(std::memory_order_relaxed) == nullptr) return nullptr;
+      // acquire: pairs with the pushers' CAS; their links and cells are visible.
+      Cell* stack = ready_head.exchange(nullptr, std::memory_order_acquire);
+      while (stack != nullptr) {  // reverse: oldest first
+        Cell* next = stack->link.load(std::memory_order_relaxed);
+        stack->link.store(ready_list, std::memory_order_relaxed);
+        ready_list = stack;
+        stack = next;
+      }
+    }
+    Cell* c = ready_list;
+    ready_list = c->link.load(std::memory_order_relaxed);
+    return c;
+  }
+  bool ready_maybe_nonempty() const noexcept {
+    return ready_list != nullptr || ready_head.load(std::memory_order_seq_cst) != nullptr;
+  }
+
   void local_push(Cell* c) noexcept {
     c->local_next = nullptr;
     if (local_tail != nullptr) local_tail->local_next = c; else local_head = c;
