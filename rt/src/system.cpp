@@ -328,7 +328,11 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
     }
     home = static_cast<std::uint32_t>(options.worker);
   } else {
-    home = next_worker_.fetch_add(1, std::memory_order_relaxed) % config_.workers;
+    // Round robin without an RMW: concurrent spawners may pick the same
+    // worker, which is harmless, and the line is not fought over.
+    const std::uint32_t next = next_worker_.load(std::memory_order_relaxed);
+    next_worker_.store(next + 1, std::memory_order_relaxed);
+    home = next % config_.workers;
   }
   Worker* w = this_worker();
   if (parent.valid()) {
