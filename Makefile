@@ -15,7 +15,8 @@ deps:
 	@tools/install-deps.sh
 
 build: deps
-	$(CMAKE) -S . -B $(BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release
+	$(CMAKE) -S . -B $(BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release \
+	  -DAIRSSYS_TESTS=ON -DAIRSSYS_BENCH=ON -DAIRSSYS_EXCEPTIONS=ON -DAIRSSYS_SANITIZE=
 	$(CMAKE) --build $(BUILD)
 
 test: build
