@@ -150,9 +150,9 @@ Error System::pool_exhausted(std::size_t size_class, ActorId to) const noexcept 
 
 System::Admission System::admit(Cell* c, ActorId id, Worker* w, Backpressure bp, bool system_lane,
                                 Result<void>& status) noexcept {
-  bool blocked = false;
+  Worker* blocked_on = nullptr;
   auto unblock = [&] {
-    if (blocked) blocked_senders_.fetch_sub(1, std::memory_order_relaxed);
+    if (blocked_on != nullptr) blocked_on->space_waiters.fetch_sub(1, std::memory_order_relaxed);
   };
   // acquire: pairs with the release store of the word in start_actor(), so
   // home and capacity are read as the spawner wrote them.
@@ -165,10 +165,11 @@ System::Admission System::admit(Cell* c, ActorId id, Worker* w, Backpressure bp,
     }
     // home and capacity are fixed while the generation matches; read them
     // only after that check (the acquire above orders them after spawn).
-    const bool local = w != nullptr && w->index == c->home;
+    const bool local = w != nullptr && w->index == c->home.load(std::memory_order_relaxed);
+    const std::uint32_t capacity = c->capacity.load(std::memory_order_relaxed);
     const std::uint32_t queued =
         foreign_pending(c, cur) + c->local_pending.load(std::memory_order_relaxed);
-    if (system_lane || queued < c->capacity) {
+    if (system_lane || queued < capacity) {
       if (local) {
         // Only the home worker writes local_pending; relaxed suffices, the
         // node itself is published by the queue push.
@@ -194,7 +195,7 @@ System::Admission System::admit(Cell* c, ActorId id, Worker* w, Backpressure bp,
       case Backpressure::Error:
         unblock();
         status = Error::make(Errc::Full, "mailbox of actor #%u is full (capacity %u)", id.slot,
-                             c->capacity);
+                             capacity);
         return Admission::Refused;
       case Backpressure::Drop:
         unblock();
@@ -218,18 +219,20 @@ System::Admission System::admit(Cell* c, ActorId id, Worker* w, Backpressure bp,
                            id.slot);
       return Admission::Refused;
     }
-    if (!blocked) {
-      blocked = true;
-      // seq_cst: workers read blocked_senders_ after freeing room.
-      blocked_senders_.fetch_add(1, std::memory_order_seq_cst);
+    // Wait on the target's home worker, which bumps its space epoch after a
+    // pass that took messages out while senders wait on it.
+    Worker& home = workers_[c->home.load(std::memory_order_relaxed)];
+    if (blocked_on == nullptr) {
+      blocked_on = &home;
+      // seq_cst: the worker reads space_waiters after freeing room.
+      home.space_waiters.fetch_add(1, std::memory_order_seq_cst);
     }
-    std::uint32_t epoch = space_epoch_.load(std::memory_order_acquire);
+    std::uint32_t epoch = home.space_epoch.load(std::memory_order_acquire);
     cur = c->word.load(std::memory_order_acquire);
     if (word::gen(cur) == id.gen &&
-        foreign_pending(c, cur) + c->local_pending.load(std::memory_order_relaxed) >= c->capacity) {
-      // Workers bump space_epoch_ after each turn while senders are blocked;
-      // the timeout covers a bump that raced with this check.
-      arch::wait_on(space_epoch_, epoch, 1'000'000);
+        foreign_pending(c, cur) + c->local_pending.load(std::memory_order_relaxed) >= capacity) {
+      // The timeout covers a bump that raced with this check.
+      arch::wait_on(home.space_epoch, epoch, 1'000'000);
       cur = c->word.load(std::memory_order_acquire);
     }
   }
@@ -252,7 +255,7 @@ void System::unadmit(Cell* c, Worker* w, Admission how) noexcept {
 }
 
 void System::schedule_foreign(Cell* c) noexcept {
-  Worker& wk = workers_[c->home];
+  Worker& wk = workers_[c->home.load(std::memory_order_relaxed)];
   wk.ready_push(c);
   // seq_cst: the push's CAS and this load against the worker's
   // exchange of `sleeping` in idle() and its re-check of the queue; in the
@@ -349,8 +352,9 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
         detail::MonitorRecord{parent, Down{ActorId{}, StopReason::Escalated}};
     link_monitor(c, link);
   }
-  c->home = static_cast<std::uint8_t>(home);
-  c->capacity = options.mailbox_capacity != 0 ? options.mailbox_capacity : config_.mailbox_capacity;
+  c->home.store(static_cast<std::uint8_t>(home), std::memory_order_relaxed);
+  c->capacity.store(options.mailbox_capacity != 0 ? options.mailbox_capacity : config_.mailbox_capacity,
+                    std::memory_order_relaxed);
   c->actor = nullptr;
   c->reserved = holder;  // built on its home worker at the first turn
   const std::uint32_t gen = word::gen(c->word.load(std::memory_order_relaxed));
@@ -420,7 +424,7 @@ void System::run_worker(Worker& w) noexcept {
       run_turn(w, c, true);
       worked = true;
     }
-    if (blocked_senders_.load(std::memory_order_relaxed) != 0) notify_space();
+    if (worked && w.space_waiters.load(std::memory_order_relaxed) != 0) notify_space(w);
     if (w.timers.armed != 0 && (!worked || ++spins % 64 == 0)) poll_timers(w);
     // A timer may just have made a cell of this worker ready.
     if (worked || w.local_head != nullptr) {
@@ -463,9 +467,9 @@ void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
   idle_since = -1;
 }
 
-void System::notify_space() noexcept {
-  space_epoch_.fetch_add(1, std::memory_order_release);
-  arch::wake_all(space_epoch_);
+void System::notify_space(Worker& w) noexcept {
+  w.space_epoch.fetch_add(1, std::memory_order_release);
+  arch::wake_all(w.space_epoch);
 }
 
 void System::requeue(Worker& w, Cell* c, bool foreign) noexcept {
@@ -766,7 +770,9 @@ Result<TimerId> System::arm_timer(Worker& w, Node* n, ActorId target, std::chron
   detail::TimerEntry& e = tw.entries[index];
   tw.free_head = e.next;
   const std::int64_t ticks = (delay.count() + detail::TimerWheel::kTickNs - 1) / detail::TimerWheel::kTickNs;
-  std::int64_t deadline = arch::monotonic_ns() / detail::TimerWheel::kTickNs + ticks;
+  const std::int64_t now = arch::monotonic_ns() / detail::TimerWheel::kTickNs;
+  if (tw.armed == 0 && tw.current < now) tw.current = now;  // no walk through idle ticks later
+  std::int64_t deadline = now + ticks;
   if (deadline <= tw.current) deadline = tw.current + 1;
   e.deadline = deadline;
   e.node = n;
@@ -808,10 +814,18 @@ void System::poll_timers(Worker& w) noexcept {
       if (e.deadline <= tw.current) {
         if (prev != 0) tw.entries[prev - 1].next = next; else tw.heads[slot] = next;
         if (tw.tails[slot] == i) tw.tails[slot] = prev;
-        fire_timer(w, e);
-        e.next = tw.free_head;
-        tw.free_head = i;
-        --tw.armed;
+        if (fire_timer(w, e)) {
+          e.next = tw.free_head;
+          tw.free_head = i;
+          --tw.armed;
+        } else {
+          // Deferred by fire_timer: look again at the next tick.
+          e.deadline = tw.current + 1;
+          e.next = 0;
+          const auto to = static_cast<std::uint32_t>(e.deadline % detail::TimerWheel::kSlots);
+          if (tw.tails[to] != 0) tw.entries[tw.tails[to] - 1].next = i; else tw.heads[to] = i;
+          tw.tails[to] = i;
+        }
       } else {
         prev = i;
       }
@@ -821,7 +835,7 @@ void System::poll_timers(Worker& w) noexcept {
   if (tw.armed == 0) tw.current = now;
 }
 
-void System::fire_timer(Worker& w, detail::TimerEntry& e) noexcept {
+bool System::fire_timer(Worker& w, detail::TimerEntry& e) noexcept {
   std::uint32_t st = e.state.load(std::memory_order_acquire);
   const std::uint32_t gen = st >> 2;
   bool deliver_it = false;
@@ -835,15 +849,23 @@ void System::fire_timer(Worker& w, detail::TimerEntry& e) noexcept {
       std::uint32_t expected = (e.guard_gen << 2) | 1;
       deliver_it = p.state.compare_exchange_strong(expected, (e.guard_gen << 2) | 3,
                                                    std::memory_order_acq_rel, std::memory_order_relaxed);
-      if (deliver_it) finish_claim(e.guard_index, nullptr);
+      if (deliver_it) {
+        finish_claim(e.guard_index, nullptr);
+      } else if (expected == ((e.guard_gen << 2) | 3)) {
+        // A replier holds the request right now; it may still give it back
+        // (its reply failed), so look again next tick instead of dropping
+        // the only timeout this ask has.
+        return false;
+      }
     }
   } else {
     e.state.store(next_gen(gen) << 2, std::memory_order_relaxed);  // was cancelled
   }
-  if (deliver_it && post_system(e.target, e.node, &w)) return;
+  if (deliver_it && post_system(e.target, e.node, &w)) return true;
   if (deliver_it) dead_letters_.fetch_add(1, std::memory_order_relaxed);
   e.destroy(e.node);
   free_node(e.node, &w);
+  return true;
 }
 
 // ---------------------------------------------------------------------------
@@ -995,7 +1017,7 @@ Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
   spawn_gate_.fetch_or(kGateClosed, std::memory_order_seq_cst);
   // Spawns already inside the gate finish first (they never block).
   while ((spawn_gate_.load(std::memory_order_acquire) & ~kGateClosed) != 0) arch::yield_thread();
-  notify_space();  // blocked senders give up
+  for (std::uint32_t i = 0; i < config_.workers; ++i) notify_space(workers_[i]);  // blocked senders give up
   const std::int64_t end = arch::monotonic_ns() + deadline.count();
   bool in_time = true;
   for (;;) {
@@ -1053,7 +1075,7 @@ void System::drain_everything() noexcept {
       // Actors never started or not queued: finish them here.
       for (std::uint32_t i = 0; i < config_.actor_capacity; ++i) {
         Cell* c = &cells_[i];
-        if (c->home != wi || c->reserved == nullptr || c->dead) continue;
+        if (c->home.load(std::memory_order_relaxed) != wi || c->reserved == nullptr || c->dead) continue;
         if (!c->finalizing) begin_finalize(w, c, StopReason::Shutdown, false);
         else continue_finalize(w, c, false);
       }
@@ -1076,6 +1098,7 @@ void System::drain_everything() noexcept {
   for (std::uint32_t i = 0; i < config_.pending_asks; ++i) {
     auto& p = pending_[i];
     if ((p.state.load(std::memory_order_relaxed) & 3) == 2 && p.reply != nullptr) {
+      if (p.destroy_reply != nullptr) p.destroy_reply(p.reply);
       free_node(p.reply, nullptr);
       p.reply = nullptr;
     }

@@ -56,6 +56,11 @@ struct PublishReport {
 };
 
 namespace detail {
+template <class T>
+void destroy_user_node(Node* n) noexcept {
+  payload<T>(n)->~T();
+}
+
 template <class M>
 std::uintptr_t type_tag() noexcept {
   static const char tag = 0;
@@ -75,6 +80,7 @@ struct PendingAsk {
   ActorId asker;           // valid for an actor's ask
   std::uint64_t request = 0;
   TimerId timer;
+  void (*destroy_reply)(Node*) noexcept = nullptr;  // a thread ask's reply value
   // Delivers the reply (a Rep on the replier's stack) to the asking actor.
   Result<void> (*complete)(System&, PendingAsk&, void* rep) = nullptr;
 };
@@ -255,11 +261,12 @@ class System {
     if (w == nullptr) return false;
     // On the home worker nothing else can close or reuse the slot.
     const std::uint64_t cur = c->word.load(std::memory_order_acquire);
-    if (detail::word::gen(cur) != id.gen || (cur & detail::word::kClosed) != 0 || w->index != c->home)
+    if (detail::word::gen(cur) != id.gen || (cur & detail::word::kClosed) != 0 ||
+        w->index != c->home.load(std::memory_order_relaxed))
       return false;
     const std::uint32_t local = c->local_pending.load(std::memory_order_relaxed);
     const std::uint32_t queued = detail::foreign_pending(c, cur) + local;
-    if (!system_lane && queued >= c->capacity) return false;
+    if (!system_lane && queued >= c->capacity.load(std::memory_order_relaxed)) return false;
     // Only the home worker writes local_pending; the node is published by the push.
     c->local_pending.store(local + 1, std::memory_order_relaxed);
     detail::raise_high_water(c, queued + 1);
@@ -310,7 +317,7 @@ class System {
   void begin_finalize(detail::Worker& w, detail::Cell* c, StopReason reason, bool foreign) noexcept;
   void continue_finalize(detail::Worker& w, detail::Cell* c, bool foreign) noexcept;
   void release_if_unqueued(detail::Worker& w, detail::Cell* c, bool foreign) noexcept;
-  void notify_space() noexcept;
+  void notify_space(detail::Worker& w) noexcept;
   std::uint32_t slot_of(const detail::Cell* c) const noexcept {
     return static_cast<std::uint32_t>(c - cells_);
   }
@@ -320,7 +327,8 @@ class System {
                             std::chrono::nanoseconds delay, void (*destroy)(detail::Node*) noexcept,
                             std::uint32_t guard_index, std::uint32_t guard_gen) noexcept;
   void poll_timers(detail::Worker& w) noexcept;
-  void fire_timer(detail::Worker& w, detail::TimerEntry& e) noexcept;
+  // False: the entry must stay armed one more round (see the ask guard).
+  bool fire_timer(detail::Worker& w, detail::TimerEntry& e) noexcept;
 
   // Asks.
   Result<std::uint32_t> acquire_pending() noexcept;
@@ -347,8 +355,6 @@ class System {
   Broker broker_{*this};
 
   alignas(64) std::atomic<std::uint32_t> next_worker_{0};
-  alignas(64) std::atomic<std::uint32_t> blocked_senders_{0};
-  std::atomic<std::uint32_t> space_epoch_{0};
   alignas(64) std::atomic<std::uint64_t> spawned_{0};
   std::atomic<std::uint64_t> dead_letters_{0};
   std::atomic<bool> shutting_down_{false};
@@ -501,7 +507,18 @@ Result<ActorRef<typename A::Message>> System::spawn_linked(const SpawnOptions& o
     return Error::make(Errc::Full, "actor-state pool for %zu-byte blocks is exhausted (%u blocks)",
                        kMinBlockSize << cls, actors_.count(cls));
   }
-  auto* holder = new (block) Holder(std::move(factory));
+  Holder* holder;
+#if __cpp_exceptions
+  try {
+    holder = new (block) Holder(std::move(factory));
+  } catch (...) {
+    actors_.deallocate(block, cls, nullptr);
+    release_unstarted(*slot);
+    throw;
+  }
+#else
+  holder = new (block) Holder(std::move(factory));
+#endif
   holder->size_class = static_cast<std::uint8_t>(cls);
   auto id = start_actor(*slot, holder, options, parent);
   if (!id) return id.error();
@@ -553,7 +570,18 @@ Result<Rep> System::ask(ActorRef<M> to, Make&& make, std::chrono::nanoseconds ti
   detail::PendingAsk& p = pending_[*index];
   std::uint32_t gen = p.state.load(std::memory_order_relaxed) >> 2;
   p.asker = ActorId{};
-  auto sent = send(to, make(ReplyTo<Rep>{*index, gen}));
+  p.destroy_reply = &detail::destroy_user_node<Rep>;
+  Result<void> sent;
+#if __cpp_exceptions
+  try {
+    sent = send(to, make(ReplyTo<Rep>{*index, gen}));
+  } catch (...) {
+    release_pending(*index);
+    throw;
+  }
+#else
+  sent = send(to, make(ReplyTo<Rep>{*index, gen}));
+#endif
   if (!sent) {
     release_pending(*index);
     return sent.error();
@@ -572,17 +600,31 @@ template <class Rep, class U>
 Result<void> System::reply(ReplyTo<Rep> to, U&& value) {
   constexpr std::size_t cls = detail::size_class_for(detail::kNodePayload + sizeof(Rep));
   static_assert(cls < kSizeClasses, "reply type exceeds the largest pool block (4 KiB)");
+  // The value is built before the request is claimed, so that nothing that
+  // can throw runs while the claim is held.
+  Rep rep(std::forward<U>(value));
   auto claimed = claim_pending(to.index, to.gen);
   if (!claimed) return claimed.error();
   detail::PendingAsk& p = pending_[to.index];
   if (p.asker.valid()) {
-    Rep rep(std::forward<U>(value));
-    Result<void> r = p.complete(*this, p, &rep);
-    if (!r) {
-      abandon_claim(to.index, to.gen);  // the asker still gets its timeout
+    Result<void> r;
+#if __cpp_exceptions
+    try {
+      r = p.complete(*this, p, &rep);
+    } catch (...) {
+      abandon_claim(to.index, to.gen);
+      throw;
+    }
+#else
+    r = p.complete(*this, p, &rep);
+#endif
+    if (!r && r.code() != Errc::Dead) {
+      // No room for the reply: give the request back; its timeout timer
+      // (which waits while a claim is held) still answers the asker.
+      abandon_claim(to.index, to.gen);
       return r;
     }
-    cancel(p.timer);
+    cancel(p.timer);  // answered, or the asker is gone
     finish_claim(to.index, nullptr);
     return r;
   }
@@ -592,7 +634,17 @@ Result<void> System::reply(ReplyTo<Rep> to, U&& value) {
     abandon_claim(to.index, to.gen);
     return pool_exhausted(cls, ActorId{});
   }
-  new (detail::payload<Rep>(n)) Rep(std::forward<U>(value));
+#if __cpp_exceptions
+  try {
+    new (detail::payload<Rep>(n)) Rep(std::move(rep));
+  } catch (...) {
+    free_node(n, w);
+    abandon_claim(to.index, to.gen);
+    throw;
+  }
+#else
+  new (detail::payload<Rep>(n)) Rep(std::move(rep));
+#endif
   finish_claim(to.index, n);
   return {};
 }
@@ -626,12 +678,6 @@ Result<ActorRef<typename A::Message>> Context<M>::spawn(Args&&... args) const {
   });
 }
 
-namespace detail {
-template <class T>
-void destroy_user_node(Node* n) noexcept {
-  payload<T>(n)->~T();
-}
-}  // namespace detail
 
 template <class M>
 template <class T, class U>

@@ -102,8 +102,11 @@ inline constexpr std::uint64_t make(std::uint32_t gen, std::uint64_t bits) noexc
 }  // namespace word
 
 // One actor slot: everything the runtime keeps per actor, in 128 bytes.
-// The first cache line is written by senders, the second only by the home
-// worker, so a busy sender and the consumer do not false-share.
+// The first cache line holds what senders touch (the admission word, the
+// queue tail, the counters they read for the bound, which the consumer
+// updates per message); the second holds what only the home worker uses
+// (plus `stop_hint`, which stop() sets rarely), so the consumer's queue
+// walking and bookkeeping do not disturb senders.
 struct alignas(64) Cell {
   // ---- line 1: shared with senders
   std::atomic<std::uint64_t> word{word::kClosed};
@@ -114,8 +117,11 @@ struct alignas(64) Cell {
   std::atomic<std::uint32_t> local_pending{0};    // home worker writes; senders read
   std::atomic<std::uint32_t> high_water{0};
   std::atomic<std::uint32_t> free_link{0};        // in the free-slot stack while unused
-  std::uint32_t capacity = 0;
-  std::uint8_t home = 0;
+  // Written at spawn, read by senders. Atomic (relaxed) because a sender
+  // holding a stale ref may read them while a spawner reuses the slot; its
+  // CAS on `word` then fails, but the read itself must not be a data race.
+  std::atomic<std::uint32_t> capacity{0};
+  std::atomic<std::uint8_t> home{0};
   StopReason stop_reason{};
   bool local_queued = false;   // in the home worker's local ready queue
   bool started = false;

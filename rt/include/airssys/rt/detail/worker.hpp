@@ -56,6 +56,10 @@ struct alignas(64) Worker {
   // 1 while the worker sleeps on its futex; a waker swaps it to 0.
   alignas(64) std::atomic<std::uint32_t> sleeping{0};
   std::atomic<bool> exit{false};
+  // Senders blocked (Backpressure::Block) on a mailbox of this worker, and
+  // the epoch they wait on; bumped after a pass that took messages out.
+  alignas(64) std::atomic<std::uint32_t> space_waiters{0};
+  std::atomic<std::uint32_t> space_epoch{0};
   // Consumer side, this worker only.
   alignas(64) Cell* ready_list = nullptr;
   Cell* local_head = nullptr;  // local ready queue: cells made ready by this worker
