@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/rt_test.hpp"
+
 #include "support/wait_for.hpp"
 
 #include <atomic>
@@ -21,72 +23,10 @@
 #include <vector>
 
 using namespace airssys;
+using namespace airssys::test;
 using namespace std::chrono_literals;
 
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-}  // namespace Catch
-
 namespace {
-
-#ifdef AIRSSYS_SANITIZED
-constexpr int kScale = 4;  // sanitizer builds run the loops 4x shorter
-#else
-constexpr int kScale = 1;
-#endif
-
-template <class T>
-class Log {
- public:
-  void push(T v) {
-    std::lock_guard<std::mutex> l(m_);
-    v_.push_back(std::move(v));
-  }
-  std::vector<T> get() const {
-    std::lock_guard<std::mutex> l(m_);
-    return v_;
-  }
-  std::size_t size() const {
-    std::lock_guard<std::mutex> l(m_);
-    return v_.size();
-  }
-
- private:
-  mutable std::mutex m_;
-  std::vector<T> v_;
-};
-
-SpawnOptions on_worker(int worker) {
-  SpawnOptions o;
-  o.worker = worker;
-  return o;
-}
-
-// An actor whose on_start and on_message are given by the test.
-template <class M>
-struct Scripted : Actor<M> {
-  using Start = std::function<void(Context<M>&)>;
-  using Handle = std::function<void(Context<M>&, M&)>;
-  Start start;
-  Handle handle;
-  Scripted(Start s, Handle h) : start(std::move(s)), handle(std::move(h)) {}
-  void on_start(Context<M>& ctx) override {
-    if (start) start(ctx);
-  }
-  void on_message(Context<M>& ctx, M& m) override {
-    if (handle) handle(ctx, m);
-  }
-};
-
-template <class M>
-Result<ActorRef<M>> spawn_scripted(System& sys, int worker, typename Scripted<M>::Start start,
-                                   typename Scripted<M>::Handle handle) {
-  return sys.spawn_with<Scripted<M>>(on_worker(worker),
-                                     [start, handle] { return Scripted<M>(start, handle); });
-}
 
 // A request for an int. `delay_ms` > 0 asks the replier to answer that
 // much later (through a timer to itself); `reply_now` tells a holder to

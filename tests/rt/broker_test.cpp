@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/rt_test.hpp"
+
 #include "support/wait_for.hpp"
 
 #include <algorithm>
@@ -16,48 +18,10 @@
 #include <vector>
 
 using namespace airssys;
+using namespace airssys::test;
 using namespace std::chrono_literals;
 
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-}  // namespace Catch
-
 namespace {
-
-#ifdef AIRSSYS_SANITIZED
-constexpr int kScale = 4;  // sanitizer builds run the loops 4x shorter
-#else
-constexpr int kScale = 1;
-#endif
-
-template <class T>
-class Log {
- public:
-  void push(T v) {
-    std::lock_guard<std::mutex> l(m_);
-    v_.push_back(std::move(v));
-  }
-  std::vector<T> get() const {
-    std::lock_guard<std::mutex> l(m_);
-    return v_;
-  }
-  std::vector<T> sorted() const {
-    auto v = get();
-    std::sort(v.begin(), v.end());
-    return v;
-  }
-  std::size_t size() const {
-    std::lock_guard<std::mutex> l(m_);
-    return v_.size();
-  }
-
- private:
-  mutable std::mutex m_;
-  std::vector<T> v_;
-};
 
 // Records every int it receives; a message of -1 holds the handler until
 // `gate` opens (or the system stops).

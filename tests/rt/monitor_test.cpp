@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/rt_test.hpp"
+
 #include "support/wait_for.hpp"
 
 #include <atomic>
@@ -18,53 +20,10 @@
 #include <vector>
 
 using namespace airssys;
+using namespace airssys::test;
 using namespace std::chrono_literals;
 
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-template <>
-struct StringMaker<airssys::StopReason> {
-  static std::string convert(airssys::StopReason r) { return airssys::to_string(r); }
-};
-}  // namespace Catch
-
 namespace {
-
-#ifdef AIRSSYS_SANITIZED
-constexpr int kScale = 4;  // sanitizer builds run the loops 4x shorter
-#else
-constexpr int kScale = 1;
-#endif
-
-template <class T>
-class Log {
- public:
-  void push(T v) {
-    std::lock_guard<std::mutex> l(m_);
-    v_.push_back(std::move(v));
-  }
-  std::vector<T> get() const {
-    std::lock_guard<std::mutex> l(m_);
-    return v_;
-  }
-  std::size_t size() const {
-    std::lock_guard<std::mutex> l(m_);
-    return v_.size();
-  }
-
- private:
-  mutable std::mutex m_;
-  std::vector<T> v_;
-};
-
-SpawnOptions on_worker(int worker) {
-  SpawnOptions o;
-  o.worker = worker;
-  return o;
-}
 
 // The watched actor. Messages: 1 = stop itself, 2 = fail.
 enum Cmd : int { kStopSelf = 1, kFail = 2, kPing = 3 };

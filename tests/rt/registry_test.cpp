@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/rt_test.hpp"
+
 #include "support/wait_for.hpp"
 
 #include <atomic>
@@ -18,22 +20,10 @@
 #include <vector>
 
 using namespace airssys;
+using namespace airssys::test;
 using namespace std::chrono_literals;
 
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-}  // namespace Catch
-
 namespace {
-
-#ifdef AIRSSYS_SANITIZED
-constexpr int kScale = 4;  // sanitizer builds run the loops 4x shorter
-#else
-constexpr int kScale = 1;
-#endif
 
 struct IntActor : Actor<int> {
   std::atomic<int>* sum;

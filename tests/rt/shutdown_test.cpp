@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/rt_test.hpp"
+
 #include "support/wait_for.hpp"
 
 #include <algorithm>
@@ -20,41 +22,10 @@
 #include <vector>
 
 using namespace airssys;
+using namespace airssys::test;
 using namespace std::chrono_literals;
 
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-template <>
-struct StringMaker<airssys::StopReason> {
-  static std::string convert(airssys::StopReason r) { return airssys::to_string(r); }
-};
-}  // namespace Catch
-
 namespace {
-
-template <class T>
-class Log {
- public:
-  void push(T v) {
-    std::lock_guard<std::mutex> l(m_);
-    v_.push_back(std::move(v));
-  }
-  std::vector<T> get() const {
-    std::lock_guard<std::mutex> l(m_);
-    return v_;
-  }
-  std::size_t size() const {
-    std::lock_guard<std::mutex> l(m_);
-    return v_.size();
-  }
-
- private:
-  mutable std::mutex m_;
-  std::vector<T> v_;
-};
 
 using Clock = std::chrono::steady_clock;
 
@@ -69,13 +40,6 @@ void spin_for(std::chrono::milliseconds d) {
   const auto end = Clock::now() + d;
   while (Clock::now() < end) {
   }
-}
-
-SpawnOptions on_worker(int worker, std::uint32_t mailbox = 0) {
-  SpawnOptions o;
-  o.worker = worker;
-  o.mailbox_capacity = mailbox;
-  return o;
 }
 
 // What every Busy actor reports.

@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/rt_test.hpp"
+
 #include "support/wait_for.hpp"
 
 #include <atomic>
@@ -22,51 +24,19 @@
 #include <vector>
 
 using namespace airssys;
+using airssys::test::kScale;
+using airssys::test::Log;
+using airssys::test::on_worker;
 using namespace std::chrono_literals;
-
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-}  // namespace Catch
 
 namespace {
 
 // A vector shared between handlers and the test thread.
-template <class T>
-class Log {
- public:
-  void push(T v) {
-    std::lock_guard<std::mutex> l(m_);
-    v_.push_back(std::move(v));
-  }
-  std::vector<T> get() const {
-    std::lock_guard<std::mutex> l(m_);
-    return v_;
-  }
-  std::size_t size() const {
-    std::lock_guard<std::mutex> l(m_);
-    return v_.size();
-  }
-
- private:
-  mutable std::mutex m_;
-  std::vector<T> v_;
-};
-
 // Yields until pred() holds; the 10 s limit is a hang guard only.
 template <class Pred>
 void spin_until(Pred pred) {
   const auto end = std::chrono::steady_clock::now() + 10s;
   while (!pred() && std::chrono::steady_clock::now() < end) std::this_thread::yield();
-}
-
-SpawnOptions on_worker(int worker, std::uint32_t mailbox = 0) {
-  SpawnOptions o;
-  o.worker = worker;
-  o.mailbox_capacity = mailbox;
-  return o;
 }
 
 // An actor whose on_start and on_message are given by the test.
