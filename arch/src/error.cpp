@@ -1,4 +1,4 @@
-#include <airssys/rt/error.hpp>
+#include <airssys/arch/error.hpp>
 
 #include <cstdio>
 
@@ -40,6 +40,15 @@ Error Error::make(Errc code, const char* fmt, ...) noexcept {
 
 Error Error::make_os(int os_error, const char* fmt, ...) noexcept {
   Error e(Errc::Os, os_error);
+  va_list args;
+  va_start(args, fmt);
+  e.format(fmt, args);
+  va_end(args);
+  return e;
+}
+
+Error Error::make_code_os(Errc code, int os_error, const char* fmt, ...) noexcept {
+  Error e(code, os_error);
   va_list args;
   va_start(args, fmt);
   e.format(fmt, args);

@@ -1,0 +1,212 @@
+// The platform layer's process handling, with real processes. Every test
+// checks the process table afterwards: nothing of its own is left running
+// or unreaped, and no file descriptor is leaked.
+
+#include <airssys/arch/process.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "support/proc_table.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+using namespace airssys;
+using airssys::arch::GroupMode;
+using airssys::arch::SpawnSpec;
+using airssys::arch::StdioMode;
+
+namespace {
+
+// Counts taken at the start of a test and compared at its end.
+struct NothingLeft {
+  std::size_t fds = test::open_fds();
+  ~NothingLeft() {
+    CHECK(test::children_of_self().empty());
+    CHECK(test::open_fds() == fds);
+  }
+};
+
+arch::Process spawn_ok(const SpawnSpec& spec) {
+  auto p = arch::spawn(spec);
+  INFO(p.error().message());
+  REQUIRE(p.ok());
+  return std::move(p.value());
+}
+
+SpawnSpec quiet(const char* program, const char* const* argv = nullptr) {
+  SpawnSpec s;
+  s.program = program;
+  s.argv = argv;
+  s.stdio[0] = s.stdio[1] = s.stdio[2] = StdioMode::Null;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("a spawned program runs, exits and is reaped with its status") {
+  NothingLeft check;
+  SECTION("exit code 0") {
+    auto p = spawn_ok(quiet("/bin/true"));
+    auto st = arch::wait(p, -1);
+    REQUIRE(st.ok());
+    REQUIRE(st->code == 0);
+    REQUIRE(st->signal == 0);
+    REQUIRE_FALSE(p.valid());
+  }
+  SECTION("a non-zero code, found through PATH, with arguments") {
+    const char* argv[] = {"sh", "-c", "exit 7", nullptr};
+    auto p = spawn_ok(quiet("sh", argv));
+    auto st = arch::wait(p, -1);
+    REQUIRE(st.ok());
+    REQUIRE(st->code == 7);
+  }
+}
+
+TEST_CASE("the working directory and the environment reach the child") {
+  NothingLeft check;
+  const auto dir = std::filesystem::temp_directory_path() / "airssys-process-test";
+  std::filesystem::create_directories(dir);
+  const char* argv[] = {"sh", "-c", "pwd > out.txt; echo \"$GREETING\" >> out.txt", nullptr};
+  const char* envp[] = {"GREETING=hello", "PATH=/usr/bin:/bin", nullptr};
+  SpawnSpec s = quiet("sh", argv);
+  s.envp = envp;
+  const std::string dir_s = dir.string();
+  s.working_dir = dir_s.c_str();
+  auto p = spawn_ok(s);
+  REQUIRE(arch::wait(p, -1)->code == 0);
+  std::ifstream in(dir / "out.txt");
+  std::string cwd, greeting;
+  std::getline(in, cwd);
+  std::getline(in, greeting);
+  REQUIRE(cwd == dir_s);
+  REQUIRE(greeting == "hello");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("bad spawn input is an error that names it, and nothing is left behind") {
+  NothingLeft check;
+  const auto dir = std::filesystem::temp_directory_path() / "airssys-process-bad";
+  std::filesystem::create_directories(dir);
+  const auto plain_file = dir / "not-executable";
+  std::ofstream(plain_file) << "#!/bin/sh\n";
+  std::filesystem::permissions(plain_file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const std::string plain = plain_file.string();
+  const std::string dir_s = dir.string();
+
+  struct Case {
+    const char* what;
+    SpawnSpec spec;
+    Errc code;
+    const char* names;
+  };
+  SpawnSpec missing = quiet("/nope/missing-program");
+  SpawnSpec a_dir = quiet(dir_s.c_str());
+  SpawnSpec not_exec = quiet(plain.c_str());
+  SpawnSpec not_in_path = quiet("airssys-no-such-program");
+  SpawnSpec empty = quiet("");
+  SpawnSpec bad_cwd = quiet("/bin/true");
+  bad_cwd.working_dir = "/nope/dir";
+  SpawnSpec cwd_file = quiet("/bin/true");
+  cwd_file.working_dir = plain.c_str();
+  SpawnSpec join_nothing = quiet("/bin/true");
+  join_nothing.group = GroupMode::JoinGroup;
+  const Case cases[] = {
+      {"missing program", missing, Errc::NotFound, "/nope/missing-program"},
+      {"a directory", a_dir, Errc::InvalidArgument, "is a directory"},
+      {"not executable", not_exec, Errc::InvalidArgument, "is not executable"},
+      {"not in PATH", not_in_path, Errc::NotFound, "not found in PATH"},
+      {"empty program", empty, Errc::InvalidArgument, "program is empty"},
+      {"missing working dir", bad_cwd, Errc::NotFound, "working_dir '/nope/dir'"},
+      {"working dir is a file", cwd_file, Errc::InvalidArgument, "is not a directory"},
+      {"JoinGroup without a leader", join_nothing, Errc::InvalidArgument, "JoinGroup"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    auto p = arch::spawn(c.spec);
+    REQUIRE_FALSE(p.ok());
+    CHECK(p.code() == c.code);
+    CHECK(std::string(p.error().message()).find(c.names) != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a NewGroup child leads its own group and the group can be signalled") {
+  NothingLeft check;
+  const char* argv[] = {"sleep", "30", nullptr};
+  auto leader = spawn_ok(quiet("sleep", argv));
+  REQUIRE(leader.leads_group());
+  REQUIRE(leader.pgid() == leader.pid());
+  test::ProcEntry e;
+  REQUIRE(test::read_proc(leader.pid(), e));
+  REQUIRE(e.pgid == leader.pid());
+
+  SpawnSpec member_spec = quiet("sleep", argv);
+  member_spec.group = GroupMode::JoinGroup;
+  member_spec.join = &leader;
+  auto member = spawn_ok(member_spec);
+  REQUIRE(member.pgid() == leader.pgid());
+  REQUIRE(test::read_proc(member.pid(), e));
+  REQUIRE(e.pgid == leader.pid());
+  REQUIRE_FALSE(member.leads_group());
+
+  REQUIRE(arch::signal_group(leader, SIGTERM).ok());
+  auto a = arch::wait(leader, -1);
+  auto b = arch::wait(member, -1);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  REQUIRE(a->signal == SIGTERM);
+  REQUIRE(b->signal == SIGTERM);
+  REQUIRE(a->shell_status() == 128 + SIGTERM);
+}
+
+TEST_CASE("groups this runtime did not create, reaped processes and bad signals are refused") {
+  NothingLeft check;
+  const char* argv[] = {"sleep", "30", nullptr};
+  SpawnSpec inherit = quiet("sleep", argv);
+  inherit.group = GroupMode::Inherit;
+  auto p = spawn_ok(inherit);
+  REQUIRE_FALSE(p.leads_group());
+  auto refused = arch::signal_group(p, SIGKILL);  // would hit the test's own group
+  REQUIRE(refused.code() == Errc::InvalidArgument);
+  REQUIRE(arch::signal(p, 65).code() == Errc::InvalidArgument);
+  REQUIRE(arch::signal(p, -1).code() == Errc::InvalidArgument);
+  REQUIRE(arch::signal(p, SIGKILL).ok());
+  REQUIRE(arch::wait(p, -1)->signal == SIGKILL);
+  // Reaped: the handle no longer names a process, so nothing can be signalled.
+  REQUIRE(arch::signal(p, SIGKILL).code() == Errc::Dead);
+  REQUIRE(arch::signal_group(p, SIGKILL).code() == Errc::Dead);
+  REQUIRE(arch::wait(p, 0).code() == Errc::Dead);
+}
+
+TEST_CASE("a wait that times out leaves the process running, and a dropped handle kills and reaps it") {
+  NothingLeft check;
+  const char* argv[] = {"sleep", "30", nullptr};
+  int pid = 0;
+  {
+    auto p = spawn_ok(quiet("sleep", argv));
+    pid = p.pid();
+    auto w = arch::wait(p, 1'000'000);
+    REQUIRE(w.code() == Errc::Timeout);
+    REQUIRE(p.valid());
+    REQUIRE(test::process_exists(pid));
+  }
+  REQUIRE_FALSE(test::process_exists(pid));
+}
+
+TEST_CASE("only the standard streams reach the child") {
+  NothingLeft check;
+  // An fd the parent opened without O_CLOEXEC-awareness: std::fopen's
+  // stream is inheritable unless "e" is given.
+  std::FILE* leak = std::fopen("/proc/self/status", "r");
+  REQUIRE(leak != nullptr);
+  const char* argv[] = {"sh", "-c", "test $(ls /proc/self/fd | wc -l) -le 4", nullptr};
+  auto p = spawn_ok(quiet("sh", argv));
+  auto st = arch::wait(p, -1);
+  std::fclose(leak);
+  REQUIRE(st.ok());
+  REQUIRE(st->code == 0);  // 0-2 plus the fd ls opens to read the directory
+}
