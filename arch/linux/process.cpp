@@ -1,15 +1,18 @@
 #include <airssys/arch/process.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -268,6 +271,79 @@ Result<void> signal_group(Process& leader, int sig) noexcept {
   if (killpg(leader.pgid_, sig) != 0)
     return Error::make_os(errno, "signal %d to group %d: %s", sig, leader.pgid_, std::strerror(errno));
   return {};
+}
+
+}  // namespace airssys::arch
+
+namespace airssys::arch {
+
+Result<void> become_subreaper() noexcept {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+    return Error::make_os(errno, "cannot become child subreaper: %s", std::strerror(errno));
+  return {};
+}
+
+namespace {
+// Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp.
+bool read_stat(int pid, char& state, int& ppid, int& pgid) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[512];
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* close_paren = std::strrchr(buf, ')');
+  if (close_paren == nullptr) return false;
+  return std::sscanf(close_paren + 1, " %c %d %d", &state, &ppid, &pgid) == 3;
+}
+}  // namespace
+
+std::size_t list_children(int* pids, std::size_t capacity) noexcept {
+  // Orphans are re-parented to some thread of this process, so every
+  // thread's children list is read.
+  std::size_t count = 0;
+  DIR* tasks = opendir("/proc/self/task");
+  if (tasks == nullptr) return 0;
+  while (dirent* t = readdir(tasks)) {
+    if (t->d_name[0] == '.') continue;
+    char path[300];  // d_name is at most 255 bytes
+    std::snprintf(path, sizeof path, "/proc/self/task/%s/children", t->d_name);
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[4096];
+    const ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    for (char* p = buf; *p != '\0';) {
+      char* end = nullptr;
+      const long pid = std::strtol(p, &end, 10);
+      if (end == p) break;
+      if (count < capacity) pids[count] = static_cast<int>(pid);
+      ++count;
+      p = end;
+    }
+  }
+  closedir(tasks);
+  return count;
+}
+
+Result<Process> adopt_child(int pid) noexcept {
+  char state = 0;
+  int ppid = 0, pgid = 0;
+  if (pid <= 1 || !read_stat(pid, state, ppid, pgid) || ppid != getpid())
+    return Error::make(Errc::InvalidArgument, "process %d is not a child of this process", pid);
+  const int pidfd = pidfd_open(pid);
+  if (pidfd < 0) return Error::make_os(errno, "no file descriptor to hold process %d: %s", pid, std::strerror(errno));
+  Process p;
+  p.pid_ = pid;
+  p.pidfd_ = pidfd;
+  p.pgid_ = pgid;
+  p.leads_group_ = false;  // not created by this runtime as a group
+  return p;
 }
 
 }  // namespace airssys::arch

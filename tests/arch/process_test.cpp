@@ -8,11 +8,13 @@
 
 #include "support/proc_table.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 using namespace airssys;
 using airssys::arch::GroupMode;
@@ -35,6 +37,15 @@ arch::Process spawn_ok(const SpawnSpec& spec) {
   INFO(p.error().message());
   REQUIRE(p.ok());
   return std::move(p.value());
+}
+
+// Waits (bounded) until this process has at least `n` children.
+bool test_wait_for_children(int (&pids)[16], std::size_t n) {
+  for (int i = 0; i < 5000; ++i) {
+    if (arch::list_children(pids, 16) >= n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return false;
 }
 
 SpawnSpec quiet(const char* program, const char* const* argv = nullptr) {
@@ -209,4 +220,54 @@ TEST_CASE("only the standard streams reach the child") {
   std::fclose(leak);
   REQUIRE(st.ok());
   REQUIRE(st->code == 0);  // 0-2 plus the fd ls opens to read the directory
+}
+
+TEST_CASE("descendants that escaped the group with setsid come back to a subreaper and are killed and reaped") {
+  NothingLeft check;
+  REQUIRE(arch::become_subreaper().ok());
+  // The leader starts a subshell that starts, in a new session, a shell
+  // ignoring SIGTERM with a child of its own, and exits: the escapee is
+  // orphaned at once and, this process being a subreaper, becomes its child.
+  const char* argv[] = {"sh", "-c", "(setsid sh -c 'trap \"\" TERM; sleep 30; true' &); sleep 30", nullptr};
+  auto leader = spawn_ok(quiet("sh", argv));
+  int pids[16] = {};
+  REQUIRE(test_wait_for_children(pids, 2));  // the leader and the adopted escapee
+  int escapee = 0;
+  for (int pid : pids)
+    if (pid != 0 && pid != leader.pid()) {
+      escapee = pid;
+      break;
+    }
+  test::ProcEntry e;
+  REQUIRE(test::read_proc(escapee, e));
+  REQUIRE(e.pgid != leader.pgid());  // it really left the group
+
+  // The group kill reaches the leader and its sleep, not the escapee.
+  REQUIRE(arch::signal_group(leader, SIGTERM).ok());
+  REQUIRE(arch::wait(leader, -1)->signal == SIGTERM);
+
+  // Whatever is left is ours now: adopt, kill and reap, until nothing is.
+  int adopted = 0;
+  for (int round = 0; round < 100; ++round) {
+    const std::size_t n = arch::list_children(pids, 16);
+    if (n == 0) break;
+    for (std::size_t i = 0; i < n && i < 16; ++i) {
+      auto orphan = arch::adopt_child(pids[i]);
+      if (!orphan) continue;  // reaped meanwhile
+      ++adopted;
+      (void)arch::signal(*orphan, SIGKILL);
+      REQUIRE(arch::wait(*orphan, -1).ok());
+    }
+  }
+  // The escapee, and its sleep if it got that far.
+  REQUIRE(adopted >= 1);
+  REQUIRE(arch::list_children(pids, 16) == 0);
+  REQUIRE_FALSE(test::process_exists(escapee));
+}
+
+TEST_CASE("only children of this process can be adopted") {
+  NothingLeft check;
+  REQUIRE(arch::adopt_child(1).code() == Errc::InvalidArgument);
+  REQUIRE(arch::adopt_child(test::self_pid()).code() == Errc::InvalidArgument);
+  REQUIRE(arch::adopt_child(-5).code() == Errc::InvalidArgument);
 }

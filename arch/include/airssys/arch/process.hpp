@@ -70,6 +70,7 @@ class Process {
   friend Result<ExitStatus> wait(Process& p, std::int64_t timeout_ns) noexcept;
   friend Result<void> signal(Process& p, int sig) noexcept;
   friend Result<void> signal_group(Process& leader, int sig) noexcept;
+  friend Result<Process> adopt_child(int pid) noexcept;
   void reset() noexcept;
 
   int pid_ = -1;
@@ -94,5 +95,20 @@ Result<void> signal(Process& p, int sig) noexcept;
 // leads its group and is not yet reaped (so the pgid cannot have been
 // reused), and never for a pgid <= 1.
 Result<void> signal_group(Process& leader, int sig) noexcept;
+
+// Makes the calling process a child subreaper (Linux): a descendant that is
+// orphaned later (its parent exited, say after a double fork and setsid)
+// is re-parented to this process instead of PID 1, so that it can be found,
+// killed and reaped.
+Result<void> become_subreaper() noexcept;
+
+// The pids of this process's children — spawned or adopted as orphans —
+// up to `capacity` of them; returns how many there are (may exceed it).
+std::size_t list_children(int* pids, std::size_t capacity) noexcept;
+
+// Takes hold of a child of this process that no Process handle holds (an
+// adopted orphan). Refused for a pid that is not this process's child.
+// Being our child, the pid cannot be reused before we reap it.
+Result<Process> adopt_child(int pid) noexcept;
 
 }  // namespace airssys::arch
