@@ -39,15 +39,6 @@ arch::Process spawn_ok(const SpawnSpec& spec) {
   return std::move(p.value());
 }
 
-// Waits (bounded) until this process has at least `n` children.
-bool test_wait_for_children(int (&pids)[16], std::size_t n) {
-  for (int i = 0; i < 5000; ++i) {
-    if (arch::list_children(pids, 16) >= n) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return false;
-}
-
 SpawnSpec quiet(const char* program, const char* const* argv = nullptr) {
   SpawnSpec s;
   s.program = program;
@@ -222,45 +213,60 @@ TEST_CASE("only the standard streams reach the child") {
   REQUIRE(st->code == 0);  // 0-2 plus the fd ls opens to read the directory
 }
 
-TEST_CASE("descendants that escaped the group with setsid come back to a subreaper and are killed and reaped") {
-  NothingLeft check;
-  REQUIRE(arch::become_subreaper().ok());
-  // The leader starts a subshell that starts, in a new session, a shell
-  // ignoring SIGTERM with a child of its own, and exits: the escapee is
-  // orphaned at once and, this process being a subreaper, becomes its child.
-  const char* argv[] = {"sh", "-c", "(setsid sh -c 'trap \"\" TERM; sleep 30; true' &); sleep 30", nullptr};
-  auto leader = spawn_ok(quiet("sh", argv));
-  int pids[16] = {};
-  REQUIRE(test_wait_for_children(pids, 2));  // the leader and the adopted escapee
-  int escapee = 0;
-  for (int pid : pids)
-    if (pid != 0 && pid != leader.pid()) {
-      escapee = pid;
-      break;
-    }
-  test::ProcEntry e;
-  REQUIRE(test::read_proc(escapee, e));
-  REQUIRE(e.pgid != leader.pgid());  // it really left the group
-
-  // The group kill reaches the leader and its sleep, not the escapee.
-  REQUIRE(arch::signal_group(leader, SIGTERM).ok());
-  REQUIRE(arch::wait(leader, -1)->signal == SIGTERM);
-
-  // Whatever is left is ours now: adopt, kill and reap, until nothing is.
+// Kills and reaps every child of this process that no handle holds; used
+// as a scope guard so that a failing test still leaves nothing behind.
+int kill_and_reap_children() {
   int adopted = 0;
+  int pids[16];
   for (int round = 0; round < 100; ++round) {
     const std::size_t n = arch::list_children(pids, 16);
     if (n == 0) break;
     for (std::size_t i = 0; i < n && i < 16; ++i) {
       auto orphan = arch::adopt_child(pids[i]);
-      if (!orphan) continue;  // reaped meanwhile
+      if (!orphan) continue;  // reaped meanwhile, or held by a handle
       ++adopted;
       (void)arch::signal(*orphan, SIGKILL);
-      REQUIRE(arch::wait(*orphan, -1).ok());
+      (void)arch::wait(*orphan, -1);
     }
   }
-  // The escapee, and its sleep if it got that far.
-  REQUIRE(adopted >= 1);
+  return adopted;
+}
+
+struct ReapChildren {
+  ~ReapChildren() { kill_and_reap_children(); }
+};
+
+TEST_CASE("descendants that escaped the group with setsid come back to a subreaper and are killed and reaped") {
+  NothingLeft check;
+  REQUIRE(arch::become_subreaper().ok());
+  ReapChildren guard;
+  // The leader starts a subshell that starts, in a new session, a shell
+  // ignoring SIGTERM with a child of its own, and exits: the escapee is
+  // orphaned at once and, this process being a subreaper, becomes its child.
+  const char* argv[] = {"sh", "-c", "(setsid sh -c 'trap \"\" TERM; sleep 30; true' &); sleep 30", nullptr};
+  auto leader = spawn_ok(quiet("sh", argv));
+  // Wait (bounded) until a child of ours runs outside the leader's group:
+  // the escapee, after its setsid.
+  int escapee = 0;
+  for (int i = 0; i < 5000 && escapee == 0; ++i) {
+    int pids[16] = {};
+    const std::size_t n = arch::list_children(pids, 16);
+    for (std::size_t k = 0; k < n && k < 16; ++k) {
+      test::ProcEntry e;
+      if (pids[k] != leader.pid() && test::read_proc(pids[k], e) && e.pgid != leader.pgid()) escapee = pids[k];
+    }
+    if (escapee == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  REQUIRE(escapee != 0);
+
+  // The group kill reaches the leader and its sleep, not the escapee.
+  REQUIRE(arch::signal_group(leader, SIGTERM).ok());
+  REQUIRE(arch::wait(leader, -1)->signal == SIGTERM);
+  REQUIRE(test::process_exists(escapee));
+
+  // Whatever is left is ours now: adopt, kill and reap, until nothing is.
+  REQUIRE(kill_and_reap_children() >= 1);  // the escapee, and its sleep if it got that far
+  int pids[16];
   REQUIRE(arch::list_children(pids, 16) == 0);
   REQUIRE_FALSE(test::process_exists(escapee));
 }
