@@ -90,7 +90,6 @@ void BlockPool::init(std::size_t block_size, std::uint32_t count) {
 void SizedPools::init(const std::array<std::uint32_t, kSizeClasses>& counts, std::uint32_t workers) {
   for (std::size_t c = 0; c < kSizeClasses; ++c) {
     pools_[c].init(kMinBlockSize << c, counts[c]);
-    if (counts[c] > 0) largest_ = static_cast<std::uint32_t>(c + 1);
     std::uint32_t limit = counts[c] / (4 * (workers == 0 ? 1 : workers));
     if (limit > BlockCache::kCapacity) limit = BlockCache::kCapacity;
     cache_limit_[c] = limit >= 2 ? limit : 0;

@@ -238,7 +238,7 @@ System::Admission System::admit(Cell* c, ActorId id, Worker* w, Backpressure bp,
   }
 }
 
-void System::unadmit(Cell* c, Worker* w, Admission how) noexcept {
+void System::unadmit(Cell* c, Admission how) noexcept {
   if (how == Admission::Local) {
     c->local_pending.store(c->local_pending.load(std::memory_order_relaxed) - 1,
                            std::memory_order_relaxed);
@@ -251,7 +251,6 @@ void System::unadmit(Cell* c, Worker* w, Admission how) noexcept {
   }
   // This sender set kQueued: a foreign run must follow to clear it.
   if (how == Admission::ForeignSchedule) schedule_foreign(c);
-  (void)w;
 }
 
 void System::schedule_foreign(Cell* c) noexcept {
@@ -996,7 +995,7 @@ SystemStats System::stats() const noexcept {
 // ---------------------------------------------------------------------------
 // Shutdown
 
-void System::stop_all(bool) noexcept {
+void System::stop_all() noexcept {
   for (std::uint32_t i = 0; i < config_.actor_capacity; ++i) {
     std::uint64_t cur = cells_[i].word.load(std::memory_order_acquire);
     if ((cur & word::kClosed) == 0) (void)stop(ActorId{i, word::gen(cur)});
@@ -1021,7 +1020,7 @@ Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
   const std::int64_t end = arch::monotonic_ns() + deadline.count();
   bool in_time = true;
   for (;;) {
-    stop_all(false);
+    stop_all();
     if (live_count() == 0) break;
     if (arch::monotonic_ns() >= end) {
       in_time = false;

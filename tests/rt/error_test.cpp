@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/rt_test.hpp"
+
 #include "support/wait_for.hpp"
 
 #include <atomic>
@@ -20,22 +22,10 @@
 #include <vector>
 
 using namespace airssys;
+using airssys::test::Gate;
+using airssys::test::OpenOnExit;
 
 namespace {
-
-struct Gate {
-  std::atomic<bool> open{false};
-  void release() noexcept { open.store(true, std::memory_order_release); }
-  void wait() const noexcept {
-    while (!open.load(std::memory_order_acquire)) std::this_thread::yield();
-  }
-};
-
-// Opens the gate on scope exit (declare after the System, so it runs first).
-struct OpenOnExit {
-  Gate& gate;
-  ~OpenOnExit() { gate.release(); }
-};
 
 bool contains(const std::string& haystack, const char* needle) {
   return haystack.find(needle) != std::string::npos;

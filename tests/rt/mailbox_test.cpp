@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/rt_test.hpp"
+
 #include "support/wait_for.hpp"
 
 #include <atomic>
@@ -18,27 +20,11 @@
 #include <vector>
 
 using namespace airssys;
+using airssys::test::Gate;
+using airssys::test::OpenOnExit;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A latch a handler can wait on, so that its worker cannot drain anything
-// until the test opens it.
-struct Gate {
-  std::atomic<bool> open{false};
-  void release() noexcept { open.store(true, std::memory_order_release); }
-  void wait() const noexcept {
-    while (!open.load(std::memory_order_acquire)) std::this_thread::yield();
-  }
-};
-
-// Opens a gate on scope exit, so that a failed REQUIRE never leaves a worker
-// stuck in a handler (the System's destructor would then wait for ever).
-// Declare it after the System so that it runs first.
-struct OpenOnExit {
-  Gate& gate;
-  ~OpenOnExit() { gate.release(); }
-};
 
 // The values an actor handled, in order. Written by the actor's worker only.
 struct Log {

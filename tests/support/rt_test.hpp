@@ -7,10 +7,12 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -58,6 +60,23 @@ class Log {
  private:
   mutable std::mutex m_;
   std::vector<T> v_;
+};
+
+// A latch a handler can wait on, so that its worker drains nothing until the
+// test opens it.
+struct Gate {
+  std::atomic<bool> open{false};
+  void release() noexcept { open.store(true, std::memory_order_release); }
+  void wait() const noexcept {
+    while (!open.load(std::memory_order_acquire)) std::this_thread::yield();
+  }
+};
+
+// Opens a gate on scope exit, so that a failed REQUIRE never leaves a worker
+// stuck in a handler. Declare it after the System so that it runs first.
+struct OpenOnExit {
+  Gate& gate;
+  ~OpenOnExit() { gate.release(); }
 };
 
 inline SpawnOptions on_worker(int worker, std::uint32_t mailbox = 0) {

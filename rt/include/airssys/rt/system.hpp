@@ -254,7 +254,7 @@ class System {
   Error pool_exhausted(std::size_t size_class, ActorId to) const noexcept;
   Admission admit(detail::Cell* c, ActorId id, detail::Worker* w, Backpressure bp,
                   bool system_lane, Result<void>& status) noexcept;
-  void unadmit(detail::Cell* c, detail::Worker* w, Admission how) noexcept;
+  void unadmit(detail::Cell* c, Admission how) noexcept;
   // The fast path of admit(): a send from the target's home worker with
   // room in the mailbox. False sends the caller to admit().
   bool admit_local(detail::Cell* c, ActorId id, detail::Worker* w, bool system_lane) noexcept {
@@ -338,7 +338,7 @@ class System {
   Result<std::uint32_t> claim_pending(std::uint32_t index, std::uint32_t gen) noexcept;
   void finish_claim(std::uint32_t index, detail::Node* reply) noexcept;
   void abandon_claim(std::uint32_t index, std::uint32_t gen) noexcept;
-  void stop_all(bool forced) noexcept;
+  void stop_all() noexcept;
   std::uint64_t stopped_count() const noexcept;
   std::uint64_t live_count() const noexcept;
   void drain_everything() noexcept;
@@ -549,7 +549,7 @@ Result<void> System::send_on(ActorRef<M> to, U&& msg, Backpressure bp, bool syst
   try {
     new (detail::payload<M>(n)) M(std::forward<U>(msg));
   } catch (...) {
-    unadmit(c, w, how);
+    unadmit(c, how);
     free_node(n, w);
     throw;
   }

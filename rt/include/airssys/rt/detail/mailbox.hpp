@@ -44,7 +44,7 @@ T* payload(Node* n) noexcept {
 // Intrusive multi-producer / single-consumer FIFO (Vyukov). Producers do
 // one atomic exchange; the consumer owns `head` and a stub node. A pop can
 // return null while a push is half done (tail swapped, link not yet
-// written); `maybe_nonempty` tells that case apart from an empty queue.
+// written); the mailbox tells that case apart by its admitted count.
 template <class T>
 inline void mpsc_push(std::atomic<T*>& tail, T* n) noexcept {
   n->link.store(nullptr, std::memory_order_relaxed);
@@ -80,11 +80,6 @@ inline T* mpsc_pop(T*& head, std::atomic<T*>& tail, T* stub) noexcept {
   return nullptr;
 }
 
-// After a pop returned null: true if a push is in progress or done since.
-template <class T>
-inline bool mpsc_maybe_nonempty(T* head, const std::atomic<T*>& tail) noexcept {
-  return tail.load(std::memory_order_seq_cst) != head;
-}
 
 // The admission word of a cell: generation, state bits and the count of
 // messages admitted from other threads, in one atomic so that a sender's

@@ -62,10 +62,6 @@ class BlockPool {
     return static_cast<std::uint32_t>((static_cast<const char*>(p) - arena_) / block_size_);
   }
   void* block(std::uint32_t i) const noexcept { return arena_ + static_cast<std::size_t>(i) * block_size_; }
-  bool owns(const void* p) const noexcept {
-    auto* c = static_cast<const char*>(p);
-    return c >= arena_ && c < arena_ + block_size_ * count_;
-  }
 
  private:
   char* arena_ = nullptr;
@@ -121,7 +117,6 @@ class SizedPools {
   }
   // Returns every cached block to the shared pools (worker exit).
   void flush(BlockCache& cache) noexcept;
-  std::uint32_t largest_class() const noexcept { return largest_; }
   std::uint32_t count(std::size_t size_class) const noexcept { return pools_[size_class].count(); }
   std::uint32_t index_of(std::size_t size_class, const void* p) const noexcept {
     return pools_[size_class].index_of(p);
@@ -134,7 +129,6 @@ class SizedPools {
 
   BlockPool pools_[kSizeClasses];
   std::uint32_t cache_limit_[kSizeClasses] = {};  // per worker; 0: no caching
-  std::uint32_t largest_ = 0;  // one past the largest class with blocks
 };
 
 }  // namespace airssys::detail
