@@ -1,10 +1,11 @@
 #include <airssys/arch/process.hpp>
+#include <airssys/arch/cgroup.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -18,6 +19,11 @@
 #include <cstring>
 #include <new>
 #include <utility>
+#include <atomic>
+#include <linux/sched.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <pthread.h>
 
 extern char** environ;
 
@@ -26,6 +32,8 @@ namespace airssys::arch {
 namespace {
 
 int pidfd_open(pid_t pid) noexcept { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+constexpr unsigned kPidfdSignalProcessGroup = 1u << 2;  // PIDFD_SIGNAL_PROCESS_GROUP, Linux 6.9
 
 int pidfd_send_signal(int pidfd, int sig) noexcept {
   return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
@@ -96,30 +104,340 @@ Result<void> check_working_dir(const char* dir) noexcept {
   return {};
 }
 
-// posix_spawn's attribute and file-action objects, destroyed on every path.
-struct SpawnSetup {
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_t actions;
-  SpawnSetup() noexcept {
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_init(&actions);
-  }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-  }
-};
-
 void reap(int pid) noexcept {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// The child side of spawn. It runs in the parent's address space on a stack
+// of its own (CLONE_VM|CLONE_VFORK) while the parent is suspended, so it
+// makes raw system calls only: no allocation, no lock, no sanitizer
+// runtime, no libc state. A failure is written into `err`/`stage` before the
+// child exits; the parent reads them when clone returns.
+
+enum class Stage : int { None, Cgroup, Group, ParentDeath, Limit, Stdio, PassFd, WorkingDir, Exec };
+
+struct ChildArgs {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  const char* working_dir;
+  GroupMode group;
+  int join_pgid;
+  int stdio_src[3];            // fd to place at 0..2, or -1 to inherit
+  const int* pass_fds;
+  std::size_t pass_fd_count;
+  const LimitSpec* limits;
+  std::size_t limit_count;
+  bool kill_with_parent;
+  int parent_pid;
+  int cgroup_procs;            // fallback entry into the cgroup, or -1
+  int err;                     // written by the child on failure
+  int stage;
+  int stage_index;
+};
+
+int rlimit_resource(LimitKind k) noexcept {
+  switch (k) {
+    case LimitKind::OpenFiles: return RLIMIT_NOFILE;
+    case LimitKind::AddressSpace: return RLIMIT_AS;
+    case LimitKind::CpuSeconds: return RLIMIT_CPU;
+    case LimitKind::Processes: return RLIMIT_NPROC;
+    case LimitKind::CoreSize: return RLIMIT_CORE;
+    case LimitKind::FileSize: return RLIMIT_FSIZE;
+  }
+  return -1;
+}
+
+#define AIRSSYS_CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_thread, no_sanitize_undefined, noinline))
+
+AIRSSYS_CHILD_CODE long raw(long nr, long a = 0, long b = 0, long c = 0, long d = 0) noexcept {
+  return syscall(nr, a, b, c, d);
+}
+
+AIRSSYS_CHILD_CODE int child_fail(ChildArgs* a, Stage stage, int index, long rc) noexcept {
+  // syscall() returns -1 and leaves the cause in errno, which here is the
+  // suspended parent thread's errno (the child shares its TLS); read it
+  // back before anything else can change it.
+  (void)rc;
+  __atomic_store_n(&a->err, errno, __ATOMIC_RELAXED);
+  __atomic_store_n(&a->stage_index, index, __ATOMIC_RELAXED);
+  __atomic_store_n(&a->stage, static_cast<int>(stage), __ATOMIC_RELAXED);
+  raw(SYS_exit, 127);
+  __builtin_unreachable();
+}
+
+AIRSSYS_CHILD_CODE int child_main(void* arg) noexcept {
+  auto* a = static_cast<ChildArgs*>(arg);
+  // Every handler back to its default while all signals are still
+  // blocked (the parent blocked them around clone), then unblock.
+  struct KernelSigaction {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    unsigned long mask;
+  } dfl{};
+  for (long sig = 1; sig < 65; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) raw(SYS_rt_sigaction, sig, reinterpret_cast<long>(&dfl), 0, 8);
+  unsigned long none = 0;
+  raw(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&none), 0, 8);
+
+  if (a->cgroup_procs >= 0)
+    if (long rc = raw(SYS_write, a->cgroup_procs, reinterpret_cast<long>("0"), 1); rc != 1)
+      return child_fail(a, Stage::Cgroup, 0, rc);
+  long rc = 0;
+  switch (a->group) {
+    case GroupMode::Inherit: break;
+    case GroupMode::NewGroup: rc = raw(SYS_setpgid, 0, 0); break;
+    case GroupMode::JoinGroup: rc = raw(SYS_setpgid, 0, a->join_pgid); break;
+    case GroupMode::NewSession: rc = raw(SYS_setsid); break;
+  }
+  if (rc < 0) return child_fail(a, Stage::Group, 0, rc);
+  if (a->kill_with_parent) {
+    if ((rc = raw(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL)) < 0) return child_fail(a, Stage::ParentDeath, 0, rc);
+    // The parent may have died before the prctl took effect.
+    if (raw(SYS_getppid) != a->parent_pid) raw(SYS_exit, 127);
+  }
+  for (std::size_t i = 0; i < a->limit_count; ++i) {
+    struct { std::uint64_t cur, max; } lim{a->limits[i].soft, a->limits[i].hard};
+    if ((rc = raw(SYS_prlimit64, 0, rlimit_resource(a->limits[i].kind), reinterpret_cast<long>(&lim), 0)) < 0)
+      return child_fail(a, Stage::Limit, static_cast<int>(i), rc);
+  }
+  for (int fd = 0; fd < 3; ++fd) {
+    if (a->stdio_src[fd] < 0) continue;
+    if ((rc = raw(SYS_dup3, a->stdio_src[fd], fd, 0)) < 0) return child_fail(a, Stage::Stdio, fd, rc);
+  }
+  // Everything from 3 up closes at exec, then the passed fds are kept.
+  if (raw(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    struct { std::uint64_t cur, max; } lim{};
+    raw(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, reinterpret_cast<long>(&lim));
+    for (long fd = 3; fd < static_cast<long>(lim.cur); ++fd) raw(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
+  }
+  for (std::size_t i = 0; i < a->pass_fd_count; ++i)
+    if ((rc = raw(SYS_fcntl, a->pass_fds[i], F_SETFD, 0)) < 0)
+      return child_fail(a, Stage::PassFd, static_cast<int>(i), rc);
+  if (a->working_dir != nullptr)
+    if ((rc = raw(SYS_chdir, reinterpret_cast<long>(a->working_dir))) < 0)
+      return child_fail(a, Stage::WorkingDir, 0, rc);
+  rc = raw(SYS_execve, reinterpret_cast<long>(a->path), reinterpret_cast<long>(a->argv),
+           reinterpret_cast<long>(a->envp));
+  return child_fail(a, Stage::Exec, 0, rc);
+}
+
+}  // namespace
+}  // namespace airssys::arch
+
+// clone3 with a stack of its own for the child: the child starts on that
+// stack right after the system call, so it must not return through the
+// parent's frames; this trampoline calls fn(arg) and exits. Only the
+// registers the kernel preserves across a system call carry fn and arg.
+extern "C" long airssys_clone3_run(void* args, unsigned long size, int (*fn)(void*), void* arg);
+#if defined(__x86_64__)
+asm(R"(
+  .text
+  .globl airssys_clone3_run
+  .type airssys_clone3_run,@function
+airssys_clone3_run:
+  .cfi_startproc
+  movq %rdx, %r8
+  movq %rcx, %r9
+  movl $435, %eax
+  syscall
+  testq %rax, %rax
+  jnz 1f
+  .cfi_undefined rip
+  xorl %ebp, %ebp
+  movq %r9, %rdi
+  call *%r8
+  movl %eax, %edi
+  movl $60, %eax
+  syscall
+  hlt
+1:
+  ret
+  .cfi_endproc
+  .size airssys_clone3_run, .-airssys_clone3_run
+  .section .note.GNU-stack,"",@progbits
+  .text
+)");
+#define AIRSSYS_HAVE_CLONE3_RUN 1
+#elif defined(__aarch64__)
+asm(R"(
+  .text
+  .globl airssys_clone3_run
+  .type airssys_clone3_run,%function
+airssys_clone3_run:
+  mov x10, x2
+  mov x11, x3
+  mov x8, #435
+  svc #0
+  cbnz x0, 1f
+  mov x29, xzr
+  mov x30, xzr
+  mov x0, x11
+  blr x10
+  mov x8, #93
+  svc #0
+  brk #0
+1:
+  ret
+  .size airssys_clone3_run, .-airssys_clone3_run
+  .section .note.GNU-stack,"",%progbits
+  .text
+)");
+#define AIRSSYS_HAVE_CLONE3_RUN 1
+#else
+#define AIRSSYS_HAVE_CLONE3_RUN 0
+#endif
+
+namespace airssys::arch {
+namespace {
+
+// 0 unknown, 1 clone3 with CLONE_INTO_CGROUP works, 2 it does not (old
+// kernel or another architecture): glibc clone, and the child enters the
+// cgroup by writing cgroup.procs.
+std::atomic<int> clone3_state{AIRSSYS_HAVE_CLONE3_RUN ? 0 : 2};
+
+// Runs child_main in a new process that shares our memory until it execs.
+// Returns the pid (and the pidfd in *pidfd) or -errno.
+long clone_child(ChildArgs& a, int cgroup_dir, int* pidfd) noexcept {
+  alignas(16) char stack[32 * 1024];
+  long pid = -ENOSYS;
+#if AIRSSYS_HAVE_CLONE3_RUN
+  if (clone3_state.load(std::memory_order_relaxed) != 2) {
+    clone_args ca{};
+    ca.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (cgroup_dir >= 0 ? CLONE_INTO_CGROUP : 0);
+    ca.pidfd = reinterpret_cast<std::uint64_t>(pidfd);
+    ca.exit_signal = SIGCHLD;
+    ca.stack = reinterpret_cast<std::uint64_t>(stack);
+    ca.stack_size = sizeof stack;
+    ca.cgroup = cgroup_dir >= 0 ? static_cast<std::uint64_t>(cgroup_dir) : 0;
+    pid = airssys_clone3_run(&ca, sizeof ca, child_main, &a);
+    if (pid >= 0 || (pid != -ENOSYS && pid != -E2BIG && !(pid == -EINVAL && cgroup_dir >= 0))) {
+      if (pid >= 0) clone3_state.store(1, std::memory_order_relaxed);
+      return pid;
+    }
+    clone3_state.store(2, std::memory_order_relaxed);
+  }
+#endif
+  // Fallback: glibc clone (no CLONE_INTO_CGROUP); the child writes itself
+  // into the cgroup before it can start anything.
+  if (cgroup_dir >= 0) {
+    a.cgroup_procs = openat(cgroup_dir, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    if (a.cgroup_procs < 0) return -errno;
+  }
+  pid = clone(child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, pidfd);
+  const int e = errno;
+  if (a.cgroup_procs >= 0) close(a.cgroup_procs);
+  return pid >= 0 ? pid : -e;
+}
+
+// The file descriptor that becomes the child's stream `fd`, opened here in
+// the parent (close-on-exec, above 2) so that errors name their input.
+struct StdioFds {
+  int child[3] = {-1, -1, -1};
+  int parent[3] = {-1, -1, -1};  // our end of a pipe
+  ~StdioFds() {
+    for (int fd : child) if (fd >= 0) close(fd);
+    for (int fd : parent) if (fd >= 0) close(fd);
+  }
+};
+
+int above_stdio(int fd) noexcept {
+  if (fd < 0 || fd > 2) return fd;
+  const int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  close(fd);
+  return moved;
+}
+
+const char* stream_name(int fd) noexcept { return fd == 0 ? "stdin" : fd == 1 ? "stdout" : "stderr"; }
+
+Result<void> open_stdio(const SpawnSpec& spec, StdioFds& out) noexcept {
+  for (int fd = 0; fd < 3; ++fd) {
+    const StdioSpec& s = spec.stdio[fd];
+    switch (s.mode) {
+      case StdioMode::Inherit: break;
+      case StdioMode::Null:
+        out.child[fd] = above_stdio(open("/dev/null", (fd == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC));
+        if (out.child[fd] < 0)
+          return Error::make_os(errno, "%s: cannot open /dev/null: %s", stream_name(fd), std::strerror(errno));
+        break;
+      case StdioMode::File: {
+        if (s.path == nullptr || s.path[0] == '\0')
+          return Error::make(Errc::InvalidArgument, "%s: File mode needs a path", stream_name(fd));
+        const int flags = fd == 0 ? O_RDONLY : O_WRONLY | O_CREAT | (s.append ? O_APPEND : O_TRUNC);
+        out.child[fd] = above_stdio(open(s.path, flags | O_CLOEXEC | O_NOCTTY, 0644));
+        if (out.child[fd] < 0) {
+          const int e = errno;
+          return Error::make_code_os(e == ENOENT ? Errc::NotFound : Errc::InvalidArgument, e,
+                                     "%s file '%s' cannot be opened: %s", stream_name(fd), s.path,
+                                     std::strerror(e));
+        }
+        break;
+      }
+      case StdioMode::Pipe: {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) != 0)
+          return Error::make_os(errno, "%s: cannot create a pipe: %s", stream_name(fd), std::strerror(errno));
+        const int child_end = fd == 0 ? p[0] : p[1];
+        const int parent_end = fd == 0 ? p[1] : p[0];
+        out.child[fd] = above_stdio(child_end);
+        out.parent[fd] = above_stdio(parent_end);
+        if (out.child[fd] < 0 || out.parent[fd] < 0)
+          return Error::make_os(errno, "%s: no descriptor for a pipe: %s", stream_name(fd), std::strerror(errno));
+        break;
+      }
+    }
+  }
+  return {};
+}
+
+Error child_error(const ChildArgs& a, const SpawnSpec& spec) noexcept {
+  const int e = a.err;
+  switch (static_cast<Stage>(a.stage)) {
+    case Stage::Cgroup:
+      return Error::make_os(e, "'%s': cannot enter the cgroup: %s", spec.program, std::strerror(e));
+    case Stage::Group:
+      return Error::make_os(e, "'%s': cannot set the process group (pgid %d): %s", spec.program, a.join_pgid,
+                            std::strerror(e));
+    case Stage::ParentDeath:
+      return Error::make_os(e, "'%s': cannot set the parent-death signal: %s", spec.program, std::strerror(e));
+    case Stage::Limit:
+      return Error::make_code_os(Errc::InvalidArgument, e, "limit #%d for '%s' refused: %s", a.stage_index,
+                                 spec.program, std::strerror(e));
+    case Stage::Stdio:
+      return Error::make_os(e, "'%s': cannot set up %s: %s", spec.program, stream_name(a.stage_index),
+                            std::strerror(e));
+    case Stage::PassFd:
+      return Error::make_code_os(Errc::InvalidArgument, e, "pass_fds: fd %d cannot be passed to '%s': %s",
+                                 spec.pass_fds[a.stage_index], spec.program, std::strerror(e));
+    case Stage::WorkingDir:
+      return Error::make_code_os(Errc::NotFound, e, "working_dir '%s': %s", spec.working_dir, std::strerror(e));
+    case Stage::Exec:
+      if (e == E2BIG)
+        return Error::make_code_os(Errc::InvalidArgument, e, "argument list for '%s' is too long", spec.program);
+      if (e == ENOEXEC)
+        return Error::make_code_os(Errc::InvalidArgument, e, "program '%s' is not a valid executable", spec.program);
+      if (e == ENOENT)
+        return Error::make_code_os(Errc::NotFound, e, "program '%s' does not exist", spec.program);
+      if (e == EACCES)
+        return Error::make_code_os(Errc::InvalidArgument, e, "program '%s' is not executable", spec.program);
+      return Error::make_os(e, "executing '%s' failed: %s", spec.program, std::strerror(e));
+    case Stage::None: break;
+  }
+  return Error::make_os(e, "spawning '%s' failed: %s", spec.program, std::strerror(e));
+}
+
 }  // namespace
 
 Process::Process(Process&& o) noexcept
     : pid_(o.pid_), pidfd_(o.pidfd_), pgid_(o.pgid_), leads_group_(o.leads_group_) {
+  for (int i = 0; i < 3; ++i) {
+    pipes_[i] = o.pipes_[i];
+    o.pipes_[i] = -1;
+  }
   o.pid_ = -1;
   o.pidfd_ = -1;
 }
@@ -139,6 +457,11 @@ Process::~Process() {
     reap(pid_);
   }
   reset();
+  for (int& fd : pipes_)
+    if (fd >= 0) {
+      close(fd);
+      fd = -1;
+    }
 }
 
 void Process::reset() noexcept {
@@ -147,6 +470,15 @@ void Process::reset() noexcept {
   pidfd_ = -1;
   pgid_ = -1;
   leads_group_ = false;
+}
+
+void Process::release() noexcept { reset(); }
+
+int Process::take_pipe(int stream) noexcept {
+  if (stream < 0 || stream > 2) return -1;
+  const int fd = pipes_[stream];
+  pipes_[stream] = -1;
+  return fd;
 }
 
 Result<Process> spawn(const SpawnSpec& spec) noexcept {
@@ -161,64 +493,70 @@ Result<Process> spawn(const SpawnSpec& spec) noexcept {
     if (spec.join->pgid() <= 1)
       return Error::make(Errc::InvalidArgument, "JoinGroup to pgid %d refused", spec.join->pgid());
   }
-
-  SpawnSetup s;
-  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&s.attr, &none);     // the child starts with no signal blocked
-  posix_spawnattr_setsigdefault(&s.attr, &all);   // and every handler at its default
-  switch (spec.group) {
-    case GroupMode::Inherit:
-      break;
-    case GroupMode::NewGroup:
-      flags |= POSIX_SPAWN_SETPGROUP;
-      posix_spawnattr_setpgroup(&s.attr, 0);
-      break;
-    case GroupMode::JoinGroup:
-      flags |= POSIX_SPAWN_SETPGROUP;
-      posix_spawnattr_setpgroup(&s.attr, spec.join->pgid());
-      break;
-    case GroupMode::NewSession:
-      flags |= POSIX_SPAWN_SETSID;
-      break;
+  for (std::size_t i = 0; i < spec.pass_fd_count; ++i) {
+    const int fd = spec.pass_fds[i];
+    if (fd < 3 || fcntl(fd, F_GETFD) < 0)
+      return Error::make(Errc::InvalidArgument, "pass_fds: %d is not an open descriptor above 2", fd);
   }
-  posix_spawnattr_setflags(&s.attr, flags);
-  for (int fd = 0; fd < 3; ++fd)
-    if (spec.stdio[fd] == StdioMode::Null)
-      posix_spawn_file_actions_addopen(&s.actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
-  if (spec.working_dir != nullptr) posix_spawn_file_actions_addchdir_np(&s.actions, spec.working_dir);
-  // Only 0-2 reach the child, whatever the parent forgot to mark O_CLOEXEC.
-  posix_spawn_file_actions_addclosefrom_np(&s.actions, 3);
+  for (std::size_t i = 0; i < spec.limit_count; ++i)
+    if (spec.limits[i].soft > spec.limits[i].hard || rlimit_resource(spec.limits[i].kind) < 0)
+      return Error::make(Errc::InvalidArgument, "limit #%zu: soft %llu above hard %llu or unknown kind", i,
+                         static_cast<unsigned long long>(spec.limits[i].soft),
+                         static_cast<unsigned long long>(spec.limits[i].hard));
+  if (spec.cgroup != nullptr && !spec.cgroup->valid())
+    return Error::make(Errc::InvalidArgument, "spawning '%s' into a cgroup handle that is empty", spec.program);
+
+  StdioFds stdio;
+  if (auto r = open_stdio(spec, stdio); !r) return r.error();
 
   const char* default_argv[] = {spec.program, nullptr};
-  char* const* argv = const_cast<char* const*>(spec.argv != nullptr ? spec.argv : default_argv);
-  char* const* envp = spec.envp != nullptr ? const_cast<char* const*>(spec.envp) : environ;
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, path, &s.actions, &s.attr, argv, envp);
-  if (rc != 0) {
-    if (rc == E2BIG)
-      return Error::make_code_os(Errc::InvalidArgument, rc, "argument list for '%s' is too long", spec.program);
-    return Error::make_os(rc, "spawning '%s' failed: %s", spec.program, std::strerror(rc));
+  ChildArgs a{};
+  a.path = path;
+  a.argv = const_cast<char* const*>(spec.argv != nullptr ? spec.argv : default_argv);
+  a.envp = spec.envp != nullptr ? const_cast<char* const*>(spec.envp) : environ;
+  a.working_dir = spec.working_dir;
+  a.group = spec.group;
+  a.join_pgid = spec.group == GroupMode::JoinGroup ? spec.join->pgid() : 0;
+  for (int fd = 0; fd < 3; ++fd) a.stdio_src[fd] = stdio.child[fd];
+  a.pass_fds = spec.pass_fds;
+  a.pass_fd_count = spec.pass_fd_count;
+  a.limits = spec.limits;
+  a.limit_count = spec.limit_count;
+  a.kill_with_parent = spec.kill_with_parent;
+  a.parent_pid = getpid();
+  a.cgroup_procs = -1;
+
+  // No handler of ours may run in the child while it shares our memory:
+  // block everything around clone; the child resets and unblocks.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int pidfd = -1;
+  const long pid = clone_child(a, spec.cgroup != nullptr ? spec.cgroup->dir_handle() : -1, &pidfd);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  // The child wrote `a` behind the compiler's back.
+  asm volatile("" ::: "memory");
+  if (pid < 0) {
+    const int e = static_cast<int>(-pid);
+    if (e == EMFILE || e == ENFILE)
+      return Error::make_os(e, "no file descriptor left to spawn '%s': %s", spec.program, std::strerror(e));
+    return Error::make_os(e, "spawning '%s' failed: %s", spec.program, std::strerror(e));
   }
-  // The child is ours and unreaped, so its pid cannot be reused before the
-  // pidfd is taken.
-  const int pidfd = pidfd_open(pid);
-  if (pidfd < 0) {
-    const int e = errno;
-    kill(pid, SIGKILL);
-    reap(pid);
-    return Error::make_os(e, "no file descriptor to hold process '%s' (pidfd_open: %s)", spec.program,
-                          std::strerror(e));
+  if (__atomic_load_n(&a.stage, __ATOMIC_RELAXED) != 0) {
+    siginfo_t info;
+    while (waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) < 0 && errno == EINTR) {
+    }
+    close(pidfd);
+    return child_error(a, spec);
   }
   Process p;
-  p.pid_ = pid;
+  p.pid_ = static_cast<int>(pid);
   p.pidfd_ = pidfd;
+  for (int fd = 0; fd < 3; ++fd) std::swap(p.pipes_[fd], stdio.parent[fd]);
   switch (spec.group) {
     case GroupMode::Inherit: p.pgid_ = getpgrp(); break;
     case GroupMode::NewGroup:
-    case GroupMode::NewSession: p.pgid_ = pid; p.leads_group_ = true; break;
+    case GroupMode::NewSession: p.pgid_ = p.pid_; p.leads_group_ = true; break;
     case GroupMode::JoinGroup: p.pgid_ = spec.join->pgid(); break;
   }
   return p;
@@ -236,13 +574,20 @@ Result<ExitStatus> wait(Process& p, std::int64_t timeout_ns) noexcept {
   if (rc < 0) return Error::make_os(errno, "waiting for process %d: %s", p.pid_, std::strerror(errno));
   if (rc == 0) return Error::make(Errc::Timeout, "process %d still running after %lld ms", p.pid_,
                                   static_cast<long long>(timeout_ms));
-  int status = 0;
-  pid_t r;
-  while ((r = waitpid(p.pid_, &status, 0)) < 0 && errno == EINTR) {
+  return try_wait(p);
+}
+
+Result<ExitStatus> try_wait(Process& p) noexcept {
+  if (!p.valid()) return Error::make(Errc::Dead, "wait on a process handle that was already reaped");
+  siginfo_t info{};
+  int r;
+  while ((r = waitid(P_PIDFD, static_cast<id_t>(p.pidfd_), &info, WEXITED | WNOHANG | __WALL)) < 0 &&
+         errno == EINTR) {
   }
   if (r < 0) return Error::make_os(errno, "reaping process %d: %s", p.pid_, std::strerror(errno));
+  if (info.si_pid == 0) return Error::make(Errc::Timeout, "process %d is still running", p.pid_);
   ExitStatus out;
-  if (WIFSIGNALED(status)) out.signal = WTERMSIG(status); else out.code = WEXITSTATUS(status);
+  if (info.si_code == CLD_EXITED) out.code = info.si_status; else out.signal = info.si_status;
   p.reset();
   return out;
 }
@@ -268,6 +613,13 @@ Result<void> signal_group(Process& leader, int sig) noexcept {
     return Error::make(Errc::InvalidArgument, "signal to process group %d refused", leader.pgid_);
   // The leader is unreaped (at worst a zombie), so its pgid still names
   // this group and cannot have been reused.
+  if (group_signal_by_pidfd()) {
+    if (syscall(SYS_pidfd_send_signal, leader.pidfd_, sig, nullptr, kPidfdSignalProcessGroup) == 0) return {};
+    // The leader already exited: the kernel has no group for a dead
+    // leader's pidfd; fall back on the number it still reserves.
+    if (errno != ESRCH)
+      return Error::make_os(errno, "signal %d to group %d: %s", sig, leader.pgid_, std::strerror(errno));
+  }
   if (killpg(leader.pgid_, sig) != 0)
     return Error::make_os(errno, "signal %d to group %d: %s", sig, leader.pgid_, std::strerror(errno));
   return {};
@@ -345,5 +697,84 @@ Result<Process> adopt_child(int pid) noexcept {
   p.leads_group_ = false;  // not created by this runtime as a group
   return p;
 }
+
+bool group_signal_by_pidfd() noexcept {
+  static const bool supported = [] {
+    // Signal 0 to our own group through our own pidfd: only the flag's
+    // acceptance is tested, nothing is delivered.
+    const int self = pidfd_open(getpid());
+    if (self < 0) return false;
+    const bool ok = syscall(SYS_pidfd_send_signal, self, 0, nullptr, kPidfdSignalProcessGroup) == 0;
+    close(self);
+    return ok;
+  }();
+  return supported;
+}
+
+Result<bool> signal_remaining_group(int pgid, int sig) noexcept {
+  if (sig < 0 || sig > SIGRTMAX)
+    return Error::make(Errc::InvalidArgument, "signal number %d is out of range (0..%d)", sig, SIGRTMAX);
+  if (pgid <= 1) return Error::make(Errc::InvalidArgument, "signal to process group %d refused", pgid);
+  if (killpg(pgid, sig) == 0) return true;
+  if (errno == ESRCH) return false;
+  return Error::make_os(errno, "signal %d to group %d: %s", sig, pgid, std::strerror(errno));
+}
+
+std::size_t reap_group_members(int pgid, int keep, int sig, std::size_t* killed_by) noexcept {
+  if (pgid <= 1) return 0;
+  std::size_t reaped = 0;
+  for (;;) {
+    // Look first (WNOWAIT) so that `keep` is never reaped.
+    siginfo_t info{};
+    if (waitid(P_PGID, static_cast<id_t>(pgid), &info, WEXITED | WNOHANG | WNOWAIT | __WALL) != 0) break;
+    if (info.si_pid == 0) break;
+    if (info.si_pid == keep) {
+      // The kept leader is the first ended member waitid reports; reap the
+      // others one by one through their pids (our children, unreaped, so
+      // the numbers are still theirs).
+      int pids[256];
+      const std::size_t n = list_children(pids, 256);
+      for (std::size_t i = 0; i < n && i < 256; ++i) {
+        if (pids[i] == keep) continue;
+        char state = 0;
+        int ppid = 0, pg = 0;
+        if (!read_stat(pids[i], state, ppid, pg) || pg != pgid || state != 'Z') continue;
+        siginfo_t one{};
+        if (waitid(P_PID, static_cast<id_t>(pids[i]), &one, WEXITED | WNOHANG | __WALL) == 0 && one.si_pid != 0) {
+          ++reaped;
+          if (killed_by != nullptr && one.si_code != CLD_EXITED && one.si_status == sig) ++*killed_by;
+        }
+      }
+      break;
+    }
+    siginfo_t one{};
+    if (waitid(P_PID, static_cast<id_t>(info.si_pid), &one, WEXITED | WNOHANG | __WALL) != 0) break;
+    ++reaped;
+    if (killed_by != nullptr && one.si_code != CLD_EXITED && one.si_status == sig) ++*killed_by;
+  }
+  return reaped;
+}
+
+bool process_info(int pid, ProcessInfo& out) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[512];
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* close_paren = std::strrchr(buf, ')');
+  if (close_paren == nullptr) return false;
+  char state = 0;
+  if (std::sscanf(close_paren + 1, " %c %d %d %d", &state, &out.ppid, &out.pgid, &out.sid) != 4) return false;
+  out.ended = state == 'Z' || state == 'X';
+  return true;
+}
+
+int kill_signal() noexcept { return SIGKILL; }
+int term_signal() noexcept { return SIGTERM; }
+int max_signal() noexcept { return SIGRTMAX; }
 
 }  // namespace airssys::arch

@@ -21,9 +21,33 @@ namespace airssys::arch {
 enum class GroupMode : std::uint8_t { Inherit, NewGroup, JoinGroup, NewSession };
 
 // What one of the child's standard streams is connected to.
-enum class StdioMode : std::uint8_t { Inherit, Null };
+//   Inherit — the parent's stream;  Null — /dev/null;
+//   Pipe    — a pipe whose other end the Process handle holds (take_pipe);
+//   File    — `path`, opened by the parent before the child exists (so a
+//             bad path is an error naming it, not a child that exits 127):
+//             stdin read-only, stdout/stderr created 0644, truncated or
+//             appended.
+enum class StdioMode : std::uint8_t { Inherit, Null, Pipe, File };
+
+struct StdioSpec {
+  constexpr StdioSpec() noexcept = default;
+  constexpr StdioSpec(StdioMode m, const char* file = nullptr, bool append_to = false) noexcept  // NOLINT: implicit
+      : mode(m), path(file), append(append_to) {}
+  StdioMode mode = StdioMode::Inherit;
+  const char* path = nullptr;  // StdioMode::File
+  bool append = false;         // StdioMode::File, stdout/stderr
+};
+
+// A resource limit set in the child before exec (setrlimit).
+enum class LimitKind : std::uint8_t { OpenFiles, AddressSpace, CpuSeconds, Processes, CoreSize, FileSize };
+struct LimitSpec {
+  LimitKind kind = LimitKind::OpenFiles;
+  std::uint64_t soft = 0;
+  std::uint64_t hard = 0;
+};
 
 class Process;
+class Cgroup;
 
 // What to run and how. Strings are NUL-terminated and borrowed for the
 // duration of spawn() only.
@@ -38,7 +62,19 @@ struct SpawnSpec {
   const char* working_dir = nullptr;  // null: the parent's
   GroupMode group = GroupMode::NewGroup;
   const Process* join = nullptr;      // the leader, for GroupMode::JoinGroup
-  StdioMode stdio[3] = {StdioMode::Inherit, StdioMode::Inherit, StdioMode::Inherit};
+  StdioSpec stdio[3] = {};
+  // Descriptors the child keeps, at the same numbers; every other fd >= 3
+  // is closed at exec whatever its O_CLOEXEC flag.
+  const int* pass_fds = nullptr;
+  std::size_t pass_fd_count = 0;
+  const LimitSpec* limits = nullptr;
+  std::size_t limit_count = 0;
+  // The child is SIGKILLed when the thread that spawned it dies (Linux
+  // PR_SET_PDEATHSIG); set for managed direct children.
+  bool kill_with_parent = false;
+  // The child is born inside this cgroup (clone3 CLONE_INTO_CGROUP), so no
+  // process of its tree is ever outside it.
+  const Cgroup* cgroup = nullptr;
 };
 
 // How a process ended: exit code, or the signal that killed it.
@@ -64,6 +100,15 @@ class Process {
   int pgid() const noexcept { return pgid_; }
   // True when the child leads the group (NewGroup / NewSession).
   bool leads_group() const noexcept { return leads_group_; }
+  // A descriptor that becomes readable when the process ends (the pidfd on
+  // Linux), for a poll/epoll loop. Owned by the handle.
+  int wait_handle() const noexcept { return pidfd_; }
+  // The parent's end of a StdioMode::Pipe stream (0, 1, 2); the caller owns
+  // it from now on. -1 when that stream is not a pipe or was taken.
+  int take_pipe(int stream) noexcept;
+  // Gives the process up without killing it (a Detached process that must
+  // outlive the runtime). The handle becomes empty.
+  void release() noexcept;
 
  private:
   friend Result<Process> spawn(const SpawnSpec& spec) noexcept;
@@ -71,30 +116,52 @@ class Process {
   friend Result<void> signal(Process& p, int sig) noexcept;
   friend Result<void> signal_group(Process& leader, int sig) noexcept;
   friend Result<Process> adopt_child(int pid) noexcept;
+  friend Result<ExitStatus> try_wait(Process& p) noexcept;
   void reset() noexcept;
 
   int pid_ = -1;
   int pidfd_ = -1;
   int pgid_ = -1;
   bool leads_group_ = false;
+  int pipes_[3] = {-1, -1, -1};
 };
 
-// Spawns without copying the parent (posix_spawn: vfork semantics); only
-// fds 0-2 reach the child. Errors name the input: "program 'x' not found in
-// PATH", "working_dir '/nope' does not exist", ...
+// Spawns without copying the parent (clone3 with CLONE_VM|CLONE_VFORK, the
+// child runs on a small stack of its own until exec); only fds 0-2 and
+// `pass_fds` reach the child. Errors name the input: "program 'x' not
+// found in PATH", "working_dir '/nope' does not exist", ...
 Result<Process> spawn(const SpawnSpec& spec) noexcept;
 
 // Waits up to `timeout_ns` (negative: no limit) for the process to end and
 // reaps it; Timeout leaves it running and the handle valid.
 Result<ExitStatus> wait(Process& p, std::int64_t timeout_ns) noexcept;
 
+// Reaps the process if it has ended; Timeout (at once) if it still runs.
+Result<ExitStatus> try_wait(Process& p) noexcept;
+
 // Sends `sig` to the process through its pidfd.
 Result<void> signal(Process& p, int sig) noexcept;
 
 // Sends `sig` to the group the process leads. Refused unless the process
 // leads its group and is not yet reaped (so the pgid cannot have been
-// reused), and never for a pgid <= 1.
+// reused), and never for a pgid <= 1. Goes through the pidfd
+// (PIDFD_SIGNAL_PROCESS_GROUP) on kernels that have it (>= 6.9).
 Result<void> signal_group(Process& leader, int sig) noexcept;
+
+// True when signal_group goes through the pidfd (detected once).
+bool group_signal_by_pidfd() noexcept;
+
+// Sends `sig` to a process group whose leader this runtime has already
+// reaped, while the group still has members: a pgid is not reused while
+// any process is in the group. Ok(false) when the group is empty (nothing
+// was signalled, and the caller must never signal it again). Never for
+// pgid <= 1.
+Result<bool> signal_remaining_group(int pgid, int sig) noexcept;
+
+// Reaps every child of this process in group `pgid` that has ended,
+// except `keep` (a leader kept unreaped on purpose); returns how many, and
+// of those how many `sig` killed in `*killed_by` when not null.
+std::size_t reap_group_members(int pgid, int keep, int sig, std::size_t* killed_by) noexcept;
 
 // Makes the calling process a child subreaper (Linux): a descendant that is
 // orphaned later (its parent exited, say after a double fork and setsid)
@@ -110,5 +177,22 @@ std::size_t list_children(int* pids, std::size_t capacity) noexcept;
 // adopted orphan). Refused for a pid that is not this process's child.
 // Being our child, the pid cannot be reused before we reap it.
 Result<Process> adopt_child(int pid) noexcept;
+
+// What /proc says about a process: its parent, group, session and whether
+// it has ended (a zombie). False when there is no such process.
+struct ProcessInfo {
+  int ppid = 0;
+  int pgid = 0;
+  int sid = 0;
+  bool ended = false;
+};
+bool process_info(int pid, ProcessInfo& out) noexcept;
+
+// The signal number that stops any process (SIGKILL) and asks it to end
+// (SIGTERM), and the largest valid signal number, for layers that do not
+// include <signal.h>.
+int kill_signal() noexcept;
+int term_signal() noexcept;
+int max_signal() noexcept;
 
 }  // namespace airssys::arch
