@@ -777,4 +777,110 @@ int kill_signal() noexcept { return SIGKILL; }
 int term_signal() noexcept { return SIGTERM; }
 int max_signal() noexcept { return SIGRTMAX; }
 
+Result<void> resolve_program(const char* program, char* out, std::size_t capacity) noexcept {
+  char path[PATH_MAX];
+  if (auto r = resolve(program, path); !r) return r.error();
+  if (std::strlen(path) >= capacity)
+    return Error::make(Errc::InvalidArgument, "program path '%s' is longer than %zu bytes", program, capacity - 1);
+  std::strcpy(out, path);
+  return {};
+}
+
+const char* const* inherited_environment() noexcept { return environ; }
+
+bool environment_contains(int pid, const char* entry) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/environ", pid);
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const std::size_t want = std::strlen(entry) + 1;  // with its NUL
+  char buf[4096];
+  std::size_t have = 0;  // bytes of the current entry matched so far
+  bool found = false, mismatch = false;
+  ssize_t n;
+  while (!found && (n = read(fd, buf, sizeof buf)) > 0) {
+    for (ssize_t i = 0; i < n && !found; ++i) {
+      const char c = buf[i];
+      if (!mismatch && have < want && c == (have + 1 == want ? '\0' : entry[have])) {
+        if (++have == want) found = true;
+        continue;
+      }
+      mismatch = c != '\0';
+      have = 0;
+    }
+  }
+  close(fd);
+  return found;
+}
+
+bool cgroup_of(int pid, char* out, std::size_t capacity) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[4096];
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  for (char* line = buf; line != nullptr && *line != '\0';) {
+    char* next = std::strchr(line, '\n');
+    if (next != nullptr) *next++ = '\0';
+    if (std::strncmp(line, "0::", 3) == 0) {
+      if (std::strlen(line + 3) >= capacity) return false;
+      std::strcpy(out, line + 3);
+      return true;
+    }
+    line = next;
+  }
+  return false;
+}
+
+Result<int> open_append(const char* path) noexcept {
+  const int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644);
+  if (fd < 0) {
+    const int e = errno;
+    return Error::make_code_os(e == ENOENT ? Errc::NotFound : Errc::InvalidArgument, e, "file '%s' cannot be opened: %s",
+                               path, std::strerror(e));
+  }
+  return fd;
+}
+
+Result<void> write_record(int fd, const char* data, std::size_t len) noexcept {
+  while (len > 0) {
+    const ssize_t n = write(fd, data, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::make_os(errno, "write to fd %d: %s", fd, std::strerror(errno));
+    }
+    data += n;
+    len -= static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
+void close_handle(int fd) noexcept {
+  if (fd >= 0) close(fd);
+}
+
+Result<int> duplicate_handle(int fd) noexcept {
+  const int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (d < 0) return Error::make_os(errno, "duplicating fd %d: %s", fd, std::strerror(errno));
+  return d;
+}
+
+bool wait_readable(int fd, std::int64_t timeout_ns) noexcept {
+  pollfd pfd{fd, POLLIN, 0};
+  const int timeout_ms = timeout_ns < 0                          ? -1
+                         : timeout_ns / 1'000'000 >= INT_MAX / 2 ? INT_MAX / 2
+                                                                 : static_cast<int>((timeout_ns + 999'999) / 1'000'000);
+  int rc;
+  while ((rc = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR) {
+  }
+  return rc > 0;
+}
+
+int own_pid() noexcept { return getpid(); }
+int own_session() noexcept { return getsid(0); }
+
 }  // namespace airssys::arch

@@ -21,6 +21,8 @@ const char* to_string(Errc code) noexcept {
     case Errc::ChildEscalated: return "child escalated";
     case Errc::Exception: return "exception";
     case Errc::Os: return "os error";
+    case Errc::Denied: return "denied";
+    case Errc::Unavailable: return "unavailable";
   }
   return "unknown";
 }

@@ -27,6 +27,8 @@ enum class Errc : std::uint8_t {
   ChildEscalated,   // a child actor escalated its failure to its parent
   Exception,        // an exception escaped an actor handler
   Os,               // an operating-system call failed; see os_error()
+  Denied,           // refused by a security policy; the message names the rule
+  Unavailable,      // a facility the operation needs is missing (cgroup2, kernel feature)
 };
 
 const char* to_string(Errc code) noexcept;

@@ -188,6 +188,35 @@ struct ProcessInfo {
 };
 bool process_info(int pid, ProcessInfo& out) noexcept;
 
+// Resolves `program` as exec would (a name with '/' is a path, else each
+// PATH entry), into `out`; errors name the program ("not found in PATH",
+// "is a directory", "is not executable").
+Result<void> resolve_program(const char* program, char* out, std::size_t capacity) noexcept;
+
+// This process's environment ("NAME=value" entries, nullptr-terminated).
+const char* const* inherited_environment() noexcept;
+
+// True when process `pid`'s initial environment holds exactly `entry`
+// ("NAME=value"). False for an ended process (its memory is gone).
+bool environment_contains(int pid, const char* entry) noexcept;
+
+// The process's cgroup v2 path ("/airssys-12-0/g3"), into `out`.
+bool cgroup_of(int pid, char* out, std::size_t capacity) noexcept;
+
+// Appends to a file: opens (creating, 0644, close-on-exec) and writes
+// whole records with one write each, so concurrent writers' lines do not
+// interleave.
+Result<int> open_append(const char* path) noexcept;
+Result<void> write_record(int fd, const char* data, std::size_t len) noexcept;
+void close_handle(int fd) noexcept;
+// A second descriptor for the same object (close-on-exec).
+Result<int> duplicate_handle(int fd) noexcept;
+// Waits up to timeout_ns (< 0: no limit) for `fd` to be readable.
+bool wait_readable(int fd, std::int64_t timeout_ns) noexcept;
+// This process's pid and session.
+int own_pid() noexcept;
+int own_session() noexcept;
+
 // The signal number that stops any process (SIGKILL) and asks it to end
 // (SIGTERM), and the largest valid signal number, for layers that do not
 // include <signal.h>.

@@ -22,6 +22,8 @@ void wake_all(const std::atomic<std::uint32_t>& word) noexcept;
 
 // Monotonic clock in nanoseconds; unaffected by wall-clock changes.
 std::int64_t monotonic_ns() noexcept;
+// Wall-clock time, nanoseconds since the Unix epoch (for logs).
+std::int64_t wall_clock_ns() noexcept;
 
 // Gives the rest of the time slice to another runnable thread.
 void yield_thread() noexcept;

@@ -1,0 +1,201 @@
+#pragma once
+// ProcessExecutor: runs process operations through a middleware chain
+// (security policy, audit log), holds every process it spawned from spawn
+// to reap, and tears managed trees down completely.
+//
+// Guarantees:
+// - Every process is held by a handle (pidfd) until it is reaped; signals go
+//   through it, never to a bare number, and never to pgid 0, 1 or -1.
+// - A Managed process is contained (a cgroup of its own, or its process
+//   group with this process as child subreaper), is killed if the spawning
+//   thread dies (parent-death signal), and its whole tree is killed if the
+//   host process dies, even by SIGKILL (the guardian, arch/guardian.hpp).
+// - Teardown reaches the whole tree — descendants that called setsid()
+//   included — and reaps everything it kills.
+// - Destroying the executor tears down every managed tree it still holds;
+//   Detached processes are let go.
+// - Fixed capacity, reserved at construction: the process table, the
+//   spawn buffers; "full" is an error value.
+//
+// Threads: operations may be called from any thread. The table is guarded
+// by a mutex held only for bookkeeping, never across a wait. With a reactor
+// (start_reactor), a thread of the executor reaps exits and drives
+// teardowns asynchronously and reports them to an ExitSink.
+
+#include <airssys/osl/operations.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace airssys::arch {
+class CgroupRoot;
+class Guardian;
+class Poller;
+}  // namespace airssys::arch
+
+namespace airssys::osl {
+
+// Who asks for an operation, for the policy and the audit log.
+struct SecurityContext {
+  std::string_view principal = "runtime";
+};
+
+// Everything the executor does or sees, as the middleware observes it.
+struct ProcessEvent {
+  enum class Kind : std::uint8_t { Spawn, Signal, GroupKill, Wait, Exit, OrphanAdopted, Teardown, Cleanup, Denied };
+  Kind kind = Kind::Spawn;
+  std::int64_t time_ns = 0;          // wall clock
+  std::string_view principal;
+  std::string_view program;          // Spawn, Denied
+  int pid = -1;
+  int pgid = -1;
+  Containment containment = Containment::None;
+  ProcessLifetime lifetime = ProcessLifetime::Managed;
+  int signal = 0;                    // Signal, GroupKill
+  ExitStatus status;                 // Exit
+  const TeardownReport* teardown = nullptr;  // Teardown
+  const Error* error = nullptr;      // null: the operation succeeded
+};
+const char* to_string(ProcessEvent::Kind k) noexcept;
+
+// What an operation is about to do, for check().
+struct OperationView {
+  enum class Kind : std::uint8_t { Spawn, Signal, GroupKill, Wait, Teardown };
+  Kind kind = Kind::Spawn;
+  const SpawnProcessOperation* spawn = nullptr;
+  std::string_view resolved_program;  // Spawn: the absolute path exec will run
+  int pid = -1;
+  int pgid = -1;
+  int signal = 0;
+};
+
+// A link of the chain. check() may deny an operation with an error value
+// (it is not run, and a Denied event is observed); observe() sees every
+// event. Both are called on the thread doing the work, must not block for
+// long, and must not call back into the executor.
+class Middleware {
+ public:
+  virtual ~Middleware() = default;
+  virtual Result<void> check(const OperationView& op, const SecurityContext& who) noexcept {
+    (void)op;
+    (void)who;
+    return {};
+  }
+  virtual void observe(const ProcessEvent& event) noexcept { (void)event; }
+};
+
+// Receives what the reactor finds, on the reactor's thread.
+class ExitSink {
+ public:
+  virtual ~ExitSink() = default;
+  // A process this executor spawned ended and was reaped.
+  virtual void on_exit(std::uint64_t owner, int pid, ExitStatus status) noexcept = 0;
+  // An asynchronous teardown (request_teardown) finished.
+  virtual void on_teardown(std::uint64_t owner, int pid, const TeardownReport& report) noexcept {
+    (void)owner;
+    (void)pid;
+    (void)report;
+  }
+};
+
+struct ExecutorConfig {
+  std::size_t max_processes = 256;       // spawned, adopted and not yet reaped
+  std::size_t spawn_buffers = 8;         // concurrent spawns
+  std::size_t spawn_buffer_bytes = 256 * 1024;  // argv + env + strings of one spawn
+  const char* cgroup_base = nullptr;     // null: see arch::CgroupRoot::open
+  // How often the reactor looks for escaped orphans while process-group
+  // contained trees live (adopted ones are then guarded too).
+  std::int64_t orphan_scan_ns = 50'000'000;
+};
+
+class ProcessExecutor {
+ public:
+  static constexpr std::size_t kMaxMiddleware = 8;
+
+  explicit ProcessExecutor(const ExecutorConfig& config = {});
+  ~ProcessExecutor();
+  ProcessExecutor(const ProcessExecutor&) = delete;
+  ProcessExecutor& operator=(const ProcessExecutor&) = delete;
+
+  // Appends a link (not owned; must outlive the executor). Full after
+  // kMaxMiddleware. Configure before the first operation.
+  Result<void> use(Middleware& m) noexcept;
+
+  // `owner` tags the process for the ExitSink (an actor id in rt).
+  Result<SpawnProcessResult> execute(const SpawnProcessOperation& op, const SecurityContext& who = {},
+                                     std::uint64_t owner = 0) noexcept;
+  Result<void> execute(const KillProcessGroupOperation& op, const SecurityContext& who = {}) noexcept;
+  Result<void> execute(const SignalProcessOperation& op, const SecurityContext& who = {}) noexcept;
+  Result<ExitStatus> execute(const WaitProcessOperation& op, const SecurityContext& who = {}) noexcept;
+  // Blocking graceful teardown (TERM, wait, KILL, reap).
+  Result<TeardownReport> execute(const TeardownOperation& op, const SecurityContext& who = {}) noexcept;
+
+  // Starts the reactor thread: from now on exits are reaped by it and
+  // reported to `sink`; WaitProcessOperation is refused. Idempotent.
+  Result<void> start_reactor(ExitSink& sink) noexcept;
+  // Asynchronous teardown of every managed tree `owner` holds: TERM now,
+  // KILL after `term_timeout_ns`, reports through the sink. Needs the
+  // reactor. Returns how many trees are being torn down.
+  std::size_t request_teardown(std::uint64_t owner, std::int64_t term_timeout_ns) noexcept;
+
+  // The processes `owner` holds (spawned, not reaped), up to `capacity`.
+  std::size_t processes_of(std::uint64_t owner, int* pids, std::size_t capacity) const noexcept;
+
+  struct Counters {
+    std::uint64_t spawned = 0;        // managed trees spawned
+    std::uint64_t cleaned = 0;        // managed trees torn down completely
+    std::uint64_t killed = 0;         // processes reaped after SIGKILL
+    std::uint64_t orphans_adopted = 0;
+    std::uint64_t detached = 0;
+  };
+  Counters counters() const noexcept;
+  // How many table entries are in use (for tests: 0 when all is reaped).
+  std::size_t live() const noexcept;
+  // The containment Auto picks on this machine (opens the cgroup root on
+  // first use), and why cgroups are not used when they are not.
+  Containment auto_containment(Error* why_not = nullptr) noexcept;
+
+  struct Entry;
+  struct Buffers;
+
+ private:
+  void emit(ProcessEvent& e) noexcept;
+  Result<void> check(const OperationView& op, const SecurityContext& who, std::string_view program) noexcept;
+  Result<void> ensure_contained(Containment c) noexcept;
+  Entry* find_locked(int pid) noexcept;
+  Entry* find_group_locked(int pgid) noexcept;
+  TeardownReport finish_group_locked(Entry& leader, std::string_view principal) noexcept;
+  void sweep_orphans_locked(Entry* leader, TeardownReport* report, bool kill_marked) noexcept;
+  void release_locked(Entry& e) noexcept;
+  void begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept;
+  bool group_empty_locked(Entry& leader) noexcept;
+  void reactor_loop() noexcept;
+  void reactor_handle_exit(std::uint32_t index) noexcept;
+  void reactor_advance_teardowns(std::int64_t now) noexcept;
+
+  ExecutorConfig config_;
+  mutable std::mutex mu_;
+  std::unique_ptr<Entry[]> entries_;
+  std::unique_ptr<Buffers> buffers_;
+  Middleware* chain_[kMaxMiddleware] = {};
+  std::size_t chain_size_ = 0;
+  std::unique_ptr<arch::CgroupRoot> cgroup_root_;
+  Error cgroup_error_;
+  bool cgroup_tried_ = false;
+  bool subreaper_ = false;
+  std::unique_ptr<arch::Guardian> guardian_;
+  std::uint64_t next_group_id_ = 1;
+  char marker_name_[32] = {};
+  Counters counters_;
+  // Reactor.
+  std::unique_ptr<arch::Poller> poller_;
+  ExitSink* sink_ = nullptr;
+  std::thread reactor_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace airssys::osl

@@ -1,0 +1,44 @@
+#pragma once
+// SecurityPolicy: which executables may be spawned, by rules checked in
+// order. Once a policy is in the chain, what no rule allows is denied, and
+// a denial is an error value (Errc::Denied) that names the rule.
+
+#include <airssys/osl/executor.hpp>
+
+#include <cstddef>
+#include <string_view>
+
+namespace airssys::osl {
+
+// Glob match: '*' any run of characters (including '/'), '?' one
+// character, everything else literally.
+bool glob_match(std::string_view pattern, std::string_view text) noexcept;
+
+class SecurityPolicy final : public Middleware {
+ public:
+  static constexpr std::size_t kMaxRules = 32;
+  static constexpr std::size_t kMaxPattern = 160;
+
+  // Rules are checked in the order they were added; the first whose
+  // pattern matches the resolved absolute path of the program decides.
+  // Patterns must be absolute ("/usr/bin/*"). Full / InvalidArgument.
+  Result<void> allow(std::string_view pattern) noexcept;
+  Result<void> deny(std::string_view pattern) noexcept;
+  // Principals allowed to signal and kill groups (empty: everyone).
+  Result<void> allow_principal(std::string_view principal) noexcept;
+
+  Result<void> check(const OperationView& op, const SecurityContext& who) noexcept override;
+
+ private:
+  struct Rule {
+    bool allow = false;
+    char pattern[kMaxPattern] = {};
+  };
+  Result<void> add(bool allow, std::string_view pattern) noexcept;
+  Rule rules_[kMaxRules];
+  std::size_t count_ = 0;
+  char principals_[8][64] = {};
+  std::size_t principal_count_ = 0;
+};
+
+}  // namespace airssys::osl

@@ -1,0 +1,606 @@
+#include <airssys/osl/executor.hpp>
+
+#include "executor_entry.hpp"
+
+#include <airssys/arch/cgroup.hpp>
+#include <airssys/arch/guardian.hpp>
+#include <airssys/arch/poller.hpp>
+#include <airssys/arch/wait.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+namespace airssys::osl {
+
+const char* to_string(Containment c) noexcept {
+  switch (c) {
+    case Containment::Auto: return "auto";
+    case Containment::Cgroup: return "cgroup";
+    case Containment::ProcessGroup: return "pgroup";
+    case Containment::None: return "none";
+  }
+  return "?";
+}
+
+const char* to_string(ProcessEvent::Kind k) noexcept {
+  using K = ProcessEvent::Kind;
+  switch (k) {
+    case K::Spawn: return "spawn";
+    case K::Signal: return "signal";
+    case K::GroupKill: return "group_kill";
+    case K::Wait: return "wait";
+    case K::Exit: return "exit";
+    case K::OrphanAdopted: return "orphan_adopted";
+    case K::Teardown: return "teardown";
+    case K::Cleanup: return "cleanup";
+    case K::Denied: return "denied";
+  }
+  return "?";
+}
+
+namespace {
+
+// Packs strings and pointer arrays into one spawn buffer: strings grow up
+// from the start, pointer arrays are placed at aligned offsets.
+class Packer {
+ public:
+  Packer(char* mem, std::size_t size) noexcept : mem_(mem), size_(size) {}
+  // A NUL-terminated copy of `s`, or null when there is no room.
+  const char* string(std::string_view s) noexcept {
+    if (used_ + s.size() + 1 > size_) return nullptr;
+    char* out = mem_ + used_;
+    std::memcpy(out, s.data(), s.size());
+    out[s.size()] = '\0';
+    used_ += s.size() + 1;
+    return out;
+  }
+  const char** pointers(std::size_t n) noexcept {
+    used_ = (used_ + alignof(const char*) - 1) & ~(alignof(const char*) - 1);
+    if (used_ + n * sizeof(const char*) > size_) return nullptr;
+    auto** out = reinterpret_cast<const char**>(mem_ + used_);
+    used_ += n * sizeof(const char*);
+    return out;
+  }
+  char* reserve(std::size_t n) noexcept {
+    if (used_ + n > size_) return nullptr;
+    char* out = mem_ + used_;
+    used_ += n;
+    return out;
+  }
+  std::size_t size() const noexcept { return size_; }
+
+ private:
+  char* mem_;
+  std::size_t size_;
+  std::size_t used_ = 0;
+};
+
+bool has_nul(std::string_view s) noexcept { return s.find('\0') != std::string_view::npos; }
+
+// The name part of "NAME=value".
+std::string_view env_name(std::string_view entry) noexcept { return entry.substr(0, entry.find('=')); }
+
+bool overridden(std::string_view entry, std::span<const std::string_view> env) noexcept {
+  const std::string_view name = env_name(entry);
+  for (auto e : env)
+    if (env_name(e) == name) return true;
+  return false;
+}
+
+Error too_long(std::string_view program, std::size_t limit) noexcept {
+  return Error::make_code_os(Errc::InvalidArgument, 7 /* E2BIG */,
+                             "argument list for '%.*s' is too long (more than %zu bytes with its environment)",
+                             static_cast<int>(program.size() > 60 ? 60 : program.size()), program.data(), limit);
+}
+
+}  // namespace
+
+ProcessExecutor::ProcessExecutor(const ExecutorConfig& config) : config_(config) {
+  if (config_.max_processes == 0) config_.max_processes = 1;
+  if (config_.spawn_buffers == 0) config_.spawn_buffers = 1;
+  if (config_.spawn_buffer_bytes < 4096) config_.spawn_buffer_bytes = 4096;
+  entries_.reset(new Entry[config_.max_processes]);
+  buffers_.reset(new Buffers);
+  buffers_->count = config_.spawn_buffers;
+  buffers_->bytes_each = config_.spawn_buffer_bytes;
+  buffers_->memory.reset(new char[config_.spawn_buffers * config_.spawn_buffer_bytes]);
+  buffers_->busy.reset(new std::atomic<bool>[config_.spawn_buffers]);
+  for (std::size_t i = 0; i < config_.spawn_buffers; ++i) buffers_->busy[i].store(false);
+}
+
+ProcessExecutor::~ProcessExecutor() {
+  if (reactor_.joinable()) {
+    stopping_.store(true, std::memory_order_release);
+    poller_->wake();
+    reactor_.join();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  // Managed trees die with their executor; Detached processes are let go.
+  for (std::size_t i = 0; i < config_.max_processes; ++i) {
+    Entry& e = entries_[i];
+    if (e.state == Entry::State::Free || e.state == Entry::State::Reserved) continue;
+    if (e.lifetime == ProcessLifetime::Detached) {
+      e.proc.release();
+      release_locked(e);
+      continue;
+    }
+    if (e.leads) {
+      begin_teardown_locked(e, 0);
+      TeardownReport r = finish_group_locked(e, "runtime");
+      ProcessEvent ev;
+      ev.kind = ProcessEvent::Kind::Cleanup;
+      ev.pid = r.leader_status.code >= 0 ? e.pid : e.pid;
+      ev.teardown = &r;
+      ev.containment = r.containment;
+      emit(ev);
+    }
+  }
+  for (std::size_t i = 0; i < config_.max_processes; ++i)
+    if (entries_[i].state != Entry::State::Free) release_locked(entries_[i]);
+  if (guardian_) guardian_->stop();
+}
+
+Result<void> ProcessExecutor::use(Middleware& m) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (chain_size_ == kMaxMiddleware)
+    return Error::make(Errc::Full, "middleware chain is full (%zu links)", kMaxMiddleware);
+  chain_[chain_size_++] = &m;
+  return {};
+}
+
+void ProcessExecutor::emit(ProcessEvent& e) noexcept {
+  if (e.time_ns == 0) e.time_ns = arch::wall_clock_ns();
+  for (std::size_t i = 0; i < chain_size_; ++i) chain_[i]->observe(e);
+}
+
+Result<void> ProcessExecutor::check(const OperationView& op, const SecurityContext& who,
+                                    std::string_view program) noexcept {
+  for (std::size_t i = 0; i < chain_size_; ++i) {
+    auto r = chain_[i]->check(op, who);
+    if (r) continue;
+    ProcessEvent ev;
+    ev.kind = ProcessEvent::Kind::Denied;
+    ev.principal = who.principal;
+    ev.program = program;
+    ev.pid = op.pid;
+    ev.pgid = op.pgid;
+    ev.signal = op.signal;
+    ev.error = &r.error();
+    emit(ev);
+    return r.error();
+  }
+  return {};
+}
+
+Containment ProcessExecutor::auto_containment(Error* why_not) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto r = ensure_contained(Containment::Cgroup);
+  if (!r && why_not != nullptr) *why_not = r.error();
+  return r ? Containment::Cgroup : Containment::ProcessGroup;
+}
+
+// Opens the cgroup root on first use (remembering why it failed), and
+// makes this process a child subreaper.
+Result<void> ProcessExecutor::ensure_contained(Containment c) noexcept {
+  if (!subreaper_) {
+    if (auto r = arch::become_subreaper(); !r) return r.error();
+    subreaper_ = true;
+  }
+  if (c != Containment::Cgroup) return {};
+  if (!cgroup_tried_) {
+    cgroup_tried_ = true;
+    auto root = arch::CgroupRoot::open(config_.cgroup_base);
+    if (root) {
+      cgroup_root_.reset(new (std::nothrow) arch::CgroupRoot(std::move(root.value())));
+    } else {
+      cgroup_error_ = root.error();
+    }
+  }
+  if (!cgroup_root_)
+    return Error::make_code_os(Errc::Unavailable, cgroup_error_.os_error(), "containment cgroup is unavailable: %s",
+                               cgroup_error_.message());
+  return {};
+}
+
+ProcessExecutor::Entry* ProcessExecutor::find_locked(int pid) noexcept {
+  if (pid <= 0) return nullptr;
+  for (std::size_t i = 0; i < config_.max_processes; ++i) {
+    Entry& e = entries_[i];
+    if ((e.state == Entry::State::Live) && e.pid == pid) return &e;
+  }
+  return nullptr;
+}
+
+ProcessExecutor::Entry* ProcessExecutor::find_group_locked(int pgid) noexcept {
+  if (pgid <= 1) return nullptr;
+  for (std::size_t i = 0; i < config_.max_processes; ++i) {
+    Entry& e = entries_[i];
+    if ((e.state == Entry::State::Live || e.state == Entry::State::Exited) && e.leads && e.pgid == pgid &&
+        e.lifetime == ProcessLifetime::Managed)
+      return &e;
+  }
+  return nullptr;
+}
+
+void ProcessExecutor::release_locked(Entry& e) noexcept {
+  if (e.guardian_slot >= 0 && guardian_) guardian_->unwatch(static_cast<std::uint32_t>(e.guardian_slot));
+  if (e.polled && poller_ && e.proc.valid()) poller_->remove(e.proc.wait_handle());
+  if (e.events_polled && poller_ && e.cgroup.valid()) poller_->remove(e.cgroup.events_handle());
+  const std::uint32_t gen = e.generation + 1;
+  e.~Entry();  // a live handle kills and reaps; a cgroup is killed and removed
+  new (&e) Entry;
+  e.generation = gen;
+}
+
+Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation& op, const SecurityContext& who,
+                                                    std::uint64_t owner) noexcept {
+  auto fail = [&](const Error& err) -> Result<SpawnProcessResult> {
+    ProcessEvent ev;
+    ev.kind = ProcessEvent::Kind::Spawn;
+    ev.principal = who.principal;
+    ev.program = op.program;
+    ev.lifetime = op.lifetime;
+    ev.error = &err;
+    emit(ev);
+    return err;
+  };
+  // Inputs that can be judged without touching the OS.
+  if (op.program.empty()) return fail(Error::make(Errc::InvalidArgument, "program is empty"));
+  if (has_nul(op.program)) return fail(Error::make(Errc::InvalidArgument, "program contains a NUL byte"));
+  for (std::size_t i = 0; i < op.args.size(); ++i)
+    if (has_nul(op.args[i]))
+      return fail(Error::make(Errc::InvalidArgument, "argument #%zu of '%.*s' contains a NUL byte", i + 1,
+                              static_cast<int>(op.program.size() > 60 ? 60 : op.program.size()), op.program.data()));
+  for (std::size_t i = 0; i < op.env.size(); ++i) {
+    if (has_nul(op.env[i]))
+      return fail(Error::make(Errc::InvalidArgument, "env entry #%zu contains a NUL byte", i));
+    if (op.env[i].find('=') == std::string_view::npos || op.env[i].front() == '=')
+      return fail(Error::make(Errc::InvalidArgument, "env entry #%zu '%.*s' is not NAME=value", i,
+                              static_cast<int>(op.env[i].size() > 40 ? 40 : op.env[i].size()), op.env[i].data()));
+  }
+  if (has_nul(op.working_dir)) return fail(Error::make(Errc::InvalidArgument, "working_dir contains a NUL byte"));
+  for (int s = 0; s < 3; ++s)
+    if (has_nul(op.stdio[s].path))
+      return fail(Error::make(Errc::InvalidArgument, "stdio path #%d contains a NUL byte", s));
+  const bool detached = op.lifetime == ProcessLifetime::Detached;
+  if (detached && op.process_group.kind != ProcessGroupConfig::Kind::NewSession &&
+      op.process_group.kind != ProcessGroupConfig::Kind::NewGroup)
+    return fail(Error::make(Errc::InvalidArgument, "a Detached process gets a session of its own; "
+                                                   "process_group must be NewSession"));
+  if (!detached && op.containment == Containment::None)
+    return fail(Error::make(Errc::InvalidArgument, "containment None is only for Detached processes"));
+  if (op.process_group.kind == ProcessGroupConfig::Kind::JoinGroup && op.process_group.pgid <= 1)
+    return fail(Error::make(Errc::InvalidArgument, "JoinGroup to pgid %d refused", op.process_group.pgid));
+
+  std::size_t buffer_index = 0;
+  char* mem = buffers_->take(buffer_index);
+  if (mem == nullptr)
+    return fail(Error::make(Errc::Full, "all %zu spawn buffers are in use (ExecutorConfig::spawn_buffers)",
+                            buffers_->count));
+  struct GiveBack {
+    Buffers& b;
+    std::size_t i;
+    ~GiveBack() { b.give(i); }
+  } give_back{*buffers_, buffer_index};
+
+  // The program exec will run, resolved now so that the policy judges the
+  // real path, not a name PATH could redirect.
+  Packer pack(mem, buffers_->bytes_each);
+  const char* program_z = pack.string(op.program);
+  constexpr std::size_t kPathMax = 4096;
+  char* resolved_path = pack.reserve(kPathMax);
+  if (program_z == nullptr || resolved_path == nullptr) return fail(too_long(op.program, pack.size()));
+  if (auto r = arch::resolve_program(program_z, resolved_path, kPathMax); !r) return fail(r.error());
+
+  OperationView view;
+  view.kind = OperationView::Kind::Spawn;
+  view.spawn = &op;
+  view.resolved_program = resolved_path;
+  view.pgid = op.process_group.kind == ProcessGroupConfig::Kind::JoinGroup ? op.process_group.pgid : -1;
+  if (auto r = check(view, who, op.program); !r) return r.error();
+
+  // argv and envp.
+  const char** argv = pack.pointers(op.args.size() + 2);
+  if (argv == nullptr) return fail(too_long(op.program, pack.size()));
+  argv[0] = program_z;
+  for (std::size_t i = 0; i < op.args.size(); ++i)
+    if ((argv[i + 1] = pack.string(op.args[i])) == nullptr) return fail(too_long(op.program, pack.size()));
+  argv[op.args.size() + 1] = nullptr;
+  std::size_t inherited = 0;
+  const char* const* parent_env = arch::inherited_environment();
+  if (op.env_mode == EnvMode::InheritWithOverrides && parent_env != nullptr)
+    while (parent_env[inherited] != nullptr) ++inherited;
+  const char** envp = pack.pointers(inherited + op.env.size() + 2);
+  if (envp == nullptr) return fail(too_long(op.program, pack.size()));
+  std::size_t n_env = 0;
+  for (std::size_t i = 0; i < inherited; ++i)
+    if (!overridden(parent_env[i], op.env)) envp[n_env++] = parent_env[i];
+  for (auto e : op.env)
+    if ((envp[n_env++] = pack.string(e)) == nullptr) return fail(too_long(op.program, pack.size()));
+  envp[n_env] = nullptr;
+  const char* working_dir = nullptr;
+  if (!op.working_dir.empty() && (working_dir = pack.string(op.working_dir)) == nullptr)
+    return fail(too_long(op.program, pack.size()));
+  arch::SpawnSpec spec;
+  for (int s = 0; s < 3; ++s) {
+    spec.stdio[s].mode = op.stdio[s].mode;
+    spec.stdio[s].append = op.stdio[s].append;
+    if (op.stdio[s].mode == StdioMode::File) {
+      if (op.stdio[s].path.empty())
+        return fail(Error::make(Errc::InvalidArgument, "stdio #%d: File mode needs a path", s));
+      if ((spec.stdio[s].path = pack.string(op.stdio[s].path)) == nullptr)
+        return fail(too_long(op.program, pack.size()));
+    }
+  }
+
+  // Containment and the table entry.
+  std::unique_lock<std::mutex> lock(mu_);
+  Containment containment = Containment::None;
+  Entry* leader = nullptr;
+  if (!detached) {
+    if (op.process_group.kind == ProcessGroupConfig::Kind::JoinGroup) {
+      leader = find_group_locked(op.process_group.pgid);
+      if (leader == nullptr || leader->state != Entry::State::Live || leader->tearing_down)
+        return fail(Error::make(Errc::InvalidArgument,
+                                "JoinGroup: process group %d was not created by this executor or is gone",
+                                op.process_group.pgid));
+      containment = leader->containment;
+      if (op.containment != Containment::Auto && op.containment != containment)
+        return fail(Error::make(Errc::InvalidArgument, "JoinGroup: group %d is contained by %s, not %s",
+                                op.process_group.pgid, to_string(containment), to_string(op.containment)));
+    } else if (op.containment == Containment::Auto) {
+      containment = ensure_contained(Containment::Cgroup) ? Containment::Cgroup : Containment::ProcessGroup;
+    } else {
+      containment = op.containment;
+    }
+    if (auto r = ensure_contained(containment); !r) return fail(r.error());
+    if (containment == Containment::ProcessGroup && op.process_group.kind == ProcessGroupConfig::Kind::Inherit)
+      return fail(Error::make(Errc::InvalidArgument,
+                              "containment pgroup needs process_group NewGroup, JoinGroup or NewSession"));
+    if (!guardian_) {
+      guardian_.reset(new (std::nothrow) arch::Guardian);
+      if (!guardian_) return fail(Error::make(Errc::Full, "no memory for the guardian"));
+    }
+    if (!guardian_->running())
+      if (auto r = guardian_->start(cgroup_root_.get()); !r) return fail(r.error());
+  }
+  Entry* entry = nullptr;
+  for (std::size_t i = 0; i < config_.max_processes && entry == nullptr; ++i)
+    if (entries_[i].state == Entry::State::Free) entry = &entries_[i];
+  if (entry == nullptr)
+    return fail(Error::make(Errc::Full, "process table is full (%zu processes, ExecutorConfig::max_processes)",
+                            config_.max_processes));
+  entry->state = Entry::State::Reserved;
+  const bool leads = op.process_group.kind == ProcessGroupConfig::Kind::NewGroup ||
+                     op.process_group.kind == ProcessGroupConfig::Kind::NewSession || detached;
+  const std::uint64_t group_id = next_group_id_++;
+  arch::Cgroup cgroup;
+  if (!detached && leads && containment == Containment::Cgroup) {
+    auto cg = cgroup_root_->create(group_id);
+    if (!cg) {
+      entry->state = Entry::State::Free;
+      return fail(cg.error());
+    }
+    cgroup = std::move(cg.value());
+  }
+  lock.unlock();
+
+  char marker[48] = {};
+  if (containment == Containment::ProcessGroup) {
+    // Lets a teardown recognise, by their environment, processes of this
+    // tree that left the group with setsid and came back as orphans.
+    if (leads) {
+      std::snprintf(marker, sizeof marker, "AIRSSYS_TREE=%d.%llu", arch::own_pid(),
+                    static_cast<unsigned long long>(group_id));
+    } else {
+      std::memcpy(marker, leader->marker, sizeof marker);
+    }
+    envp[n_env++] = marker;
+    envp[n_env] = nullptr;
+  }
+  spec.program = resolved_path;
+  spec.argv = argv;
+  spec.envp = envp;
+  spec.working_dir = working_dir;
+  switch (op.process_group.kind) {
+    case ProcessGroupConfig::Kind::Inherit: spec.group = arch::GroupMode::Inherit; break;
+    case ProcessGroupConfig::Kind::NewGroup:
+      spec.group = detached ? arch::GroupMode::NewSession : arch::GroupMode::NewGroup;
+      break;
+    case ProcessGroupConfig::Kind::JoinGroup:
+      spec.group = arch::GroupMode::JoinGroup;
+      spec.join = &leader->proc;
+      break;
+    case ProcessGroupConfig::Kind::NewSession: spec.group = arch::GroupMode::NewSession; break;
+  }
+  spec.pass_fds = op.pass_fds.data();
+  spec.pass_fd_count = op.pass_fds.size();
+  spec.limits = op.limits.data();
+  spec.limit_count = op.limits.size();
+  spec.kill_with_parent = !detached;
+  spec.cgroup = cgroup.valid() ? &cgroup : (leader != nullptr && leader->cgroup.valid() ? &leader->cgroup : nullptr);
+  auto spawned = arch::spawn(spec);
+
+  lock.lock();
+  if (!spawned) {
+    entry->state = Entry::State::Free;
+    lock.unlock();
+    return fail(spawned.error());
+  }
+  SpawnProcessResult result;
+  entry->proc = std::move(spawned.value());
+  for (int s = 0; s < 3; ++s) result.pipes[s] = entry->proc.take_pipe(s);
+  entry->pid = entry->proc.pid();
+  entry->pgid = entry->proc.pgid();
+  entry->leads = leads;
+  entry->containment = containment;
+  entry->lifetime = op.lifetime;
+  entry->owner = owner;
+  entry->group_id = group_id;
+  entry->group = leads ? static_cast<int>(entry - entries_.get()) : static_cast<int>(leader - entries_.get());
+  entry->cgroup = std::move(cgroup);
+  std::memcpy(entry->marker, marker, sizeof marker);
+  if (entry->cgroup.valid()) {
+    const char* slash = std::strrchr(cgroup_root_->path(), '/');
+    std::snprintf(entry->cgroup_suffix, sizeof entry->cgroup_suffix, "%.40s/%.20s", slash != nullptr ? slash : "",
+                  entry->cgroup.name());
+  } else if (leader != nullptr) {
+    std::memcpy(entry->cgroup_suffix, leader->cgroup_suffix, sizeof entry->cgroup_suffix);
+  }
+  if (!detached && leads && containment == Containment::ProcessGroup) {
+    if (auto slot = guardian_->watch_group(entry->proc)) entry->guardian_slot = static_cast<int>(slot.value());
+  }
+  entry->state = Entry::State::Live;
+  if (poller_) {
+    const std::uint64_t data = (static_cast<std::uint64_t>(entry->generation) << 32) |
+                               static_cast<std::uint32_t>(entry - entries_.get());
+    entry->polled = static_cast<bool>(poller_->add(entry->proc.wait_handle(), false, data));
+  }
+  if (detached) {
+    ++counters_.detached;
+  } else if (leads) {
+    ++counters_.spawned;
+  }
+  result.pid = entry->pid;
+  result.pgid = entry->pgid;
+  result.containment = containment;
+  result.lifetime = op.lifetime;
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::Spawn;
+  ev.principal = who.principal;
+  ev.program = op.program;
+  ev.pid = result.pid;
+  ev.pgid = result.pgid;
+  ev.containment = containment;
+  ev.lifetime = op.lifetime;
+  emit(ev);
+  return result;
+}
+
+Result<void> ProcessExecutor::execute(const KillProcessGroupOperation& op, const SecurityContext& who) noexcept {
+  OperationView view;
+  view.kind = OperationView::Kind::GroupKill;
+  view.pgid = op.pgid;
+  view.signal = op.signal;
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::GroupKill;
+  ev.principal = who.principal;
+  ev.pgid = op.pgid;
+  ev.signal = op.signal;
+  auto done = [&](Result<void> r) {
+    ev.error = r ? nullptr : &r.error();
+    emit(ev);
+    return r;
+  };
+  if (op.pgid <= 1) return done(Error::make(Errc::InvalidArgument, "KillProcessGroup of pgid %d refused", op.pgid));
+  if (op.signal < 0 || op.signal > arch::max_signal())
+    return done(Error::make(Errc::InvalidArgument, "signal number %d is out of range (0..%d)", op.signal,
+                            arch::max_signal()));
+  if (auto r = check(view, who, {}); !r) return r.error();
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry* leader = find_group_locked(op.pgid);
+  if (leader == nullptr)
+    return done(Error::make(Errc::InvalidArgument, "process group %d was not created by this executor", op.pgid));
+  ev.containment = leader->containment;
+  if (leader->proc.valid()) return done(arch::signal_group(leader->proc, op.signal));
+  auto r = arch::signal_remaining_group(op.pgid, op.signal);
+  if (!r) return done(r.error());
+  if (!r.value()) return done(Error::make(Errc::Dead, "process group %d has no process left", op.pgid));
+  return done(Result<void>{});
+}
+
+Result<void> ProcessExecutor::execute(const SignalProcessOperation& op, const SecurityContext& who) noexcept {
+  OperationView view;
+  view.kind = OperationView::Kind::Signal;
+  view.pid = op.pid;
+  view.signal = op.signal;
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::Signal;
+  ev.principal = who.principal;
+  ev.pid = op.pid;
+  ev.signal = op.signal;
+  auto done = [&](Result<void> r) {
+    ev.error = r ? nullptr : &r.error();
+    emit(ev);
+    return r;
+  };
+  if (op.signal < 0 || op.signal > arch::max_signal())
+    return done(Error::make(Errc::InvalidArgument, "signal number %d is out of range (0..%d)", op.signal,
+                            arch::max_signal()));
+  if (auto r = check(view, who, {}); !r) return r.error();
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry* e = find_locked(op.pid);
+  if (e == nullptr)
+    return done(Error::make(Errc::InvalidArgument,
+                            "process %d was not spawned by this executor or was already reaped", op.pid));
+  ev.pgid = e->pgid;
+  ev.containment = e->containment;
+  return done(arch::signal(e->proc, op.signal));
+}
+
+Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, const SecurityContext& who) noexcept {
+  OperationView view;
+  view.kind = OperationView::Kind::Wait;
+  view.pid = op.pid;
+  if (auto r = check(view, who, {}); !r) return r.error();
+  if (reactor_.joinable())
+    return Error::make(Errc::WouldDeadlock,
+                       "WaitProcess on process %d: this executor's reactor reaps exits (they arrive as ProcessExited)",
+                       op.pid);
+  const std::int64_t deadline = op.timeout_ns < 0 ? -1 : arch::monotonic_ns() + op.timeout_ns;
+  int ready_fd = -1;  // a duplicate of the pidfd, so waiting needs no lock
+  struct CloseFd {
+    int& fd;
+    ~CloseFd() { arch::close_handle(fd); }
+  } close_fd{ready_fd};
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Entry* e = find_locked(op.pid);
+      if (e == nullptr)
+        return Error::make(Errc::InvalidArgument,
+                           "process %d was not spawned by this executor or was already reaped", op.pid);
+      auto r = arch::try_wait(e->proc);
+      if (r) {
+        ProcessEvent ev;
+        ev.kind = ProcessEvent::Kind::Exit;
+        ev.principal = who.principal;
+        ev.pid = e->pid;
+        ev.pgid = e->pgid;
+        ev.containment = e->containment;
+        ev.lifetime = e->lifetime;
+        ev.status = r.value();
+        emit(ev);
+        e->status = r.value();
+        // A leader's group may outlive it; the entry stays for teardown.
+        if (e->leads && e->lifetime == ProcessLifetime::Managed && !group_empty_locked(*e)) {
+          e->state = Entry::State::Exited;
+        } else if (e->leads && e->lifetime == ProcessLifetime::Managed) {
+          ++counters_.cleaned;
+          release_locked(*e);
+        } else {
+          if (e->orphan) ++counters_.orphans_adopted;
+          release_locked(*e);
+        }
+        return r.value();
+      }
+      if (r.code() != Errc::Timeout) return r.error();
+      if (ready_fd < 0) {
+        auto dup = arch::duplicate_handle(e->proc.wait_handle());
+        if (!dup) return dup.error();
+        ready_fd = dup.value();
+      }
+    }
+    std::int64_t wait_ns = -1;
+    if (deadline >= 0) {
+      wait_ns = deadline - arch::monotonic_ns();
+      if (wait_ns <= 0)
+        return Error::make(Errc::Timeout, "process %d still running after %lld ms", op.pid,
+                           static_cast<long long>(op.timeout_ns / 1'000'000));
+    }
+    arch::wait_readable(ready_fd, wait_ns);
+  }
+}
+
+}  // namespace airssys::osl

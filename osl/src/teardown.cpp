@@ -1,0 +1,484 @@
+// ProcessExecutor: tearing managed trees down, and the reactor thread.
+#include <airssys/osl/executor.hpp>
+
+#include "executor_entry.hpp"
+
+#include <airssys/arch/cgroup.hpp>
+#include <airssys/arch/guardian.hpp>
+#include <airssys/arch/poller.hpp>
+#include <airssys/arch/wait.hpp>
+
+#include <cstring>
+#include <new>
+
+namespace airssys::osl {
+
+namespace {
+constexpr std::int64_t kGiveUpNs = 5'000'000'000;   // after KILL, for a tree to empty
+constexpr std::uint64_t kEventsFlag = 1u << 31;     // poller data: a cgroup.events fd
+constexpr std::size_t kMaxChildren = 1024;           // per orphan sweep
+}  // namespace
+
+// Reaps a held process that has ended: records its status, reports it.
+// Returns false while it still runs.
+static bool reap_held(ProcessExecutor::Entry& e, ExitStatus& status) noexcept;
+
+
+// True when nothing of the leader's tree is left alive: the cgroup is
+// unpopulated, or (process group) the leader has ended and no process is
+// left in the group. Reaps ended members that are our children on the way.
+bool ProcessExecutor::group_empty_locked(Entry& leader) noexcept {
+  const int index = static_cast<int>(&leader - entries_.get());
+  // Held members first (joiners, adopted orphans, the leader), so that
+  // their handles, not a group-wide reap, collect their statuses.
+  bool held_alive = false;
+  for (std::size_t i = 0; i < config_.max_processes; ++i) {
+    Entry& e = entries_[i];
+    if (e.state != Entry::State::Live || e.group != index || !e.proc.valid()) continue;
+    ExitStatus st;
+    if (!reap_held(e, st)) {
+      held_alive = true;
+      continue;
+    }
+    if (leader.tearing_down) {
+      ++leader.report.reaped;
+      if (st.signal == arch::kill_signal()) ++leader.report.killed;
+    }
+    if (&e == &leader) {
+      leader.report.leader_status = st;
+      leader.status = st;
+    }
+    ProcessEvent ev;
+    ev.kind = ProcessEvent::Kind::Exit;
+    ev.principal = "runtime";
+    ev.pid = e.pid;
+    ev.pgid = e.pgid;
+    ev.containment = e.containment;
+    ev.status = st;
+    emit(ev);
+    if (sink_ != nullptr && !e.orphan) sink_->on_exit(e.owner, e.pid, st);
+    if (&e == &leader) {
+      e.state = Entry::State::Exited;
+    } else {
+      release_locked(e);
+    }
+  }
+  if (leader.containment == Containment::Cgroup && leader.cgroup.valid()) {
+    auto p = leader.cgroup.populated();
+    return !held_alive && (!p || !p.value());
+  }
+  if (held_alive) return false;
+  if (!leader.leads || leader.pgid <= 1) return true;
+  std::size_t killed = 0;
+  const std::size_t reaped = arch::reap_group_members(leader.pgid, -1, arch::kill_signal(), &killed);
+  if (leader.tearing_down) {
+    leader.report.reaped += reaped;
+    leader.report.killed += killed;
+  }
+  auto left = arch::signal_remaining_group(leader.pgid, 0);
+  return !left || !left.value();
+}
+
+static bool reap_held(ProcessExecutor::Entry& e, ExitStatus& status) noexcept {
+  if (!e.proc.valid()) return true;
+  auto r = arch::try_wait(e.proc);
+  if (r) {
+    status = r.value();
+    return true;
+  }
+  if (r.code() == Errc::Timeout) return false;
+  // Reaped behind the handle's back (a group-wide reap raced it): the
+  // status is lost but the process is gone.
+  e.proc.release();
+  status = ExitStatus{};
+  return true;
+}
+
+void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept {
+  if (leader.tearing_down) return;
+  leader.tearing_down = true;
+  leader.report = TeardownReport{};
+  leader.report.containment = leader.containment;
+  if (leader.state == Entry::State::Exited) leader.report.leader_status = leader.status;
+  const std::int64_t now = arch::monotonic_ns();
+  leader.deadline = now + (term_timeout_ns > 0 ? term_timeout_ns : 0);
+  leader.give_up = leader.deadline + kGiveUpNs;
+  if (term_timeout_ns > 0) {
+    const int term = arch::term_signal();
+    if (leader.proc.valid() && leader.proc.leads_group()) {
+      (void)arch::signal_group(leader.proc, term);
+    } else if (leader.proc.valid()) {
+      (void)arch::signal(leader.proc, term);
+    } else if (leader.leads && leader.pgid > 1 && !leader.proc.valid()) {
+      (void)arch::signal_remaining_group(leader.pgid, term);
+    }
+  }
+  if (poller_ && leader.cgroup.valid() && !leader.events_polled) {
+    const std::uint64_t data = (static_cast<std::uint64_t>(leader.generation) << 32) | kEventsFlag |
+                               static_cast<std::uint32_t>(&leader - entries_.get());
+    leader.events_polled = static_cast<bool>(poller_->add(leader.cgroup.events_handle(), true, data));
+  }
+}
+
+// Kills what is left of the tree: cgroup.kill, or SIGKILL to the group
+// (through the leader while it is unreaped) and to each held member, then
+// the escaped orphans.
+static void kill_tree(ProcessExecutor::Entry& leader) noexcept {
+  const int kill = arch::kill_signal();
+  if (leader.cgroup.valid()) (void)leader.cgroup.kill();
+  if (leader.proc.valid() && leader.proc.leads_group()) {
+    (void)arch::signal_group(leader.proc, kill);
+  } else if (leader.proc.valid()) {
+    (void)arch::signal(leader.proc, kill);
+  } else if (leader.leads && leader.pgid > 1) {
+    (void)arch::signal_remaining_group(leader.pgid, kill);
+  }
+}
+
+// Finds children of this process that no entry holds. In a process-group
+// tree, a live one carrying the tree's marker escaped it with setsid: it
+// is adopted, killed and reaped. Ended ones that belonged to the tree (its
+// cgroup, its group, or a session of its own) are reaped. Returns how many
+// live escapees were found.
+void ProcessExecutor::sweep_orphans_locked(Entry* leader, TeardownReport* report, bool kill_marked) noexcept {
+  int pids[kMaxChildren];
+  std::size_t n = arch::list_children(pids, kMaxChildren);
+  if (n > kMaxChildren) n = kMaxChildren;
+  const int guardian_pid = guardian_ ? guardian_->pid() : -1;
+  const int own_sid = arch::own_session();
+  for (std::size_t i = 0; i < n; ++i) {
+    const int pid = pids[i];
+    if (pid == guardian_pid) continue;
+    bool held = false;
+    for (std::size_t k = 0; k < config_.max_processes && !held; ++k)
+      held = entries_[k].state == Entry::State::Live && entries_[k].pid == pid && entries_[k].proc.valid();
+    if (held) continue;
+    arch::ProcessInfo info;
+    if (!arch::process_info(pid, info)) continue;
+    // Which tree does it belong to?
+    Entry* tree = nullptr;
+    for (std::size_t k = 0; k < config_.max_processes && tree == nullptr; ++k) {
+      Entry& l = entries_[k];
+      if (l.state == Entry::State::Free || l.state == Entry::State::Reserved || !l.leads ||
+          l.lifetime != ProcessLifetime::Managed)
+        continue;
+      if (leader != nullptr && &l != leader) continue;
+      if (l.containment == Containment::Cgroup) {
+        char cg[256];
+        const std::size_t suffix = std::strlen(l.cgroup_suffix);
+        if (arch::cgroup_of(pid, cg, sizeof cg) && std::strlen(cg) >= suffix && suffix > 0 &&
+            std::strcmp(cg + std::strlen(cg) - suffix, l.cgroup_suffix) == 0)
+          tree = &l;
+      } else if (info.ended ? (info.pgid == l.pgid || (info.sid == pid && info.sid != own_sid))
+                            : arch::environment_contains(pid, l.marker)) {
+        tree = &l;
+      }
+    }
+    if (tree == nullptr) continue;
+    if (!info.ended && !kill_marked) {
+      // Reactor scan: hold it, so that it is guarded and reaped.
+      Entry* slot = nullptr;
+      for (std::size_t k = 0; k < config_.max_processes && slot == nullptr; ++k)
+        if (entries_[k].state == Entry::State::Free) slot = &entries_[k];
+      if (slot == nullptr) continue;
+      auto adopted = arch::adopt_child(pid);
+      if (!adopted) continue;
+      slot->proc = std::move(adopted.value());
+      slot->state = Entry::State::Live;
+      slot->orphan = true;
+      slot->pid = pid;
+      slot->pgid = info.pgid;
+      slot->group = static_cast<int>(tree - entries_.get());
+      slot->owner = tree->owner;
+      slot->containment = tree->containment;
+      if (guardian_)
+        if (auto g = guardian_->watch_process(slot->proc)) slot->guardian_slot = static_cast<int>(g.value());
+      if (poller_) {
+        const std::uint64_t data = (static_cast<std::uint64_t>(slot->generation) << 32) |
+                                   static_cast<std::uint32_t>(slot - entries_.get());
+        slot->polled = static_cast<bool>(poller_->add(slot->proc.wait_handle(), false, data));
+      }
+      ProcessEvent ev;
+      ev.kind = ProcessEvent::Kind::OrphanAdopted;
+      ev.principal = "runtime";
+      ev.pid = pid;
+      ev.pgid = info.pgid;
+      ev.containment = tree->containment;
+      emit(ev);
+      ++tree->report.orphans_adopted;
+      continue;
+    }
+    auto adopted = arch::adopt_child(pid);
+    if (!adopted) continue;
+    if (!info.ended) (void)arch::signal(adopted.value(), arch::kill_signal());
+    auto st = arch::wait(adopted.value(), 1'000'000'000);
+    ProcessEvent ev;
+    ev.kind = ProcessEvent::Kind::OrphanAdopted;
+    ev.principal = "runtime";
+    ev.pid = pid;
+    ev.pgid = info.pgid;
+    ev.containment = tree->containment;
+    emit(ev);
+    if (report != nullptr) {
+      ++report->orphans_adopted;
+      ++report->reaped;
+      if (st && st.value().signal == arch::kill_signal()) ++report->killed;
+    }
+  }
+}
+
+
+TeardownReport ProcessExecutor::finish_group_locked(Entry& leader, std::string_view principal) noexcept {
+  // Blocking: used by the destructor and the TeardownOperation (which
+  // releases the lock between steps; see execute below).
+  (void)principal;
+  std::int64_t nap = 20'000;
+  for (;;) {
+    const std::int64_t now = arch::monotonic_ns();
+    if (!leader.kill_sent && now >= leader.deadline) {
+      leader.kill_sent = true;
+      kill_tree(leader);
+      if (leader.containment == Containment::ProcessGroup) sweep_orphans_locked(&leader, &leader.report, true);
+    }
+    if (group_empty_locked(leader)) {
+      if (leader.containment == Containment::ProcessGroup) {
+        // Escapees whose parents were in the group are ours now.
+        const std::size_t before = leader.report.orphans_adopted;
+        sweep_orphans_locked(&leader, &leader.report, true);
+        if (leader.report.orphans_adopted != before) continue;
+      }
+      break;
+    }
+    if (now >= leader.give_up) break;
+    arch::sleep_ns(nap);
+    if (nap < 2'000'000) nap *= 2;
+  }
+  if (!leader.kill_sent) leader.report.exited_on_term = true;
+  // Ended orphans of the tree (cgroup: by cgroup; group: by pgid).
+  sweep_orphans_locked(&leader, &leader.report, true);
+  TeardownReport report = leader.report;
+  counters_.killed += report.killed;
+  counters_.orphans_adopted += report.orphans_adopted;
+  ++counters_.cleaned;
+  const int index = static_cast<int>(&leader - entries_.get());
+  for (std::size_t i = 0; i < config_.max_processes; ++i)
+    if (entries_[i].state != Entry::State::Free && entries_[i].group == index && &entries_[i] != &leader)
+      release_locked(entries_[i]);
+  return report;
+}
+
+Result<TeardownReport> ProcessExecutor::execute(const TeardownOperation& op, const SecurityContext& who) noexcept {
+  OperationView view;
+  view.kind = OperationView::Kind::Teardown;
+  view.pid = op.pid;
+  if (auto r = check(view, who, {}); !r) return r.error();
+  std::unique_lock<std::mutex> lock(mu_);
+  Entry* e = nullptr;
+  for (std::size_t i = 0; i < config_.max_processes && e == nullptr; ++i) {
+    Entry& c = entries_[i];
+    if ((c.state == Entry::State::Live || c.state == Entry::State::Exited) && c.pid == op.pid && !c.orphan) e = &c;
+  }
+  if (e == nullptr || e->lifetime != ProcessLifetime::Managed)
+    return Error::make(Errc::InvalidArgument, "teardown: process %d is not a managed process of this executor",
+                       op.pid);
+  Entry& leader = entries_[static_cast<std::size_t>(e->group)];
+  if (leader.tearing_down)
+    return Error::make(Errc::AlreadyExists, "teardown of process %d's tree is already in progress", op.pid);
+  begin_teardown_locked(leader, op.term_timeout_ns);
+  // finish_group_locked holds the lock while it waits; other operations
+  // on this executor wait with it. Teardowns are rare and bounded.
+  TeardownReport report = finish_group_locked(leader, who.principal);
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::Teardown;
+  ev.principal = who.principal;
+  ev.pid = leader.pid;
+  ev.pgid = leader.pgid;
+  ev.containment = leader.containment;
+  ev.teardown = &report;
+  emit(ev);
+  release_locked(leader);
+  return report;
+}
+
+// ---- the reactor ------------------------------------------------------------
+
+Result<void> ProcessExecutor::start_reactor(ExitSink& sink) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (reactor_.joinable()) return {};
+  auto p = arch::Poller::create();
+  if (!p) return p.error();
+  poller_.reset(new (std::nothrow) arch::Poller(std::move(p.value())));
+  if (!poller_) return Error::make(Errc::Full, "no memory for the reactor's poller");
+  sink_ = &sink;
+  for (std::size_t i = 0; i < config_.max_processes; ++i) {
+    Entry& e = entries_[i];
+    if (e.state != Entry::State::Live || !e.proc.valid()) continue;
+    const std::uint64_t data = (static_cast<std::uint64_t>(e.generation) << 32) | static_cast<std::uint32_t>(i);
+    e.polled = static_cast<bool>(poller_->add(e.proc.wait_handle(), false, data));
+  }
+#if defined(__cpp_exceptions)
+  try {
+    reactor_ = std::thread([this] { reactor_loop(); });
+  } catch (...) {
+    return Error::make(Errc::Os, "cannot start the process reactor thread");
+  }
+#else
+  reactor_ = std::thread([this] { reactor_loop(); });
+#endif
+  return {};
+}
+
+std::size_t ProcessExecutor::request_teardown(std::uint64_t owner, std::int64_t term_timeout_ns) noexcept {
+  std::size_t n = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (std::size_t i = 0; i < config_.max_processes; ++i) {
+      Entry& e = entries_[i];
+      if ((e.state != Entry::State::Live && e.state != Entry::State::Exited) || !e.leads || e.owner != owner ||
+          e.lifetime != ProcessLifetime::Managed || e.tearing_down || e.orphan)
+        continue;
+      begin_teardown_locked(e, term_timeout_ns);
+      e.report_to_sink = true;
+      ++n;
+    }
+  }
+  if (n > 0 && poller_) poller_->wake();
+  return n;
+}
+
+std::size_t ProcessExecutor::processes_of(std::uint64_t owner, int* pids, std::size_t capacity) const noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < config_.max_processes; ++i) {
+    const Entry& e = entries_[i];
+    if (e.state != Entry::State::Live || e.orphan || e.owner != owner) continue;
+    if (n < capacity) pids[n] = e.pid;
+    ++n;
+  }
+  return n;
+}
+
+ProcessExecutor::Counters ProcessExecutor::counters() const noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counters_;
+}
+
+std::size_t ProcessExecutor::live() const noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < config_.max_processes; ++i) n += entries_[i].state != Entry::State::Free;
+  return n;
+}
+
+void ProcessExecutor::reactor_handle_exit(std::uint32_t index) noexcept {
+  Entry& e = entries_[index];
+  if (e.state != Entry::State::Live || !e.proc.valid()) return;
+  if (e.tearing_down || (e.group >= 0 && entries_[static_cast<std::size_t>(e.group)].tearing_down)) return;
+  ExitStatus st;
+  if (!reap_held(e, st)) return;
+  e.polled = false;  // closing the pidfd took it out of the poller
+  e.status = st;
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::Exit;
+  ev.principal = "runtime";
+  ev.pid = e.pid;
+  ev.pgid = e.pgid;
+  ev.containment = e.containment;
+  ev.lifetime = e.lifetime;
+  ev.status = st;
+  emit(ev);
+  if (sink_ != nullptr && !e.orphan) sink_->on_exit(e.owner, e.pid, st);
+  if (e.orphan) ++counters_.orphans_adopted;
+  if (e.leads && e.lifetime == ProcessLifetime::Managed) {
+    if (group_empty_locked(e)) {
+      ++counters_.cleaned;
+      release_locked(e);
+    } else {
+      e.state = Entry::State::Exited;  // its group lives on until its owner's teardown
+    }
+  } else {
+    release_locked(e);
+  }
+}
+
+void ProcessExecutor::reactor_advance_teardowns(std::int64_t now) noexcept {
+  for (std::size_t i = 0; i < config_.max_processes; ++i) {
+    Entry& leader = entries_[i];
+    if ((leader.state != Entry::State::Live && leader.state != Entry::State::Exited) || !leader.tearing_down ||
+        !leader.leads)
+      continue;
+    if (!leader.kill_sent && now >= leader.deadline) {
+      leader.kill_sent = true;
+      kill_tree(leader);
+      if (leader.containment == Containment::ProcessGroup) sweep_orphans_locked(&leader, &leader.report, true);
+    }
+    bool done = group_empty_locked(leader);
+    if (done && leader.containment == Containment::ProcessGroup) {
+      const std::size_t before = leader.report.orphans_adopted;
+      sweep_orphans_locked(&leader, &leader.report, true);
+      done = leader.report.orphans_adopted == before;
+    }
+    if (!done && now < leader.give_up) continue;
+    if (!leader.kill_sent) leader.report.exited_on_term = true;
+    sweep_orphans_locked(&leader, &leader.report, true);
+    TeardownReport report = leader.report;
+    counters_.killed += report.killed;
+    counters_.orphans_adopted += report.orphans_adopted;
+    ++counters_.cleaned;
+    ProcessEvent ev;
+    ev.kind = ProcessEvent::Kind::Teardown;
+    ev.principal = "runtime";
+    ev.pid = leader.pid;
+    ev.pgid = leader.pgid;
+    ev.containment = leader.containment;
+    ev.teardown = &report;
+    emit(ev);
+    if (sink_ != nullptr && leader.report_to_sink) sink_->on_teardown(leader.owner, leader.pid, report);
+    for (std::size_t k = 0; k < config_.max_processes; ++k)
+      if (entries_[k].state != Entry::State::Free && entries_[k].group == static_cast<int>(i) && k != i)
+        release_locked(entries_[k]);
+    release_locked(leader);
+  }
+}
+
+void ProcessExecutor::reactor_loop() noexcept {
+  arch::name_thread("airssys-procs");
+  std::int64_t next_scan = arch::monotonic_ns() + config_.orphan_scan_ns;
+  std::uint64_t ready[64];
+  while (!stopping_.load(std::memory_order_acquire)) {
+    std::int64_t timeout = -1;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      bool tearing = false, pgroup_trees = false;
+      for (std::size_t i = 0; i < config_.max_processes; ++i) {
+        const Entry& e = entries_[i];
+        if (e.state == Entry::State::Free || e.state == Entry::State::Reserved) continue;
+        tearing |= e.tearing_down;
+        pgroup_trees |= e.leads && e.containment == Containment::ProcessGroup;
+      }
+      const std::int64_t now = arch::monotonic_ns();
+      if (pgroup_trees) timeout = next_scan > now ? next_scan - now : 0;
+      if (tearing && (timeout < 0 || timeout > 1'000'000)) timeout = 1'000'000;
+    }
+    const std::size_t n = poller_->wait(ready, 64, timeout);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (std::size_t k = 0; k < n; ++k) {
+      if (ready[k] == arch::Poller::kWake || (ready[k] & kEventsFlag) != 0) continue;
+      const auto index = static_cast<std::uint32_t>(ready[k] & 0x7fffffffu);
+      const auto gen = static_cast<std::uint32_t>(ready[k] >> 32);
+      if (index < config_.max_processes && entries_[index].generation == gen) reactor_handle_exit(index);
+    }
+    const std::int64_t now = arch::monotonic_ns();
+    reactor_advance_teardowns(now);
+    if (now >= next_scan) {
+      next_scan = now + config_.orphan_scan_ns;
+      bool pgroup_trees = false;
+      for (std::size_t i = 0; i < config_.max_processes && !pgroup_trees; ++i)
+        pgroup_trees = entries_[i].state != Entry::State::Free && entries_[i].leads &&
+                       entries_[i].containment == Containment::ProcessGroup && !entries_[i].tearing_down;
+      if (pgroup_trees) sweep_orphans_locked(nullptr, nullptr, false);
+    }
+  }
+}
+
+}  // namespace airssys::osl
