@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libconcurrentqueue-dev libmimalloc-dev catch2 libbenchmark-dev
-  libcaf-dev libboost-dev
+  libcaf-dev libboost-dev libboost-filesystem-dev
   valgrind
 )
 

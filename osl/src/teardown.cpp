@@ -370,6 +370,14 @@ std::size_t ProcessExecutor::live() const noexcept {
   return n;
 }
 
+std::size_t ProcessExecutor::managed() const noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < config_.max_processes; ++i)
+    n += entries_[i].state != Entry::State::Free && entries_[i].lifetime == ProcessLifetime::Managed;
+  return n;
+}
+
 void ProcessExecutor::reactor_handle_exit(std::uint32_t index) noexcept {
   Entry& e = entries_[index];
   if (e.state != Entry::State::Live || !e.proc.valid()) return;

@@ -524,6 +524,9 @@ void System::handle_failure(Turn& t) noexcept {
     case ErrorAction::Resume:
       return;
     case ErrorAction::Restart: {
+      // A restarted actor starts without the old one's processes.
+      if (t.cell->process_set != 0)
+        teardown_processes(t.cell, ActorId{t.slot, word::gen(t.cell->word.load(std::memory_order_relaxed))});
       auto* holder = static_cast<detail::ActorHolder*>(t.cell->reserved);
       holder->destroy();
       if (!build_actor(t)) {
@@ -557,6 +560,11 @@ bool System::deliver(Turn& t, Node* n) noexcept {
   switch (n->kind) {
     case NodeKind::User:
     case NodeKind::Down:
+      AIRSSYS_GUARD(t, c->actor->invoke(t, n));
+      break;
+    case NodeKind::ProcessExit:
+      // The set forgets the process before the handler sees the exit.
+      remove_child_process(c, detail::payload<ProcessExited>(n)->pid);
       AIRSSYS_GUARD(t, c->actor->invoke(t, n));
       break;
     case NodeKind::Monitor:
@@ -671,6 +679,11 @@ void System::begin_finalize(Worker& w, Cell* c, StopReason reason, bool foreign)
     Turn t{this, c, &w, slot_of(c)};
     AIRSSYS_GUARD(t, c->actor->invoke_stop(t, reason));
   }
+  // on_stop has run: the actor's process trees go (asynchronously).
+  if (c->process_set != 0) {
+    teardown_processes(c, ActorId{slot_of(c), word::gen(c->word.load(std::memory_order_relaxed))});
+    release_process_set(c);
+  }
   continue_finalize(w, c, foreign);
 }
 
@@ -700,6 +713,7 @@ void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
       }
       case NodeKind::Down:
       case NodeKind::Exit:
+      case NodeKind::ProcessExit:
         free_node(n, &w);
         break;
     }
@@ -1029,6 +1043,9 @@ Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
     arch::sleep_ns(200'000);
   }
   const std::uint64_t left = live_count();
+  // Before the workers go: a managed child dies with the thread that
+  // spawned it, so the trees are torn down gracefully first.
+  shutdown_processes(end);
   for (std::uint32_t i = 0; i < config_.workers; ++i) {
     workers_[i].exit.store(true, std::memory_order_seq_cst);
     workers_[i].sleeping.store(0, std::memory_order_seq_cst);
@@ -1037,6 +1054,10 @@ Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
   for (std::uint32_t i = 0; i < config_.workers; ++i)
     if (workers_[i].thread.joinable()) workers_[i].thread.join();
   drain_everything();
+  // Whatever is left of the process trees is killed and reaped now; the
+  // reactor and the guardian stop.
+  executor_.store(nullptr, std::memory_order_release);
+  executor_owner_.reset();
   shutdown_state_.store(2, std::memory_order_release);
   arch::wake_all(shutdown_state_);
   if (!in_time)

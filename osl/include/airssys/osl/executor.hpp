@@ -155,6 +155,8 @@ class ProcessExecutor {
   Counters counters() const noexcept;
   // How many table entries are in use (for tests: 0 when all is reaped).
   std::size_t live() const noexcept;
+  // How many of them belong to managed trees (teardowns still to finish).
+  std::size_t managed() const noexcept;
   // The containment Auto picks on this machine (opens the cgroup root on
   // first use), and why cgroups are not used when they are not.
   Containment auto_containment(Error* why_not = nullptr) noexcept;

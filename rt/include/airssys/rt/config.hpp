@@ -3,6 +3,8 @@
 // construction.
 
 #include <array>
+
+#include <airssys/osl/executor.hpp>
 #include <chrono>
 #include <cstdint>
 
@@ -50,6 +52,18 @@ struct SystemConfig {
   std::uint32_t registry_capacity = 1024;  // named actors
   std::uint32_t broker_topics = 64;        // distinct topics
   std::uint32_t subscribers_per_topic = 64;
+
+  // OS processes (Context::spawn_process). Nothing below is reserved, and
+  // no reactor thread starts, until an actor spawns its first process.
+  std::uint32_t process_owners = 64;       // actors owning processes at once (ProcessSets)
+  std::uint32_t processes_per_actor = 8;   // capacity of one ProcessSet
+  std::uint32_t max_processes = 256;       // processes held at once (incl. adopted orphans)
+  // When an actor stops, its trees get SIGTERM, then SIGKILL after this.
+  std::chrono::milliseconds process_kill_timeout{5000};
+  const char* cgroup_base = nullptr;       // see arch::CgroupRoot::open
+  // Middleware for every process operation (policy, audit), in order; not
+  // owned, must outlive the System.
+  std::array<osl::Middleware*, 8> process_middleware{};
 };
 
 }  // namespace airssys

@@ -5,6 +5,7 @@
 #include <airssys/rt/actor.hpp>
 #include <airssys/rt/config.hpp>
 #include <airssys/rt/error.hpp>
+#include <airssys/rt/process.hpp>
 #include <airssys/rt/detail/mailbox.hpp>
 #include <airssys/rt/detail/name_table.hpp>
 #include <airssys/rt/detail/pool.hpp>
@@ -14,6 +15,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <span>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -213,6 +216,14 @@ class System {
   Registry& registry() noexcept { return registry_; }
   Broker& broker() noexcept { return broker_; }
 
+  // Process counters (all zero while no actor has spawned a process):
+  // groups spawned, cleaned, processes killed, orphans adopted.
+  osl::ProcessExecutor::Counters process_counters() const noexcept;
+  // True once an actor has spawned a process (the reactor thread runs).
+  bool processes_started() const noexcept { return executor_.load(std::memory_order_acquire) != nullptr; }
+  // Processes held (spawned or adopted, not yet reaped), for tests.
+  std::size_t processes_held() const noexcept;
+
   // Stops every actor, waits for them up to `deadline`, then stops the
   // workers. Actors still running at the deadline are stopped on the calling
   // thread once their current handler returns, and the result is Timeout.
@@ -290,6 +301,19 @@ class System {
   // room). On Dead the node is handed back: returns false.
   bool post_system(ActorId to, detail::Node* n, detail::Worker* w) noexcept;
   void link_monitor(detail::Cell* c, detail::Node* n) noexcept;
+
+  // Processes: the executor is built on the first spawn_process.
+  class ProcessSink;
+  Result<osl::ProcessExecutor*> processes() noexcept;
+  Result<SpawnProcessResult> spawn_process(detail::Turn& t, const SpawnProcessOperation& op) noexcept;
+  std::span<const ChildProcess> child_processes(const detail::Cell* c) const noexcept;
+  Result<void> signal_own_process(detail::Turn& t, int pid, int sig) noexcept;
+  Result<void> kill_own_group(detail::Turn& t, int pgid, int sig) noexcept;
+  void remove_child_process(detail::Cell* c, int pid) noexcept;
+  void teardown_processes(detail::Cell* c, ActorId owner) noexcept;
+  void release_process_set(detail::Cell* c) noexcept;
+  void deliver_process_exit(std::uint64_t owner, int pid, ExitStatus status) noexcept;
+  void shutdown_processes(std::int64_t deadline_ns) noexcept;
   void free_holder(detail::ActorHolder* holder) noexcept;
 
   // Spawn plumbing.
@@ -362,6 +386,26 @@ class System {
   static constexpr std::uint64_t kGateClosed = std::uint64_t{1} << 63;
   alignas(64) std::atomic<std::uint64_t> spawn_gate_{0};
   std::atomic<std::uint32_t> shutdown_state_{0};  // 0 running, 1 shutting down, 2 done
+
+  // Processes, built by the first spawn_process (processes()).
+  class ProcessSink final : public osl::ExitSink {
+   public:
+    explicit ProcessSink(System& s) noexcept : system_(s) {}
+    void on_exit(std::uint64_t owner, int pid, ExitStatus status) noexcept override {
+      system_.deliver_process_exit(owner, pid, status);
+    }
+
+   private:
+    System& system_;
+  };
+  std::mutex processes_mu_;  // taken once, to build the executor
+  std::atomic<osl::ProcessExecutor*> executor_{nullptr};
+  std::unique_ptr<osl::ProcessExecutor> executor_owner_;
+  std::unique_ptr<ProcessSink> process_sink_;
+  std::unique_ptr<ChildProcess[]> process_items_;  // process_owners x processes_per_actor
+  std::unique_ptr<std::uint8_t[]> process_counts_;
+  std::unique_ptr<std::atomic<std::uint32_t>[]> process_links_;
+  detail::IndexStack free_process_sets_;
 };
 
 // What a handler sees of the runtime: its own handle, sending, spawning
@@ -427,6 +471,29 @@ class Context {
     return t_.system->reply(to, std::forward<U>(value));
   }
 
+  // Spawns an OS process owned by this actor (see osl::ProcessExecutor for
+  // what Managed and Detached guarantee). A Managed process is recorded in
+  // the actor's ProcessSet; when it ends the actor receives ProcessExited
+  // (if M is constructible from it), and when the actor stops, restarts or
+  // crashes, its trees are torn down asynchronously (SIGTERM, then SIGKILL
+  // after SystemConfig::process_kill_timeout). The first call builds the
+  // process executor and starts its reactor thread.
+  Result<SpawnProcessResult> spawn_process(const SpawnProcessOperation& op) const noexcept {
+    return t_.system->spawn_process(t_, op);
+  }
+  // The managed processes this actor owns and that have not been reaped.
+  // An empty span, without a call or an allocation, for an actor that never
+  // spawned one.
+  std::span<const ChildProcess> child_processes() const noexcept {
+    if (t_.cell->process_set == 0) return {};
+    return t_.system->child_processes(t_.cell);
+  }
+  // Signals one of this actor's processes, or a group one of them leads.
+  Result<void> signal_process(int pid, int sig) const noexcept { return t_.system->signal_own_process(t_, pid, sig); }
+  Result<void> kill_process_group(int pgid, int sig) const noexcept {
+    return t_.system->kill_own_group(t_, pgid, sig);
+  }
+
   // True once a stop of this actor or a shutdown has been requested.
   bool stopping() const noexcept {
     return (t_.cell->word.load(std::memory_order_relaxed) & detail::word::kStop) != 0 ||
@@ -459,6 +526,11 @@ void Actor<M>::invoke(detail::Turn& t, detail::Node* n) {
       ~Destroy() { m->~M(); }
     } guard{m};
     on_message(ctx, *m);
+  } else if (n->kind == detail::NodeKind::ProcessExit) {
+    if constexpr (std::is_constructible_v<M, ProcessExited>) {
+      M m(*detail::payload<ProcessExited>(n));
+      on_message(ctx, m);
+    }
   } else if constexpr (std::is_constructible_v<M, Down>) {
     // Down: only reaches actors whose M accepts it (Context::monitor checks).
     M m(detail::payload<detail::MonitorRecord>(n)->down);

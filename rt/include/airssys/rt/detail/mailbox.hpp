@@ -18,6 +18,7 @@ enum class NodeKind : std::uint8_t {
   Down,     // payload: MonitorRecord; a monitored actor stopped
   Monitor,  // payload: MonitorRecord; a request to watch this actor
   Exit,     // payload: MonitorRecord; link from child to parent (escalation)
+  ProcessExit,  // payload: ProcessExited; a process the actor spawned ended
 };
 
 // The 16-byte header in front of every message. `link` chains the node into
@@ -133,6 +134,9 @@ struct alignas(64) Cell {
   // Set by stop() after it sets kStop, so that a running turn notices
   // between messages without reading the contended line 1.
   std::atomic<bool> stop_hint{false};
+  // The actor's ProcessSet: index + 1 into the System's sets, 0 for none
+  // (the 99% of actors that never spawn a process).
+  std::uint16_t process_set = 0;
 };
 static_assert(sizeof(Cell) == 128, "per-actor overhead budget is 128 bytes");
 
