@@ -120,21 +120,32 @@ ProcessExecutor::~ProcessExecutor() {
   for (std::size_t i = 0; i < config_.max_processes; ++i) {
     Entry& e = entries_[i];
     if (e.state == Entry::State::Free || e.state == Entry::State::Reserved) continue;
+    e.blocking = false;
     if (e.lifetime == ProcessLifetime::Detached) {
       e.proc.release();
       release_locked(e);
       continue;
     }
-    if (e.leads) {
-      begin_teardown_locked(e, 0);
-      TeardownReport r = finish_group_locked(e, "runtime");
-      ProcessEvent ev;
-      ev.kind = ProcessEvent::Kind::Cleanup;
-      ev.pid = r.leader_status.code >= 0 ? e.pid : e.pid;
-      ev.teardown = &r;
-      ev.containment = r.containment;
-      emit(ev);
+    if (e.leads && !e.tearing_down) begin_teardown_locked(e, 0);
+    e.deadline = 0;  // no more waiting for TERM
+  }
+  // Every managed tree at once: KILL, then step them all until each is
+  // gone (the lock is ours alone now).
+  for (;;) {
+    bool pending = false;
+    const std::int64_t now = arch::monotonic_ns();
+    for (std::size_t i = 0; i < config_.max_processes; ++i) {
+      Entry& e = entries_[i];
+      if ((e.state != Entry::State::Live && e.state != Entry::State::Exited) || !e.leads || !e.tearing_down)
+        continue;
+      if (teardown_step_locked(e, now)) {
+        (void)complete_teardown_locked(e, "runtime");
+      } else {
+        pending = true;
+      }
     }
+    if (!pending) break;
+    arch::sleep_ns(50'000);
   }
   for (std::size_t i = 0; i < config_.max_processes; ++i)
     if (entries_[i].state != Entry::State::Free) release_locked(entries_[i]);
@@ -345,6 +356,9 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
         return fail(Error::make(Errc::InvalidArgument,
                                 "JoinGroup: process group %d was not created by this executor or is gone",
                                 op.process_group.pgid));
+      if (leader->owner != owner)
+        return fail(Error::make(Errc::InvalidArgument, "JoinGroup: process group %d belongs to another owner",
+                                op.process_group.pgid));
       containment = leader->containment;
       if (op.containment != Containment::Auto && op.containment != containment)
         return fail(Error::make(Errc::InvalidArgument, "JoinGroup: group %d is contained by %s, not %s",
@@ -384,7 +398,9 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
     }
     cgroup = std::move(cg.value());
   }
-  lock.unlock();
+  // A joiner spawns under the lock: the leader's handle and cgroup must
+  // not go away while the child joins them (JoinGroup is rare).
+  if (leader == nullptr) lock.unlock();
 
   char marker[48] = {};
   if (containment == Containment::ProcessGroup) {
@@ -422,7 +438,7 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
   spec.cgroup = cgroup.valid() ? &cgroup : (leader != nullptr && leader->cgroup.valid() ? &leader->cgroup : nullptr);
   auto spawned = arch::spawn(spec);
 
-  lock.lock();
+  if (!lock.owns_lock()) lock.lock();
   if (!spawned) {
     entry->state = Entry::State::Free;
     lock.unlock();

@@ -21,6 +21,7 @@ struct ProcessExecutor::Entry {
   bool tearing_down = false;
   bool kill_sent = false;
   bool report_to_sink = false;
+  bool blocking = false;     // a TeardownOperation steps it, not the reactor
   arch::Process proc;
   arch::Cgroup cgroup;
   int pid = -1;

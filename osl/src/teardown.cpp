@@ -228,42 +228,52 @@ void ProcessExecutor::sweep_orphans_locked(Entry* leader, TeardownReport* report
 }
 
 
-TeardownReport ProcessExecutor::finish_group_locked(Entry& leader, std::string_view principal) noexcept {
-  // Blocking: used by the destructor and the TeardownOperation (which
-  // releases the lock between steps; see execute below).
-  (void)principal;
-  std::int64_t nap = 20'000;
-  for (;;) {
-    const std::int64_t now = arch::monotonic_ns();
-    if (!leader.kill_sent && now >= leader.deadline) {
-      leader.kill_sent = true;
-      kill_tree(leader);
-      if (leader.containment == Containment::ProcessGroup) sweep_orphans_locked(&leader, &leader.report, true);
-    }
-    if (group_empty_locked(leader)) {
-      if (leader.containment == Containment::ProcessGroup) {
-        // Escapees whose parents were in the group are ours now.
-        const std::size_t before = leader.report.orphans_adopted;
-        sweep_orphans_locked(&leader, &leader.report, true);
-        if (leader.report.orphans_adopted != before) continue;
-      }
-      break;
-    }
-    if (now >= leader.give_up) break;
-    arch::sleep_ns(nap);
-    if (nap < 2'000'000) nap *= 2;
+// One step of a teardown: KILL once the deadline has passed, then check
+// whether the tree is gone. True when it is over (or given up on after
+// kGiveUpNs), with the report complete.
+bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noexcept {
+  const bool pgroup = leader.containment == Containment::ProcessGroup;
+  if (!leader.kill_sent && now >= leader.deadline) {
+    leader.kill_sent = true;
+    kill_tree(leader);
+    if (pgroup) sweep_orphans_locked(&leader, &leader.report, true);
   }
+  bool done = group_empty_locked(leader);
+  if (done && pgroup) {
+    // Escapees whose parents were in the group have come back to us by
+    // now; a sweep that finds one means another round.
+    const std::size_t before = leader.report.orphans_adopted;
+    sweep_orphans_locked(&leader, &leader.report, true);
+    done = leader.report.orphans_adopted == before;
+  }
+  if (!done && now < leader.give_up) return false;
   if (!leader.kill_sent) leader.report.exited_on_term = true;
   // Ended orphans of the tree (cgroup: by cgroup; group: by pgid).
   sweep_orphans_locked(&leader, &leader.report, true);
+  return true;
+}
+
+// Counts, reports and releases a finished teardown: the leader's entry and
+// every entry of its group.
+TeardownReport ProcessExecutor::complete_teardown_locked(Entry& leader, std::string_view principal) noexcept {
   TeardownReport report = leader.report;
   counters_.killed += report.killed;
   counters_.orphans_adopted += report.orphans_adopted;
   ++counters_.cleaned;
+  ProcessEvent ev;
+  ev.kind = leader.report_to_sink || principal != "runtime" ? ProcessEvent::Kind::Teardown : ProcessEvent::Kind::Cleanup;
+  ev.principal = principal;
+  ev.pid = leader.pid;
+  ev.pgid = leader.pgid;
+  ev.containment = leader.containment;
+  ev.teardown = &report;
+  emit(ev);
+  if (sink_ != nullptr && leader.report_to_sink) sink_->on_teardown(leader.owner, leader.pid, report);
   const int index = static_cast<int>(&leader - entries_.get());
   for (std::size_t i = 0; i < config_.max_processes; ++i)
     if (entries_[i].state != Entry::State::Free && entries_[i].group == index && &entries_[i] != &leader)
       release_locked(entries_[i]);
+  release_locked(leader);
   return report;
 }
 
@@ -285,19 +295,17 @@ Result<TeardownReport> ProcessExecutor::execute(const TeardownOperation& op, con
   if (leader.tearing_down)
     return Error::make(Errc::AlreadyExists, "teardown of process %d's tree is already in progress", op.pid);
   begin_teardown_locked(leader, op.term_timeout_ns);
-  // finish_group_locked holds the lock while it waits; other operations
-  // on this executor wait with it. Teardowns are rare and bounded.
-  TeardownReport report = finish_group_locked(leader, who.principal);
-  ProcessEvent ev;
-  ev.kind = ProcessEvent::Kind::Teardown;
-  ev.principal = who.principal;
-  ev.pid = leader.pid;
-  ev.pgid = leader.pgid;
-  ev.containment = leader.containment;
-  ev.teardown = &report;
-  emit(ev);
-  release_locked(leader);
-  return report;
+  leader.blocking = true;  // this thread steps it; the reactor leaves it alone
+  // Between steps the lock is released, with a short, growing nap: a
+  // killed tree is usually gone within microseconds to a few ms.
+  std::int64_t nap = 10'000;
+  while (!teardown_step_locked(leader, arch::monotonic_ns())) {
+    lock.unlock();
+    arch::sleep_ns(nap);
+    if (nap < 1'000'000) nap += nap / 2;
+    lock.lock();
+  }
+  return complete_teardown_locked(leader, who.principal);
 }
 
 // ---- the reactor ------------------------------------------------------------
@@ -413,39 +421,9 @@ void ProcessExecutor::reactor_advance_teardowns(std::int64_t now) noexcept {
   for (std::size_t i = 0; i < config_.max_processes; ++i) {
     Entry& leader = entries_[i];
     if ((leader.state != Entry::State::Live && leader.state != Entry::State::Exited) || !leader.tearing_down ||
-        !leader.leads)
+        !leader.leads || leader.blocking)
       continue;
-    if (!leader.kill_sent && now >= leader.deadline) {
-      leader.kill_sent = true;
-      kill_tree(leader);
-      if (leader.containment == Containment::ProcessGroup) sweep_orphans_locked(&leader, &leader.report, true);
-    }
-    bool done = group_empty_locked(leader);
-    if (done && leader.containment == Containment::ProcessGroup) {
-      const std::size_t before = leader.report.orphans_adopted;
-      sweep_orphans_locked(&leader, &leader.report, true);
-      done = leader.report.orphans_adopted == before;
-    }
-    if (!done && now < leader.give_up) continue;
-    if (!leader.kill_sent) leader.report.exited_on_term = true;
-    sweep_orphans_locked(&leader, &leader.report, true);
-    TeardownReport report = leader.report;
-    counters_.killed += report.killed;
-    counters_.orphans_adopted += report.orphans_adopted;
-    ++counters_.cleaned;
-    ProcessEvent ev;
-    ev.kind = ProcessEvent::Kind::Teardown;
-    ev.principal = "runtime";
-    ev.pid = leader.pid;
-    ev.pgid = leader.pgid;
-    ev.containment = leader.containment;
-    ev.teardown = &report;
-    emit(ev);
-    if (sink_ != nullptr && leader.report_to_sink) sink_->on_teardown(leader.owner, leader.pid, report);
-    for (std::size_t k = 0; k < config_.max_processes; ++k)
-      if (entries_[k].state != Entry::State::Free && entries_[k].group == static_cast<int>(i) && k != i)
-        release_locked(entries_[k]);
-    release_locked(leader);
+    if (teardown_step_locked(leader, now)) (void)complete_teardown_locked(leader, "runtime");
   }
 }
 

@@ -170,7 +170,8 @@ class ProcessExecutor {
   Result<void> ensure_contained(Containment c) noexcept;
   Entry* find_locked(int pid) noexcept;
   Entry* find_group_locked(int pgid) noexcept;
-  TeardownReport finish_group_locked(Entry& leader, std::string_view principal) noexcept;
+  bool teardown_step_locked(Entry& leader, std::int64_t now) noexcept;
+  TeardownReport complete_teardown_locked(Entry& leader, std::string_view principal) noexcept;
   void sweep_orphans_locked(Entry* leader, TeardownReport* report, bool kill_marked) noexcept;
   void release_locked(Entry& e) noexcept;
   void begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept;
