@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 namespace airssys::arch {
 
@@ -76,7 +77,7 @@ constexpr long kPidfdSignalProcessGroup = 1L << 2;
 
 AIRSSYS_GUARDIAN_CODE void nap_ms(long ms) noexcept {
   struct { long sec, nsec; } ts{0, ms * 1'000'000};
-  sys(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+  sys(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, reinterpret_cast<long>(&ts), 0);
 }
 
 // "populated 0" in <root>/cgroup.events, checked every millisecond for up
