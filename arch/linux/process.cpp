@@ -773,6 +773,15 @@ bool process_info(int pid, ProcessInfo& out) noexcept {
   return true;
 }
 
+bool reap_ended_child(int pid, ExitStatus& status) noexcept {
+  if (pid <= 1) return false;
+  siginfo_t info{};
+  if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | __WALL) != 0 || info.si_pid == 0) return false;
+  status = ExitStatus{};
+  if (info.si_code == CLD_EXITED) status.code = info.si_status; else status.signal = info.si_status;
+  return true;
+}
+
 int kill_signal() noexcept { return SIGKILL; }
 int term_signal() noexcept { return SIGTERM; }
 int max_signal() noexcept { return SIGRTMAX; }

@@ -577,6 +577,8 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
       if (e == nullptr)
         return Error::make(Errc::InvalidArgument,
                            "process %d was not spawned by this executor or was already reaped", op.pid);
+      if (e->tearing_down || (e->group >= 0 && entries_[static_cast<std::size_t>(e->group)].tearing_down))
+        return Error::make(Errc::AlreadyExists, "process %d: its tree is being torn down", op.pid);
       auto r = arch::try_wait(e->proc);
       if (r) {
         ProcessEvent ev;
@@ -596,7 +598,6 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
           ++counters_.cleaned;
           release_locked(*e);
         } else {
-          if (e->orphan) ++counters_.orphans_adopted;
           release_locked(*e);
         }
         return r.value();

@@ -35,6 +35,7 @@ struct ProcessExecutor::Entry {
   std::uint64_t group_id = 0;
   std::int64_t deadline = 0;
   std::int64_t give_up = 0;
+  std::size_t adopted = 0;   // escapees of this tree adopted so far (leader)
   ExitStatus status;
   TeardownReport report;
   char cgroup_suffix[64] = {};  // "/airssys-<pid>-<n>/g<id>" as /proc/<pid>/cgroup ends

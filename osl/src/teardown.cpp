@@ -135,17 +135,24 @@ static void kill_tree(ProcessExecutor::Entry& leader) noexcept {
   }
 }
 
-// Finds children of this process that no entry holds. In a process-group
-// tree, a live one carrying the tree's marker escaped it with setsid: it
-// is adopted, killed and reaped. Ended ones that belonged to the tree (its
-// cgroup, its group, or a session of its own) are reaped. Returns how many
-// live escapees were found.
-void ProcessExecutor::sweep_orphans_locked(Entry* leader, TeardownReport* report, bool kill_marked) noexcept {
+// Finds children of this process that no entry holds and that belong to a
+// managed tree (`only` restricts the search to one tree): by cgroup for a
+// cgroup tree; for a process-group tree by the group, or — for a live
+// process that left the group with setsid — by the environment marker.
+//   - An ended one is reaped at once (it is our child: its pid cannot be
+//     reused before that).
+//   - A live one that escaped its group is adopted into the table (held by
+//     a pidfd, guarded, reaped when it ends) and, when `kill` is set,
+//     SIGKILLed. Members still in their group are left to the group's
+//     signals.
+// Never blocks. Returns how many live escapees it adopted.
+std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only, bool kill) noexcept {
   int pids[kMaxChildren];
   std::size_t n = arch::list_children(pids, kMaxChildren);
   if (n > kMaxChildren) n = kMaxChildren;
   const int guardian_pid = guardian_ ? guardian_->pid() : -1;
   const int own_sid = arch::own_session();
+  std::size_t adopted_live = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const int pid = pids[i];
     if (pid == guardian_pid) continue;
@@ -155,63 +162,51 @@ void ProcessExecutor::sweep_orphans_locked(Entry* leader, TeardownReport* report
     if (held) continue;
     arch::ProcessInfo info;
     if (!arch::process_info(pid, info)) continue;
-    // Which tree does it belong to?
     Entry* tree = nullptr;
     for (std::size_t k = 0; k < config_.max_processes && tree == nullptr; ++k) {
       Entry& l = entries_[k];
       if (l.state == Entry::State::Free || l.state == Entry::State::Reserved || !l.leads ||
-          l.lifetime != ProcessLifetime::Managed)
+          l.lifetime != ProcessLifetime::Managed || (only != nullptr && &l != only))
         continue;
-      if (leader != nullptr && &l != leader) continue;
       if (l.containment == Containment::Cgroup) {
         char cg[256];
         const std::size_t suffix = std::strlen(l.cgroup_suffix);
-        if (arch::cgroup_of(pid, cg, sizeof cg) && std::strlen(cg) >= suffix && suffix > 0 &&
+        if (suffix > 0 && arch::cgroup_of(pid, cg, sizeof cg) && std::strlen(cg) >= suffix &&
             std::strcmp(cg + std::strlen(cg) - suffix, l.cgroup_suffix) == 0)
           tree = &l;
-      } else if (info.ended ? (info.pgid == l.pgid || (info.sid == pid && info.sid != own_sid))
-                            : arch::environment_contains(pid, l.marker)) {
+      } else if (info.pgid == l.pgid) {
+        tree = &l;
+      } else if (info.ended ? (info.sid == pid && info.sid != own_sid) : arch::environment_contains(pid, l.marker)) {
+        // Ended: a session leader of its own is an escapee that died before
+        // a scan found it (its environment is gone with its memory).
         tree = &l;
       }
     }
     if (tree == nullptr) continue;
-    if (!info.ended && !kill_marked) {
-      // Reactor scan: hold it, so that it is guarded and reaped.
-      Entry* slot = nullptr;
-      for (std::size_t k = 0; k < config_.max_processes && slot == nullptr; ++k)
-        if (entries_[k].state == Entry::State::Free) slot = &entries_[k];
-      if (slot == nullptr) continue;
-      auto adopted = arch::adopt_child(pid);
-      if (!adopted) continue;
-      slot->proc = std::move(adopted.value());
-      slot->state = Entry::State::Live;
-      slot->orphan = true;
-      slot->pid = pid;
-      slot->pgid = info.pgid;
-      slot->group = static_cast<int>(tree - entries_.get());
-      slot->owner = tree->owner;
-      slot->containment = tree->containment;
-      if (guardian_)
-        if (auto g = guardian_->watch_process(slot->proc)) slot->guardian_slot = static_cast<int>(g.value());
-      if (poller_) {
-        const std::uint64_t data = (static_cast<std::uint64_t>(slot->generation) << 32) |
-                                   static_cast<std::uint32_t>(slot - entries_.get());
-        slot->polled = static_cast<bool>(poller_->add(slot->proc.wait_handle(), false, data));
+    const bool escaped = info.pgid != tree->pgid;
+    if (info.ended) {
+      ExitStatus st;
+      if (!arch::reap_ended_child(pid, st)) continue;
+      if (tree->tearing_down) {
+        ++tree->report.reaped;
+        if (st.signal == arch::kill_signal()) ++tree->report.killed;
       }
-      ProcessEvent ev;
-      ev.kind = ProcessEvent::Kind::OrphanAdopted;
-      ev.principal = "runtime";
-      ev.pid = pid;
-      ev.pgid = info.pgid;
-      ev.containment = tree->containment;
-      emit(ev);
-      ++tree->report.orphans_adopted;
+      if (escaped) {
+        ++tree->adopted;
+        ++counters_.orphans_adopted;
+      }
       continue;
     }
+    if (!escaped) continue;  // the group's signals reach it
+    Entry* slot = nullptr;
+    for (std::size_t k = 0; k < config_.max_processes && slot == nullptr; ++k)
+      if (entries_[k].state == Entry::State::Free) slot = &entries_[k];
     auto adopted = arch::adopt_child(pid);
     if (!adopted) continue;
-    if (!info.ended) (void)arch::signal(adopted.value(), arch::kill_signal());
-    auto st = arch::wait(adopted.value(), 1'000'000'000);
+    if (kill) (void)arch::signal(adopted.value(), arch::kill_signal());
+    ++tree->adopted;
+    ++counters_.orphans_adopted;
+    ++adopted_live;
     ProcessEvent ev;
     ev.kind = ProcessEvent::Kind::OrphanAdopted;
     ev.principal = "runtime";
@@ -219,14 +214,25 @@ void ProcessExecutor::sweep_orphans_locked(Entry* leader, TeardownReport* report
     ev.pgid = info.pgid;
     ev.containment = tree->containment;
     emit(ev);
-    if (report != nullptr) {
-      ++report->orphans_adopted;
-      ++report->reaped;
-      if (st && st.value().signal == arch::kill_signal()) ++report->killed;
+    if (slot == nullptr) continue;  // table full: the handle kills and reaps it right here
+    slot->proc = std::move(adopted.value());
+    slot->state = Entry::State::Live;
+    slot->orphan = true;
+    slot->pid = pid;
+    slot->pgid = info.pgid;
+    slot->group = static_cast<int>(tree - entries_.get());
+    slot->owner = tree->owner;
+    slot->containment = tree->containment;
+    if (guardian_)
+      if (auto g = guardian_->watch_process(slot->proc)) slot->guardian_slot = static_cast<int>(g.value());
+    if (poller_) {
+      const std::uint64_t data =
+          (static_cast<std::uint64_t>(slot->generation) << 32) | static_cast<std::uint32_t>(slot - entries_.get());
+      slot->polled = static_cast<bool>(poller_->add(slot->proc.wait_handle(), false, data));
     }
   }
+  return adopted_live;
 }
-
 
 // One step of a teardown: KILL once the deadline has passed, then check
 // whether the tree is gone. True when it is over (or given up on after
@@ -236,20 +242,23 @@ bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noex
   if (!leader.kill_sent && now >= leader.deadline) {
     leader.kill_sent = true;
     kill_tree(leader);
-    if (pgroup) sweep_orphans_locked(&leader, &leader.report, true);
+    // Escapees we hold, and those not found yet: everything dies at once,
+    // the step loop reaps them as they end.
+    const int index = static_cast<int>(&leader - entries_.get());
+    for (std::size_t i = 0; i < config_.max_processes; ++i)
+      if (entries_[i].state == Entry::State::Live && entries_[i].group == index && entries_[i].orphan)
+        (void)arch::signal(entries_[i].proc, arch::kill_signal());
+    if (pgroup) sweep_orphans_locked(&leader, true);
   }
   bool done = group_empty_locked(leader);
-  if (done && pgroup) {
-    // Escapees whose parents were in the group have come back to us by
-    // now; a sweep that finds one means another round.
-    const std::size_t before = leader.report.orphans_adopted;
-    sweep_orphans_locked(&leader, &leader.report, true);
-    done = leader.report.orphans_adopted == before;
-  }
+  // Escapees whose parents were in the tree come back to us as those
+  // parents die; a sweep that finds one more means another round. (A
+  // cgroup tree's escapees die with the cgroup; the sweep reaps them.)
+  if (done) done = sweep_orphans_locked(&leader, leader.kill_sent) == 0;
+  if (done) done = group_empty_locked(leader);
   if (!done && now < leader.give_up) return false;
   if (!leader.kill_sent) leader.report.exited_on_term = true;
-  // Ended orphans of the tree (cgroup: by cgroup; group: by pgid).
-  sweep_orphans_locked(&leader, &leader.report, true);
+  leader.report.orphans_adopted = leader.adopted;
   return true;
 }
 
@@ -258,7 +267,6 @@ bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noex
 TeardownReport ProcessExecutor::complete_teardown_locked(Entry& leader, std::string_view principal) noexcept {
   TeardownReport report = leader.report;
   counters_.killed += report.killed;
-  counters_.orphans_adopted += report.orphans_adopted;
   ++counters_.cleaned;
   ProcessEvent ev;
   ev.kind = leader.report_to_sink || principal != "runtime" ? ProcessEvent::Kind::Teardown : ProcessEvent::Kind::Cleanup;
@@ -296,13 +304,24 @@ Result<TeardownReport> ProcessExecutor::execute(const TeardownOperation& op, con
     return Error::make(Errc::AlreadyExists, "teardown of process %d's tree is already in progress", op.pid);
   begin_teardown_locked(leader, op.term_timeout_ns);
   leader.blocking = true;  // this thread steps it; the reactor leaves it alone
-  // Between steps the lock is released, with a short, growing nap: a
-  // killed tree is usually gone within microseconds to a few ms.
+  // Between steps the lock is released and the thread waits for the next
+  // thing that can change the answer: the cgroup emptying (cgroup.events),
+  // the leader ending (its pidfd), or a short, growing nap once neither is
+  // left to watch. Only this thread steps or releases this entry
+  // (`blocking`), so its handles stay valid while the lock is free.
   std::int64_t nap = 10'000;
-  while (!teardown_step_locked(leader, arch::monotonic_ns())) {
+  for (std::int64_t now = arch::monotonic_ns(); !teardown_step_locked(leader, now); now = arch::monotonic_ns()) {
+    const std::int64_t until_kill = leader.kill_sent ? 0 : leader.deadline - now;
+    const std::int64_t wait_ns = until_kill > 0 ? until_kill : 2'000'000;
     lock.unlock();
-    arch::sleep_ns(nap);
-    if (nap < 1'000'000) nap += nap / 2;
+    if (leader.cgroup.valid()) {
+      (void)leader.cgroup.wait_empty(wait_ns);
+    } else if (leader.proc.valid()) {
+      arch::wait_readable(leader.proc.wait_handle(), wait_ns);
+    } else {
+      arch::sleep_ns(until_kill > 0 && until_kill < nap ? until_kill : nap);
+      if (nap < 1'000'000) nap += nap / 2;
+    }
     lock.lock();
   }
   return complete_teardown_locked(leader, who.principal);
@@ -404,7 +423,6 @@ void ProcessExecutor::reactor_handle_exit(std::uint32_t index) noexcept {
   ev.status = st;
   emit(ev);
   if (sink_ != nullptr && !e.orphan) sink_->on_exit(e.owner, e.pid, st);
-  if (e.orphan) ++counters_.orphans_adopted;
   if (e.leads && e.lifetime == ProcessLifetime::Managed) {
     if (group_empty_locked(e)) {
       ++counters_.cleaned;
@@ -462,7 +480,7 @@ void ProcessExecutor::reactor_loop() noexcept {
       for (std::size_t i = 0; i < config_.max_processes && !pgroup_trees; ++i)
         pgroup_trees = entries_[i].state != Entry::State::Free && entries_[i].leads &&
                        entries_[i].containment == Containment::ProcessGroup && !entries_[i].tearing_down;
-      if (pgroup_trees) sweep_orphans_locked(nullptr, nullptr, false);
+      if (pgroup_trees) (void)sweep_orphans_locked(nullptr, false);
     }
   }
 }

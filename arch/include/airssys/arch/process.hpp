@@ -188,6 +188,10 @@ struct ProcessInfo {
 };
 bool process_info(int pid, ProcessInfo& out) noexcept;
 
+// Reaps `pid` if it is an ended child of this process that no handle holds
+// (a zombie orphan); false if it is not ended or not our child.
+bool reap_ended_child(int pid, ExitStatus& status) noexcept;
+
 // Resolves `program` as exec would (a name with '/' is a path, else each
 // PATH entry), into `out`; errors name the program ("not found in PATH",
 // "is a directory", "is not executable").

@@ -172,7 +172,7 @@ class ProcessExecutor {
   Entry* find_group_locked(int pgid) noexcept;
   bool teardown_step_locked(Entry& leader, std::int64_t now) noexcept;
   TeardownReport complete_teardown_locked(Entry& leader, std::string_view principal) noexcept;
-  void sweep_orphans_locked(Entry* leader, TeardownReport* report, bool kill_marked) noexcept;
+  std::size_t sweep_orphans_locked(Entry* only, bool kill) noexcept;
   void release_locked(Entry& e) noexcept;
   void begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept;
   bool group_empty_locked(Entry& leader) noexcept;
