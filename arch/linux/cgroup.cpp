@@ -201,8 +201,10 @@ Result<Cgroup> CgroupRoot::create(std::uint64_t id) const noexcept {
   if (g.dir_ >= 0) g.events_ = openat(g.dir_, "cgroup.events", O_RDONLY | O_CLOEXEC);
   if (g.parent_ < 0 || g.dir_ < 0 || g.events_ < 0) {
     const int e = errno;
-    return Error::make_os(e, "no file descriptor for cgroup '%s/%s': %s", path_, g.name_, std::strerror(e));
-    // g's destructor removes the directory.
+    // Remove it through the root's descriptor: g may have none to do it.
+    unlinkat(dir_, g.name_, AT_REMOVEDIR);
+    g.name_[0] = '\0';
+    return Error::make_os(e, "no file descriptor for cgroup '%s': %s", path_, std::strerror(e));
   }
   return g;
 }

@@ -19,6 +19,12 @@
 #include <cstring>
 #include <ctime>
 
+#include <linux/sched.h>  // struct clone_args
+
+// The clone3 trampoline of process.cpp: runs fn(arg) on the new stack and
+// exits, with no C library (and no sanitizer interceptor) in between.
+extern "C" long airssys_clone3_run(void* args, unsigned long size, int (*fn)(void*), void* arg);
+
 namespace airssys::arch {
 
 // Lives in its own mapping, shared with the guardian (CLONE_VM): the slot
@@ -200,16 +206,31 @@ Result<void> Guardian::start(const CgroupRoot* root) noexcept {
   }
   // No exit signal: the guardian is not a child a waitpid(-1) or a
   // SIGCHLD handler of the host would see; it is reaped through its pidfd.
+  // clone3 through spawn's raw trampoline, not the C library's clone():
+  // sanitizers intercept clone() as if it were fork (TSan's wrapper hands
+  // the child a pointer into its own stack frame, gone once clone returns
+  // in the parent, and runs its fork hooks in the child on the parent's
+  // state — both fatal for a CLONE_VM child that outlives the call).
   int pidfd = -1;
-  const int pid = clone(guardian_main, s->stack + sizeof s->stack, CLONE_VM | CLONE_FILES | CLONE_PIDFD, s, &pidfd);
+  clone_args ca{};
+  ca.flags = CLONE_VM | CLONE_FILES | CLONE_PIDFD;
+  ca.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+  ca.exit_signal = 0;
+  ca.stack = reinterpret_cast<std::uint64_t>(s->stack);
+  ca.stack_size = sizeof s->stack;
+  long pid = airssys_clone3_run(&ca, sizeof ca, guardian_main, s);
+  if (pid == -ENOSYS) {  // no clone3 (Linux < 5.3)
+    pid = clone(guardian_main, s->stack + sizeof s->stack, CLONE_VM | CLONE_FILES | CLONE_PIDFD, s, &pidfd);
+    if (pid < 0) pid = -errno;
+  }
   if (pid < 0) {
-    const int e = errno;
+    const int e = static_cast<int>(-pid);
     close(s->host_pidfd);
     close(s->stop_fd);
     munmap(mem, sizeof(Shared));
     return Error::make_os(e, "guardian: cannot start: %s", std::strerror(e));
   }
-  s->pid = pid;
+  s->pid = static_cast<int>(pid);
   s->pidfd = pidfd;
   shared_ = s;
   return {};

@@ -786,9 +786,51 @@ int kill_signal() noexcept { return SIGKILL; }
 int term_signal() noexcept { return SIGTERM; }
 int max_signal() noexcept { return SIGRTMAX; }
 
+namespace {
+// "/usr/bin//./x/../sh" -> "/usr/bin/sh", relative paths made absolute:
+// lexically, without following symlinks, so that a policy sees one
+// spelling of each path.
+bool normalize(const char* in, char (&out)[PATH_MAX]) noexcept {
+  char buf[PATH_MAX];
+  if (in[0] != '/') {
+    if (getcwd(buf, sizeof buf) == nullptr) return false;
+    const std::size_t n = std::strlen(buf);
+    if (n + 1 + std::strlen(in) >= sizeof buf) return false;
+    buf[n] = '/';
+    std::strcpy(buf + n + 1, in);
+  } else {
+    std::strcpy(buf, in);
+  }
+  std::size_t len = 0;  // out holds "/a/b" without a trailing slash
+  for (const char* p = buf; *p != '\0';) {
+    while (*p == '/') ++p;
+    const char* end = p;
+    while (*end != '\0' && *end != '/') ++end;
+    const std::size_t seg = static_cast<std::size_t>(end - p);
+    if (seg == 0 || (seg == 1 && p[0] == '.')) {
+    } else if (seg == 2 && p[0] == '.' && p[1] == '.') {
+      while (len > 0 && out[len - 1] != '/') --len;
+      if (len > 0) --len;
+    } else {
+      if (len + 1 + seg >= PATH_MAX) return false;
+      out[len++] = '/';
+      std::memcpy(out + len, p, seg);
+      len += seg;
+    }
+    p = end;
+  }
+  if (len == 0) out[len++] = '/';
+  out[len] = '\0';
+  return true;
+}
+}  // namespace
+
 Result<void> resolve_program(const char* program, char* out, std::size_t capacity) noexcept {
+  char found[PATH_MAX];
+  if (auto r = resolve(program, found); !r) return r.error();
   char path[PATH_MAX];
-  if (auto r = resolve(program, path); !r) return r.error();
+  if (!normalize(found, path))
+    return Error::make(Errc::InvalidArgument, "program path '%s' is too long", program);
   if (std::strlen(path) >= capacity)
     return Error::make(Errc::InvalidArgument, "program path '%s' is longer than %zu bytes", program, capacity - 1);
   std::strcpy(out, path);

@@ -48,6 +48,7 @@ class Out {
     put(':');
   }
   std::size_t finish() noexcept {
+    if (cap_ == 0) return 0;
     buf_[len_ < cap_ ? len_ : cap_ - 1] = '\0';
     return len_;
   }

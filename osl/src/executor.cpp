@@ -139,7 +139,7 @@ ProcessExecutor::~ProcessExecutor() {
       if ((e.state != Entry::State::Live && e.state != Entry::State::Exited) || !e.leads || !e.tearing_down)
         continue;
       if (teardown_step_locked(e, now)) {
-        (void)complete_teardown_locked(e, "runtime");
+        (void)complete_teardown_locked(e, "runtime", ProcessEvent::Kind::Cleanup);
       } else {
         pending = true;
       }

@@ -264,12 +264,13 @@ bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noex
 
 // Counts, reports and releases a finished teardown: the leader's entry and
 // every entry of its group.
-TeardownReport ProcessExecutor::complete_teardown_locked(Entry& leader, std::string_view principal) noexcept {
+TeardownReport ProcessExecutor::complete_teardown_locked(Entry& leader, std::string_view principal,
+                                                         ProcessEvent::Kind kind) noexcept {
   TeardownReport report = leader.report;
   counters_.killed += report.killed;
   ++counters_.cleaned;
   ProcessEvent ev;
-  ev.kind = leader.report_to_sink || principal != "runtime" ? ProcessEvent::Kind::Teardown : ProcessEvent::Kind::Cleanup;
+  ev.kind = kind;
   ev.principal = principal;
   ev.pid = leader.pid;
   ev.pgid = leader.pgid;
@@ -324,7 +325,7 @@ Result<TeardownReport> ProcessExecutor::execute(const TeardownOperation& op, con
     }
     lock.lock();
   }
-  return complete_teardown_locked(leader, who.principal);
+  return complete_teardown_locked(leader, who.principal, ProcessEvent::Kind::Teardown);
 }
 
 // ---- the reactor ------------------------------------------------------------
@@ -441,7 +442,8 @@ void ProcessExecutor::reactor_advance_teardowns(std::int64_t now) noexcept {
     if ((leader.state != Entry::State::Live && leader.state != Entry::State::Exited) || !leader.tearing_down ||
         !leader.leads || leader.blocking)
       continue;
-    if (teardown_step_locked(leader, now)) (void)complete_teardown_locked(leader, "runtime");
+    if (teardown_step_locked(leader, now))
+      (void)complete_teardown_locked(leader, "runtime", ProcessEvent::Kind::Teardown);
   }
 }
 

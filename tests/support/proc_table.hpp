@@ -57,3 +57,383 @@ inline std::size_t open_fds() {
 }
 
 }  // namespace airssys::test
+
+// ---------------------------------------------------------------------------
+// Children of this process by pid, and a sweep that kills and reaps them:
+// for tests whose process is a child subreaper, where orphaned descendants
+// come back as children that no handle holds.
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <thread>
+
+namespace airssys::test {
+
+// The pids of this process's children (every thread's children list),
+// zombies included.
+inline std::vector<int> child_pids() {
+  std::vector<int> out;
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream in(t.path() / "children");
+    int pid = 0;
+    while (in >> pid) out.push_back(pid);
+  }
+  return out;
+}
+
+// SIGKILLs and reaps every child of this process except `keep` (children
+// held by a handle, a guardian that is still running), round after round,
+// until none is left: a reaped process's own children have already been
+// re-parented to a subreaper by then. Safe by pid: an unreaped child's
+// number cannot be reused. Returns how many were reaped.
+inline int kill_and_reap_children_except(const std::vector<int>& keep,
+                                         std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  int reaped = 0;
+  const auto end = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    std::vector<int> pids = child_pids();
+    pids.erase(std::remove_if(pids.begin(), pids.end(),
+                              [&](int p) { return std::find(keep.begin(), keep.end(), p) != keep.end(); }),
+               pids.end());
+    if (pids.empty() || std::chrono::steady_clock::now() > end) break;
+    for (int pid : pids) {
+      ::kill(pid, SIGKILL);
+      int status = 0;
+      // __WALL: also a child without an exit signal (a clone()d helper).
+      while (::waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {
+      }
+      ++reaped;
+    }
+  }
+  return reaped;
+}
+
+inline int kill_and_reap_children() { return kill_and_reap_children_except({}); }
+
+}  // namespace airssys::test
+
+// ---------------------------------------------------------------------------
+// Processes found by what they carry rather than by who their parent is:
+// an environment marker survives setsid and double forks, so a test that
+// gives every process it starts "NAME=value" can find (and kill) all of
+// them wherever they went. Plus sessions, cgroups and thread names.
+
+#include <dirent.h>
+#include <sys/prctl.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <iterator>
+
+namespace airssys::test {
+
+// The pids of every process in /proc (this one included).
+inline std::vector<int> all_pids() {
+  std::vector<int> out;
+  DIR* d = ::opendir("/proc");
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    const char* n = e->d_name;
+    if (*n == '\0' || std::strspn(n, "0123456789") != std::strlen(n)) continue;
+    out.push_back(std::atoi(n));
+  }
+  ::closedir(d);
+  return out;
+}
+
+// True when /proc/<pid>/environ holds exactly `entry` ("NAME=value"). An
+// ended process (a zombie) has no environment left: false.
+inline bool environ_contains(int pid, const std::string& entry) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  if (!in) return false;
+  const std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::size_t pos = 0;
+  while (pos < env.size()) {
+    std::size_t end = env.find('\0', pos);
+    if (end == std::string::npos) end = env.size();
+    if (env.compare(pos, end - pos, entry) == 0) return true;
+    pos = end + 1;
+  }
+  return false;
+}
+
+// Every live process other than this one whose environment holds `entry`.
+inline std::vector<int> processes_with_env(const std::string& entry) {
+  std::vector<int> out;
+  const int self = self_pid();
+  for (int pid : all_pids())
+    if (pid != self && environ_contains(pid, entry)) out.push_back(pid);
+  return out;
+}
+
+// SIGKILLs every process whose environment holds `entry`, round after
+// round (a killed shell may have just forked), until none is left or
+// `limit` passes. Returns how many kills were sent. The killed become
+// zombies of their parents, or of the nearest subreaper: reap them after.
+inline int kill_processes_with_env(const std::string& entry,
+                                   std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  int sent = 0;
+  const auto end = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const std::vector<int> pids = processes_with_env(entry);
+    if (pids.empty() || std::chrono::steady_clock::now() > end) break;
+    for (int pid : pids)
+      if (::kill(pid, SIGKILL) == 0) ++sent;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return sent;
+}
+
+// The session id (field 6 of /proc/<pid>/stat), or -1 if there is no such
+// process.
+inline int session_of(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return -1;
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(line.substr(close + 2));
+  char state = 0;
+  int ppid = 0, pgid = 0, sid = -1;
+  rest >> state >> ppid >> pgid >> sid;
+  return sid;
+}
+
+// True when `pid` no longer runs: no such process, or a zombie.
+inline bool process_ended(int pid) {
+  ProcEntry e;
+  return !read_proc(pid, e) || e.state == 'Z' || e.state == 'X';
+}
+
+// The process's cgroup v2 path (the "0::" line of /proc/<pid>/cgroup), or
+// an empty string.
+inline std::string cgroup2_of(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("0::", 0) == 0) return line.substr(3);
+  return {};
+}
+
+// True when a thread of this process is named `name` (/proc/self/task/*/comm).
+inline bool has_thread_named(const std::string& name) {
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream in(t.path() / "comm");
+    std::string comm;
+    if (std::getline(in, comm) && comm == name) return true;
+  }
+  return false;
+}
+
+// Directories under `root`, down to `depth` levels, whose name starts with
+// `prefix` (e.g. the cgroups "airssys-<pid>-" a runtime left behind).
+inline std::vector<std::string> dirs_with_prefix(const std::string& root, const std::string& prefix, int depth = 3) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  std::filesystem::recursive_directory_iterator it(root, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    if (it.depth() >= depth) it.disable_recursion_pending();
+    if (!it->is_directory(ec)) continue;
+    if (it->path().filename().string().rfind(prefix, 0) == 0) out.push_back(it->path().string());
+  }
+  return out;
+}
+
+// Reaps `pid` if it is an ended child of this process. True if it reaped.
+inline bool reap_if_zombie_child(int pid) {
+  ProcEntry e;
+  if (!read_proc(pid, e) || e.state != 'Z' || e.ppid != self_pid()) return false;
+  int status = 0;
+  return ::waitpid(pid, &status, WNOHANG | __WALL) == pid;
+}
+
+// True when this process holds a pidfd for `pid` (a "Pid:" line in
+// /proc/self/fdinfo): the runtime holds that process by a handle.
+inline bool holds_pidfd_for(int pid) {
+  std::error_code ec;
+  const std::string want = "Pid:\t" + std::to_string(pid);
+  for (const auto& f : std::filesystem::directory_iterator("/proc/self/fdinfo", ec)) {
+    std::ifstream in(f.path());
+    std::string line;
+    while (std::getline(in, line))
+      if (line == want) return true;
+  }
+  return false;
+}
+
+// A scope guard for tests whose processes may leave this process's tree:
+// makes this process a child subreaper (so that orphans come back to it,
+// never to a PID 1 that does not reap), and on every exit path SIGKILLs
+// every process carrying `marker` and then kills and reaps every child.
+// Declare it before the System (or anything else holding the processes),
+// so that it runs last. `killed` and `reaped` say what it had to clean.
+struct KillMarkedOnExit {
+  std::string marker;
+  int killed = 0;
+  int reaped = 0;
+  explicit KillMarkedOnExit(std::string m) : marker(std::move(m)) { ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+  KillMarkedOnExit(const KillMarkedOnExit&) = delete;
+  KillMarkedOnExit& operator=(const KillMarkedOnExit&) = delete;
+  // Can run early (then again at scope exit, finding nothing).
+  void sweep() {
+    killed += kill_processes_with_env(marker);
+    reaped += kill_and_reap_children();
+  }
+  ~KillMarkedOnExit() { sweep(); }
+};
+
+}  // namespace airssys::test
+
+// ---------------------------------------------------------------------------
+// A census of everything a test could leave behind (children, descriptors,
+// this process's airssys cgroups), to compare before and after an
+// operation; and reading a child's output from a pipe with a limit.
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <system_error>
+
+namespace airssys::test {
+
+// The descriptor numbers open in this process (the directory handle used
+// to list them excluded).
+inline std::vector<int> open_fd_list() {
+  std::vector<int> out;
+  std::error_code ec;
+  std::filesystem::directory_iterator it("/proc/self/fd", ec), end;
+  std::vector<int> seen;
+  for (; !ec && it != end; it.increment(ec)) seen.push_back(std::stoi(it->path().filename().string()));
+  // The iterator's own descriptor was closed at the end of the listing:
+  // keep only those still open.
+  for (int fd : seen) {
+    std::error_code lec;
+    (void)std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(fd), lec);
+    if (!lec) out.push_back(fd);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The cgroup v2 mount point, or "" (from /proc/self/mountinfo).
+inline std::string cgroup2_mount_point() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(" - cgroup2 ") == std::string::npos) continue;
+    std::istringstream f(line);
+    std::string id, parent, dev, root, mount;
+    f >> id >> parent >> dev >> root >> mount;
+    return mount;
+  }
+  return {};
+}
+
+// This process's airssys cgroup directories: "<mount>/airssys-<self>-<n>"
+// and every directory below them, sorted. Another process's roots (tests
+// running in parallel) are not ours and not listed.
+inline std::vector<std::string> own_airssys_cgroups() {
+  std::vector<std::string> out;
+  const std::string mount = cgroup2_mount_point();
+  if (mount.empty()) return out;
+  const std::string prefix = "airssys-" + std::to_string(self_pid()) + "-";
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(mount, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || !it->is_directory()) continue;
+    out.push_back(it->path().string());
+    std::error_code sec;
+    for (std::filesystem::recursive_directory_iterator sub(it->path(), sec), send; !sec && sub != send;
+         sub.increment(sec))
+      if (sub->is_directory()) out.push_back(sub->path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Everything of this process a test could leak: its children (running or
+// zombie), its descriptors, its airssys cgroups. Compare two with ==.
+struct Census {
+  std::vector<std::pair<int, char>> children;  // pid, state
+  std::vector<int> fds;
+  std::vector<std::string> cgroups;
+
+  static Census take() {
+    Census c;
+    for (const auto& e : children_of_self()) c.children.emplace_back(e.pid, e.state);
+    std::sort(c.children.begin(), c.children.end());
+    c.fds = open_fd_list();
+    c.cgroups = own_airssys_cgroups();
+    return c;
+  }
+  bool operator==(const Census& o) const {
+    if (children.size() != o.children.size() || fds != o.fds || cgroups != o.cgroups) return false;
+    for (std::size_t i = 0; i < children.size(); ++i)
+      if (children[i].first != o.children[i].first) return false;  // a state may change (S/R)
+    return true;
+  }
+  std::string describe() const {
+    std::ostringstream s;
+    s << "children:";
+    for (const auto& [pid, state] : children) s << ' ' << pid << '(' << state << ')';
+    s << "; fds:";
+    for (int fd : fds) s << ' ' << fd;
+    s << "; cgroups:";
+    for (const auto& g : cgroups) s << ' ' << g;
+    return s.str();
+  }
+};
+
+// Reads `fd` until it holds `n` complete lines (or end of file, or the
+// limit); returns the lines read.
+inline std::vector<std::string> read_lines(int fd, std::size_t n,
+                                           std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  std::vector<std::string> lines;
+  std::string partial;
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (lines.size() < n) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd pfd{fd, POLLIN, 0};
+    const int rc = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc <= 0) break;
+    char buf[512];
+    const ssize_t got = ::read(fd, buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    partial.append(buf, static_cast<std::size_t>(got));
+    for (std::size_t nl; (nl = partial.find('\n')) != std::string::npos;) {
+      lines.push_back(partial.substr(0, nl));
+      partial.erase(0, nl + 1);
+    }
+  }
+  return lines;
+}
+
+// Reads `fd` to end of file (or the limit).
+inline std::string read_to_eof(int fd, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  std::string out;
+  const auto end = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return out;
+    pollfd pfd{fd, POLLIN, 0};
+    const int rc = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc <= 0) return out;
+    char buf[4096];
+    const ssize_t got = ::read(fd, buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return out;
+    out.append(buf, static_cast<std::size_t>(got));
+  }
+}
+
+}  // namespace airssys::test

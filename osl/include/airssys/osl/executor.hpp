@@ -130,6 +130,8 @@ class ProcessExecutor {
                                      std::uint64_t owner = 0) noexcept;
   Result<void> execute(const KillProcessGroupOperation& op, const SecurityContext& who = {}) noexcept;
   Result<void> execute(const SignalProcessOperation& op, const SecurityContext& who = {}) noexcept;
+  // AlreadyExists while the process's tree is being torn down (the
+  // teardown reaps it); WouldDeadlock once a reactor runs.
   Result<ExitStatus> execute(const WaitProcessOperation& op, const SecurityContext& who = {}) noexcept;
   // Blocking graceful teardown (TERM, wait, KILL, reap).
   Result<TeardownReport> execute(const TeardownOperation& op, const SecurityContext& who = {}) noexcept;
@@ -171,7 +173,7 @@ class ProcessExecutor {
   Entry* find_locked(int pid) noexcept;
   Entry* find_group_locked(int pgid) noexcept;
   bool teardown_step_locked(Entry& leader, std::int64_t now) noexcept;
-  TeardownReport complete_teardown_locked(Entry& leader, std::string_view principal) noexcept;
+  TeardownReport complete_teardown_locked(Entry& leader, std::string_view principal, ProcessEvent::Kind kind) noexcept;
   std::size_t sweep_orphans_locked(Entry* only, bool kill) noexcept;
   void release_locked(Entry& e) noexcept;
   void begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept;

@@ -20,7 +20,10 @@ class SecurityPolicy final : public Middleware {
   static constexpr std::size_t kMaxPattern = 160;
 
   // Rules are checked in the order they were added; the first whose
-  // pattern matches the resolved absolute path of the program decides.
+  // pattern matches the resolved absolute path of the program decides. The
+  // path is normalised lexically ("//", ".", ".." collapsed, relative made
+  // absolute); symlinks are not followed, so allow("/bin/sh") means that
+  // spelling, and a deny is only as strong as the paths it names.
   // Patterns must be absolute ("/usr/bin/*"). Full / InvalidArgument.
   Result<void> allow(std::string_view pattern) noexcept;
   Result<void> deny(std::string_view pattern) noexcept;

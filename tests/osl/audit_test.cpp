@@ -1,0 +1,568 @@
+// AuditLog: one JSON object per line for every process event the executor
+// reports (spawn, exit, signal, teardown, denial), in a ring that keeps
+// the newest lines, or appended to a file; strings escaped so that a line
+// stays one JSON object whatever a program name holds.
+
+#include <airssys/osl/audit.hpp>
+#include <airssys/osl/policy.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "support/proc_table.hpp"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+using namespace airssys;
+using airssys::osl::AuditLog;
+using airssys::osl::Containment;
+using airssys::osl::ProcessEvent;
+using airssys::osl::ProcessExecutor;
+using airssys::osl::SecurityContext;
+using airssys::osl::SecurityPolicy;
+using airssys::osl::SignalProcessOperation;
+using airssys::osl::SpawnProcessOperation;
+using airssys::osl::StdioConfig;
+using airssys::osl::TeardownOperation;
+using airssys::osl::TeardownReport;
+using airssys::osl::WaitProcessOperation;
+
+namespace Catch {
+template <>
+struct StringMaker<airssys::Errc> {
+  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
+};
+}  // namespace Catch
+
+namespace {
+
+// Declared first in every test that spawns: kills and reaps whatever a
+// failing test left, then checks that a passing test left nothing.
+struct NothingLeft {
+  test::Census before;
+  NothingLeft() {
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    before = test::Census::take();
+  }
+  NothingLeft(const NothingLeft&) = delete;
+  NothingLeft& operator=(const NothingLeft&) = delete;
+  ~NothingLeft() {
+    CHECK(test::kill_and_reap_children() == 0);
+    const test::Census after = test::Census::take();
+    INFO("before: " << before.describe());
+    INFO("after:  " << after.describe());
+    CHECK(after == before);
+  }
+};
+
+// A strict parser for one flat JSON object (the audit format): string keys
+// to strings, numbers, true/false/null. Strings are decoded; other values
+// are kept as their text. False on anything else, or trailing text.
+class FlatJson {
+ public:
+  static bool parse(std::string_view text, std::map<std::string, std::string>& out) {
+    FlatJson p{text};
+    return p.object(out) && p.i_ == text.size();
+  }
+
+ private:
+  explicit FlatJson(std::string_view t) : t_(t) {}
+  bool object(std::map<std::string, std::string>& out) {
+    if (!eat('{')) return false;
+    if (eat('}')) return true;
+    for (;;) {
+      std::string key, value;
+      if (!string(key) || !eat(':') || !val(value)) return false;
+      if (out.count(key) != 0) return false;  // duplicate key
+      out[key] = value;
+      if (eat('}')) return true;
+      if (!eat(',')) return false;
+    }
+  }
+  bool eat(char c) {
+    if (i_ < t_.size() && t_[i_] == c) {
+      ++i_;
+      return true;
+    }
+    return false;
+  }
+  bool val(std::string& out) {
+    if (i_ < t_.size() && t_[i_] == '"') return string(out);
+    for (const char* word : {"true", "false", "null"}) {
+      const std::string_view w(word);
+      if (t_.substr(i_, w.size()) == w) {
+        i_ += w.size();
+        out = word;
+        return true;
+      }
+    }
+    const std::size_t start = i_;
+    eat('-');
+    std::size_t digits = 0;
+    while (i_ < t_.size() && t_[i_] >= '0' && t_[i_] <= '9') ++i_, ++digits;
+    if (digits == 0) return false;
+    out = std::string(t_.substr(start, i_ - start));
+    return true;
+  }
+  bool string(std::string& out) {
+    if (!eat('"')) return false;
+    while (i_ < t_.size()) {
+      const char c = t_[i_++];
+      if (c == '"') return true;
+      if (static_cast<unsigned char>(c) < 0x20) return false;  // raw control character
+      if (c != '\\') {
+        out.push_back(c);
+        continue;
+      }
+      if (i_ >= t_.size()) return false;
+      const char e = t_[i_++];
+      switch (e) {
+        case '"': out.push_back('"'); break;
+        case '\\': out.push_back('\\'); break;
+        case '/': out.push_back('/'); break;
+        case 'b': out.push_back('\b'); break;
+        case 'f': out.push_back('\f'); break;
+        case 'n': out.push_back('\n'); break;
+        case 'r': out.push_back('\r'); break;
+        case 't': out.push_back('\t'); break;
+        case 'u': {
+          if (i_ + 4 > t_.size()) return false;
+          unsigned v = 0;
+          for (int k = 0; k < 4; ++k) {
+            const char h = t_[i_++];
+            v <<= 4;
+            if (h >= '0' && h <= '9') v |= static_cast<unsigned>(h - '0');
+            else if (h >= 'a' && h <= 'f') v |= static_cast<unsigned>(h - 'a' + 10);
+            else if (h >= 'A' && h <= 'F') v |= static_cast<unsigned>(h - 'A' + 10);
+            else return false;
+          }
+          if (v >= 0x80) return false;  // not needed by these tests
+          out.push_back(static_cast<char>(v));
+          break;
+        }
+        default: return false;
+      }
+    }
+    return false;
+  }
+  std::string_view t_;
+  std::size_t i_ = 0;
+};
+
+using Fields = std::map<std::string, std::string>;
+
+std::vector<std::string> ring_lines(const AuditLog& log) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < log.lines(); ++i) {
+    char buf[AuditLog::kLineSize];
+    const std::size_t n = log.copy_line(i, buf, sizeof buf);
+    out.emplace_back(buf, n);
+  }
+  return out;
+}
+
+// Checks that `line` is one JSON object, and returns its fields.
+Fields parsed(const std::string& line) {
+  INFO("line: " << line);
+  REQUIRE_FALSE(line.empty());
+  CHECK(line.front() == '{');
+  CHECK(line.back() == '}');
+  CHECK(line.find('\n') == std::string::npos);
+  Fields f;
+  REQUIRE(FlatJson::parse(line, f));
+  return f;
+}
+
+// The first line whose event is `event`.
+std::string line_of(const std::vector<std::string>& lines, const std::string& event) {
+  for (const auto& l : lines)
+    if (l.find("\"event\":\"" + event + "\"") != std::string::npos) return l;
+  return {};
+}
+
+std::string all_of(const std::vector<std::string>& lines) {
+  std::string s;
+  for (const auto& l : lines) s += l + "\n";
+  return s;
+}
+
+// "time":"2026-11-26T06:40:00.123456Z", within a minute of now.
+void check_time(const Fields& f) {
+  const auto it = f.find("time");
+  REQUIRE(it != f.end());
+  const std::string& t = it->second;
+  INFO("time: " << t);
+  // 20YY-MM-DDTHH:MM:SS.uuuuuuZ
+  const std::string shape = "20DD-DD-DDTDD:DD:DD.DDDDDDZ";
+  REQUIRE(t.size() == shape.size());
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    INFO("at " << i);
+    if (shape[i] == 'D') {
+      CHECK((t[i] >= '0' && t[i] <= '9'));
+    } else {
+      CHECK(t[i] == shape[i]);
+    }
+  }
+  std::tm tm{};
+  REQUIRE(::strptime(t.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr);
+  const std::time_t when = ::timegm(&tm);
+  const std::time_t now = std::time(nullptr);
+  CHECK(when <= now + 1);
+  CHECK(when >= now - 60);
+}
+
+SpawnProcessOperation quiet(std::string_view program, std::span<const std::string_view> args = {}) {
+  SpawnProcessOperation op;
+  op.program = program;
+  op.args = args;
+  op.stdio[0] = op.stdio[1] = op.stdio[2] = StdioConfig::null();
+  return op;
+}
+
+const std::string_view kSleep[] = {"1000"};
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "airssys-osl-audit-XXXXXX").string();
+    REQUIRE(::mkdtemp(templ.data()) != nullptr);
+    path = templ;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a spawn and its wait write a spawn line and an exit line, each one JSON object") {
+  NothingLeft guard;
+  auto log = AuditLog::ring(16);
+  ProcessExecutor ex;
+  REQUIRE(ex.use(*log).ok());
+  const SecurityContext alice{"alice"};
+  const std::string_view args[] = {"-c", "exit 3"};
+  auto r = ex.execute(quiet("/bin/sh", args), alice);
+  INFO(r.error().message());
+  REQUIRE(r.ok());
+  const int pid = r->pid;
+  auto st = ex.execute(WaitProcessOperation{pid, 20'000'000'000}, alice);
+  REQUIRE(st.ok());
+  CHECK(st->code == 3);
+
+  const auto lines = ring_lines(*log);
+  INFO(all_of(lines));
+  REQUIRE(lines.size() == 2);
+  CHECK(log->written() == 2);
+  const std::string& spawn = lines[0];
+  const std::string& exit = lines[1];
+  for (const std::string& line : {spawn, exit}) {
+    INFO("line: " << line);
+    CHECK(line.find("\"pid\":" + std::to_string(pid) + ",") != std::string::npos);
+    CHECK(line.find("\"pgid\":") != std::string::npos);
+    CHECK(line.find("\"containment\":\"cgroup\"") != std::string::npos);
+    CHECK(line.find("\"principal\":\"alice\"") != std::string::npos);
+    CHECK(line.find("\"result\":\"ok\"") != std::string::npos);
+    CHECK(line.rfind("{\"time\":\"20", 0) == 0);
+  }
+  const Fields s = parsed(spawn);
+  CHECK(s.at("event") == "spawn");
+  CHECK(s.at("pid") == std::to_string(pid));
+  CHECK(s.at("pgid") == std::to_string(r->pgid));
+  CHECK(s.at("program") == "/bin/sh");
+  CHECK(s.at("lifetime") == "managed");
+  CHECK(s.count("error") == 0);
+  check_time(s);
+  const Fields e = parsed(exit);
+  CHECK(e.at("event") == "exit");
+  CHECK(e.at("exit_code") == "3");
+  CHECK(e.at("exit_signal") == "0");
+  check_time(e);
+}
+
+TEST_CASE("a denied spawn writes a denied line with the error text, and a failed one an error line") {
+  NothingLeft guard;
+  SecurityPolicy policy;
+  REQUIRE(policy.allow("/usr/bin/true").ok());
+  auto log = AuditLog::ring(16);
+  ProcessExecutor ex;
+  REQUIRE(ex.use(policy).ok());
+  REQUIRE(ex.use(*log).ok());
+  SECTION("denied") {
+    auto r = ex.execute(quiet("/usr/bin/false"), SecurityContext{"alice"});
+    REQUIRE(r.code() == Errc::Denied);
+    const auto lines = ring_lines(*log);
+    INFO(all_of(lines));
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0].find("\"event\":\"denied\"") != std::string::npos);
+    CHECK(lines[0].find("\"result\":\"denied\"") != std::string::npos);
+    const Fields f = parsed(lines[0]);
+    CHECK(f.at("principal") == "alice");
+    CHECK(f.at("program") == "/usr/bin/false");
+    CHECK(f.at("error") == r.error().message());
+    CHECK(f.at("error").find("default deny") != std::string::npos);
+    check_time(f);
+  }
+  SECTION("failed") {
+    auto r = ex.execute(quiet("/nonexistent/x"));
+    REQUIRE(r.code() == Errc::NotFound);
+    const auto lines = ring_lines(*log);
+    INFO(all_of(lines));
+    REQUIRE(lines.size() == 1);
+    const Fields f = parsed(lines[0]);
+    CHECK(f.at("event") == "spawn");
+    CHECK(f.at("result") == "error");
+    CHECK(f.at("error") == r.error().message());
+    CHECK(f.at("program") == "/nonexistent/x");
+  }
+}
+
+TEST_CASE("a teardown writes a teardown line with what it killed and adopted") {
+  NothingLeft guard;
+  auto log = AuditLog::ring(64);
+  ProcessExecutor ex;
+  REQUIRE(ex.use(*log).ok());
+  SecurityContext who;
+  SECTION("by a named principal") { who = SecurityContext{"alice"}; }
+  SECTION("by the default principal") { who = SecurityContext{}; }
+  auto r = ex.execute(quiet("/bin/sleep", kSleep), who);
+  REQUIRE(r.ok());
+  auto t = ex.execute(TeardownOperation{r->pid, 5'000'000'000}, who);
+  INFO(t.error().message());
+  REQUIRE(t.ok());
+  const auto lines = ring_lines(*log);
+  INFO(all_of(lines));
+  const std::string line = line_of(lines, "teardown");
+  REQUIRE_FALSE(line.empty());
+  CHECK(line.find("\"killed\":") != std::string::npos);
+  CHECK(line.find("\"orphans_adopted\":") != std::string::npos);
+  const Fields f = parsed(line);
+  CHECK(f.at("principal") == std::string(who.principal));
+  CHECK(f.at("pid") == std::to_string(r->pid));
+  CHECK(f.at("killed") == std::to_string(t->killed));
+  CHECK(f.at("orphans_adopted") == std::to_string(t->orphans_adopted));
+  CHECK(f.at("reaped") == std::to_string(t->reaped));
+  CHECK(f.at("exited_on_term") == "true");
+  CHECK(f.at("result") == "ok");
+  // The executor's own end (not an operation) is what "cleanup" is for.
+  CHECK(line_of(lines, "cleanup").empty());
+}
+
+TEST_CASE("destroying the executor with a live tree writes a cleanup line") {
+  NothingLeft guard;
+  auto log = AuditLog::ring(64);
+  int pid = -1;
+  {
+    ProcessExecutor ex;
+    REQUIRE(ex.use(*log).ok());
+    auto r = ex.execute(quiet("/bin/sleep", kSleep));
+    REQUIRE(r.ok());
+    pid = r->pid;
+  }
+  CHECK_FALSE(test::process_exists(pid));
+  const auto lines = ring_lines(*log);
+  INFO(all_of(lines));
+  const std::string line = line_of(lines, "cleanup");
+  REQUIRE_FALSE(line.empty());
+  const Fields f = parsed(line);
+  CHECK(f.at("pid") == std::to_string(pid));
+  CHECK(f.at("killed") == "1");
+}
+
+TEST_CASE("SignalProcess writes a signal line with the signal number, and a refusal an error or denied line") {
+  NothingLeft guard;
+  SecurityPolicy policy;
+  REQUIRE(policy.allow("/usr/bin/*").ok());
+  REQUIRE(policy.allow("/bin/*").ok());
+  REQUIRE(policy.allow_principal("alice").ok());
+  auto log = AuditLog::ring(64);
+  ProcessExecutor ex;
+  REQUIRE(ex.use(policy).ok());
+  REQUIRE(ex.use(*log).ok());
+  const SecurityContext alice{"alice"};
+  auto r = ex.execute(quiet("/bin/sleep", kSleep), alice);
+  REQUIRE(r.ok());
+  const int pid = r->pid;
+  struct TearDown {
+    ProcessExecutor& ex;
+    int pid;
+    ~TearDown() { (void)ex.execute(TeardownOperation{pid, 0}); }
+  } tear_down{ex, pid};
+
+  REQUIRE(ex.execute(SignalProcessOperation{pid, 65}, alice).code() == Errc::InvalidArgument);
+  REQUIRE(ex.execute(SignalProcessOperation{pid, SIGKILL}, SecurityContext{"bob"}).code() == Errc::Denied);
+  REQUIRE(ex.execute(SignalProcessOperation{pid, SIGTERM}, alice).ok());
+  auto st = ex.execute(WaitProcessOperation{pid, 20'000'000'000}, alice);
+  REQUIRE(st.ok());
+  CHECK(st->signal == SIGTERM);
+
+  const auto lines = ring_lines(*log);
+  INFO(all_of(lines));
+  std::vector<Fields> signals;
+  Fields denied;
+  for (const auto& l : lines) {
+    const Fields f = parsed(l);
+    if (f.at("event") == "signal") signals.push_back(f);
+    if (f.at("event") == "denied") denied = f;
+  }
+  REQUIRE(signals.size() == 2);
+  CHECK(signals[0].at("signal") == "65");
+  CHECK(signals[0].at("result") == "error");
+  CHECK(signals[0].at("error").find("65") != std::string::npos);
+  CHECK(signals[1].at("signal") == std::to_string(SIGTERM));
+  CHECK(signals[1].at("pid") == std::to_string(pid));
+  CHECK(signals[1].at("principal") == "alice");
+  CHECK(signals[1].at("result") == "ok");
+  REQUIRE_FALSE(denied.empty());
+  CHECK(denied.at("principal") == "bob");
+  CHECK(denied.at("signal") == std::to_string(SIGKILL));
+  CHECK(denied.at("pid") == std::to_string(pid));
+  CHECK(denied.at("result") == "denied");
+}
+
+TEST_CASE("the ring keeps the newest lines, and written() counts every line") {
+  auto log = AuditLog::ring(16);
+  CHECK(log->lines() == 0);
+  CHECK(log->written() == 0);
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::Exit;
+  ev.time_ns = 1'700'000'000'000'000'000;
+  ev.principal = "ring";
+  for (int i = 0; i < 20; ++i) {
+    ev.pid = 1000 + i;
+    log->observe(ev);
+  }
+  CHECK(log->written() == 20);
+  REQUIRE(log->lines() == 16);
+  const auto lines = ring_lines(*log);
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const Fields f = parsed(lines[i]);
+    CHECK(f.at("pid") == std::to_string(1000 + 4 + static_cast<int>(i)));  // oldest first
+  }
+  char buf[AuditLog::kLineSize] = "untouched";
+  CHECK(log->copy_line(16, buf, sizeof buf) == 0);
+  CHECK(buf[0] == '\0');
+  // A short buffer gets a NUL-terminated prefix.
+  char small[8];
+  CHECK(log->copy_line(0, small, sizeof small) == 7);
+  CHECK(std::string(small) == lines[0].substr(0, 7));
+}
+
+TEST_CASE("strings with quotes, backslashes, newlines and control characters are escaped") {
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::Spawn;
+  ev.time_ns = 0;
+  const std::string program = "a\"b\n";
+  const std::string principal = std::string("back\\slash\ttab\x01\x1f end");
+  ev.program = program;
+  ev.principal = principal;
+  ev.pid = 42;
+  const Error err = Error::make(Errc::NotFound, "program '%s' does not exist", "a\"b\n");
+  ev.error = &err;
+  char buf[AuditLog::kLineSize];
+  const std::size_t n = AuditLog::format(ev, buf, sizeof buf);
+  const std::string line(buf, n);
+  INFO("line: " << line);
+  CHECK(n == std::strlen(buf));
+  CHECK(line.find("\"program\":\"a\\\"b\\u000a\"") != std::string::npos);
+  CHECK(line.find("back\\\\slash\\u0009tab\\u0001\\u001f end") != std::string::npos);
+  const Fields f = parsed(line);
+  CHECK(f.at("program") == program);
+  CHECK(f.at("principal") == principal);
+  CHECK(f.at("error") == err.message());
+  CHECK(f.at("result") == "error");
+  CHECK(f.at("time") == "1970-01-01T00:00:00.000000Z");
+}
+
+TEST_CASE("format never writes outside the buffer it is given") {
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::Spawn;
+  ev.program = "/usr/bin/true";
+  SECTION("a buffer too small gets a NUL-terminated prefix") {
+    char area[32];
+    std::memset(area, 'Z', sizeof area);
+    const std::size_t n = AuditLog::format(ev, area + 8, 16);
+    CHECK(n < 16);
+    CHECK(area[8 + n] == '\0');
+    for (int i = 0; i < 8; ++i) CHECK(area[i] == 'Z');
+    for (int i = 24; i < 32; ++i) CHECK(area[i] == 'Z');
+  }
+  SECTION("a buffer of capacity 0 is not written at all") {
+    char area[16];
+    std::memset(area, 'Z', sizeof area);
+    const std::size_t n = AuditLog::format(ev, area + 8, 0);
+    CHECK(n == 0);
+    for (char c : area) CHECK(c == 'Z');
+  }
+}
+
+TEST_CASE("AuditLog::to_file appends one line per event, after what the file held") {
+  TempDir dir;
+  const std::string path = (dir.path / "audit.log").string();
+  std::ofstream(path) << "existing line\n";
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::Signal;
+  ev.time_ns = 1'700'000'000'000'000'000;
+  ev.principal = "file";
+  ev.signal = SIGTERM;
+  {
+    auto log = AuditLog::to_file(path.c_str());
+    INFO(log.error().message());
+    REQUIRE(log.ok());
+    for (int i = 0; i < 3; ++i) {
+      ev.pid = 100 + i;
+      log.value()->observe(ev);
+    }
+    CHECK(log.value()->written() == 3);
+    CHECK(log.value()->lines() == 0);  // not a ring
+  }
+  {
+    auto again = AuditLog::to_file(path.c_str());
+    REQUIRE(again.ok());
+    ev.pid = 103;
+    again.value()->observe(ev);
+  }
+  CHECK((std::filesystem::status(path).permissions() & std::filesystem::perms::all) !=
+        std::filesystem::perms::none);
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  REQUIRE(lines.size() == 5);
+  CHECK(lines[0] == "existing line");
+  for (int i = 1; i < 5; ++i) {
+    const Fields f = parsed(lines[static_cast<std::size_t>(i)]);
+    CHECK(f.at("event") == "signal");
+    CHECK(f.at("pid") == std::to_string(100 + i - 1));
+    CHECK(f.at("signal") == std::to_string(SIGTERM));
+  }
+}
+
+TEST_CASE("AuditLog::to_file on a path that cannot be opened is an error naming it") {
+  const std::size_t fds = test::open_fds();
+  auto log = AuditLog::to_file("/nonexistent/dir/x");
+  REQUIRE_FALSE(log.ok());
+  INFO(log.error().message());
+  CHECK(log.code() == Errc::NotFound);
+  CHECK(std::string(log.error().message()).find("'/nonexistent/dir/x'") != std::string::npos);
+  auto dir = AuditLog::to_file("/tmp");
+  REQUIRE_FALSE(dir.ok());
+  CHECK(std::string(dir.error().message()).find("'/tmp'") != std::string::npos);
+  auto empty = AuditLog::to_file("");
+  CHECK(empty.code() == Errc::InvalidArgument);
+  CHECK(test::open_fds() == fds);
+}

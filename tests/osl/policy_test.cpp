@@ -1,0 +1,357 @@
+// SecurityPolicy: glob patterns, rules checked in order with default deny,
+// resolution of the program before it is judged, principals allowed to
+// signal; and that a denied operation leaves nothing behind.
+
+#include <airssys/osl/policy.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "support/proc_table.hpp"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+using namespace airssys;
+using airssys::osl::glob_match;
+using airssys::osl::KillProcessGroupOperation;
+using airssys::osl::OperationView;
+using airssys::osl::ProcessExecutor;
+using airssys::osl::SecurityContext;
+using airssys::osl::SecurityPolicy;
+using airssys::osl::SignalProcessOperation;
+using airssys::osl::SpawnProcessOperation;
+using airssys::osl::SpawnProcessResult;
+using airssys::osl::StdioConfig;
+using airssys::osl::TeardownOperation;
+using airssys::osl::WaitProcessOperation;
+
+namespace Catch {
+template <>
+struct StringMaker<airssys::Errc> {
+  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
+};
+}  // namespace Catch
+
+namespace {
+
+// Declared first in every test that spawns: kills and reaps whatever a
+// failing test left, then checks that a passing test left nothing.
+struct NothingLeft {
+  test::Census before;
+  NothingLeft() {
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    before = test::Census::take();
+  }
+  NothingLeft(const NothingLeft&) = delete;
+  NothingLeft& operator=(const NothingLeft&) = delete;
+  ~NothingLeft() {
+    CHECK(test::kill_and_reap_children() == 0);
+    const test::Census after = test::Census::take();
+    INFO("before: " << before.describe());
+    INFO("after:  " << after.describe());
+    CHECK(after == before);
+  }
+};
+
+bool names(const Error& e, const std::string& what) { return std::string(e.message()).find(what) != std::string::npos; }
+
+SpawnProcessOperation quiet(std::string_view program, std::span<const std::string_view> args = {}) {
+  SpawnProcessOperation op;
+  op.program = program;
+  op.args = args;
+  op.stdio[0] = op.stdio[1] = op.stdio[2] = StdioConfig::null();
+  return op;
+}
+
+const std::string_view kSleep[] = {"1000"};
+
+// Spawns, expecting success; waits for the process to end with code 0.
+void runs(ProcessExecutor& ex, const SpawnProcessOperation& op, const SecurityContext& who = {}) {
+  auto r = ex.execute(op, who);
+  INFO("program " << op.program << ": " << r.error().message());
+  REQUIRE(r.ok());
+  auto st = ex.execute(WaitProcessOperation{r->pid, 20'000'000'000});
+  INFO(st.error().message());
+  REQUIRE(st.ok());
+  CHECK(st->code == 0);
+}
+
+// Spawns, expecting a denial; checks that nothing was started.
+Error denied(ProcessExecutor& ex, const SpawnProcessOperation& op, const SecurityContext& who = {}) {
+  const test::Census before = test::Census::take();
+  auto r = ex.execute(op, who);
+  INFO("program " << op.program);
+  CHECK_FALSE(r.ok());
+  if (r.ok()) {  // not expected: do not leak it
+    (void)ex.execute(TeardownOperation{r->pid, 0});
+    return Error{};
+  }
+  INFO("message: " << r.error().message());
+  CHECK(r.code() == Errc::Denied);
+  const test::Census after = test::Census::take();
+  INFO("before: " << before.describe());
+  INFO("after:  " << after.describe());
+  CHECK(after == before);
+  CHECK(ex.live() == 0);
+  return r.error();
+}
+
+struct ScopedEnv {
+  std::string name;
+  bool had = false;
+  std::string old;
+  ScopedEnv(const char* n, const char* value) : name(n) {
+    if (const char* v = std::getenv(n)) {
+      had = true;
+      old = v;
+    }
+    ::setenv(n, value, 1);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  ~ScopedEnv() {
+    if (had) {
+      ::setenv(name.c_str(), old.c_str(), 1);
+    } else {
+      ::unsetenv(name.c_str());
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("glob_match: '*' any run (across '/'), '?' one character, the rest literally") {
+  struct Case {
+    const char* pattern;
+    const char* text;
+    bool match;
+  };
+  const Case cases[] = {
+      {"", "", true},
+      {"", "a", false},
+      {"*", "", true},
+      {"*", "/usr/bin/true", true},
+      {"**", "abc", true},
+      {"/usr/bin/*", "/usr/bin/true", true},
+      {"/usr/bin/*", "/usr/bin/", true},
+      {"/usr/bin/*", "/usr/bin", false},
+      {"/usr/bin/*", "/usr/local/bin/true", false},
+      {"/usr/*/true", "/usr/local/bin/true", true},  // '*' crosses '/'
+      {"/usr/bin/true", "/usr/bin/true", true},
+      {"/usr/bin/true", "/usr/bin/true2", false},
+      {"/usr/bin/true", "/usr/bin/tru", false},
+      {"/usr/bin/t?ue", "/usr/bin/true", true},
+      {"/usr/bin/t?ue", "/usr/bin/tue", false},
+      {"?", "", false},
+      {"a?c", "ac", false},
+      {"a*", "", false},
+      {"*a", "bbba", true},
+      {"*ab", "aab", true},           // needs backtracking
+      {"a*b*c", "aXbYbZc", true},
+      {"a*b*c", "aXbYbZ", false},
+      {"*.sh", "x.sh.txt", false},
+      {"*.sh", "x.sh.sh", true},
+      {"[a]", "[a]", true},           // no character classes
+      {"[a]", "a", false},
+      {"/usr/bin/*", "/USR/BIN/TRUE", false},  // case matters
+  };
+  for (const Case& c : cases) {
+    INFO("pattern '" << c.pattern << "', text '" << c.text << "'");
+    CHECK(glob_match(c.pattern, c.text) == c.match);
+  }
+}
+
+TEST_CASE("patterns must be absolute and fit, and the rule and principal tables are bounded") {
+  SecurityPolicy p;
+  for (const char* bad : {"", "usr/bin/*", "*", "?usr", "./true"}) {
+    INFO("pattern '" << bad << "'");
+    auto r = p.allow(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.code() == Errc::InvalidArgument);
+    CHECK(names(r.error(), "'" + std::string(bad) + "'"));
+    CHECK(names(r.error(), "not an absolute path"));
+    CHECK(p.deny(bad).code() == Errc::InvalidArgument);
+  }
+  const std::string long_pattern = "/" + std::string(SecurityPolicy::kMaxPattern, 'x');
+  CHECK(p.allow(long_pattern).code() == Errc::InvalidArgument);
+  for (std::size_t i = 0; i < SecurityPolicy::kMaxRules; ++i) REQUIRE(p.allow("/usr/bin/true").ok());
+  auto full = p.deny("/usr/bin/false");
+  CHECK(full.code() == Errc::Full);
+  CHECK(names(full.error(), std::to_string(SecurityPolicy::kMaxRules)));
+
+  CHECK(p.allow_principal("").code() == Errc::InvalidArgument);
+  CHECK(p.allow_principal(std::string(64, 'p')).code() == Errc::InvalidArgument);
+  for (int i = 0; i < 8; ++i) REQUIRE(p.allow_principal("user" + std::to_string(i)).ok());
+  CHECK(p.allow_principal("one-too-many").code() == Errc::Full);
+}
+
+TEST_CASE("allow(\"/usr/bin/*\") permits /usr/bin/true and denies /bin/sh by default, naming the path") {
+  NothingLeft guard;
+  SecurityPolicy policy;
+  REQUIRE(policy.allow("/usr/bin/*").ok());
+  ProcessExecutor ex;
+  REQUIRE(ex.use(policy).ok());
+  runs(ex, quiet("/usr/bin/true"));
+  // The policy judges the path as given (resolved, not canonicalised): on
+  // Debian /bin is a symlink to /usr/bin, but "/bin/sh" is not under the
+  // pattern "/usr/bin/*".
+  const std::string_view args[] = {"-c", "exit 0"};
+  const Error e = denied(ex, quiet("/bin/sh", args));
+  INFO(e.message());
+  CHECK(names(e, "'/bin/sh'"));
+  CHECK(names(e, "default deny"));
+  CHECK(ex.counters().spawned == ex.counters().cleaned);
+}
+
+TEST_CASE("with a policy in the chain, what no rule allows is denied") {
+  NothingLeft guard;
+  ProcessExecutor ex;
+  SecurityPolicy policy;
+  SECTION("no rule at all") {}
+  SECTION("rules that do not match") {
+    REQUIRE(policy.allow("/opt/*").ok());
+    REQUIRE(policy.deny("/usr/bin/false").ok());
+  }
+  REQUIRE(ex.use(policy).ok());
+  const Error e = denied(ex, quiet("/usr/bin/true"));
+  INFO(e.message());
+  CHECK(names(e, "'/usr/bin/true'"));
+  CHECK(names(e, "default deny"));
+}
+
+TEST_CASE("the first matching rule decides: a deny before an allow wins and is named by number and pattern") {
+  NothingLeft guard;
+  SecurityPolicy policy;
+  SECTION("deny first") {
+    REQUIRE(policy.allow("/opt/never/*").ok());
+    REQUIRE(policy.deny("/usr/bin/fal*").ok());
+    REQUIRE(policy.allow("/usr/bin/*").ok());
+    ProcessExecutor ex;
+    REQUIRE(ex.use(policy).ok());
+    const Error e = denied(ex, quiet("/usr/bin/false"));
+    INFO(e.message());
+    CHECK(names(e, "rule #2"));
+    CHECK(names(e, "deny /usr/bin/fal*"));
+    CHECK(names(e, "'/usr/bin/false'"));
+    runs(ex, quiet("/usr/bin/true"));
+  }
+  SECTION("allow first") {
+    REQUIRE(policy.allow("/usr/bin/*").ok());
+    REQUIRE(policy.deny("/usr/bin/true").ok());
+    ProcessExecutor ex;
+    REQUIRE(ex.use(policy).ok());
+    runs(ex, quiet("/usr/bin/true"));
+  }
+}
+
+TEST_CASE("a relative name is resolved through PATH before the policy judges it") {
+  NothingLeft guard;
+  SecurityPolicy policy;
+  REQUIRE(policy.allow("/usr/bin/true").ok());
+  ProcessExecutor ex;
+  REQUIRE(ex.use(policy).ok());
+  SECTION("PATH has /usr/bin first") {
+    ScopedEnv path("PATH", "/usr/bin:/bin");
+    runs(ex, quiet("true"));
+  }
+  SECTION("PATH has /bin first: the resolved path is /bin/true, which no rule allows") {
+    ScopedEnv path("PATH", "/bin:/usr/bin");
+    const Error e = denied(ex, quiet("true"));
+    CHECK(names(e, "'/bin/true'"));
+  }
+  SECTION("a name PATH does not find is NotFound, not Denied") {
+    ScopedEnv path("PATH", "/usr/bin:/bin");
+    auto r = ex.execute(quiet("airssys-no-such-program"));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.code() == Errc::NotFound);
+  }
+}
+
+TEST_CASE("a deny rule is not sidestepped by another spelling of the same path") {
+  NothingLeft guard;
+  SecurityPolicy policy;
+  REQUIRE(policy.deny("/usr/bin/sh").ok());
+  REQUIRE(policy.allow("/usr/bin/*").ok());
+  ProcessExecutor ex;
+  REQUIRE(ex.use(policy).ok());
+  const std::string_view args[] = {"-c", "exit 0"};
+  for (const char* spelling : {"/usr/bin/sh", "/usr/bin/./sh", "/usr/bin//sh", "/usr/lib/../bin/sh"}) {
+    INFO("program " << spelling);
+    const Error e = denied(ex, quiet(spelling, args));
+    CHECK(names(e, "deny /usr/bin/sh"));
+  }
+}
+
+TEST_CASE("allow_principal restricts SignalProcess and KillProcessGroup to the principals named") {
+  NothingLeft guard;
+  SecurityPolicy policy;
+  REQUIRE(policy.allow("/usr/bin/*").ok());
+  REQUIRE(policy.allow_principal("alice").ok());
+  ProcessExecutor ex;
+  REQUIRE(ex.use(policy).ok());
+  const SecurityContext alice{"alice"};
+  const SecurityContext bob{"bob"};
+  // Spawning is judged by program, not principal.
+  auto r = ex.execute(quiet("/usr/bin/sleep", kSleep), bob);
+  INFO(r.error().message());
+  REQUIRE(r.ok());
+  const SpawnProcessResult p = r.value();
+  struct TearDown {
+    ProcessExecutor& ex;
+    int pid;
+    ~TearDown() { (void)ex.execute(TeardownOperation{pid, 0}); }
+  } tear_down{ex, p.pid};
+
+  auto s = ex.execute(SignalProcessOperation{p.pid, SIGKILL}, bob);
+  REQUIRE_FALSE(s.ok());
+  INFO(s.error().message());
+  CHECK(s.code() == Errc::Denied);
+  CHECK(names(s.error(), "'bob'"));
+  auto g = ex.execute(KillProcessGroupOperation{p.pgid, SIGKILL}, bob);
+  REQUIRE_FALSE(g.ok());
+  CHECK(g.code() == Errc::Denied);
+  CHECK(names(g.error(), "'bob'"));
+  auto d = ex.execute(SignalProcessOperation{p.pid, SIGKILL});  // the default principal, "runtime"
+  CHECK(d.code() == Errc::Denied);
+  // Nothing was delivered.
+  test::ProcEntry e;
+  REQUIRE(test::read_proc(p.pid, e));
+  CHECK(e.state != 'Z');
+
+  REQUIRE(ex.execute(SignalProcessOperation{p.pid, 0}, alice).ok());
+  REQUIRE(ex.execute(KillProcessGroupOperation{p.pgid, SIGTERM}, alice).ok());
+  auto st = ex.execute(WaitProcessOperation{p.pid, 20'000'000'000}, alice);
+  INFO(st.error().message());
+  REQUIRE(st.ok());
+  CHECK(st->signal == SIGTERM);
+  CHECK(ex.live() == 0);
+}
+
+TEST_CASE("SecurityPolicy::check judges the operation view it is given") {
+  SecurityPolicy policy;
+  REQUIRE(policy.allow("/usr/bin/*").ok());
+  OperationView spawn;
+  spawn.kind = OperationView::Kind::Spawn;
+  spawn.resolved_program = "/usr/bin/true";
+  CHECK(policy.check(spawn, {}).ok());
+  spawn.resolved_program = "/usr/local/bin/true";
+  CHECK(policy.check(spawn, {}).code() == Errc::Denied);
+  // Without allow_principal, everyone may signal; waits and teardowns are
+  // not the policy's business.
+  OperationView signal;
+  signal.kind = OperationView::Kind::Signal;
+  CHECK(policy.check(signal, SecurityContext{"anyone"}).ok());
+  OperationView wait;
+  wait.kind = OperationView::Kind::Wait;
+  CHECK(policy.check(wait, {}).ok());
+  REQUIRE(policy.allow_principal("alice").ok());
+  CHECK(policy.check(signal, SecurityContext{"anyone"}).code() == Errc::Denied);
+  CHECK(policy.check(signal, SecurityContext{"alice"}).ok());
+  CHECK(policy.check(signal, SecurityContext{"alic"}).code() == Errc::Denied);
+  CHECK(policy.check(signal, SecurityContext{"alice2"}).code() == Errc::Denied);
+}
