@@ -472,6 +472,9 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
     const std::uint64_t data = (static_cast<std::uint64_t>(entry->generation) << 32) |
                                static_cast<std::uint32_t>(entry - entries_.get());
     entry->polled = static_cast<bool>(poller_->add(entry->proc.wait_handle(), false, data));
+    // The reactor chose its timeout before this tree existed; a
+    // process-group tree needs its orphan scans from now on.
+    if (containment == Containment::ProcessGroup) poller_->wake();
   }
   if (detached) {
     ++counters_.detached;
@@ -592,6 +595,8 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
         emit(ev);
         e->status = r.value();
         // A leader's group may outlive it; the entry stays for teardown.
+        if (e->leads && e->lifetime == ProcessLifetime::Managed && e->containment == Containment::ProcessGroup)
+          (void)sweep_orphans_locked(e, false);
         if (e->leads && e->lifetime == ProcessLifetime::Managed && !group_empty_locked(*e)) {
           e->state = Entry::State::Exited;
         } else if (e->leads && e->lifetime == ProcessLifetime::Managed) {

@@ -112,6 +112,13 @@ void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_tim
     } else if (leader.leads && leader.pgid > 1 && !leader.proc.valid()) {
       (void)arch::signal_remaining_group(leader.pgid, term);
     }
+    // Escapees get the same chance to end cleanly: those already found
+    // among our children first.
+    if (leader.containment == Containment::ProcessGroup) (void)sweep_orphans_locked(&leader, false);
+    const int index = static_cast<int>(&leader - entries_.get());
+    for (std::size_t i = 0; i < config_.max_processes; ++i)
+      if (entries_[i].state == Entry::State::Live && entries_[i].group == index && entries_[i].orphan)
+        (void)arch::signal(entries_[i].proc, term);
   }
   if (poller_ && leader.cgroup.valid() && !leader.events_polled) {
     const std::uint64_t data = (static_cast<std::uint64_t>(leader.generation) << 32) | kEventsFlag |
@@ -425,6 +432,9 @@ void ProcessExecutor::reactor_handle_exit(std::uint32_t index) noexcept {
   emit(ev);
   if (sink_ != nullptr && !e.orphan) sink_->on_exit(e.owner, e.pid, st);
   if (e.leads && e.lifetime == ProcessLifetime::Managed) {
+    // Escapees already orphaned keep the tree alive: adopt them before
+    // judging it empty.
+    if (e.containment == Containment::ProcessGroup) (void)sweep_orphans_locked(&e, false);
     if (group_empty_locked(e)) {
       ++counters_.cleaned;
       release_locked(e);

@@ -1,0 +1,525 @@
+// airssys-run: runs a program as a managed, contained process tree under a
+// supervising actor, forwards SIGINT/SIGTERM/SIGHUP to it, tears the whole
+// tree down when it ends (restarting it if asked), and exits with its
+// status. See usage_text below for the exact behaviour.
+//
+// Shape: the main thread parses the command line, blocks the forwarded
+// signals (before the System starts, so every runtime thread inherits the
+// mask and only the main thread ever takes them), then supervises. Each run
+// of PROGRAM is owned by a fresh RunActor: its on_start spawns PROGRAM, it
+// receives ProcessExited and the forwarded signals, and it stops when
+// PROGRAM ends. Its stop is what tears the tree down (the runtime sends
+// SIGTERM to the group or cgroup, SIGKILL after --kill-timeout, and reaps
+// everything, escapees included); the main thread waits for that to finish
+// before it restarts PROGRAM or exits, so two runs' trees never overlap and
+// nothing outlives airssys-run.
+
+#include <airssys/arch/process.hpp>
+#include <airssys/osl/audit.hpp>
+#include <airssys/rt/system.hpp>
+
+// POSIX signal masking and sigtimedwait are not in <csignal>. The library
+// keeps OS headers inside arch/; this is an executable built on it, not
+// part of it, so it includes <signal.h> itself.
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace {
+
+using airssys::ActorRef;
+using airssys::Containment;
+using airssys::Context;
+using airssys::Error;
+using airssys::Errc;
+using airssys::ExitStatus;
+using airssys::ProcessExited;
+using airssys::SpawnProcessOperation;
+using airssys::StopReason;
+using airssys::System;
+using airssys::SystemConfig;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kExitUsage = 2;
+constexpr int kExitInternal = 125;     // airssys-run itself failed
+constexpr int kExitCannotRun = 126;    // found, but not executable (shells' convention)
+constexpr int kExitCannotStart = 127;  // not found, bad --cwd, ...
+
+constexpr const char* usage_text =
+    "usage: airssys-run [OPTIONS] [--] PROGRAM [ARGS...]\n"
+    "\n"
+    "Runs PROGRAM as a contained process tree under a supervising actor,\n"
+    "forwards SIGINT, SIGTERM and SIGHUP to it, tears the whole tree down\n"
+    "when it ends, and exits with its status (its exit code, or 128+N when\n"
+    "signal N killed it).\n"
+    "\n"
+    "options:\n"
+    "  --containment auto|cgroup|pgroup\n"
+    "                      how the tree is held together: a cgroup of its own,\n"
+    "                      or its process group with airssys-run as child\n"
+    "                      subreaper; auto: cgroup when usable (default auto)\n"
+    "  --kill-timeout MS   how long a tree has to end after SIGTERM before it\n"
+    "                      is killed with SIGKILL (default 5000)\n"
+    "  --cwd DIR           working directory of PROGRAM\n"
+    "  --audit FILE        append one JSON line per process event to FILE\n"
+    "  --restart never|on-failure|always\n"
+    "                      start PROGRAM again when it exits: on-failure when\n"
+    "                      its status is not 0, always after any exit; the old\n"
+    "                      tree is torn down first (default never)\n"
+    "  --max-restarts N    give up, exiting with the last status, rather than\n"
+    "                      restart more than N times (default 3) ...\n"
+    "  --period S          ... within S seconds (default 60)\n"
+    "  --verbose           print a one-line summary on stderr at the end\n"
+    "  --help              print this help and exit\n"
+    "\n"
+    "signals: SIGHUP is forwarded to PROGRAM. The first SIGINT or SIGTERM is\n"
+    "forwarded too and ends the restarts; if PROGRAM has not exited\n"
+    "--kill-timeout ms later, it is killed with SIGKILL. A second SIGINT or\n"
+    "SIGTERM kills it at once. Once PROGRAM has exited, what is left of its\n"
+    "tree gets SIGTERM, then SIGKILL after --kill-timeout ms. If airssys-run\n"
+    "itself is killed, even with SIGKILL, the tree is killed with it.\n"
+    "\n"
+    "exit status: PROGRAM's; 2 for a usage error or an --audit FILE that\n"
+    "cannot be opened; 126 when PROGRAM is not executable or is a directory;\n"
+    "127 when it cannot be started otherwise (not found, bad --cwd, ...);\n"
+    "125 when airssys-run itself fails.\n";
+
+enum class RestartPolicy : std::uint8_t { Never, OnFailure, Always };
+
+struct Options {
+  Containment containment = Containment::Auto;
+  std::int64_t kill_timeout_ms = 5000;
+  std::string_view cwd;
+  const char* audit = nullptr;
+  RestartPolicy restart = RestartPolicy::Never;
+  std::uint32_t max_restarts = 3;
+  std::int64_t period_s = 60;
+  bool verbose = false;
+  std::string_view program;
+  std::vector<std::string_view> args;
+};
+
+// ---------------------------------------------------------------------------
+// Command line.
+
+enum class Parsed : std::uint8_t { Run, Help, Bad };
+
+Parsed bad(const char* fmt, const char* what) {
+  std::fprintf(stderr, "airssys-run: ");
+  std::fprintf(stderr, fmt, what);
+  std::fprintf(stderr, "\n%s", usage_text);
+  return Parsed::Bad;
+}
+
+// A whole decimal number in [min, max]; nothing else (no sign, no suffix).
+bool parse_number(std::string_view s, std::int64_t min, std::int64_t max, std::int64_t& out) {
+  if (s.empty() || s.front() == '+' || s.front() == '-') return false;
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max) return false;
+  out = v;
+  return true;
+}
+
+Parsed parse(int argc, char** argv, Options& o) {
+  int i = 1;
+  for (; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--") {
+      ++i;
+      break;
+    }
+    if (arg.size() < 2 || arg.substr(0, 2) != "--") {
+      if (!arg.empty() && arg.front() == '-') return bad("unknown option '%s'", argv[i]);
+      break;  // the program, without a "--" before it
+    }
+    if (arg == "--help") return Parsed::Help;
+    if (arg == "--verbose") {
+      o.verbose = true;
+      continue;
+    }
+    // The rest take a value: "--name VALUE" or "--name=VALUE".
+    std::string_view name = arg;
+    std::string_view value;
+    const char* value_z = nullptr;
+    if (const auto eq = arg.find('='); eq != std::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      value_z = argv[i] + eq + 1;
+    }
+    const bool known = name == "--containment" || name == "--kill-timeout" || name == "--cwd" ||
+                       name == "--audit" || name == "--restart" || name == "--max-restarts" || name == "--period";
+    if (!known) return bad("unknown option '%s'", argv[i]);
+    if (value_z == nullptr) {
+      if (i + 1 >= argc) return bad("option '%s' needs a value", argv[i]);
+      value_z = argv[++i];
+      value = value_z;
+    }
+    std::int64_t n = 0;
+    if (name == "--containment") {
+      if (value == "auto") o.containment = Containment::Auto;
+      else if (value == "cgroup") o.containment = Containment::Cgroup;
+      else if (value == "pgroup") o.containment = Containment::ProcessGroup;
+      else return bad("--containment: '%s' is not auto, cgroup or pgroup", value_z);
+    } else if (name == "--kill-timeout") {
+      // Up to a day: a bound keeps the nanosecond arithmetic far from overflow.
+      if (!parse_number(value, 0, 86'400'000, n))
+        return bad("--kill-timeout: '%s' is not a number of milliseconds (0..86400000)", value_z);
+      o.kill_timeout_ms = n;
+    } else if (name == "--cwd") {
+      if (value.empty()) return bad("--cwd: %s", "the directory is empty");
+      o.cwd = value;
+    } else if (name == "--audit") {
+      if (value.empty()) return bad("--audit: %s", "the file name is empty");
+      o.audit = value_z;
+    } else if (name == "--restart") {
+      if (value == "never") o.restart = RestartPolicy::Never;
+      else if (value == "on-failure") o.restart = RestartPolicy::OnFailure;
+      else if (value == "always") o.restart = RestartPolicy::Always;
+      else return bad("--restart: '%s' is not never, on-failure or always", value_z);
+    } else if (name == "--max-restarts") {
+      if (!parse_number(value, 0, 1'000'000, n))
+        return bad("--max-restarts: '%s' is not a count (0..1000000)", value_z);
+      o.max_restarts = static_cast<std::uint32_t>(n);
+    } else {  // --period
+      if (!parse_number(value, 1, 31'536'000, n))
+        return bad("--period: '%s' is not a number of seconds (1..31536000)", value_z);
+      o.period_s = n;
+    }
+  }
+  if (i >= argc) return bad("%s", "no PROGRAM given");
+  o.program = argv[i];
+  if (o.program.empty()) return bad("%s", "PROGRAM is empty");
+  for (++i; i < argc; ++i) o.args.emplace_back(argv[i]);
+  return Parsed::Run;
+}
+
+// ---------------------------------------------------------------------------
+// The actor that owns one run of PROGRAM.
+
+struct Forward {
+  int signal;
+};
+// The grace period after a forwarded SIGINT/SIGTERM is over.
+struct GraceOver {};
+using RunMessage = std::variant<ProcessExited, Forward, GraceOver>;
+
+// What one run produced. The actor writes it; the main thread reads it
+// only after `done` (release/acquire orders the fields with it).
+struct RunReport {
+  bool spawn_failed = false;
+  Error spawn_error;
+  int pid = -1;
+  Containment containment = Containment::None;
+  bool exited = false;
+  ExitStatus status;
+  std::atomic<bool> done{false};
+};
+
+class RunActor final : public airssys::Actor<RunMessage> {
+ public:
+  RunActor(const Options* options, RunReport* report) : options_(options), report_(report) {}
+
+  void on_start(Context<RunMessage>& ctx) override {
+    SpawnProcessOperation op;
+    op.program = options_->program;
+    op.args = options_->args;
+    op.working_dir = options_->cwd;
+    op.containment = options_->containment;
+    // stdio stays inherited: PROGRAM talks to airssys-run's terminal or pipes.
+    auto spawned = ctx.spawn_process(op);
+    if (!spawned) {
+      report_->spawn_failed = true;
+      report_->spawn_error = spawned.error();
+      ctx.stop();
+      return;
+    }
+    pid_ = spawned.value().pid;
+    report_->pid = pid_;
+    report_->containment = spawned.value().containment;
+  }
+
+  void on_message(Context<RunMessage>& ctx, RunMessage& msg) override {
+    if (auto* e = std::get_if<ProcessExited>(&msg)) {
+      if (e->pid != pid_) return;
+      exited_ = true;
+      report_->exited = true;
+      report_->status = e->status;
+      // Stopping is what tears down the rest of the tree.
+      ctx.stop();
+    } else if (auto* f = std::get_if<Forward>(&msg)) {
+      if (exited_) return;
+      const bool stop_signal = f->signal == SIGINT || f->signal == SIGTERM;
+      if (stop_signal && stop_forwarded_) {
+        // Asked twice: no more grace.
+        (void)ctx.signal_process(pid_, SIGKILL);
+        return;
+      }
+      // Refused only if PROGRAM was reaped a moment ago; its ProcessExited
+      // is on the way, so there is nothing left to do.
+      (void)ctx.signal_process(pid_, f->signal);
+      if (stop_signal) {
+        stop_forwarded_ = true;
+        // If the timer cannot be armed, a second SIGINT/SIGTERM still works.
+        (void)ctx.send_after(ctx.self(), RunMessage{GraceOver{}},
+                             std::chrono::milliseconds(options_->kill_timeout_ms));
+      }
+    } else if (std::holds_alternative<GraceOver>(msg)) {
+      if (!exited_) (void)ctx.signal_process(pid_, SIGKILL);
+    }
+  }
+
+  void on_stop(Context<RunMessage>&, StopReason) override {
+    // Last touch of the report: the main thread may destroy it after this.
+    report_->done.store(true, std::memory_order_release);
+  }
+
+ private:
+  const Options* options_;
+  RunReport* report_;
+  int pid_ = -1;
+  bool exited_ = false;
+  bool stop_forwarded_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// Signals and supervision on the main thread.
+
+sigset_t forwarded_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// Waits up to `timeout` for one of the forwarded signals; 0 if none came.
+// The short timeout is how the main thread also notices a run ending: the
+// runtime has no callback into a non-actor thread, and 10 ms of latency at
+// exit costs nothing.
+int next_signal(const sigset_t& set, std::chrono::milliseconds timeout) {
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  ts.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1'000'000);
+  siginfo_t info;
+  const int sig = sigtimedwait(&set, &info, &ts);
+  return sig > 0 ? sig : 0;  // EAGAIN: timeout; EINTR: some other signal
+}
+
+// Exit status for a PROGRAM that could not be started, as shells do.
+int start_failure_status(const Error& e) {
+  if (e.code() == Errc::InvalidArgument &&
+      (e.os_error() == EACCES || e.os_error() == EISDIR || e.os_error() == ENOEXEC))
+    return kExitCannotRun;
+  return kExitCannotStart;
+}
+
+// A last line of defence behind the runtime's teardown. airssys-run is a
+// child subreaper (the executor makes it one), so any process of PROGRAM's
+// tree that outlived its teardown — say a setsid escapee the runtime never
+// adopted — is by now a child of airssys-run that no handle holds. Such
+// strays get SIGTERM, then SIGKILL after --kill-timeout, and are reaped,
+// round after round (a stray's own children come to us as it dies).
+// Children in airssys-run's own process group are skipped unless
+// `everything`: the runtime's guardian lives there while the System runs,
+// and no process of a tree can be in it (the tree starts in a group or
+// cgroup of its own). Returns how many live strays were found.
+std::size_t end_strays(bool everything, std::int64_t kill_timeout_ms) {
+  namespace arch = airssys::arch;
+  arch::ProcessInfo self;
+  const int own_pgid = arch::process_info(arch::own_pid(), self) ? self.pgid : -1;
+  std::size_t found = 0;
+  for (int round = 0; round < 64; ++round) {
+    constexpr std::size_t kMax = 256;
+    int pids[kMax];
+    const std::size_t n = std::min(arch::list_children(pids, kMax), kMax);
+    std::vector<arch::Process> strays;
+    for (std::size_t i = 0; i < n; ++i) {
+      arch::ProcessInfo info;
+      if (!arch::process_info(pids[i], info)) continue;
+      if (!everything && info.pgid == own_pgid) continue;
+      auto held = arch::adopt_child(pids[i]);
+      if (!held) continue;
+      if (!info.ended) {
+        ++found;
+        (void)arch::signal(held.value(), arch::term_signal());
+      }
+      strays.push_back(std::move(held.value()));
+    }
+    if (strays.empty()) break;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(kill_timeout_ms);
+    for (auto& p : strays) {
+      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - Clock::now()).count();
+      if (arch::wait(p, left > 0 ? left : 0)) continue;
+      (void)arch::signal(p, arch::kill_signal());
+      (void)arch::wait(p, -1);  // SIGKILL cannot be ignored: this returns
+    }
+  }
+  return found;
+}
+
+struct Totals {
+  std::uint32_t runs = 0;
+  std::uint32_t restarts = 0;
+  std::uint32_t exits_seen = 0;
+  Containment containment = Containment::None;
+  bool tree_left = false;  // a teardown outlasted its bound
+  std::size_t strays = 0;  // processes end_strays found alive
+};
+
+// Runs PROGRAM (again and again under --restart) and returns the exit
+// status of airssys-run.
+int supervise(System& system, const Options& o, const sigset_t& signals, Totals& totals) {
+  bool stop_requested = false;
+  std::vector<Clock::time_point> recent_restarts;  // within --period
+  int status = 0;
+  for (;;) {
+    RunReport report;
+    auto ref = system.spawn<RunActor>(&o, &report);
+    if (!ref) {
+      std::fprintf(stderr, "airssys-run: cannot start the supervising actor: %s\n", ref.error().message());
+      return kExitInternal;
+    }
+    ++totals.runs;
+    while (!report.done.load(std::memory_order_acquire)) {
+      const int sig = next_signal(signals, std::chrono::milliseconds(10));
+      if (sig == 0) continue;
+      if (sig == SIGINT || sig == SIGTERM) stop_requested = true;
+      // Dead when the run just ended: nothing is left to signal.
+      (void)system.send(ref.value(), RunMessage{Forward{sig}});
+    }
+    // The actor has stopped and the runtime is tearing its tree down
+    // (SIGTERM, SIGKILL after --kill-timeout, then the reaping). Nothing
+    // else holds processes, so the tree is gone when none is held. The
+    // bound only guards against a runtime that never finishes: the
+    // shutdown below kills whatever is left.
+    const auto limit = Clock::now() + std::chrono::milliseconds(o.kill_timeout_ms) + std::chrono::seconds(10);
+    while (system.alive(ref.value()) || system.processes_held() != 0) {
+      if (Clock::now() > limit) {
+        totals.tree_left = true;
+        break;
+      }
+      // Signals during the teardown are not forwarded (PROGRAM is gone);
+      // a SIGINT/SIGTERM still cancels any restart.
+      const int sig = next_signal(signals, std::chrono::milliseconds(10));
+      if (sig == SIGINT || sig == SIGTERM) stop_requested = true;
+    }
+    // Nothing of this run may survive into the next one, or past the end.
+    if (!totals.tree_left) totals.strays += end_strays(false, o.kill_timeout_ms);
+    // A SIGINT/SIGTERM that came while end_strays waited still cancels the
+    // restart.
+    for (int sig; (sig = next_signal(signals, std::chrono::milliseconds(0))) != 0;)
+      if (sig == SIGINT || sig == SIGTERM) stop_requested = true;
+    if (report.spawn_failed) {
+      std::fprintf(stderr, "airssys-run: %s\n", report.spawn_error.message());
+      return start_failure_status(report.spawn_error);
+    }
+    totals.containment = report.containment;
+    if (report.exited) ++totals.exits_seen;
+    status = report.status.shell_status();
+    // A tree still held by the runtime must not overlap a new one.
+    if (stop_requested || totals.tree_left || o.restart == RestartPolicy::Never) return status;
+    if (o.restart == RestartPolicy::OnFailure && status == 0) return status;
+    const auto now = Clock::now();
+    const auto window = std::chrono::seconds(o.period_s);
+    std::erase_if(recent_restarts, [&](Clock::time_point t) { return now - t >= window; });
+    if (recent_restarts.size() >= o.max_restarts) return status;  // one more would exceed N
+    recent_restarts.push_back(now);
+    ++totals.restarts;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  switch (parse(argc, argv, options)) {
+    case Parsed::Help: std::fputs(usage_text, stdout); return 0;
+    case Parsed::Bad: return kExitUsage;
+    case Parsed::Run: break;
+  }
+
+  // Before any runtime thread exists: they all inherit the mask, so the
+  // signals stay pending for sigtimedwait here instead of killing
+  // airssys-run. Children get a clean mask (the library resets it).
+  const sigset_t signals = forwarded_signals();
+  if (const int rc = pthread_sigmask(SIG_BLOCK, &signals, nullptr); rc != 0) {
+    std::fprintf(stderr, "airssys-run: cannot block signals: %s\n", std::strerror(rc));
+    return kExitInternal;
+  }
+
+  // Declared before the System: middleware must outlive it.
+  std::unique_ptr<airssys::osl::AuditLog> audit;
+  if (options.audit != nullptr) {
+    auto log = airssys::osl::AuditLog::to_file(options.audit);
+    if (!log) {
+      std::fprintf(stderr, "airssys-run: --audit: %s\n", log.error().message());
+      return kExitUsage;
+    }
+    audit = std::move(log.value());
+  }
+
+  // One actor at a time and a handful of messages: small pools.
+  SystemConfig config;
+  config.workers = 1;
+  config.actor_capacity = 8;
+  config.mailbox_capacity = 256;
+  config.message_blocks = {1024, 64, 16, 8, 4, 4, 4};
+  config.actor_blocks = {8, 8, 8, 4, 4, 4, 4};
+  config.timers_per_worker = 64;
+  config.pending_asks = 4;
+  config.registry_capacity = 4;
+  config.broker_topics = 1;
+  config.subscribers_per_topic = 1;
+  config.process_owners = 4;
+  config.processes_per_actor = 2;
+  config.process_kill_timeout = std::chrono::milliseconds(options.kill_timeout_ms);
+  if (audit) config.process_middleware[0] = audit.get();
+  auto system = System::create(config);
+  if (!system) {
+    std::fprintf(stderr, "airssys-run: cannot start the runtime: %s\n", system.error().message());
+    return kExitInternal;
+  }
+
+  Totals totals;
+  const int status = supervise(*system.value(), options, signals, totals);
+  // Read before shutdown: the executor and its counters go with it.
+  const auto counters = system.value()->process_counters();
+  const auto deadline = std::chrono::milliseconds(options.kill_timeout_ms) + std::chrono::seconds(10);
+  if (auto r = system.value()->shutdown(deadline); !r)
+    std::fprintf(stderr, "airssys-run: shutdown: %s\n", r.error().message());
+  // The guardian is gone with the executor: every child left is a stray.
+  totals.strays += end_strays(true, options.kill_timeout_ms);
+  if (totals.tree_left)
+    std::fprintf(stderr, "airssys-run: a process tree outlasted its teardown; it was killed at shutdown\n");
+  if (totals.strays != 0)
+    std::fprintf(stderr,
+                 "airssys-run: %zu process(es) of the tree escaped the runtime's teardown; "
+                 "airssys-run ended them\n",
+                 totals.strays);
+  if (options.verbose) {
+    const Containment shown = totals.containment != Containment::None ? totals.containment : options.containment;
+    std::fprintf(stderr,
+                 "airssys-run: containment=%s runs=%u restarts=%u exits_seen=%u trees_spawned=%llu "
+                 "trees_cleaned=%llu killed=%llu orphans_adopted=%llu strays=%zu status=%d\n",
+                 airssys::osl::to_string(shown), totals.runs, totals.restarts, totals.exits_seen,
+                 static_cast<unsigned long long>(counters.spawned),
+                 static_cast<unsigned long long>(counters.cleaned),
+                 static_cast<unsigned long long>(counters.killed),
+                 static_cast<unsigned long long>(counters.orphans_adopted), totals.strays, status);
+  }
+  return status;
+}
