@@ -540,6 +540,9 @@ Result<Process> spawn(const SpawnSpec& spec) noexcept {
     const int e = static_cast<int>(-pid);
     if (e == EMFILE || e == ENFILE)
       return Error::make_os(e, "no file descriptor left to spawn '%s': %s", spec.program, std::strerror(e));
+    if (spec.cgroup != nullptr)
+      return Error::make_os(e, "spawning '%s' into cgroup '%s' failed: %s", spec.program, spec.cgroup->name(),
+                            std::strerror(e));
     return Error::make_os(e, "spawning '%s' failed: %s", spec.program, std::strerror(e));
   }
   if (__atomic_load_n(&a.stage, __ATOMIC_RELAXED) != 0) {

@@ -65,7 +65,9 @@ class Cgroup {
   // Ok(true) while any process is in the cgroup (cgroup.events).
   Result<bool> populated() const noexcept;
   // A descriptor that polls POLLPRI (epoll: EPOLLPRI) when `populated`
-  // changes.
+  // changes. The kernel flags a change only until the next read through
+  // it, and populated() / wait_empty() read through it: after a wake-up,
+  // ask populated() rather than count on the flag.
   int events_handle() const noexcept { return events_; }
   // Removes the directory; Busy-like error (Errc::Full) while populated.
   // The handle is empty afterwards on success.

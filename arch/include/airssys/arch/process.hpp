@@ -174,7 +174,9 @@ Result<void> become_subreaper() noexcept;
 std::size_t list_children(int* pids, std::size_t capacity) noexcept;
 
 // Takes hold of a child of this process that no Process handle holds (an
-// adopted orphan). Refused for a pid that is not this process's child.
+// adopted orphan). Refused for a pid that is not this process's child; the
+// caller makes sure no other handle holds it (two handles would race to
+// reap it).
 // Being our child, the pid cannot be reused before we reap it.
 Result<Process> adopt_child(int pid) noexcept;
 

@@ -1,0 +1,988 @@
+// The spawn features of the platform layer, with real processes: stdio
+// pipes, files and /dev/null, passed descriptors, resource limits, the
+// parent-death signal, the signal state and environment the child starts
+// with, process groups, and the failures (no descriptor left, an argument
+// too long) that must leave nothing behind. Every test ends by checking
+// that no child of this process is left, running or unreaped, and that no
+// descriptor leaked.
+
+#include <airssys/arch/process.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "support/proc_table.hpp"
+#include "support/wait_for.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace airssys;
+using airssys::arch::GroupMode;
+using airssys::arch::LimitKind;
+using airssys::arch::LimitSpec;
+using airssys::arch::SpawnSpec;
+using airssys::arch::StdioMode;
+using airssys::arch::StdioSpec;
+
+namespace Catch {
+template <>
+struct StringMaker<airssys::Errc> {
+  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
+};
+}  // namespace Catch
+
+namespace {
+
+// Taken at the start of a test, checked at its end (also when a REQUIRE
+// failed): every child of this process is killed and reaped first, so a
+// failing test cannot leave a process behind; then nothing may have been
+// left to reap by a passing test, and no descriptor may have leaked.
+struct NothingLeft {
+  std::size_t fds = test::open_fds();
+  ~NothingLeft() {
+    const int stray = test::kill_and_reap_children();
+    CHECK(stray == 0);
+    CHECK(test::children_of_self().empty());
+    CHECK(test::open_fds() == fds);
+  }
+};
+
+// Closes a descriptor on every exit path.
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  void reset() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+};
+
+// A fresh directory under the temp dir, removed with everything in it.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "airssys-spawn-XXXXXX").string();
+    REQUIRE(::mkdtemp(templ.data()) != nullptr);
+    path = templ;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string operator/(const char* name) const { return (path / name).string(); }
+};
+
+arch::Process spawn_ok(const SpawnSpec& spec) {
+  auto p = arch::spawn(spec);
+  INFO(p.error().message());
+  REQUIRE(p.ok());
+  return std::move(p.value());
+}
+
+SpawnSpec quiet(const char* program, const char* const* argv = nullptr) {
+  SpawnSpec s;
+  s.program = program;
+  s.argv = argv;
+  s.stdio[0] = s.stdio[1] = s.stdio[2] = StdioMode::Null;
+  return s;
+}
+
+// Reads until end of file, with a generous limit so that a broken spawn
+// fails the test instead of hanging it.
+std::string read_all(int fd, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+  std::string out;
+  const auto end = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) FAIL("no end of file within the limit; read so far: " << out);
+    pollfd pfd{fd, POLLIN, 0};
+    const int rc = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (rc < 0 && errno == EINTR) continue;
+    REQUIRE(rc >= 0);
+    if (rc == 0) continue;
+    char buf[4096];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    REQUIRE(n >= 0);
+    if (n == 0) return out;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+arch::ExitStatus wait_ok(arch::Process& p, std::int64_t timeout_ns = 20'000'000'000) {
+  auto st = arch::wait(p, timeout_ns);
+  INFO(st.error().message());
+  REQUIRE(st.ok());
+  return *st;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+bool contains(const char* haystack, const std::string& needle) {
+  return std::string(haystack).find(needle) != std::string::npos;
+}
+
+// Ignores SIGPIPE for a scope, so that writing to a pipe whose reader died
+// is an EPIPE error, not the end of the test process.
+struct NoSigpipe {
+  struct sigaction old {};
+  NoSigpipe() {
+    struct sigaction ign {};
+    ign.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ign, &old);
+  }
+  ~NoSigpipe() { ::sigaction(SIGPIPE, &old, nullptr); }
+};
+
+// Waits (bounded) until every pid is a zombie: ended, not yet reaped.
+bool wait_for_zombies(const std::vector<int>& pids) {
+  return test::wait_for([&] {
+    for (int pid : pids) {
+      arch::ProcessInfo i{};
+      if (!arch::process_info(pid, i) || !i.ended) return false;
+    }
+    return true;
+  });
+}
+
+// A free descriptor number in 3..9 (the shell's `>&N` takes one digit).
+int free_single_digit_fd() {
+  for (int fd = 9; fd >= 3; --fd)
+    if (::fcntl(fd, F_GETFD) < 0) return fd;
+  FAIL("no free descriptor in 3..9");
+  return -1;
+}
+
+}  // namespace
+
+// ---- stdio ------------------------------------------------------------------
+
+TEST_CASE("a Pipe on stdout carries the child's output to the parent") {
+  NothingLeft check;
+  const char* argv[] = {"echo", "hello", "pipe", nullptr};
+  SpawnSpec s = quiet("/bin/echo", argv);
+  s.stdio[1] = StdioMode::Pipe;
+  auto p = spawn_ok(s);
+
+  SECTION("the parent's end is taken once, and is close-on-exec") {
+    Fd out(p.take_pipe(1));
+    REQUIRE(out.fd > 2);
+    REQUIRE((::fcntl(out.fd, F_GETFD) & FD_CLOEXEC) != 0);
+    REQUIRE(p.take_pipe(1) == -1);  // already taken
+    REQUIRE(p.take_pipe(0) == -1);  // stdin is not a pipe
+    REQUIRE(p.take_pipe(2) == -1);
+    REQUIRE(p.take_pipe(3) == -1);
+    REQUIRE(p.take_pipe(-1) == -1);
+    REQUIRE(read_all(out.fd) == "hello pipe\n");
+    REQUIRE(wait_ok(p).code == 0);
+  }
+  SECTION("an end that is never taken is closed with the handle") {
+    REQUIRE(wait_ok(p).code == 0);
+    // NothingLeft checks that the descriptor went with the handle.
+  }
+}
+
+TEST_CASE("a Pipe on stdin feeds the child, and cat echoes it back") {
+  NothingLeft check;
+  NoSigpipe no_sigpipe;
+  const char* argv[] = {"cat", nullptr};
+  SpawnSpec s = quiet("/bin/cat", argv);
+  s.stdio[0] = StdioMode::Pipe;
+  s.stdio[1] = StdioMode::Pipe;
+  auto p = spawn_ok(s);
+  Fd in(p.take_pipe(0));
+  Fd out(p.take_pipe(1));
+  REQUIRE(in.fd > 2);
+  REQUIRE(out.fd > 2);
+  REQUIRE((::fcntl(in.fd, F_GETFD) & FD_CLOEXEC) != 0);
+
+  SECTION("a short text, then end of file") {
+    const std::string text = "line one\nline two\n";
+    REQUIRE(::write(in.fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    in.reset();
+    REQUIRE(read_all(out.fd) == text);
+    REQUIRE(wait_ok(p).code == 0);
+  }
+  SECTION("more than a pipe holds, written and read at once") {
+    std::string text;
+    for (int i = 0; text.size() < 512 * 1024; ++i) text += "block " + std::to_string(i) + "\n";
+    REQUIRE(::fcntl(in.fd, F_SETFL, O_NONBLOCK) == 0);
+    std::string got;
+    std::size_t sent = 0;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (out.fd >= 0) {
+      REQUIRE(std::chrono::steady_clock::now() < end);
+      pollfd pfd[2] = {{out.fd, POLLIN, 0}, {in.fd, POLLOUT, 0}};
+      REQUIRE(::poll(pfd, in.fd >= 0 ? 2 : 1, 1000) >= 0);
+      if (in.fd >= 0 && (pfd[1].revents & (POLLOUT | POLLERR)) != 0) {
+        const ssize_t n = ::write(in.fd, text.data() + sent, std::min<std::size_t>(text.size() - sent, 65536));
+        if (n > 0) sent += static_cast<std::size_t>(n);
+        REQUIRE((n > 0 || errno == EAGAIN));
+        if (sent == text.size()) in.reset();
+      }
+      if ((pfd[0].revents & (POLLIN | POLLHUP)) != 0) {
+        char buf[65536];
+        const ssize_t n = ::read(out.fd, buf, sizeof buf);
+        REQUIRE(n >= 0);
+        if (n == 0) out.reset(); else got.append(buf, static_cast<std::size_t>(n));
+      }
+    }
+    REQUIRE(got.size() == text.size());
+    REQUIRE(got == text);
+    REQUIRE(wait_ok(p).code == 0);
+  }
+  SECTION("a child that exits without reading: the writer gets EPIPE, not a signal") {
+    REQUIRE(arch::signal(p, SIGKILL).ok());
+    REQUIRE(wait_ok(p).signal == SIGKILL);
+    const char c = 'x';
+    REQUIRE(::write(in.fd, &c, 1) == -1);
+    REQUIRE(errno == EPIPE);
+  }
+}
+
+TEST_CASE("File stdio: stdout to a file truncated or appended, stdin and stderr from and to files") {
+  NothingLeft check;
+  TempDir dir;
+  const std::string file = dir / "out.txt";
+
+  SECTION("stdout truncates an existing file") {
+    write_file(file, "old content that is longer than the new one\n");
+    const char* argv[] = {"echo", "new", nullptr};
+    SpawnSpec s = quiet("/bin/echo", argv);
+    s.stdio[1] = StdioSpec(StdioMode::File, file.c_str());
+    auto p = spawn_ok(s);
+    REQUIRE(wait_ok(p).code == 0);
+    REQUIRE(slurp(file) == "new\n");
+  }
+  SECTION("stdout appends to an existing file, run after run") {
+    write_file(file, "old\n");
+    const char* argv[] = {"echo", "new", nullptr};
+    SpawnSpec s = quiet("/bin/echo", argv);
+    s.stdio[1] = StdioSpec(StdioMode::File, file.c_str(), true);
+    for (int i = 0; i < 2; ++i) {
+      auto p = spawn_ok(s);
+      REQUIRE(wait_ok(p).code == 0);
+    }
+    REQUIRE(slurp(file) == "old\nnew\nnew\n");
+  }
+  SECTION("stdout creates a missing file with mode 0644 (less the umask)") {
+    const mode_t mask = ::umask(022);
+    ::umask(mask);
+    const char* argv[] = {"echo", "created", nullptr};
+    SpawnSpec s = quiet("/bin/echo", argv);
+    s.stdio[1] = StdioSpec(StdioMode::File, file.c_str());
+    auto p = spawn_ok(s);
+    REQUIRE(wait_ok(p).code == 0);
+    REQUIRE(slurp(file) == "created\n");
+    struct stat st {};
+    REQUIRE(::stat(file.c_str(), &st) == 0);
+    REQUIRE((st.st_mode & 0777) == (0644 & ~mask));
+  }
+  SECTION("stdin reads a file") {
+    write_file(file, "from a file\nsecond line\n");
+    const char* argv[] = {"cat", nullptr};
+    SpawnSpec s = quiet("/bin/cat", argv);
+    s.stdio[0] = StdioSpec(StdioMode::File, file.c_str());
+    s.stdio[1] = StdioMode::Pipe;
+    auto p = spawn_ok(s);
+    Fd out(p.take_pipe(1));
+    REQUIRE(read_all(out.fd) == "from a file\nsecond line\n");
+    REQUIRE(wait_ok(p).code == 0);
+  }
+  SECTION("stderr to a file, stdout elsewhere") {
+    const char* argv[] = {"sh", "-c", "echo to-out; echo to-err >&2", nullptr};
+    SpawnSpec s = quiet("/bin/sh", argv);
+    s.stdio[1] = StdioMode::Pipe;
+    s.stdio[2] = StdioSpec(StdioMode::File, file.c_str());
+    auto p = spawn_ok(s);
+    Fd out(p.take_pipe(1));
+    REQUIRE(read_all(out.fd) == "to-out\n");
+    REQUIRE(wait_ok(p).code == 0);
+    REQUIRE(slurp(file) == "to-err\n");
+  }
+}
+
+TEST_CASE("a File path that cannot be opened is an error naming it, with no child and no descriptor left") {
+  NothingLeft check;
+  TempDir dir;
+  const char* argv[] = {"echo", "never", nullptr};
+  SpawnSpec s = quiet("/bin/echo", argv);
+  // A pipe on another stream, opened before the failing one: it must be
+  // closed again.
+  s.stdio[0] = StdioMode::Pipe;
+  std::string path;
+  Errc code = Errc::Ok;
+  const char* stream = "";
+
+  SECTION("stdout under a directory that does not exist") {
+    path = dir / "no-such-dir/out.txt";
+    s.stdio[1] = StdioSpec(StdioMode::File, path.c_str());
+    code = Errc::NotFound;
+    stream = "stdout";
+  }
+  SECTION("stdout is a directory") {
+    path = dir.path.string();
+    s.stdio[1] = StdioSpec(StdioMode::File, path.c_str(), true);
+    code = Errc::InvalidArgument;
+    stream = "stdout";
+  }
+  SECTION("stderr under a regular file, as if it were a directory") {
+    const std::string plain = dir / "plain";
+    write_file(plain, "x");
+    path = plain + "/err.txt";
+    s.stdio[2] = StdioSpec(StdioMode::File, path.c_str());
+    code = Errc::InvalidArgument;
+    stream = "stderr";
+  }
+  SECTION("stdin from a file that does not exist") {
+    path = dir / "missing.txt";
+    s.stdio[0] = StdioSpec(StdioMode::File, path.c_str());
+    code = Errc::NotFound;
+    stream = "stdin";
+  }
+  auto p = arch::spawn(s);
+  REQUIRE_FALSE(p.ok());
+  INFO(p.error().message());
+  CHECK(p.code() == code);
+  CHECK(contains(p.error().message(), "'" + path + "'"));
+  CHECK(contains(p.error().message(), stream));
+  CHECK(test::children_of_self().empty());
+}
+
+TEST_CASE("File mode without a path is refused") {
+  NothingLeft check;
+  SpawnSpec s = quiet("/bin/true");
+  SECTION("a null path") { s.stdio[1] = StdioSpec(StdioMode::File, nullptr); }
+  SECTION("an empty path") { s.stdio[1] = StdioSpec(StdioMode::File, ""); }
+  auto p = arch::spawn(s);
+  REQUIRE(p.code() == Errc::InvalidArgument);
+  REQUIRE(contains(p.error().message(), "stdout: File mode needs a path"));
+}
+
+TEST_CASE("Null stdio gives the child end of file on stdin and discards its output") {
+  NothingLeft check;
+  SECTION("stdin at end of file") {
+    const char* argv[] = {"sh", "-c", "if read x; then echo got \"$x\"; else echo eof; fi", nullptr};
+    SpawnSpec s = quiet("/bin/sh", argv);
+    s.stdio[1] = StdioMode::Pipe;
+    auto p = spawn_ok(s);
+    Fd out(p.take_pipe(1));
+    REQUIRE(read_all(out.fd) == "eof\n");
+    REQUIRE(wait_ok(p).code == 0);
+  }
+  SECTION("stdout and stdin are /dev/null") {
+    // `test` is a shell builtin: /proc/self is the shell, with the
+    // streams spawn gave it.
+    const char* argv[] = {"sh", "-c",
+                          "test /proc/self/fd/0 -ef /dev/null && test /proc/self/fd/1 -ef /dev/null && "
+                          "echo both-null >&2; echo lost",
+                          nullptr};
+    SpawnSpec s = quiet("/bin/sh", argv);
+    s.stdio[2] = StdioMode::Pipe;
+    auto p = spawn_ok(s);
+    Fd err(p.take_pipe(2));
+    REQUIRE(read_all(err.fd) == "both-null\n");
+    REQUIRE(wait_ok(p).code == 0);
+  }
+}
+
+// ---- passed descriptors -----------------------------------------------------
+
+TEST_CASE("a passed descriptor reaches the child at its number, and no other does") {
+  NothingLeft check;
+  // The passed fd: the write end of a pipe, close-on-exec like every fd
+  // this runtime opens, moved to a one-digit number for the shell.
+  int p[2];
+  REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+  Fd read_end(p[0]);
+  const int n = free_single_digit_fd();
+  REQUIRE(::dup3(p[1], n, O_CLOEXEC) == n);
+  ::close(p[1]);
+  Fd write_end(n);
+  // Not passed and not close-on-exec (as a careless library would leave
+  // it): it must not reach the child either.
+  const int stray_fd = ::fcntl(read_end.fd, F_DUPFD, 40);
+  REQUIRE(stray_fd >= 40);
+  Fd stray(stray_fd);
+  REQUIRE((::fcntl(stray.fd, F_GETFD) & FD_CLOEXEC) == 0);
+
+  SECTION("the child writes to it") {
+    const std::string script = "echo hi >&" + std::to_string(n);
+    const char* argv[] = {"sh", "-c", script.c_str(), nullptr};
+    SpawnSpec s = quiet("/bin/sh", argv);
+    s.pass_fds = &write_end.fd;
+    s.pass_fd_count = 1;
+    auto c = spawn_ok(s);
+    REQUIRE(wait_ok(c).code == 0);
+    write_end.reset();  // the child's copy is gone too: end of file after "hi"
+    REQUIRE(read_all(read_end.fd) == "hi\n");
+  }
+  SECTION("the child's descriptor table holds 0-2 and the passed one only") {
+    const char* argv[] = {"ls", "/proc/self/fd", nullptr};
+    SpawnSpec s = quiet("/bin/ls", argv);
+    s.stdio[1] = StdioMode::Pipe;
+    s.pass_fds = &write_end.fd;
+    s.pass_fd_count = 1;
+    auto c = spawn_ok(s);
+    Fd out(c.take_pipe(1));
+    std::istringstream listing(read_all(out.fd));
+    REQUIRE(wait_ok(c).code == 0);
+    std::set<int> fds;
+    for (int fd; listing >> fd;) fds.insert(fd);
+    INFO("child fds: " << Catch::Detail::stringify(std::vector<int>(fds.begin(), fds.end())));
+    CHECK(fds.count(0) == 1);
+    CHECK(fds.count(1) == 1);
+    CHECK(fds.count(2) == 1);
+    CHECK(fds.count(n) == 1);
+    CHECK(fds.count(stray.fd) == 0);
+    // ls's own descriptor for reading the directory is the one extra
+    // (it may take the number the parent's read end has: 3).
+    CHECK(fds.size() <= 5);
+  }
+  // Passing cleared close-on-exec in the child only: the parent's copy
+  // keeps it.
+  if (write_end.fd >= 0) CHECK((::fcntl(write_end.fd, F_GETFD) & FD_CLOEXEC) != 0);
+}
+
+TEST_CASE("a pass_fds entry that is not an open descriptor above 2 is refused, naming it") {
+  NothingLeft check;
+  int fd = -1;
+  SECTION("a closed descriptor") {
+    fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd > 2);
+    ::close(fd);
+  }
+  SECTION("stdout") { fd = 1; }
+  SECTION("stdin") { fd = 0; }
+  SECTION("a negative number") { fd = -1; }
+  const char* argv[] = {"true", nullptr};
+  SpawnSpec s = quiet("/bin/true", argv);
+  s.pass_fds = &fd;
+  s.pass_fd_count = 1;
+  auto p = arch::spawn(s);
+  REQUIRE_FALSE(p.ok());
+  INFO(p.error().message());
+  CHECK(p.code() == Errc::InvalidArgument);
+  CHECK(contains(p.error().message(), "pass_fds: " + std::to_string(fd) + " "));
+}
+
+// ---- limits -----------------------------------------------------------------
+
+TEST_CASE("resource limits are set in the child before it runs") {
+  NothingLeft check;
+  SECTION("OpenFiles soft 64, hard 128") {
+    const LimitSpec lim{LimitKind::OpenFiles, 64, 128};
+    const char* argv[] = {"sh", "-c", "ulimit -n; ulimit -Hn", nullptr};
+    SpawnSpec s = quiet("/bin/sh", argv);
+    s.stdio[1] = StdioMode::Pipe;
+    s.limits = &lim;
+    s.limit_count = 1;
+    auto p = spawn_ok(s);
+    Fd out(p.take_pipe(1));
+    REQUIRE(read_all(out.fd) == "64\n128\n");
+    REQUIRE(wait_ok(p).code == 0);
+  }
+  SECTION("two limits, CoreSize 0 and FileSize 4096 blocks of 512 bytes") {
+    const LimitSpec lims[] = {{LimitKind::CoreSize, 0, 0}, {LimitKind::FileSize, 4096 * 512, 4096 * 512}};
+    const char* argv[] = {"sh", "-c", "ulimit -c; ulimit -f", nullptr};
+    SpawnSpec s = quiet("/bin/sh", argv);
+    s.stdio[1] = StdioMode::Pipe;
+    s.limits = lims;
+    s.limit_count = 2;
+    auto p = spawn_ok(s);
+    Fd out(p.take_pipe(1));
+    REQUIRE(read_all(out.fd) == "0\n4096\n");
+    REQUIRE(wait_ok(p).code == 0);
+  }
+  SECTION("the parent's own limit is unchanged") {
+    rlimit before{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &before) == 0);
+    const LimitSpec lim{LimitKind::OpenFiles, 32, 32};
+    SpawnSpec s = quiet("/bin/true");
+    s.limits = &lim;
+    s.limit_count = 1;
+    auto p = spawn_ok(s);
+    REQUIRE(wait_ok(p).code == 0);
+    rlimit after{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &after) == 0);
+    REQUIRE(after.rlim_cur == before.rlim_cur);
+    REQUIRE(after.rlim_max == before.rlim_max);
+  }
+}
+
+TEST_CASE("a limit whose soft value is above its hard value is refused before any child exists") {
+  NothingLeft check;
+  const LimitSpec lims[] = {{LimitKind::CoreSize, 0, 0}, {LimitKind::OpenFiles, 128, 64}};
+  SpawnSpec s = quiet("/bin/true");
+  s.limits = lims;
+  s.limit_count = 2;
+  auto p = arch::spawn(s);
+  REQUIRE_FALSE(p.ok());
+  INFO(p.error().message());
+  CHECK(p.code() == Errc::InvalidArgument);
+  CHECK(contains(p.error().message(), "limit #1"));
+  CHECK(contains(p.error().message(), "soft 128 above hard 64"));
+}
+
+// ---- the parent-death signal ------------------------------------------------
+
+TEST_CASE("kill_with_parent: the child dies with the thread that spawned it, and only then") {
+  NothingLeft check;
+  const char* argv[] = {"sleep", "30", nullptr};
+  SpawnSpec s = quiet("/bin/sleep", argv);
+  arch::Process p;
+  std::string spawn_error;
+  bool flag = false;
+  SECTION("with the flag: SIGKILL when the thread exits") { flag = true; }
+  SECTION("without it: the child outlives the thread") { flag = false; }
+  s.kill_with_parent = flag;
+  std::thread spawner([&] {
+    auto r = arch::spawn(s);
+    if (r) p = std::move(*r); else spawn_error = r.error().message();
+  });
+  spawner.join();
+  INFO(spawn_error);
+  REQUIRE(p.valid());
+  if (flag) {
+    const auto st = wait_ok(p, 10'000'000'000);
+    REQUIRE(st.signal == SIGKILL);
+  } else {
+    REQUIRE(arch::wait(p, 300'000'000).code() == Errc::Timeout);
+    arch::ProcessInfo info;
+    REQUIRE(arch::process_info(p.pid(), info));
+    REQUIRE_FALSE(info.ended);
+    REQUIRE(info.ppid == test::self_pid());  // re-parented to a live thread of ours
+    REQUIRE(arch::signal(p, SIGTERM).ok());
+    REQUIRE(wait_ok(p).signal == SIGTERM);
+  }
+}
+
+// ---- what the child starts with ---------------------------------------------
+
+TEST_CASE("the child starts with no blocked signal and no ignored one, whatever the spawning thread had") {
+  NothingLeft check;
+  // Dispositions are per process: restore SIGUSR1's after the test.
+  struct sigaction old_usr1 {};
+  struct sigaction ign {};
+  ign.sa_handler = SIG_IGN;
+  REQUIRE(::sigaction(SIGUSR1, &ign, &old_usr1) == 0);
+  struct Restore {
+    struct sigaction* old;
+    ~Restore() { ::sigaction(SIGUSR1, old, nullptr); }
+  } restore{&old_usr1};
+
+  // grep is exec'd directly (no shell in between that could change the
+  // state), and reports its own /proc status.
+  const char* argv[] = {"grep", "-E", "^(SigBlk|SigIgn):", "/proc/self/status", nullptr};
+  SpawnSpec s = quiet("/bin/grep", argv);
+  s.stdio[1] = StdioMode::Pipe;
+  arch::Process p;
+  std::string spawn_error;
+  bool parent_mask_kept = false;
+  bool parent_ignore_kept = false;
+  // The mask is per thread: block SIGTERM (and SIGINT) in a thread of its own.
+  std::thread spawner([&] {
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, nullptr);
+    auto r = arch::spawn(s);
+    if (r) p = std::move(*r); else spawn_error = r.error().message();
+    // spawn() restored this thread's mask and touched no disposition.
+    sigset_t now;
+    pthread_sigmask(SIG_SETMASK, nullptr, &now);
+    parent_mask_kept = sigismember(&now, SIGTERM) == 1 && sigismember(&now, SIGINT) == 1 &&
+                       sigismember(&now, SIGUSR2) == 0;
+    struct sigaction cur {};
+    ::sigaction(SIGUSR1, nullptr, &cur);
+    parent_ignore_kept = cur.sa_handler == SIG_IGN;
+  });
+  spawner.join();
+  INFO(spawn_error);
+  REQUIRE(p.valid());
+  Fd out(p.take_pipe(1));
+  const std::string status = read_all(out.fd);
+  REQUIRE(wait_ok(p).code == 0);
+  CHECK(parent_mask_kept);
+  CHECK(parent_ignore_kept);
+  INFO(status);
+  REQUIRE(contains(status.c_str(), "SigBlk:\t0000000000000000\n"));
+  REQUIRE(contains(status.c_str(), "SigIgn:\t0000000000000000\n"));
+}
+
+TEST_CASE("an envp given replaces the whole environment") {
+  NothingLeft check;
+  // The test's own environment has more than this, and a variable to tell.
+  ::setenv("AIRSSYS_SPAWN_TEST_PARENT_ONLY", "1", 1);
+  const char* argv[] = {"env", nullptr};
+  SpawnSpec s = quiet("/usr/bin/env", argv);
+  s.stdio[1] = StdioMode::Pipe;
+  SECTION("two variables") {
+    const char* envp[] = {"A=1", "B=two words", nullptr};
+    s.envp = envp;
+    auto p = spawn_ok(s);
+    Fd out(p.take_pipe(1));
+    REQUIRE(read_all(out.fd) == "A=1\nB=two words\n");
+    REQUIRE(wait_ok(p).code == 0);
+  }
+  SECTION("an empty environment") {
+    const char* envp[] = {nullptr};
+    s.envp = envp;
+    auto p = spawn_ok(s);
+    Fd out(p.take_pipe(1));
+    REQUIRE(read_all(out.fd).empty());
+    REQUIRE(wait_ok(p).code == 0);
+  }
+  SECTION("no envp: the parent's environment") {
+    auto p = spawn_ok(s);
+    Fd out(p.take_pipe(1));
+    REQUIRE(contains(read_all(out.fd).c_str(), "AIRSSYS_SPAWN_TEST_PARENT_ONLY=1\n"));
+    REQUIRE(wait_ok(p).code == 0);
+  }
+  ::unsetenv("AIRSSYS_SPAWN_TEST_PARENT_ONLY");
+}
+
+// ---- process groups ---------------------------------------------------------
+
+TEST_CASE("GroupMode puts the child in the process group and session asked for") {
+  NothingLeft check;
+  const char* argv[] = {"sleep", "30", nullptr};
+  SpawnSpec s = quiet("/bin/sleep", argv);
+  arch::ProcessInfo self{};
+  REQUIRE(arch::process_info(test::self_pid(), self));
+  arch::ProcessInfo info{};
+
+  SECTION("Inherit: the parent's group and session") {
+    s.group = GroupMode::Inherit;
+    auto p = spawn_ok(s);
+    REQUIRE_FALSE(p.leads_group());
+    REQUIRE(p.pgid() == ::getpgrp());
+    REQUIRE(arch::process_info(p.pid(), info));
+    REQUIRE(info.pgid == self.pgid);
+    REQUIRE(info.sid == self.sid);
+    REQUIRE(arch::signal(p, SIGKILL).ok());
+    REQUIRE(wait_ok(p).signal == SIGKILL);
+  }
+  SECTION("NewGroup: a group of its own in the parent's session") {
+    s.group = GroupMode::NewGroup;
+    auto p = spawn_ok(s);
+    REQUIRE(p.leads_group());
+    REQUIRE(p.pgid() == p.pid());
+    REQUIRE(arch::process_info(p.pid(), info));
+    REQUIRE(info.pgid == p.pid());
+    REQUIRE(info.sid == self.sid);
+    REQUIRE(arch::signal_group(p, SIGKILL).ok());
+    REQUIRE(wait_ok(p).signal == SIGKILL);
+  }
+  SECTION("NewSession: leads a new session and group") {
+    s.group = GroupMode::NewSession;
+    auto p = spawn_ok(s);
+    REQUIRE(p.leads_group());
+    REQUIRE(p.pgid() == p.pid());
+    REQUIRE(arch::process_info(p.pid(), info));
+    REQUIRE(info.pgid == p.pid());
+    REQUIRE(info.sid == p.pid());
+    REQUIRE(arch::signal_group(p, SIGKILL).ok());
+    REQUIRE(wait_ok(p).signal == SIGKILL);
+  }
+  SECTION("JoinGroup: the leader's group, also across a new session leader") {
+    s.group = GroupMode::NewSession;
+    auto leader = spawn_ok(s);
+    s.group = GroupMode::JoinGroup;
+    s.join = &leader;
+    // A group of another session cannot be joined: setpgid fails (EPERM)
+    // in the child, and spawn says so.
+    auto refused = arch::spawn(s);
+    REQUIRE_FALSE(refused.ok());
+    INFO(refused.error().message());
+    REQUIRE(contains(refused.error().message(), "cannot set the process group (pgid " +
+                                                    std::to_string(leader.pgid()) + ")"));
+    REQUIRE(test::children_of_self().size() == 1);  // only the leader
+
+    s.group = GroupMode::NewGroup;
+    auto leader2 = spawn_ok(s);
+    s.group = GroupMode::JoinGroup;
+    s.join = &leader2;
+    auto member = spawn_ok(s);
+    REQUIRE(member.pgid() == leader2.pid());
+    REQUIRE(arch::process_info(member.pid(), info));
+    REQUIRE(info.pgid == leader2.pid());
+    REQUIRE(arch::signal_group(leader2, SIGKILL).ok());
+    REQUIRE(wait_ok(member).signal == SIGKILL);
+    REQUIRE(wait_ok(leader2).signal == SIGKILL);
+    REQUIRE(arch::signal(leader, SIGKILL).ok());
+    REQUIRE(wait_ok(leader).signal == SIGKILL);
+  }
+}
+
+// ---- waiting ----------------------------------------------------------------
+
+TEST_CASE("try_wait reports Timeout while the child runs, then its status, then Dead") {
+  NothingLeft check;
+  const char* argv[] = {"sh", "-c", "read x; exit 3", nullptr};
+  SpawnSpec s = quiet("/bin/sh", argv);
+  s.stdio[0] = StdioMode::Pipe;
+  auto p = spawn_ok(s);
+  Fd in(p.take_pipe(0));
+  const int pid = p.pid();
+
+  auto running = arch::try_wait(p);
+  REQUIRE(running.code() == Errc::Timeout);
+  REQUIRE(contains(running.error().message(), std::to_string(pid)));
+  REQUIRE(p.valid());
+  REQUIRE(test::process_exists(pid));
+
+  in.reset();  // end of file: read fails, the shell exits 3
+  pollfd pfd{p.wait_handle(), POLLIN, 0};
+  REQUIRE(::poll(&pfd, 1, 20'000) == 1);
+  auto st = arch::try_wait(p);
+  INFO(st.error().message());
+  REQUIRE(st.ok());
+  REQUIRE(st->code == 3);
+  REQUIRE(st->signal == 0);
+  REQUIRE(st->shell_status() == 3);
+  REQUIRE_FALSE(p.valid());
+  REQUIRE_FALSE(test::process_exists(pid));
+  REQUIRE(arch::try_wait(p).code() == Errc::Dead);
+}
+
+// ---- failures that must leave nothing ---------------------------------------
+
+TEST_CASE("spawn fails cleanly when the process has no file descriptor left") {
+  NothingLeft check;
+  rlimit saved{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  struct RestoreLimit {
+    rlimit saved;
+    ~RestoreLimit() { ::setrlimit(RLIMIT_NOFILE, &saved); }
+  } restore{saved};
+  // The lowest free number; a limit at it leaves no descriptor at all.
+  const int lowest = ::fcntl(0, F_DUPFD_CLOEXEC, 0);
+  REQUIRE(lowest > 2);
+  ::close(lowest);
+
+  const char* argv[] = {"sleep", "30", nullptr};
+  SpawnSpec s = quiet("/bin/sleep", argv);
+  s.stdio[0] = s.stdio[1] = s.stdio[2] = StdioMode::Inherit;
+  const char* expected = "";
+  rlimit low = saved;
+  SECTION("none left for the pidfd") {
+    low.rlim_cur = static_cast<rlim_t>(lowest);
+    expected = "no file descriptor left to spawn '/bin/sleep'";
+  }
+  SECTION("one left: not enough for a stdout pipe") {
+    low.rlim_cur = static_cast<rlim_t>(lowest) + 1;
+    s.stdio[1] = StdioMode::Pipe;
+    expected = "stdout: cannot create a pipe";
+  }
+  SECTION("two left: /dev/null for stdin and stdout, none for the pidfd") {
+    low.rlim_cur = static_cast<rlim_t>(lowest) + 2;
+    s.stdio[0] = s.stdio[1] = StdioMode::Null;
+    expected = "no file descriptor left to spawn '/bin/sleep'";
+  }
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  auto p = arch::spawn(s);
+  ::setrlimit(RLIMIT_NOFILE, &saved);  // before anything else needs a descriptor
+  REQUIRE_FALSE(p.ok());
+  INFO(p.error().message());
+  CHECK(p.error().os_error() == EMFILE);
+  CHECK(contains(p.error().message(), expected));
+  CHECK(test::children_of_self().empty());
+
+  // With the limit back, the same spec spawns.
+  auto again = spawn_ok(s);
+  REQUIRE(arch::signal(again, SIGKILL).ok());
+  REQUIRE(wait_ok(again).signal == SIGKILL);
+}
+
+TEST_CASE("an argument longer than the kernel takes is refused as too long, leaving no child") {
+  NothingLeft check;
+  // One string above MAX_ARG_STRLEN (32 pages): execve fails with E2BIG in
+  // the child, which exits before running anything.
+  const std::string big(200 * 1024, 'x');
+  const char* argv[] = {"true", big.c_str(), nullptr};
+  SpawnSpec s = quiet("/bin/true", argv);
+  auto p = arch::spawn(s);
+  REQUIRE_FALSE(p.ok());
+  INFO(p.error().message());
+  CHECK(p.code() == Errc::InvalidArgument);
+  CHECK(p.error().os_error() == E2BIG);
+  CHECK(contains(p.error().message(), "argument list for '/bin/true' is too long"));
+  CHECK(test::children_of_self().empty());
+  SECTION("and the same large argument in the environment") {
+    const std::string var = "BIG=" + big;
+    const char* envp[] = {var.c_str(), nullptr};
+    SpawnSpec e = quiet("/bin/true");
+    e.envp = envp;
+    auto q = arch::spawn(e);
+    REQUIRE_FALSE(q.ok());
+    CHECK(q.code() == Errc::InvalidArgument);
+    CHECK(q.error().os_error() == E2BIG);
+    CHECK(test::children_of_self().empty());
+  }
+}
+
+// ---- groups whose leader is gone --------------------------------------------
+
+TEST_CASE("signal_remaining_group refuses pgid 0, 1 and -1 and reports an empty group") {
+  NothingLeft check;
+  SECTION("refused group numbers") {
+    for (int pgid : {0, 1, -1}) {
+      INFO("pgid " << pgid);
+      auto r = arch::signal_remaining_group(pgid, 0);
+      REQUIRE(r.code() == Errc::InvalidArgument);
+      REQUIRE(contains(r.error().message(), "group " + std::to_string(pgid) + " refused"));
+    }
+  }
+  SECTION("a signal out of range") {
+    REQUIRE(arch::signal_remaining_group(12345, -1).code() == Errc::InvalidArgument);
+    REQUIRE(arch::signal_remaining_group(12345, arch::max_signal() + 1).code() == Errc::InvalidArgument);
+  }
+  SECTION("an empty group: false, nothing signalled") {
+    SpawnSpec s = quiet("/bin/true");
+    auto p = spawn_ok(s);
+    const int pgid = p.pgid();
+    REQUIRE(wait_ok(p).code == 0);
+    auto r = arch::signal_remaining_group(pgid, SIGKILL);
+    INFO(r.error().message());
+    REQUIRE(r.ok());
+    REQUIRE_FALSE(*r);
+  }
+  SECTION("members outlive their reaped leader: true until they are gone") {
+    const char* argv[] = {"sleep", "30", nullptr};
+    auto leader = spawn_ok(quiet("/bin/sleep", argv));
+    SpawnSpec m = quiet("/bin/sleep", argv);
+    m.group = GroupMode::JoinGroup;
+    m.join = &leader;
+    auto member = spawn_ok(m);
+    const int pgid = leader.pgid();
+    REQUIRE(arch::signal(leader, SIGKILL).ok());
+    REQUIRE(wait_ok(leader).signal == SIGKILL);  // reaped: only the member holds the group
+    auto r = arch::signal_remaining_group(pgid, SIGTERM);
+    INFO(r.error().message());
+    REQUIRE(r.ok());
+    REQUIRE(*r);
+    REQUIRE(wait_ok(member).signal == SIGTERM);
+    auto after = arch::signal_remaining_group(pgid, 0);
+    REQUIRE(after.ok());
+    REQUIRE_FALSE(*after);
+  }
+}
+
+TEST_CASE("reap_group_members reaps the ended members of a group and keeps its leader unreaped") {
+  NothingLeft check;
+  const char* sleep_argv[] = {"sleep", "30", nullptr};
+  auto leader = spawn_ok(quiet("/bin/sleep", sleep_argv));
+  const int pgid = leader.pgid();
+  std::vector<int> members;
+  // Members without a handle (released): only reap_group_members, or the
+  // NothingLeft sweep if the test fails, can reap them.
+  auto start_members = [&](const char* program, const char* const* argv) {
+    for (int i = 0; i < 3; ++i) {
+      SpawnSpec m = quiet(program, argv);
+      m.group = GroupMode::JoinGroup;
+      m.join = &leader;
+      auto h = spawn_ok(m);
+      members.push_back(h.pid());
+      h.release();
+    }
+  };
+
+  SECTION("members that exited while the leader runs") {
+    const char* argv[] = {"true", nullptr};
+    start_members("/bin/true", argv);
+    REQUIRE(wait_for_zombies(members));
+    std::size_t killed = 0;
+    REQUIRE(arch::reap_group_members(pgid, leader.pid(), SIGKILL, &killed) == 3);
+    REQUIRE(killed == 0);
+    REQUIRE(arch::try_wait(leader).code() == Errc::Timeout);  // still running, still held
+    REQUIRE(arch::signal(leader, SIGKILL).ok());
+  }
+  SECTION("the whole group killed: the members are reaped, the leader stays a zombie") {
+    start_members("/bin/sleep", sleep_argv);
+    REQUIRE(arch::signal_group(leader, SIGKILL).ok());
+    REQUIRE(wait_for_zombies(members));
+    REQUIRE(wait_for_zombies({leader.pid()}));
+    std::size_t killed = 0;
+    REQUIRE(arch::reap_group_members(pgid, leader.pid(), SIGKILL, &killed) == 3);
+    REQUIRE(killed == 3);
+    arch::ProcessInfo i{};
+    REQUIRE(arch::process_info(leader.pid(), i));
+    REQUIRE(i.ended);
+    REQUIRE(i.ppid == test::self_pid());
+    REQUIRE(arch::reap_group_members(pgid, leader.pid(), SIGKILL, nullptr) == 0);  // nothing more
+  }
+  for (int pid : members) REQUIRE_FALSE(test::process_exists(pid));
+  REQUIRE(wait_ok(leader).signal == SIGKILL);
+  // Never for pgid 0 or 1.
+  REQUIRE(arch::reap_group_members(0, -1, SIGKILL, nullptr) == 0);
+  REQUIRE(arch::reap_group_members(1, -1, SIGKILL, nullptr) == 0);
+}
+
+// ---- /proc ------------------------------------------------------------------
+
+TEST_CASE("process_info describes a running process, a zombie, and no process") {
+  NothingLeft check;
+  const char* argv[] = {"sleep", "30", nullptr};
+  SpawnSpec s = quiet("/bin/sleep", argv);
+  s.group = GroupMode::NewSession;
+  auto p = spawn_ok(s);
+  const int pid = p.pid();
+  arch::ProcessInfo info{};
+  REQUIRE(arch::process_info(pid, info));
+  CHECK(info.ppid == test::self_pid());
+  CHECK(info.pgid == pid);
+  CHECK(info.sid == pid);
+  CHECK_FALSE(info.ended);
+
+  REQUIRE(arch::signal(p, SIGKILL).ok());
+  // Ended but not reaped: a zombie, still ours.
+  pollfd pfd{p.wait_handle(), POLLIN, 0};
+  REQUIRE(::poll(&pfd, 1, 20'000) == 1);
+  REQUIRE(arch::process_info(pid, info));
+  CHECK(info.ended);
+  CHECK(info.ppid == test::self_pid());
+
+  REQUIRE(wait_ok(p).signal == SIGKILL);
+  REQUIRE_FALSE(arch::process_info(pid, info));
+  REQUIRE_FALSE(arch::process_info(0, info));
+  REQUIRE_FALSE(arch::process_info(-3, info));
+
+  arch::ProcessInfo self{};
+  REQUIRE(arch::process_info(test::self_pid(), self));
+  CHECK(self.ppid == ::getppid());
+  CHECK(self.pgid == ::getpgrp());
+  CHECK(self.sid == ::getsid(0));
+  CHECK_FALSE(self.ended);
+}
