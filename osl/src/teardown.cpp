@@ -158,7 +158,6 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only, bool kill) noexce
   std::size_t n = arch::list_children(pids, kMaxChildren);
   if (n > kMaxChildren) n = kMaxChildren;
   const int guardian_pid = guardian_ ? guardian_->pid() : -1;
-  const int own_sid = arch::own_session();
   std::size_t adopted_live = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const int pid = pids[i];
@@ -183,9 +182,10 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only, bool kill) noexce
           tree = &l;
       } else if (info.pgid == l.pgid) {
         tree = &l;
-      } else if (info.ended ? (info.sid == pid && info.sid != own_sid) : arch::environment_contains(pid, l.marker)) {
-        // Ended: a session leader of its own is an escapee that died before
-        // a scan found it (its environment is gone with its memory).
+      } else if (!info.ended && arch::environment_contains(pid, l.marker)) {
+        // An ended process's environment is gone with its memory: an
+        // escapee that ends before a scan finds it cannot be told from a
+        // child the application forked itself, and is left alone.
         tree = &l;
       }
     }

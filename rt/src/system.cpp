@@ -60,6 +60,15 @@ Result<void> System::validate(const SystemConfig& c) noexcept {
                        "registry_capacity, broker_topics and subscribers_per_topic must be at least 1");
   if (c.spin_before_park.count() < 0)
     return Error::make(Errc::InvalidArgument, "spin_before_park is negative");
+  // A cell keeps its set's index in 16 bits and a set its count in 8.
+  if (c.process_owners < 1 || c.process_owners > 65535)
+    return Error::make(Errc::InvalidArgument, "process_owners = %u (must be 1..65535)", c.process_owners);
+  if (c.processes_per_actor < 1 || c.processes_per_actor > 255)
+    return Error::make(Errc::InvalidArgument, "processes_per_actor = %u (must be 1..255)", c.processes_per_actor);
+  if (c.max_processes < 1)
+    return Error::make(Errc::InvalidArgument, "max_processes = 0 (must be at least 1)");
+  if (c.process_kill_timeout.count() < 0)
+    return Error::make(Errc::InvalidArgument, "process_kill_timeout is negative");
   return {};
 }
 
