@@ -254,8 +254,10 @@ const SpawnProcessOperation& quick_exit_op(Containment c) {
 Handle standard(const SpawnProcessOperation* op, Probe* p) {
   return [op, p](Context<Msg>& ctx, Msg& m) {
     if (auto* e = std::get_if<ProcessExited>(&m)) {
-      p->exits.push(*e);
+      // The set first: a test that sees the exit also sees the set as the
+      // handler saw it.
       snapshot(ctx, *p);
+      p->exits.push(*e);
       return;
     }
     switch (std::get<Cmd>(m).kind) {
