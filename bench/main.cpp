@@ -24,9 +24,6 @@ struct Pair {
   const char* goal;      // ">= 25" or "<= 3"
   double target;
   bool at_least;         // true: ratio must be >= target
-  // Shown for context only, never counted as met or missed (e.g. a stand-in
-  // until our side of the comparison exists).
-  bool informational = false;
 };
 
 const Pair kPairs[] = {
@@ -41,10 +38,6 @@ const Pair kPairs[] = {
     {"peer/boost_process/spawn_group/rss_mb:1024", "osl/spawn/managed_pgroup/rss_mb:1024", ">= 30", 30, true},
     {"osl/teardown/tree100/cgroup", "limit/teardown/tree100", "<= 2", 2, false},
     {"osl/teardown/tree100/pgroup", "limit/teardown/tree100", "<= 2", 2, false},
-    // Temporary: the peer against the floor, visible before the osl side
-    // (osl/spawn/managed_pgroup/rss_mb:1024) exists.
-    {"peer/boost_process/spawn_group/rss_mb:1024", "osl/spawn/raw_posix_spawn/rss_mb:1024", ">= 30", 30, true,
-     true},
 };
 
 // The name a run is known by in kPairs: benchmark_name() without the
@@ -111,8 +104,7 @@ class TableReporter : public benchmark::ConsoleReporter {
       const double b = results_[p->denominator].ns;
       const double ratio = a / b;
       const bool met = p->at_least ? ratio >= p->target : ratio <= p->target;
-      const char* verdict = p->informational ? (met ? "met (informational)" : "missed (informational)")
-                                             : (met ? "met" : "MISSED");
+      const char* verdict = met ? "met" : "MISSED";
       std::printf("%-*s %10.1f %10.1f %8.2f %7s %s\n", width, label.c_str(), a, b, ratio, p->goal, verdict);
     }
     std::printf("\n%-44s %14s %16s\n", "benchmark", "allocs_per_op", "bytes_per_actor");

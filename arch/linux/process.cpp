@@ -638,23 +638,6 @@ Result<void> become_subreaper() noexcept {
   return {};
 }
 
-namespace {
-// Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp.
-bool read_stat(int pid, char& state, int& ppid, int& pgid) noexcept {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[512];
-  const ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  const char* close_paren = std::strrchr(buf, ')');
-  if (close_paren == nullptr) return false;
-  return std::sscanf(close_paren + 1, " %c %d %d", &state, &ppid, &pgid) == 3;
-}
-}  // namespace
 
 std::size_t list_children(int* pids, std::size_t capacity) noexcept {
   // Orphans are re-parented to some thread of this process, so every
@@ -687,16 +670,15 @@ std::size_t list_children(int* pids, std::size_t capacity) noexcept {
 }
 
 Result<Process> adopt_child(int pid) noexcept {
-  char state = 0;
-  int ppid = 0, pgid = 0;
-  if (pid <= 1 || !read_stat(pid, state, ppid, pgid) || ppid != getpid())
+  ProcessInfo info;
+  if (pid <= 1 || !process_info(pid, info) || info.ppid != getpid())
     return Error::make(Errc::InvalidArgument, "process %d is not a child of this process", pid);
   const int pidfd = pidfd_open(pid);
   if (pidfd < 0) return Error::make_os(errno, "no file descriptor to hold process %d: %s", pid, std::strerror(errno));
   Process p;
   p.pid_ = pid;
   p.pidfd_ = pidfd;
-  p.pgid_ = pgid;
+  p.pgid_ = info.pgid;
   p.leads_group_ = false;  // not created by this runtime as a group
   return p;
 }
@@ -739,9 +721,8 @@ std::size_t reap_group_members(int pgid, int keep, int sig, std::size_t* killed_
       const std::size_t n = list_children(pids, 256);
       for (std::size_t i = 0; i < n && i < 256; ++i) {
         if (pids[i] == keep) continue;
-        char state = 0;
-        int ppid = 0, pg = 0;
-        if (!read_stat(pids[i], state, ppid, pg) || pg != pgid || state != 'Z') continue;
+        ProcessInfo member;
+        if (!process_info(pids[i], member) || member.pgid != pgid || !member.ended) continue;
         siginfo_t one{};
         if (waitid(P_PID, static_cast<id_t>(pids[i]), &one, WEXITED | WNOHANG | __WALL) == 0 && one.si_pid != 0) {
           ++reaped;

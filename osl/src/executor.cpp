@@ -584,15 +584,7 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
         return Error::make(Errc::AlreadyExists, "process %d: its tree is being torn down", op.pid);
       auto r = arch::try_wait(e->proc);
       if (r) {
-        ProcessEvent ev;
-        ev.kind = ProcessEvent::Kind::Exit;
-        ev.principal = who.principal;
-        ev.pid = e->pid;
-        ev.pgid = e->pgid;
-        ev.containment = e->containment;
-        ev.lifetime = e->lifetime;
-        ev.status = r.value();
-        emit(ev);
+        report_exit_locked(*e, r.value(), who.principal);
         e->status = r.value();
         // A leader's group may outlive it; the entry stays for teardown.
         if (e->leads && e->lifetime == ProcessLifetime::Managed && e->containment == Containment::ProcessGroup)

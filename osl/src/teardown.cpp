@@ -48,15 +48,7 @@ bool ProcessExecutor::group_empty_locked(Entry& leader) noexcept {
       leader.report.leader_status = st;
       leader.status = st;
     }
-    ProcessEvent ev;
-    ev.kind = ProcessEvent::Kind::Exit;
-    ev.principal = "runtime";
-    ev.pid = e.pid;
-    ev.pgid = e.pgid;
-    ev.containment = e.containment;
-    ev.status = st;
-    emit(ev);
-    if (sink_ != nullptr && !e.orphan) sink_->on_exit(e.owner, e.pid, st);
+    report_exit_locked(e, st, "runtime");
     if (&e == &leader) {
       e.state = Entry::State::Exited;
     } else {
@@ -77,6 +69,21 @@ bool ProcessExecutor::group_empty_locked(Entry& leader) noexcept {
   }
   auto left = arch::signal_remaining_group(leader.pgid, 0);
   return !left || !left.value();
+}
+
+// Tells the middleware, and the sink (for a process someone spawned, not an
+// adopted orphan), that a held process ended and was reaped.
+void ProcessExecutor::report_exit_locked(Entry& e, ExitStatus st, std::string_view principal) noexcept {
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::Exit;
+  ev.principal = principal;
+  ev.pid = e.pid;
+  ev.pgid = e.pgid;
+  ev.containment = e.containment;
+  ev.lifetime = e.lifetime;
+  ev.status = st;
+  emit(ev);
+  if (sink_ != nullptr && !e.orphan) sink_->on_exit(e.owner, e.pid, st);
 }
 
 static bool reap_held(ProcessExecutor::Entry& e, ExitStatus& status) noexcept {
@@ -421,16 +428,7 @@ void ProcessExecutor::reactor_handle_exit(std::uint32_t index) noexcept {
   if (!reap_held(e, st)) return;
   e.polled = false;  // closing the pidfd took it out of the poller
   e.status = st;
-  ProcessEvent ev;
-  ev.kind = ProcessEvent::Kind::Exit;
-  ev.principal = "runtime";
-  ev.pid = e.pid;
-  ev.pgid = e.pgid;
-  ev.containment = e.containment;
-  ev.lifetime = e.lifetime;
-  ev.status = st;
-  emit(ev);
-  if (sink_ != nullptr && !e.orphan) sink_->on_exit(e.owner, e.pid, st);
+  report_exit_locked(e, st, "runtime");
   if (e.leads && e.lifetime == ProcessLifetime::Managed) {
     // Escapees already orphaned keep the tree alive: adopt them before
     // judging it empty.

@@ -176,6 +176,7 @@ class ProcessExecutor {
   TeardownReport complete_teardown_locked(Entry& leader, std::string_view principal, ProcessEvent::Kind kind) noexcept;
   std::size_t sweep_orphans_locked(Entry* only, bool kill) noexcept;
   void release_locked(Entry& e) noexcept;
+  void report_exit_locked(Entry& e, ExitStatus st, std::string_view principal) noexcept;
   void begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept;
   bool group_empty_locked(Entry& leader) noexcept;
   void reactor_loop() noexcept;
