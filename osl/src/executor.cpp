@@ -98,6 +98,8 @@ Error too_long(std::string_view program, std::size_t limit) noexcept {
 
 ProcessExecutor::ProcessExecutor(const ExecutorConfig& config) : config_(config) {
   if (config_.max_processes == 0) config_.max_processes = 1;
+  // Every held process may need a guardian slot.
+  if (config_.max_processes > arch::Guardian::kSlots) config_.max_processes = arch::Guardian::kSlots;
   if (config_.spawn_buffers == 0) config_.spawn_buffers = 1;
   if (config_.spawn_buffer_bytes < 4096) config_.spawn_buffer_bytes = 4096;
   entries_.reset(new Entry[config_.max_processes]);

@@ -103,7 +103,7 @@ class ExitSink {
 };
 
 struct ExecutorConfig {
-  std::size_t max_processes = 256;       // spawned, adopted and not yet reaped
+  std::size_t max_processes = 256;       // spawned, adopted and not yet reaped (at most 1024)
   std::size_t spawn_buffers = 8;         // concurrent spawns
   std::size_t spawn_buffer_bytes = 256 * 1024;  // argv + env + strings of one spawn
   const char* cgroup_base = nullptr;     // null: see arch::CgroupRoot::open
