@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/arch_spawn.hpp"
+#include "support/fd.hpp"
 #include "support/proc_table.hpp"
 #include "support/wait_for.hpp"
 
@@ -36,37 +38,16 @@ using airssys::arch::CgroupRoot;
 using airssys::arch::SpawnSpec;
 using airssys::arch::StdioMode;
 
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-}  // namespace Catch
-
 namespace {
 
 namespace fs = std::filesystem;
-
-// The cgroup2 mount point, from /proc/self/mountinfo.
-std::string cgroup2_mount() {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.find(" - cgroup2 ") == std::string::npos) continue;
-    std::istringstream f(line);
-    std::string id, parent, dev, root, mount;
-    f >> id >> parent >> dev >> root >> mount;
-    return mount;
-  }
-  return {};
-}
 
 // Every "airssys-<our pid>-*" directory under the cgroup2 mount (the root
 // may be made in our own cgroup when that is writable, so the whole
 // hierarchy is searched, but not deeper than a few levels).
 std::vector<std::string> our_roots(int pid = test::self_pid()) {
   std::vector<std::string> out;
-  const std::string mount = cgroup2_mount();
+  const std::string mount = test::cgroup2_mount_point();
   if (mount.empty()) return out;
   const std::string prefix = "airssys-" + std::to_string(pid) + "-";
   std::error_code ec;
@@ -103,16 +84,6 @@ struct NothingLeft {
   }
 };
 
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 CgroupRoot open_root() {
   auto r = CgroupRoot::open();
   INFO(r.error().message());
@@ -127,25 +98,9 @@ Cgroup create_ok(const CgroupRoot& root, std::uint64_t id) {
   return std::move(*g);
 }
 
-arch::Process spawn_ok(const SpawnSpec& spec) {
-  auto p = arch::spawn(spec);
-  INFO(p.error().message());
-  REQUIRE(p.ok());
-  return std::move(p.value());
-}
-
 bool is_dir(const std::string& path) {
   std::error_code ec;
   return fs::is_directory(path, ec);
-}
-
-// The cgroup v2 path of a process ("0::<path>" in /proc/<pid>/cgroup).
-std::string cgroup_of(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("0::", 0) == 0) return line.substr(3);
-  return {};
 }
 
 bool ends_with(const std::string& s, const std::string& tail) {
@@ -214,8 +169,8 @@ Tree spawn_tree(const Cgroup& g) {
   s.stdio[1] = StdioMode::Pipe;
   s.cgroup = &g;
   Tree t;
-  t.leader = spawn_ok(s);
-  Fd out(t.leader.take_pipe(1));
+  t.leader = test::spawn_ok(s);
+  test::Fd out(t.leader.take_pipe(1));
   const auto got = read_pids(out.fd, {{"leader", 1}, {"escapee", 1}, {"sleeper", 2}});
   REQUIRE(got.count("leader") == 1);
   REQUIRE(got.count("escapee") == 1);
@@ -232,7 +187,7 @@ Tree spawn_tree(const Cgroup& g) {
 
 TEST_CASE("CgroupRoot::open() makes airssys-<pid>-<n> in a cgroup2 directory and the root's end removes it") {
   NothingLeft check;
-  const std::string mount = cgroup2_mount();
+  const std::string mount = test::cgroup2_mount_point();
   REQUIRE_FALSE(mount.empty());
   std::string path;
   {
@@ -360,12 +315,12 @@ TEST_CASE("a child spawned with SpawnSpec::cgroup is born inside it, and so is i
   auto root = open_root();
   auto g = create_ok(root, 1);
   auto tree = spawn_tree(g);
-  const std::string where = cgroup_of(tree.leader.pid());
+  const std::string where = test::cgroup2_of(tree.leader.pid());
   INFO("leader's cgroup: " << where);
   REQUIRE(ends_with(where, "/" + fs::path(root.path()).filename().string() + "/g1"));
   for (int pid : tree.pids) {
     INFO("pid " << pid);
-    REQUIRE(cgroup_of(pid) == where);
+    REQUIRE(test::cgroup2_of(pid) == where);
   }
   // The escapee left the leader's session and group, and its parent, but
   // not the cgroup.
@@ -391,7 +346,7 @@ TEST_CASE("Cgroup::kill() kills every process in it, including one in another se
   REQUIRE(*g.populated());
   // An events descriptor of our own (the handle's is read by populated()
   // and wait_empty(), which consumes the notification), read once to arm it.
-  Fd events(::openat(g.dir_handle(), "cgroup.events", O_RDONLY | O_CLOEXEC));
+  test::Fd events(::openat(g.dir_handle(), "cgroup.events", O_RDONLY | O_CLOEXEC));
   REQUIRE(events.fd >= 0);
   char text[256];
   REQUIRE(::pread(events.fd, text, sizeof text, 0) > 0);
@@ -434,7 +389,7 @@ TEST_CASE("Cgroup::remove() is refused with Full while the cgroup has processes"
   s.program = "/bin/sleep";
   s.argv = argv;
   s.cgroup = &g;
-  auto p = spawn_ok(s);
+  auto p = test::spawn_ok(s);
   auto r = g.remove();
   REQUIRE_FALSE(r.ok());
   INFO(r.error().message());
@@ -505,8 +460,8 @@ TEST_CASE("destroying the root kills everything under it and removes every direc
     const char* argv[] = {"sleep", "100", nullptr};
     s.program = "/bin/sleep";
     s.argv = argv;
-    auto inside = spawn_ok(s);
-    REQUIRE(ends_with(cgroup_of(inside.pid()), fs::path(other.path()).filename().string() + "/g1"));
+    auto inside = test::spawn_ok(s);
+    REQUIRE(ends_with(test::cgroup2_of(inside.pid()), fs::path(other.path()).filename().string() + "/g1"));
     REQUIRE(g.kill().ok());
     REQUIRE(arch::wait(inside, 10'000'000'000)->signal == SIGKILL);
     groups.clear();  // harmless on removed directories

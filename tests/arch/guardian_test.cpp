@@ -19,7 +19,9 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/arch_spawn.hpp"
 #include "support/proc_table.hpp"
+#include "support/process_guard.hpp"
 #include "support/wait_for.hpp"
 
 #include <fcntl.h>
@@ -50,43 +52,21 @@ using airssys::arch::Guardian;
 using airssys::arch::SpawnSpec;
 using airssys::arch::StdioMode;
 
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-}  // namespace Catch
-
 namespace {
 
 namespace fs = std::filesystem;
 
-struct NothingLeft {
-  std::size_t fds = test::open_fds();
+// No child, running or unreaped, and no descriptor leaked; the test is a
+// subreaper, so the trees' orphans come back here to be counted.
+struct NothingLeft : test::NoChildrenLeft {
   NothingLeft() { REQUIRE(arch::become_subreaper().ok()); }
-  ~NothingLeft() {
-    const int stray = test::kill_and_reap_children();
-    CHECK(stray == 0);
-    CHECK(test::children_of_self().empty());
-    CHECK(test::open_fds() == fds);
-  }
 };
-
-arch::Process spawn_ok(const SpawnSpec& spec) {
-  auto p = arch::spawn(spec);
-  INFO(p.error().message());
-  REQUIRE(p.ok());
-  return std::move(p.value());
-}
 
 arch::Process sleeper(GroupMode group = GroupMode::NewGroup) {
   static const char* const argv[] = {"sleep", "100", nullptr};
-  SpawnSpec s;
-  s.program = "/bin/sleep";
-  s.argv = argv;
+  SpawnSpec s = test::quiet("/bin/sleep", argv);
   s.group = group;
-  s.stdio[0] = s.stdio[1] = s.stdio[2] = StdioMode::Null;
-  return spawn_ok(s);
+  return test::spawn_ok(s);
 }
 
 void kill_and_wait(arch::Process& p) {
@@ -99,14 +79,6 @@ void kill_and_wait(arch::Process& p) {
 bool is_dir(const std::string& path) {
   std::error_code ec;
   return fs::is_directory(path, ec);
-}
-
-std::string cgroup_of(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("0::", 0) == 0) return line.substr(3);
-  return {};
 }
 
 // ---- the host -----------------------------------------------------------------
@@ -356,7 +328,7 @@ void host_dies_and_nothing_is_left(Mode mode) {
     REQUIRE(is_dir(cleanup.root + "/g1"));
     for (int pid : tree) {
       INFO("pid " << pid);
-      const std::string where = cgroup_of(pid);
+      const std::string where = test::cgroup2_of(pid);
       REQUIRE(where.size() > root_name.size() + 3);
       REQUIRE(where.compare(where.size() - root_name.size() - 3, std::string::npos, root_name + "/g1") == 0);
     }

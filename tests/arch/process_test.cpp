@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/arch_spawn.hpp"
 #include "support/proc_table.hpp"
 
 #include <chrono>
@@ -32,27 +33,13 @@ struct NothingLeft {
   }
 };
 
-arch::Process spawn_ok(const SpawnSpec& spec) {
-  auto p = arch::spawn(spec);
-  INFO(p.error().message());
-  REQUIRE(p.ok());
-  return std::move(p.value());
-}
-
-SpawnSpec quiet(const char* program, const char* const* argv = nullptr) {
-  SpawnSpec s;
-  s.program = program;
-  s.argv = argv;
-  s.stdio[0] = s.stdio[1] = s.stdio[2] = StdioMode::Null;
-  return s;
-}
 
 }  // namespace
 
 TEST_CASE("a spawned program runs, exits and is reaped with its status") {
   NothingLeft check;
   SECTION("exit code 0") {
-    auto p = spawn_ok(quiet("/bin/true"));
+    auto p = test::spawn_ok(test::quiet("/bin/true"));
     auto st = arch::wait(p, -1);
     REQUIRE(st.ok());
     REQUIRE(st->code == 0);
@@ -61,7 +48,7 @@ TEST_CASE("a spawned program runs, exits and is reaped with its status") {
   }
   SECTION("a non-zero code, found through PATH, with arguments") {
     const char* argv[] = {"sh", "-c", "exit 7", nullptr};
-    auto p = spawn_ok(quiet("sh", argv));
+    auto p = test::spawn_ok(test::quiet("sh", argv));
     auto st = arch::wait(p, -1);
     REQUIRE(st.ok());
     REQUIRE(st->code == 7);
@@ -74,11 +61,11 @@ TEST_CASE("the working directory and the environment reach the child") {
   std::filesystem::create_directories(dir);
   const char* argv[] = {"sh", "-c", "pwd > out.txt; echo \"$GREETING\" >> out.txt", nullptr};
   const char* envp[] = {"GREETING=hello", "PATH=/usr/bin:/bin", nullptr};
-  SpawnSpec s = quiet("sh", argv);
+  SpawnSpec s = test::quiet("sh", argv);
   s.envp = envp;
   const std::string dir_s = dir.string();
   s.working_dir = dir_s.c_str();
-  auto p = spawn_ok(s);
+  auto p = test::spawn_ok(s);
   REQUIRE(arch::wait(p, -1)->code == 0);
   std::ifstream in(dir / "out.txt");
   std::string cwd, greeting;
@@ -105,16 +92,16 @@ TEST_CASE("bad spawn input is an error that names it, and nothing is left behind
     Errc code;
     const char* names;
   };
-  SpawnSpec missing = quiet("/nope/missing-program");
-  SpawnSpec a_dir = quiet(dir_s.c_str());
-  SpawnSpec not_exec = quiet(plain.c_str());
-  SpawnSpec not_in_path = quiet("airssys-no-such-program");
-  SpawnSpec empty = quiet("");
-  SpawnSpec bad_cwd = quiet("/bin/true");
+  SpawnSpec missing = test::quiet("/nope/missing-program");
+  SpawnSpec a_dir = test::quiet(dir_s.c_str());
+  SpawnSpec not_exec = test::quiet(plain.c_str());
+  SpawnSpec not_in_path = test::quiet("airssys-no-such-program");
+  SpawnSpec empty = test::quiet("");
+  SpawnSpec bad_cwd = test::quiet("/bin/true");
   bad_cwd.working_dir = "/nope/dir";
-  SpawnSpec cwd_file = quiet("/bin/true");
+  SpawnSpec cwd_file = test::quiet("/bin/true");
   cwd_file.working_dir = plain.c_str();
-  SpawnSpec join_nothing = quiet("/bin/true");
+  SpawnSpec join_nothing = test::quiet("/bin/true");
   join_nothing.group = GroupMode::JoinGroup;
   const Case cases[] = {
       {"missing program", missing, Errc::NotFound, "/nope/missing-program"},
@@ -139,17 +126,17 @@ TEST_CASE("bad spawn input is an error that names it, and nothing is left behind
 TEST_CASE("a NewGroup child leads its own group and the group can be signalled") {
   NothingLeft check;
   const char* argv[] = {"sleep", "30", nullptr};
-  auto leader = spawn_ok(quiet("sleep", argv));
+  auto leader = test::spawn_ok(test::quiet("sleep", argv));
   REQUIRE(leader.leads_group());
   REQUIRE(leader.pgid() == leader.pid());
   test::ProcEntry e;
   REQUIRE(test::read_proc(leader.pid(), e));
   REQUIRE(e.pgid == leader.pid());
 
-  SpawnSpec member_spec = quiet("sleep", argv);
+  SpawnSpec member_spec = test::quiet("sleep", argv);
   member_spec.group = GroupMode::JoinGroup;
   member_spec.join = &leader;
-  auto member = spawn_ok(member_spec);
+  auto member = test::spawn_ok(member_spec);
   REQUIRE(member.pgid() == leader.pgid());
   REQUIRE(test::read_proc(member.pid(), e));
   REQUIRE(e.pgid == leader.pid());
@@ -168,9 +155,9 @@ TEST_CASE("a NewGroup child leads its own group and the group can be signalled")
 TEST_CASE("groups this runtime did not create, reaped processes and bad signals are refused") {
   NothingLeft check;
   const char* argv[] = {"sleep", "30", nullptr};
-  SpawnSpec inherit = quiet("sleep", argv);
+  SpawnSpec inherit = test::quiet("sleep", argv);
   inherit.group = GroupMode::Inherit;
-  auto p = spawn_ok(inherit);
+  auto p = test::spawn_ok(inherit);
   REQUIRE_FALSE(p.leads_group());
   auto refused = arch::signal_group(p, SIGKILL);  // would hit the test's own group
   REQUIRE(refused.code() == Errc::InvalidArgument);
@@ -189,7 +176,7 @@ TEST_CASE("a wait that times out leaves the process running, and a dropped handl
   const char* argv[] = {"sleep", "30", nullptr};
   int pid = 0;
   {
-    auto p = spawn_ok(quiet("sleep", argv));
+    auto p = test::spawn_ok(test::quiet("sleep", argv));
     pid = p.pid();
     auto w = arch::wait(p, 1'000'000);
     REQUIRE(w.code() == Errc::Timeout);
@@ -206,7 +193,7 @@ TEST_CASE("only the standard streams reach the child") {
   std::FILE* leak = std::fopen("/proc/self/status", "r");
   REQUIRE(leak != nullptr);
   const char* argv[] = {"sh", "-c", "test $(ls /proc/self/fd | wc -l) -le 4", nullptr};
-  auto p = spawn_ok(quiet("sh", argv));
+  auto p = test::spawn_ok(test::quiet("sh", argv));
   auto st = arch::wait(p, -1);
   std::fclose(leak);
   REQUIRE(st.ok());
@@ -244,7 +231,7 @@ TEST_CASE("descendants that escaped the group with setsid come back to a subreap
   // ignoring SIGTERM with a child of its own, and exits: the escapee is
   // orphaned at once and, this process being a subreaper, becomes its child.
   const char* argv[] = {"sh", "-c", "(setsid sh -c 'trap \"\" TERM; sleep 30; true' &); sleep 30", nullptr};
-  auto leader = spawn_ok(quiet("sh", argv));
+  auto leader = test::spawn_ok(test::quiet("sh", argv));
   // Wait (bounded) until a child of ours runs outside the leader's group:
   // the escapee, after its setsid.
   int escapee = 0;

@@ -10,7 +10,11 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/arch_spawn.hpp"
+#include "support/fd.hpp"
 #include "support/proc_table.hpp"
+#include "support/process_guard.hpp"
+#include "support/temp_dir.hpp"
 #include "support/wait_for.hpp"
 
 #include <fcntl.h>
@@ -41,72 +45,18 @@ using airssys::arch::SpawnSpec;
 using airssys::arch::StdioMode;
 using airssys::arch::StdioSpec;
 
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-}  // namespace Catch
-
 namespace {
 
 // Taken at the start of a test, checked at its end (also when a REQUIRE
 // failed): every child of this process is killed and reaped first, so a
 // failing test cannot leave a process behind; then nothing may have been
 // left to reap by a passing test, and no descriptor may have leaked.
-struct NothingLeft {
-  std::size_t fds = test::open_fds();
-  ~NothingLeft() {
-    const int stray = test::kill_and_reap_children();
-    CHECK(stray == 0);
-    CHECK(test::children_of_self().empty());
-    CHECK(test::open_fds() == fds);
-  }
-};
-
-// Closes a descriptor on every exit path.
-struct Fd {
-  int fd = -1;
-  Fd() = default;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  void reset() {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-  }
-};
+using NothingLeft = test::NoChildrenLeft;
 
 // A fresh directory under the temp dir, removed with everything in it.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "airssys-spawn-XXXXXX").string();
-    REQUIRE(::mkdtemp(templ.data()) != nullptr);
-    path = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string operator/(const char* name) const { return (path / name).string(); }
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("airssys-spawn") {}
 };
-
-arch::Process spawn_ok(const SpawnSpec& spec) {
-  auto p = arch::spawn(spec);
-  INFO(p.error().message());
-  REQUIRE(p.ok());
-  return std::move(p.value());
-}
-
-SpawnSpec quiet(const char* program, const char* const* argv = nullptr) {
-  SpawnSpec s;
-  s.program = program;
-  s.argv = argv;
-  s.stdio[0] = s.stdio[1] = s.stdio[2] = StdioMode::Null;
-  return s;
-}
 
 // Reads until end of file, with a generous limit so that a broken spawn
 // fails the test instead of hanging it.
@@ -190,12 +140,12 @@ int free_single_digit_fd() {
 TEST_CASE("a Pipe on stdout carries the child's output to the parent") {
   NothingLeft check;
   const char* argv[] = {"echo", "hello", "pipe", nullptr};
-  SpawnSpec s = quiet("/bin/echo", argv);
+  SpawnSpec s = test::quiet("/bin/echo", argv);
   s.stdio[1] = StdioMode::Pipe;
-  auto p = spawn_ok(s);
+  auto p = test::spawn_ok(s);
 
   SECTION("the parent's end is taken once, and is close-on-exec") {
-    Fd out(p.take_pipe(1));
+    test::Fd out(p.take_pipe(1));
     REQUIRE(out.fd > 2);
     REQUIRE((::fcntl(out.fd, F_GETFD) & FD_CLOEXEC) != 0);
     REQUIRE(p.take_pipe(1) == -1);  // already taken
@@ -216,12 +166,12 @@ TEST_CASE("a Pipe on stdin feeds the child, and cat echoes it back") {
   NothingLeft check;
   NoSigpipe no_sigpipe;
   const char* argv[] = {"cat", nullptr};
-  SpawnSpec s = quiet("/bin/cat", argv);
+  SpawnSpec s = test::quiet("/bin/cat", argv);
   s.stdio[0] = StdioMode::Pipe;
   s.stdio[1] = StdioMode::Pipe;
-  auto p = spawn_ok(s);
-  Fd in(p.take_pipe(0));
-  Fd out(p.take_pipe(1));
+  auto p = test::spawn_ok(s);
+  test::Fd in(p.take_pipe(0));
+  test::Fd out(p.take_pipe(1));
   REQUIRE(in.fd > 2);
   REQUIRE(out.fd > 2);
   REQUIRE((::fcntl(in.fd, F_GETFD) & FD_CLOEXEC) != 0);
@@ -278,19 +228,19 @@ TEST_CASE("File stdio: stdout to a file truncated or appended, stdin and stderr 
   SECTION("stdout truncates an existing file") {
     write_file(file, "old content that is longer than the new one\n");
     const char* argv[] = {"echo", "new", nullptr};
-    SpawnSpec s = quiet("/bin/echo", argv);
+    SpawnSpec s = test::quiet("/bin/echo", argv);
     s.stdio[1] = StdioSpec(StdioMode::File, file.c_str());
-    auto p = spawn_ok(s);
+    auto p = test::spawn_ok(s);
     REQUIRE(wait_ok(p).code == 0);
     REQUIRE(slurp(file) == "new\n");
   }
   SECTION("stdout appends to an existing file, run after run") {
     write_file(file, "old\n");
     const char* argv[] = {"echo", "new", nullptr};
-    SpawnSpec s = quiet("/bin/echo", argv);
+    SpawnSpec s = test::quiet("/bin/echo", argv);
     s.stdio[1] = StdioSpec(StdioMode::File, file.c_str(), true);
     for (int i = 0; i < 2; ++i) {
-      auto p = spawn_ok(s);
+      auto p = test::spawn_ok(s);
       REQUIRE(wait_ok(p).code == 0);
     }
     REQUIRE(slurp(file) == "old\nnew\nnew\n");
@@ -299,9 +249,9 @@ TEST_CASE("File stdio: stdout to a file truncated or appended, stdin and stderr 
     const mode_t mask = ::umask(022);
     ::umask(mask);
     const char* argv[] = {"echo", "created", nullptr};
-    SpawnSpec s = quiet("/bin/echo", argv);
+    SpawnSpec s = test::quiet("/bin/echo", argv);
     s.stdio[1] = StdioSpec(StdioMode::File, file.c_str());
-    auto p = spawn_ok(s);
+    auto p = test::spawn_ok(s);
     REQUIRE(wait_ok(p).code == 0);
     REQUIRE(slurp(file) == "created\n");
     struct stat st {};
@@ -311,21 +261,21 @@ TEST_CASE("File stdio: stdout to a file truncated or appended, stdin and stderr 
   SECTION("stdin reads a file") {
     write_file(file, "from a file\nsecond line\n");
     const char* argv[] = {"cat", nullptr};
-    SpawnSpec s = quiet("/bin/cat", argv);
+    SpawnSpec s = test::quiet("/bin/cat", argv);
     s.stdio[0] = StdioSpec(StdioMode::File, file.c_str());
     s.stdio[1] = StdioMode::Pipe;
-    auto p = spawn_ok(s);
-    Fd out(p.take_pipe(1));
+    auto p = test::spawn_ok(s);
+    test::Fd out(p.take_pipe(1));
     REQUIRE(read_all(out.fd) == "from a file\nsecond line\n");
     REQUIRE(wait_ok(p).code == 0);
   }
   SECTION("stderr to a file, stdout elsewhere") {
     const char* argv[] = {"sh", "-c", "echo to-out; echo to-err >&2", nullptr};
-    SpawnSpec s = quiet("/bin/sh", argv);
+    SpawnSpec s = test::quiet("/bin/sh", argv);
     s.stdio[1] = StdioMode::Pipe;
     s.stdio[2] = StdioSpec(StdioMode::File, file.c_str());
-    auto p = spawn_ok(s);
-    Fd out(p.take_pipe(1));
+    auto p = test::spawn_ok(s);
+    test::Fd out(p.take_pipe(1));
     REQUIRE(read_all(out.fd) == "to-out\n");
     REQUIRE(wait_ok(p).code == 0);
     REQUIRE(slurp(file) == "to-err\n");
@@ -336,7 +286,7 @@ TEST_CASE("a File path that cannot be opened is an error naming it, with no chil
   NothingLeft check;
   TempDir dir;
   const char* argv[] = {"echo", "never", nullptr};
-  SpawnSpec s = quiet("/bin/echo", argv);
+  SpawnSpec s = test::quiet("/bin/echo", argv);
   // A pipe on another stream, opened before the failing one: it must be
   // closed again.
   s.stdio[0] = StdioMode::Pipe;
@@ -381,7 +331,7 @@ TEST_CASE("a File path that cannot be opened is an error naming it, with no chil
 
 TEST_CASE("File mode without a path is refused") {
   NothingLeft check;
-  SpawnSpec s = quiet("/bin/true");
+  SpawnSpec s = test::quiet("/bin/true");
   SECTION("a null path") { s.stdio[1] = StdioSpec(StdioMode::File, nullptr); }
   SECTION("an empty path") { s.stdio[1] = StdioSpec(StdioMode::File, ""); }
   auto p = arch::spawn(s);
@@ -393,10 +343,10 @@ TEST_CASE("Null stdio gives the child end of file on stdin and discards its outp
   NothingLeft check;
   SECTION("stdin at end of file") {
     const char* argv[] = {"sh", "-c", "if read x; then echo got \"$x\"; else echo eof; fi", nullptr};
-    SpawnSpec s = quiet("/bin/sh", argv);
+    SpawnSpec s = test::quiet("/bin/sh", argv);
     s.stdio[1] = StdioMode::Pipe;
-    auto p = spawn_ok(s);
-    Fd out(p.take_pipe(1));
+    auto p = test::spawn_ok(s);
+    test::Fd out(p.take_pipe(1));
     REQUIRE(read_all(out.fd) == "eof\n");
     REQUIRE(wait_ok(p).code == 0);
   }
@@ -407,10 +357,10 @@ TEST_CASE("Null stdio gives the child end of file on stdin and discards its outp
                           "test /proc/self/fd/0 -ef /dev/null && test /proc/self/fd/1 -ef /dev/null && "
                           "echo both-null >&2; echo lost",
                           nullptr};
-    SpawnSpec s = quiet("/bin/sh", argv);
+    SpawnSpec s = test::quiet("/bin/sh", argv);
     s.stdio[2] = StdioMode::Pipe;
-    auto p = spawn_ok(s);
-    Fd err(p.take_pipe(2));
+    auto p = test::spawn_ok(s);
+    test::Fd err(p.take_pipe(2));
     REQUIRE(read_all(err.fd) == "both-null\n");
     REQUIRE(wait_ok(p).code == 0);
   }
@@ -424,37 +374,37 @@ TEST_CASE("a passed descriptor reaches the child at its number, and no other doe
   // this runtime opens, moved to a one-digit number for the shell.
   int p[2];
   REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
-  Fd read_end(p[0]);
+  test::Fd read_end(p[0]);
   const int n = free_single_digit_fd();
   REQUIRE(::dup3(p[1], n, O_CLOEXEC) == n);
   ::close(p[1]);
-  Fd write_end(n);
+  test::Fd write_end(n);
   // Not passed and not close-on-exec (as a careless library would leave
   // it): it must not reach the child either.
   const int stray_fd = ::fcntl(read_end.fd, F_DUPFD, 40);
   REQUIRE(stray_fd >= 40);
-  Fd stray(stray_fd);
+  test::Fd stray(stray_fd);
   REQUIRE((::fcntl(stray.fd, F_GETFD) & FD_CLOEXEC) == 0);
 
   SECTION("the child writes to it") {
     const std::string script = "echo hi >&" + std::to_string(n);
     const char* argv[] = {"sh", "-c", script.c_str(), nullptr};
-    SpawnSpec s = quiet("/bin/sh", argv);
+    SpawnSpec s = test::quiet("/bin/sh", argv);
     s.pass_fds = &write_end.fd;
     s.pass_fd_count = 1;
-    auto c = spawn_ok(s);
+    auto c = test::spawn_ok(s);
     REQUIRE(wait_ok(c).code == 0);
     write_end.reset();  // the child's copy is gone too: end of file after "hi"
     REQUIRE(read_all(read_end.fd) == "hi\n");
   }
   SECTION("the child's descriptor table holds 0-2 and the passed one only") {
     const char* argv[] = {"ls", "/proc/self/fd", nullptr};
-    SpawnSpec s = quiet("/bin/ls", argv);
+    SpawnSpec s = test::quiet("/bin/ls", argv);
     s.stdio[1] = StdioMode::Pipe;
     s.pass_fds = &write_end.fd;
     s.pass_fd_count = 1;
-    auto c = spawn_ok(s);
-    Fd out(c.take_pipe(1));
+    auto c = test::spawn_ok(s);
+    test::Fd out(c.take_pipe(1));
     std::istringstream listing(read_all(out.fd));
     REQUIRE(wait_ok(c).code == 0);
     std::set<int> fds;
@@ -486,7 +436,7 @@ TEST_CASE("a pass_fds entry that is not an open descriptor above 2 is refused, n
   SECTION("stdin") { fd = 0; }
   SECTION("a negative number") { fd = -1; }
   const char* argv[] = {"true", nullptr};
-  SpawnSpec s = quiet("/bin/true", argv);
+  SpawnSpec s = test::quiet("/bin/true", argv);
   s.pass_fds = &fd;
   s.pass_fd_count = 1;
   auto p = arch::spawn(s);
@@ -503,24 +453,24 @@ TEST_CASE("resource limits are set in the child before it runs") {
   SECTION("OpenFiles soft 64, hard 128") {
     const LimitSpec lim{LimitKind::OpenFiles, 64, 128};
     const char* argv[] = {"sh", "-c", "ulimit -n; ulimit -Hn", nullptr};
-    SpawnSpec s = quiet("/bin/sh", argv);
+    SpawnSpec s = test::quiet("/bin/sh", argv);
     s.stdio[1] = StdioMode::Pipe;
     s.limits = &lim;
     s.limit_count = 1;
-    auto p = spawn_ok(s);
-    Fd out(p.take_pipe(1));
+    auto p = test::spawn_ok(s);
+    test::Fd out(p.take_pipe(1));
     REQUIRE(read_all(out.fd) == "64\n128\n");
     REQUIRE(wait_ok(p).code == 0);
   }
   SECTION("two limits, CoreSize 0 and FileSize 4096 blocks of 512 bytes") {
     const LimitSpec lims[] = {{LimitKind::CoreSize, 0, 0}, {LimitKind::FileSize, 4096 * 512, 4096 * 512}};
     const char* argv[] = {"sh", "-c", "ulimit -c; ulimit -f", nullptr};
-    SpawnSpec s = quiet("/bin/sh", argv);
+    SpawnSpec s = test::quiet("/bin/sh", argv);
     s.stdio[1] = StdioMode::Pipe;
     s.limits = lims;
     s.limit_count = 2;
-    auto p = spawn_ok(s);
-    Fd out(p.take_pipe(1));
+    auto p = test::spawn_ok(s);
+    test::Fd out(p.take_pipe(1));
     REQUIRE(read_all(out.fd) == "0\n4096\n");
     REQUIRE(wait_ok(p).code == 0);
   }
@@ -528,10 +478,10 @@ TEST_CASE("resource limits are set in the child before it runs") {
     rlimit before{};
     REQUIRE(::getrlimit(RLIMIT_NOFILE, &before) == 0);
     const LimitSpec lim{LimitKind::OpenFiles, 32, 32};
-    SpawnSpec s = quiet("/bin/true");
+    SpawnSpec s = test::quiet("/bin/true");
     s.limits = &lim;
     s.limit_count = 1;
-    auto p = spawn_ok(s);
+    auto p = test::spawn_ok(s);
     REQUIRE(wait_ok(p).code == 0);
     rlimit after{};
     REQUIRE(::getrlimit(RLIMIT_NOFILE, &after) == 0);
@@ -543,7 +493,7 @@ TEST_CASE("resource limits are set in the child before it runs") {
 TEST_CASE("a limit whose soft value is above its hard value is refused before any child exists") {
   NothingLeft check;
   const LimitSpec lims[] = {{LimitKind::CoreSize, 0, 0}, {LimitKind::OpenFiles, 128, 64}};
-  SpawnSpec s = quiet("/bin/true");
+  SpawnSpec s = test::quiet("/bin/true");
   s.limits = lims;
   s.limit_count = 2;
   auto p = arch::spawn(s);
@@ -559,7 +509,7 @@ TEST_CASE("a limit whose soft value is above its hard value is refused before an
 TEST_CASE("kill_with_parent: the child dies with the thread that spawned it, and only then") {
   NothingLeft check;
   const char* argv[] = {"sleep", "30", nullptr};
-  SpawnSpec s = quiet("/bin/sleep", argv);
+  SpawnSpec s = test::quiet("/bin/sleep", argv);
   arch::Process p;
   std::string spawn_error;
   bool flag = false;
@@ -604,7 +554,7 @@ TEST_CASE("the child starts with no blocked signal and no ignored one, whatever 
   // grep is exec'd directly (no shell in between that could change the
   // state), and reports its own /proc status.
   const char* argv[] = {"grep", "-E", "^(SigBlk|SigIgn):", "/proc/self/status", nullptr};
-  SpawnSpec s = quiet("/bin/grep", argv);
+  SpawnSpec s = test::quiet("/bin/grep", argv);
   s.stdio[1] = StdioMode::Pipe;
   arch::Process p;
   std::string spawn_error;
@@ -631,7 +581,7 @@ TEST_CASE("the child starts with no blocked signal and no ignored one, whatever 
   spawner.join();
   INFO(spawn_error);
   REQUIRE(p.valid());
-  Fd out(p.take_pipe(1));
+  test::Fd out(p.take_pipe(1));
   const std::string status = read_all(out.fd);
   REQUIRE(wait_ok(p).code == 0);
   CHECK(parent_mask_kept);
@@ -646,27 +596,27 @@ TEST_CASE("an envp given replaces the whole environment") {
   // The test's own environment has more than this, and a variable to tell.
   ::setenv("AIRSSYS_SPAWN_TEST_PARENT_ONLY", "1", 1);
   const char* argv[] = {"env", nullptr};
-  SpawnSpec s = quiet("/usr/bin/env", argv);
+  SpawnSpec s = test::quiet("/usr/bin/env", argv);
   s.stdio[1] = StdioMode::Pipe;
   SECTION("two variables") {
     const char* envp[] = {"A=1", "B=two words", nullptr};
     s.envp = envp;
-    auto p = spawn_ok(s);
-    Fd out(p.take_pipe(1));
+    auto p = test::spawn_ok(s);
+    test::Fd out(p.take_pipe(1));
     REQUIRE(read_all(out.fd) == "A=1\nB=two words\n");
     REQUIRE(wait_ok(p).code == 0);
   }
   SECTION("an empty environment") {
     const char* envp[] = {nullptr};
     s.envp = envp;
-    auto p = spawn_ok(s);
-    Fd out(p.take_pipe(1));
+    auto p = test::spawn_ok(s);
+    test::Fd out(p.take_pipe(1));
     REQUIRE(read_all(out.fd).empty());
     REQUIRE(wait_ok(p).code == 0);
   }
   SECTION("no envp: the parent's environment") {
-    auto p = spawn_ok(s);
-    Fd out(p.take_pipe(1));
+    auto p = test::spawn_ok(s);
+    test::Fd out(p.take_pipe(1));
     REQUIRE(contains(read_all(out.fd).c_str(), "AIRSSYS_SPAWN_TEST_PARENT_ONLY=1\n"));
     REQUIRE(wait_ok(p).code == 0);
   }
@@ -678,14 +628,14 @@ TEST_CASE("an envp given replaces the whole environment") {
 TEST_CASE("GroupMode puts the child in the process group and session asked for") {
   NothingLeft check;
   const char* argv[] = {"sleep", "30", nullptr};
-  SpawnSpec s = quiet("/bin/sleep", argv);
+  SpawnSpec s = test::quiet("/bin/sleep", argv);
   arch::ProcessInfo self{};
   REQUIRE(arch::process_info(test::self_pid(), self));
   arch::ProcessInfo info{};
 
   SECTION("Inherit: the parent's group and session") {
     s.group = GroupMode::Inherit;
-    auto p = spawn_ok(s);
+    auto p = test::spawn_ok(s);
     REQUIRE_FALSE(p.leads_group());
     REQUIRE(p.pgid() == ::getpgrp());
     REQUIRE(arch::process_info(p.pid(), info));
@@ -696,7 +646,7 @@ TEST_CASE("GroupMode puts the child in the process group and session asked for")
   }
   SECTION("NewGroup: a group of its own in the parent's session") {
     s.group = GroupMode::NewGroup;
-    auto p = spawn_ok(s);
+    auto p = test::spawn_ok(s);
     REQUIRE(p.leads_group());
     REQUIRE(p.pgid() == p.pid());
     REQUIRE(arch::process_info(p.pid(), info));
@@ -707,7 +657,7 @@ TEST_CASE("GroupMode puts the child in the process group and session asked for")
   }
   SECTION("NewSession: leads a new session and group") {
     s.group = GroupMode::NewSession;
-    auto p = spawn_ok(s);
+    auto p = test::spawn_ok(s);
     REQUIRE(p.leads_group());
     REQUIRE(p.pgid() == p.pid());
     REQUIRE(arch::process_info(p.pid(), info));
@@ -718,7 +668,7 @@ TEST_CASE("GroupMode puts the child in the process group and session asked for")
   }
   SECTION("JoinGroup: the leader's group, also across a new session leader") {
     s.group = GroupMode::NewSession;
-    auto leader = spawn_ok(s);
+    auto leader = test::spawn_ok(s);
     s.group = GroupMode::JoinGroup;
     s.join = &leader;
     // A group of another session cannot be joined: setpgid fails (EPERM)
@@ -731,10 +681,10 @@ TEST_CASE("GroupMode puts the child in the process group and session asked for")
     REQUIRE(test::children_of_self().size() == 1);  // only the leader
 
     s.group = GroupMode::NewGroup;
-    auto leader2 = spawn_ok(s);
+    auto leader2 = test::spawn_ok(s);
     s.group = GroupMode::JoinGroup;
     s.join = &leader2;
-    auto member = spawn_ok(s);
+    auto member = test::spawn_ok(s);
     REQUIRE(member.pgid() == leader2.pid());
     REQUIRE(arch::process_info(member.pid(), info));
     REQUIRE(info.pgid == leader2.pid());
@@ -751,10 +701,10 @@ TEST_CASE("GroupMode puts the child in the process group and session asked for")
 TEST_CASE("try_wait reports Timeout while the child runs, then its status, then Dead") {
   NothingLeft check;
   const char* argv[] = {"sh", "-c", "read x; exit 3", nullptr};
-  SpawnSpec s = quiet("/bin/sh", argv);
+  SpawnSpec s = test::quiet("/bin/sh", argv);
   s.stdio[0] = StdioMode::Pipe;
-  auto p = spawn_ok(s);
-  Fd in(p.take_pipe(0));
+  auto p = test::spawn_ok(s);
+  test::Fd in(p.take_pipe(0));
   const int pid = p.pid();
 
   auto running = arch::try_wait(p);
@@ -793,7 +743,7 @@ TEST_CASE("spawn fails cleanly when the process has no file descriptor left") {
   ::close(lowest);
 
   const char* argv[] = {"sleep", "30", nullptr};
-  SpawnSpec s = quiet("/bin/sleep", argv);
+  SpawnSpec s = test::quiet("/bin/sleep", argv);
   s.stdio[0] = s.stdio[1] = s.stdio[2] = StdioMode::Inherit;
   const char* expected = "";
   rlimit low = saved;
@@ -821,7 +771,7 @@ TEST_CASE("spawn fails cleanly when the process has no file descriptor left") {
   CHECK(test::children_of_self().empty());
 
   // With the limit back, the same spec spawns.
-  auto again = spawn_ok(s);
+  auto again = test::spawn_ok(s);
   REQUIRE(arch::signal(again, SIGKILL).ok());
   REQUIRE(wait_ok(again).signal == SIGKILL);
 }
@@ -832,7 +782,7 @@ TEST_CASE("an argument longer than the kernel takes is refused as too long, leav
   // the child, which exits before running anything.
   const std::string big(200 * 1024, 'x');
   const char* argv[] = {"true", big.c_str(), nullptr};
-  SpawnSpec s = quiet("/bin/true", argv);
+  SpawnSpec s = test::quiet("/bin/true", argv);
   auto p = arch::spawn(s);
   REQUIRE_FALSE(p.ok());
   INFO(p.error().message());
@@ -843,7 +793,7 @@ TEST_CASE("an argument longer than the kernel takes is refused as too long, leav
   SECTION("and the same large argument in the environment") {
     const std::string var = "BIG=" + big;
     const char* envp[] = {var.c_str(), nullptr};
-    SpawnSpec e = quiet("/bin/true");
+    SpawnSpec e = test::quiet("/bin/true");
     e.envp = envp;
     auto q = arch::spawn(e);
     REQUIRE_FALSE(q.ok());
@@ -870,8 +820,8 @@ TEST_CASE("signal_remaining_group refuses pgid 0, 1 and -1 and reports an empty 
     REQUIRE(arch::signal_remaining_group(12345, arch::max_signal() + 1).code() == Errc::InvalidArgument);
   }
   SECTION("an empty group: false, nothing signalled") {
-    SpawnSpec s = quiet("/bin/true");
-    auto p = spawn_ok(s);
+    SpawnSpec s = test::quiet("/bin/true");
+    auto p = test::spawn_ok(s);
     const int pgid = p.pgid();
     REQUIRE(wait_ok(p).code == 0);
     auto r = arch::signal_remaining_group(pgid, SIGKILL);
@@ -881,11 +831,11 @@ TEST_CASE("signal_remaining_group refuses pgid 0, 1 and -1 and reports an empty 
   }
   SECTION("members outlive their reaped leader: true until they are gone") {
     const char* argv[] = {"sleep", "30", nullptr};
-    auto leader = spawn_ok(quiet("/bin/sleep", argv));
-    SpawnSpec m = quiet("/bin/sleep", argv);
+    auto leader = test::spawn_ok(test::quiet("/bin/sleep", argv));
+    SpawnSpec m = test::quiet("/bin/sleep", argv);
     m.group = GroupMode::JoinGroup;
     m.join = &leader;
-    auto member = spawn_ok(m);
+    auto member = test::spawn_ok(m);
     const int pgid = leader.pgid();
     REQUIRE(arch::signal(leader, SIGKILL).ok());
     REQUIRE(wait_ok(leader).signal == SIGKILL);  // reaped: only the member holds the group
@@ -903,17 +853,17 @@ TEST_CASE("signal_remaining_group refuses pgid 0, 1 and -1 and reports an empty 
 TEST_CASE("reap_group_members reaps the ended members of a group and keeps its leader unreaped") {
   NothingLeft check;
   const char* sleep_argv[] = {"sleep", "30", nullptr};
-  auto leader = spawn_ok(quiet("/bin/sleep", sleep_argv));
+  auto leader = test::spawn_ok(test::quiet("/bin/sleep", sleep_argv));
   const int pgid = leader.pgid();
   std::vector<int> members;
   // Members without a handle (released): only reap_group_members, or the
   // NothingLeft sweep if the test fails, can reap them.
   auto start_members = [&](const char* program, const char* const* argv) {
     for (int i = 0; i < 3; ++i) {
-      SpawnSpec m = quiet(program, argv);
+      SpawnSpec m = test::quiet(program, argv);
       m.group = GroupMode::JoinGroup;
       m.join = &leader;
-      auto h = spawn_ok(m);
+      auto h = test::spawn_ok(m);
       members.push_back(h.pid());
       h.release();
     }
@@ -955,9 +905,9 @@ TEST_CASE("reap_group_members reaps the ended members of a group and keeps its l
 TEST_CASE("process_info describes a running process, a zombie, and no process") {
   NothingLeft check;
   const char* argv[] = {"sleep", "30", nullptr};
-  SpawnSpec s = quiet("/bin/sleep", argv);
+  SpawnSpec s = test::quiet("/bin/sleep", argv);
   s.group = GroupMode::NewSession;
-  auto p = spawn_ok(s);
+  auto p = test::spawn_ok(s);
   const int pid = p.pid();
   arch::ProcessInfo info{};
   REQUIRE(arch::process_info(pid, info));

@@ -8,7 +8,10 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/osl_spawn.hpp"
 #include "support/proc_table.hpp"
+#include "support/process_guard.hpp"
+#include "support/temp_dir.hpp"
 
 #include <signal.h>
 #include <sys/prctl.h>
@@ -39,33 +42,11 @@ using airssys::osl::TeardownOperation;
 using airssys::osl::TeardownReport;
 using airssys::osl::WaitProcessOperation;
 
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-}  // namespace Catch
-
 namespace {
 
 // Declared first in every test that spawns: kills and reaps whatever a
 // failing test left, then checks that a passing test left nothing.
-struct NothingLeft {
-  test::Census before;
-  NothingLeft() {
-    ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    before = test::Census::take();
-  }
-  NothingLeft(const NothingLeft&) = delete;
-  NothingLeft& operator=(const NothingLeft&) = delete;
-  ~NothingLeft() {
-    CHECK(test::kill_and_reap_children() == 0);
-    const test::Census after = test::Census::take();
-    INFO("before: " << before.describe());
-    INFO("after:  " << after.describe());
-    CHECK(after == before);
-  }
-};
+using NothingLeft = test::NothingLeftCensus;
 
 // A strict parser for one flat JSON object (the audit format): string keys
 // to strings, numbers, true/false/null. Strings are decoded; other values
@@ -223,29 +204,8 @@ void check_time(const Fields& f) {
   CHECK(when >= now - 60);
 }
 
-SpawnProcessOperation quiet(std::string_view program, std::span<const std::string_view> args = {}) {
-  SpawnProcessOperation op;
-  op.program = program;
-  op.args = args;
-  op.stdio[0] = op.stdio[1] = op.stdio[2] = StdioConfig::null();
-  return op;
-}
-
-const std::string_view kSleep[] = {"1000"};
-
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "airssys-osl-audit-XXXXXX").string();
-    REQUIRE(::mkdtemp(templ.data()) != nullptr);
-    path = templ;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("airssys-osl-audit") {}
 };
 
 }  // namespace
@@ -257,7 +217,7 @@ TEST_CASE("a spawn and its wait write a spawn line and an exit line, each one JS
   REQUIRE(ex.use(*log).ok());
   const SecurityContext alice{"alice"};
   const std::string_view args[] = {"-c", "exit 3"};
-  auto r = ex.execute(quiet("/bin/sh", args), alice);
+  auto r = ex.execute(test::quiet("/bin/sh", args), alice);
   INFO(r.error().message());
   REQUIRE(r.ok());
   const int pid = r->pid;
@@ -304,7 +264,7 @@ TEST_CASE("a denied spawn writes a denied line with the error text, and a failed
   REQUIRE(ex.use(policy).ok());
   REQUIRE(ex.use(*log).ok());
   SECTION("denied") {
-    auto r = ex.execute(quiet("/usr/bin/false"), SecurityContext{"alice"});
+    auto r = ex.execute(test::quiet("/usr/bin/false"), SecurityContext{"alice"});
     REQUIRE(r.code() == Errc::Denied);
     const auto lines = ring_lines(*log);
     INFO(all_of(lines));
@@ -319,7 +279,7 @@ TEST_CASE("a denied spawn writes a denied line with the error text, and a failed
     check_time(f);
   }
   SECTION("failed") {
-    auto r = ex.execute(quiet("/nonexistent/x"));
+    auto r = ex.execute(test::quiet("/nonexistent/x"));
     REQUIRE(r.code() == Errc::NotFound);
     const auto lines = ring_lines(*log);
     INFO(all_of(lines));
@@ -340,7 +300,7 @@ TEST_CASE("a teardown writes a teardown line with what it killed and adopted") {
   SecurityContext who;
   SECTION("by a named principal") { who = SecurityContext{"alice"}; }
   SECTION("by the default principal") { who = SecurityContext{}; }
-  auto r = ex.execute(quiet("/bin/sleep", kSleep), who);
+  auto r = ex.execute(test::quiet("/bin/sleep", test::kSleep), who);
   REQUIRE(r.ok());
   auto t = ex.execute(TeardownOperation{r->pid, 5'000'000'000}, who);
   INFO(t.error().message());
@@ -370,7 +330,7 @@ TEST_CASE("destroying the executor with a live tree writes a cleanup line") {
   {
     ProcessExecutor ex;
     REQUIRE(ex.use(*log).ok());
-    auto r = ex.execute(quiet("/bin/sleep", kSleep));
+    auto r = ex.execute(test::quiet("/bin/sleep", test::kSleep));
     REQUIRE(r.ok());
     pid = r->pid;
   }
@@ -395,7 +355,7 @@ TEST_CASE("SignalProcess writes a signal line with the signal number, and a refu
   REQUIRE(ex.use(policy).ok());
   REQUIRE(ex.use(*log).ok());
   const SecurityContext alice{"alice"};
-  auto r = ex.execute(quiet("/bin/sleep", kSleep), alice);
+  auto r = ex.execute(test::quiet("/bin/sleep", test::kSleep), alice);
   REQUIRE(r.ok());
   const int pid = r->pid;
   struct TearDown {

@@ -13,7 +13,12 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/fd.hpp"
+#include "support/osl_spawn.hpp"
 #include "support/proc_table.hpp"
+#include "support/process_guard.hpp"
+#include "support/scoped_env.hpp"
+#include "support/temp_dir.hpp"
 #include "support/wait_for.hpp"
 
 #include <fcntl.h>
@@ -47,17 +52,6 @@ using airssys::osl::StdioConfig;
 using airssys::osl::TeardownOperation;
 using airssys::osl::WaitProcessOperation;
 
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-template <>
-struct StringMaker<airssys::osl::Containment> {
-  static std::string convert(airssys::osl::Containment c) { return airssys::osl::to_string(c); }
-};
-}  // namespace Catch
-
 namespace {
 
 constexpr std::int64_t kMs = 1'000'000;
@@ -66,51 +60,7 @@ constexpr std::int64_t kMs = 1'000'000;
 // kills and reaps every child still there, then checks that there was
 // none, that every recorded pid is gone, and that descriptors and cgroups
 // are as they were.
-struct NothingLeft {
-  test::Census before;
-  std::vector<int> pids;  // processes of the test's trees: must be gone at the end
-  NothingLeft() {
-    ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    before = test::Census::take();
-  }
-  NothingLeft(const NothingLeft&) = delete;
-  NothingLeft& operator=(const NothingLeft&) = delete;
-  ~NothingLeft() {
-    const int stray = test::kill_and_reap_children();
-    CHECK(stray == 0);
-    for (int pid : pids) {
-      INFO("recorded pid " << pid);
-      CHECK_FALSE(test::process_exists(pid));
-    }
-    const test::Census after = test::Census::take();
-    INFO("before: " << before.describe());
-    INFO("after:  " << after.describe());
-    CHECK(after == before);
-  }
-};
-
-// Closes a descriptor on every exit path.
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f = -1) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-bool names(const Error& e, const std::string& what) { return std::string(e.message()).find(what) != std::string::npos; }
-
-SpawnProcessOperation quiet(std::string_view program, std::span<const std::string_view> args = {}) {
-  SpawnProcessOperation op;
-  op.program = program;
-  op.args = args;
-  op.stdio[0] = op.stdio[1] = op.stdio[2] = StdioConfig::null();
-  return op;
-}
-
-const std::string_view kSleep[] = {"1000"};
+using NothingLeft = test::NothingLeftCensus;
 
 SpawnProcessResult spawn_ok(ProcessExecutor& ex, const SpawnProcessOperation& op) {
   auto r = ex.execute(op);
@@ -137,7 +87,7 @@ osl::TeardownReport teardown_ok(ProcessExecutor& ex, int pid, std::int64_t term_
 // subreaper) with one process spawned and reaped, so that a census taken
 // afterwards sees them already.
 void warm(ProcessExecutor& ex, Containment c = Containment::Auto) {
-  SpawnProcessOperation op = quiet("/bin/true");
+  SpawnProcessOperation op = test::quiet("/bin/true");
   op.containment = c;
   const int pid = spawn_ok(ex, op).pid;
   REQUIRE(wait_ok(ex, pid).code == 0);
@@ -175,42 +125,8 @@ bool ends_in_own_group(const std::string& cgroup) {
 }
 
 // A fresh directory, removed with everything in it.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "airssys-osl-exec-XXXXXX").string();
-    REQUIRE(::mkdtemp(templ.data()) != nullptr);
-    path = templ;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
-// Sets an environment variable for a scope, restoring the old value.
-struct ScopedEnv {
-  std::string name;
-  bool had = false;
-  std::string old;
-  ScopedEnv(const char* n, const char* value) : name(n) {
-    if (const char* v = std::getenv(n)) {
-      had = true;
-      old = v;
-    }
-    ::setenv(n, value, 1);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-  ~ScopedEnv() {
-    if (had) {
-      ::setenv(name.c_str(), old.c_str(), 1);
-    } else {
-      ::unsetenv(name.c_str());
-    }
-  }
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("airssys-osl-exec") {}
 };
 
 }  // namespace
@@ -243,18 +159,18 @@ TEST_CASE("bad spawn input is an error that names it, and leaves no process, des
   auto add = [&](const char* what, SpawnProcessOperation op, Errc code, std::vector<std::string> named) {
     cases.push_back(Case{what, op, code, std::move(named)});
   };
-  add("missing program", quiet("/nonexistent/x"), Errc::NotFound, {"'/nonexistent/x'", "does not exist"});
-  add("not executable (mode 0644)", quiet(plain), Errc::InvalidArgument, {"'" + plain + "'", "not executable"});
-  add("a directory", quiet("/tmp"), Errc::InvalidArgument, {"'/tmp'", "is a directory"});
-  add("relative name not in PATH", quiet("airssys-no-such-program"), Errc::NotFound,
+  add("missing program", test::quiet("/nonexistent/x"), Errc::NotFound, {"'/nonexistent/x'", "does not exist"});
+  add("not executable (mode 0644)", test::quiet(plain), Errc::InvalidArgument, {"'" + plain + "'", "not executable"});
+  add("a directory", test::quiet("/tmp"), Errc::InvalidArgument, {"'/tmp'", "is a directory"});
+  add("relative name not in PATH", test::quiet("airssys-no-such-program"), Errc::NotFound,
       {"'airssys-no-such-program'", "not found in PATH"});
-  add("empty program", quiet(""), Errc::InvalidArgument, {"program is empty"});
-  add("NUL byte in the program", quiet(std::string_view("/bin/t\0rue", 10)), Errc::InvalidArgument,
+  add("empty program", test::quiet(""), Errc::InvalidArgument, {"program is empty"});
+  add("NUL byte in the program", test::quiet(std::string_view("/bin/t\0rue", 10)), Errc::InvalidArgument,
       {"program", "NUL"});
-  add("NUL byte in an argument", quiet("/bin/echo", nul_arg), Errc::InvalidArgument,
+  add("NUL byte in an argument", test::quiet("/bin/echo", nul_arg), Errc::InvalidArgument,
       {"argument #2", "'/bin/echo'", "NUL"});
   {
-    SpawnProcessOperation op = quiet("/bin/true");
+    SpawnProcessOperation op = test::quiet("/bin/true");
     op.env = nul_env;
     add("NUL byte in an env entry", op, Errc::InvalidArgument, {"env entry #0", "NUL"});
     op.env = no_equals;
@@ -263,35 +179,35 @@ TEST_CASE("bad spawn input is an error that names it, and leaves no process, des
     add("env entry with an empty name", op, Errc::InvalidArgument, {"'=value'", "NAME=value"});
   }
   {
-    SpawnProcessOperation op = quiet("/bin/true");
+    SpawnProcessOperation op = test::quiet("/bin/true");
     op.working_dir = "/nonexistent-airssys-dir";
     add("missing working dir", op, Errc::NotFound, {"working_dir '/nonexistent-airssys-dir'", "does not exist"});
   }
   {
-    SpawnProcessOperation op = quiet("/bin/true");
+    SpawnProcessOperation op = test::quiet("/bin/true");
     op.working_dir = plain;
     add("working dir is a file", op, Errc::InvalidArgument, {"working_dir '" + plain + "'", "not a directory"});
   }
   {
-    SpawnProcessOperation op = quiet("/bin/true");
+    SpawnProcessOperation op = test::quiet("/bin/true");
     op.working_dir = std::string_view("/t\0mp", 5);
     add("NUL byte in the working dir", op, Errc::InvalidArgument, {"working_dir", "NUL"});
   }
   for (int pgid : {own_pgid, 0, 1, -1}) {
-    SpawnProcessOperation op = quiet("/bin/true");
+    SpawnProcessOperation op = test::quiet("/bin/true");
     op.process_group = ProcessGroupConfig::join(pgid);
     add(pgid == own_pgid ? "JoinGroup to the test's own group" : "JoinGroup to pgid <= 1", op,
         Errc::InvalidArgument, {"JoinGroup", std::to_string(pgid)});
   }
   {
-    SpawnProcessOperation op = quiet("/bin/true");
+    SpawnProcessOperation op = test::quiet("/bin/true");
     op.stdio[1] = StdioConfig::file("/nonexistent-dir/out.txt");
     add("unwritable stdout file", op, Errc::NotFound, {"'/nonexistent-dir/out.txt'", "stdout"});
     op.stdio[1] = StdioConfig::file("");
     add("File stdio without a path", op, Errc::InvalidArgument, {"File mode needs a path"});
   }
   {
-    SpawnProcessOperation op = quiet("/bin/sleep", kSleep);
+    SpawnProcessOperation op = test::quiet("/bin/sleep", test::kSleep);
     op.lifetime = ProcessLifetime::Detached;
     op.process_group = ProcessGroupConfig::join(own_pgid);
     add("Detached with JoinGroup", op, Errc::InvalidArgument, {"Detached", "process_group"});
@@ -299,7 +215,7 @@ TEST_CASE("bad spawn input is an error that names it, and leaves no process, des
     add("Detached with Inherit", op, Errc::InvalidArgument, {"Detached", "process_group"});
   }
   {
-    SpawnProcessOperation op = quiet("/bin/true");
+    SpawnProcessOperation op = test::quiet("/bin/true");
     op.containment = Containment::None;
     add("Managed with containment None", op, Errc::InvalidArgument, {"None"});
     op.containment = Containment::ProcessGroup;
@@ -314,7 +230,7 @@ TEST_CASE("bad spawn input is an error that names it, and leaves no process, des
       REQUIRE_FALSE(r.ok());
       INFO("message: " << r.error().message());
       CHECK(r.code() == c.code);
-      for (const auto& n : c.named) CHECK(names(r.error(), n));
+      for (const auto& n : c.named) CHECK(test::names(r.error(), n));
     });
   }
   CHECK(ex.counters().spawned == ex.counters().cleaned);
@@ -328,26 +244,26 @@ TEST_CASE("an argument list too long for the spawn buffer or for the kernel is r
     std::vector<std::string> storage(3000, std::string(100, 'a'));
     std::vector<std::string_view> args(storage.begin(), storage.end());
     leaves_nothing(ex, [&] {
-      auto r = ex.execute(quiet("/bin/true", args));
+      auto r = ex.execute(test::quiet("/bin/true", args));
       REQUIRE_FALSE(r.ok());
       INFO(r.error().message());
       CHECK(r.code() == Errc::InvalidArgument);
       CHECK(r.error().os_error() == E2BIG);
-      CHECK(names(r.error(), "'/bin/true'"));
-      CHECK(names(r.error(), "too long"));
+      CHECK(test::names(r.error(), "'/bin/true'"));
+      CHECK(test::names(r.error(), "too long"));
     });
   }
   SECTION("one 200 KiB argument fits the buffer but not the kernel (E2BIG at exec)") {
     const std::string big(200 * 1024, 'b');
     const std::string_view args[] = {big};
     leaves_nothing(ex, [&] {
-      auto r = ex.execute(quiet("/bin/true", args));
+      auto r = ex.execute(test::quiet("/bin/true", args));
       REQUIRE_FALSE(r.ok());
       INFO(r.error().message());
       CHECK(r.code() == Errc::InvalidArgument);
       CHECK(r.error().os_error() == E2BIG);
-      CHECK(names(r.error(), "/bin/true"));
-      CHECK(names(r.error(), "too long"));
+      CHECK(test::names(r.error(), "/bin/true"));
+      CHECK(test::names(r.error(), "too long"));
     });
   }
 }
@@ -371,7 +287,7 @@ TEST_CASE("a spawn with no file descriptor left fails cleanly and the executor s
   low.rlim_cur = open_now + 2;
   REQUIRE(low.rlim_cur <= old.rlim_max);
   REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
-  SpawnProcessOperation op = quiet("/bin/cat");
+  SpawnProcessOperation op = test::quiet("/bin/cat");
   op.containment = c;
   op.stdio[0] = op.stdio[1] = op.stdio[2] = StdioConfig::pipe();
   auto r = ex.execute(op);
@@ -426,7 +342,7 @@ TEST_CASE("spawns that run out of descriptors at each step give back every descr
     return n;
   };
   fill();
-  SpawnProcessOperation op = quiet("/bin/cat");
+  SpawnProcessOperation op = test::quiet("/bin/cat");
   op.containment = c;
   op.stdio[0] = op.stdio[1] = op.stdio[2] = StdioConfig::pipe();
   // No assertion runs while the descriptors are exhausted: the sanitizer
@@ -497,17 +413,17 @@ TEST_CASE("a full process table is an error naming max_processes, and nothing is
   ExecutorConfig cfg;
   cfg.max_processes = 2;
   ProcessExecutor ex(cfg);
-  const int a = spawn_ok(ex, quiet("/bin/sleep", kSleep)).pid;
-  const int b = spawn_ok(ex, quiet("/bin/sleep", kSleep)).pid;
+  const int a = spawn_ok(ex, test::quiet("/bin/sleep", test::kSleep)).pid;
+  const int b = spawn_ok(ex, test::quiet("/bin/sleep", test::kSleep)).pid;
   guard.pids = {a, b};
   REQUIRE(ex.live() == 2);
   leaves_nothing(ex, [&] {
-    auto r = ex.execute(quiet("/bin/true"));
+    auto r = ex.execute(test::quiet("/bin/true"));
     REQUIRE_FALSE(r.ok());
     INFO(r.error().message());
     CHECK(r.code() == Errc::Full);
-    CHECK(names(r.error(), "max_processes"));
-    CHECK(names(r.error(), "2"));
+    CHECK(test::names(r.error(), "max_processes"));
+    CHECK(test::names(r.error(), "2"));
   });
   teardown_ok(ex, a);
   teardown_ok(ex, b);
@@ -525,21 +441,21 @@ TEST_CASE("forcing Containment::Cgroup where no cgroup is usable is Unavailable 
   ProcessExecutor ex(cfg);
   warm(ex, Containment::ProcessGroup);
   leaves_nothing(ex, [&] {
-    SpawnProcessOperation op = quiet("/bin/true");
+    SpawnProcessOperation op = test::quiet("/bin/true");
     op.containment = Containment::Cgroup;
     auto r = ex.execute(op);
     REQUIRE_FALSE(r.ok());
     INFO(r.error().message());
     CHECK(r.code() == Errc::Unavailable);
-    CHECK(names(r.error(), "cgroup"));
-    CHECK(names(r.error(), "'/tmp'"));
-    CHECK(names(r.error(), "not a cgroup2 directory"));
+    CHECK(test::names(r.error(), "cgroup"));
+    CHECK(test::names(r.error(), "'/tmp'"));
+    CHECK(test::names(r.error(), "not a cgroup2 directory"));
   });
   Error why;
   CHECK(ex.auto_containment(&why) == Containment::ProcessGroup);
-  CHECK(names(why, "/tmp"));
+  CHECK(test::names(why, "/tmp"));
   // Auto falls back to the process group.
-  const auto r = spawn_ok(ex, quiet("/bin/true"));
+  const auto r = spawn_ok(ex, test::quiet("/bin/true"));
   CHECK(r.containment == Containment::ProcessGroup);
   CHECK(wait_ok(ex, r.pid).code == 0);
 }
@@ -550,7 +466,7 @@ TEST_CASE("KillProcessGroup refuses pgid 0, 1, -1 and groups this executor did n
   warm(ex);
   // A group someone else created: another executor's, with a live sleeper.
   ProcessExecutor other;
-  const auto foreign = spawn_ok(other, quiet("/bin/sleep", kSleep));
+  const auto foreign = spawn_ok(other, test::quiet("/bin/sleep", test::kSleep));
   guard.pids = {foreign.pid};
   struct Case {
     int pgid;
@@ -567,7 +483,7 @@ TEST_CASE("KillProcessGroup refuses pgid 0, 1, -1 and groups this executor did n
       REQUIRE_FALSE(r.ok());
       INFO(r.error().message());
       CHECK(r.code() == Errc::InvalidArgument);
-      CHECK(names(r.error(), std::to_string(c.pgid)));
+      CHECK(test::names(r.error(), std::to_string(c.pgid)));
     });
   }
   CHECK(running(foreign.pid));
@@ -577,7 +493,7 @@ TEST_CASE("KillProcessGroup refuses pgid 0, 1, -1 and groups this executor did n
 TEST_CASE("signal numbers out of range are refused for SignalProcess and KillProcessGroup, naming the number") {
   NothingLeft guard;
   ProcessExecutor ex;
-  const auto p = spawn_ok(ex, quiet("/bin/sleep", kSleep));
+  const auto p = spawn_ok(ex, test::quiet("/bin/sleep", test::kSleep));
   guard.pids = {p.pid};
   for (int sig : {-1, 65, 1000}) {
     INFO("signal " << sig);
@@ -586,14 +502,14 @@ TEST_CASE("signal numbers out of range are refused for SignalProcess and KillPro
       REQUIRE_FALSE(r.ok());
       INFO(r.error().message());
       CHECK(r.code() == Errc::InvalidArgument);
-      CHECK(names(r.error(), "signal number " + std::to_string(sig)));
+      CHECK(test::names(r.error(), "signal number " + std::to_string(sig)));
     });
     leaves_nothing(ex, [&] {
       auto r = ex.execute(KillProcessGroupOperation{p.pgid, sig});
       REQUIRE_FALSE(r.ok());
       INFO(r.error().message());
       CHECK(r.code() == Errc::InvalidArgument);
-      CHECK(names(r.error(), "signal number " + std::to_string(sig)));
+      CHECK(test::names(r.error(), "signal number " + std::to_string(sig)));
     });
   }
   CHECK(running(p.pid));
@@ -611,14 +527,14 @@ TEST_CASE("operations on pids this executor does not hold are refused") {
       auto s = ex.execute(SignalProcessOperation{pid, 0});
       REQUIRE_FALSE(s.ok());
       CHECK(s.code() == Errc::InvalidArgument);
-      CHECK(names(s.error(), "was not spawned by this executor or was already reaped"));
+      CHECK(test::names(s.error(), "was not spawned by this executor or was already reaped"));
       auto w = ex.execute(WaitProcessOperation{pid, 0});
       REQUIRE_FALSE(w.ok());
       CHECK(w.code() == Errc::InvalidArgument);
       auto t = ex.execute(TeardownOperation{pid, 0});
       REQUIRE_FALSE(t.ok());
       CHECK(t.code() == Errc::InvalidArgument);
-      CHECK(names(t.error(), "not a managed process of this executor"));
+      CHECK(test::names(t.error(), "not a managed process of this executor"));
     });
   }
 }
@@ -630,13 +546,13 @@ TEST_CASE("WaitProcess gives the exit code, or the signal that killed the proces
   ProcessExecutor ex;
   SECTION("exit code") {
     const std::string_view args[] = {"-c", "exit 7"};
-    const auto p = spawn_ok(ex, quiet("/bin/sh", args));
+    const auto p = spawn_ok(ex, test::quiet("/bin/sh", args));
     const auto st = wait_ok(ex, p.pid);
     CHECK(st.code == 7);
     CHECK(st.signal == 0);
   }
   SECTION("killed through SignalProcess") {
-    const auto p = spawn_ok(ex, quiet("/bin/sleep", kSleep));
+    const auto p = spawn_ok(ex, test::quiet("/bin/sleep", test::kSleep));
     REQUIRE(ex.execute(SignalProcessOperation{p.pid, SIGKILL}).ok());
     const auto st = wait_ok(ex, p.pid);
     CHECK(st.signal == SIGKILL);
@@ -644,11 +560,11 @@ TEST_CASE("WaitProcess gives the exit code, or the signal that killed the proces
   }
   SECTION("killed by its own signal") {
     const std::string_view args[] = {"-c", "kill -TERM $$; sleep 5"};
-    const auto p = spawn_ok(ex, quiet("/bin/sh", args));
+    const auto p = spawn_ok(ex, test::quiet("/bin/sh", args));
     CHECK(wait_ok(ex, p.pid).signal == SIGTERM);
   }
   SECTION("killed through KillProcessGroup") {
-    const auto p = spawn_ok(ex, quiet("/bin/sleep", kSleep));
+    const auto p = spawn_ok(ex, test::quiet("/bin/sleep", test::kSleep));
     REQUIRE(ex.execute(KillProcessGroupOperation{p.pgid, SIGTERM}).ok());
     CHECK(wait_ok(ex, p.pid).signal == SIGTERM);
   }
@@ -660,7 +576,7 @@ TEST_CASE("SpawnProcessResult names the process and its group, as the process gr
   NothingLeft guard;
   ProcessExecutor ex;
   SECTION("NewGroup: pgid == pid") {
-    const auto p = spawn_ok(ex, quiet("/bin/sleep", kSleep));
+    const auto p = spawn_ok(ex, test::quiet("/bin/sleep", test::kSleep));
     guard.pids = {p.pid};
     CHECK(p.pid > 1);
     CHECK(p.pgid == p.pid);
@@ -673,7 +589,7 @@ TEST_CASE("SpawnProcessResult names the process and its group, as the process gr
     teardown_ok(ex, p.pid);
   }
   SECTION("NewSession: sid == pgid == pid") {
-    SpawnProcessOperation op = quiet("/bin/sleep", kSleep);
+    SpawnProcessOperation op = test::quiet("/bin/sleep", test::kSleep);
     op.process_group = ProcessGroupConfig::new_session();
     const auto p = spawn_ok(ex, op);
     guard.pids = {p.pid};
@@ -682,8 +598,8 @@ TEST_CASE("SpawnProcessResult names the process and its group, as the process gr
     teardown_ok(ex, p.pid);
   }
   SECTION("JoinGroup of a group this executor made: the leader's pgid, and its cgroup") {
-    const auto leader = spawn_ok(ex, quiet("/bin/sleep", kSleep));
-    SpawnProcessOperation op = quiet("/bin/sleep", kSleep);
+    const auto leader = spawn_ok(ex, test::quiet("/bin/sleep", test::kSleep));
+    SpawnProcessOperation op = test::quiet("/bin/sleep", test::kSleep);
     op.process_group = ProcessGroupConfig::join(leader.pgid);
     const auto member = spawn_ok(ex, op);
     guard.pids = {leader.pid, member.pid};
@@ -705,15 +621,15 @@ TEST_CASE("SpawnProcessResult names the process and its group, as the process gr
 TEST_CASE("EnvMode::Clean gives the child only the entries given, and InheritWithOverrides overrides one") {
   NothingLeft guard;
   ProcessExecutor ex;
-  ScopedEnv var("AIRSSYS_OSL_TEST_VAR", "old");
+  test::ScopedEnv var("AIRSSYS_OSL_TEST_VAR", "old");
   SECTION("Clean") {
     const std::string_view env[] = {"A=1", "B=two words"};
-    SpawnProcessOperation op = quiet("/usr/bin/env");
+    SpawnProcessOperation op = test::quiet("/usr/bin/env");
     op.env = env;
     op.env_mode = EnvMode::Clean;
     op.stdio[1] = StdioConfig::pipe();
     const auto p = spawn_ok(ex, op);
-    Fd out(p.pipes[1]);
+    test::Fd out(p.pipes[1]);
     REQUIRE(out.fd >= 0);
     CHECK(p.pipes[0] == -1);
     CHECK(p.pipes[2] == -1);
@@ -722,11 +638,11 @@ TEST_CASE("EnvMode::Clean gives the child only the entries given, and InheritWit
   }
   SECTION("InheritWithOverrides") {
     const std::string_view env[] = {"AIRSSYS_OSL_TEST_VAR=new", "AIRSSYS_OSL_ADDED=yes"};
-    SpawnProcessOperation op = quiet("/usr/bin/env");
+    SpawnProcessOperation op = test::quiet("/usr/bin/env");
     op.env = env;
     op.stdio[1] = StdioConfig::pipe();
     const auto p = spawn_ok(ex, op);
-    Fd out(p.pipes[1]);
+    test::Fd out(p.pipes[1]);
     const std::string text = "\n" + test::read_to_eof(out.fd);
     CHECK(wait_ok(ex, p.pid).code == 0);
     CHECK(text.find("\nAIRSSYS_OSL_TEST_VAR=new\n") != std::string::npos);
@@ -741,11 +657,11 @@ TEST_CASE("working_dir is the child's current directory") {
   ProcessExecutor ex;
   TempDir dir;
   const std::string where = dir.path.string();
-  SpawnProcessOperation op = quiet("/bin/pwd");
+  SpawnProcessOperation op = test::quiet("/bin/pwd");
   op.working_dir = where;
   op.stdio[1] = StdioConfig::pipe();
   const auto p = spawn_ok(ex, op);
-  Fd out(p.pipes[1]);
+  test::Fd out(p.pipes[1]);
   REQUIRE(out.fd >= 0);
   CHECK(test::read_to_eof(out.fd) == where + "\n");
   CHECK(wait_ok(ex, p.pid).code == 0);
@@ -756,7 +672,7 @@ TEST_CASE("Containment::Auto picks a cgroup here, and the child is born in its o
   ProcessExecutor ex;
   Error why;
   REQUIRE(ex.auto_containment(&why) == Containment::Cgroup);
-  const auto p = spawn_ok(ex, quiet("/bin/sleep", kSleep));
+  const auto p = spawn_ok(ex, test::quiet("/bin/sleep", test::kSleep));
   guard.pids = {p.pid};
   CHECK(p.containment == Containment::Cgroup);
   const std::string cg = test::cgroup2_of(p.pid);
@@ -764,7 +680,7 @@ TEST_CASE("Containment::Auto picks a cgroup here, and the child is born in its o
   CHECK(ends_in_own_group(cg));
   CHECK(test::own_airssys_cgroups().size() == 2);  // the root and the child's group
   // A second tree gets a group of its own.
-  const auto q = spawn_ok(ex, quiet("/bin/sleep", kSleep));
+  const auto q = spawn_ok(ex, test::quiet("/bin/sleep", test::kSleep));
   guard.pids.push_back(q.pid);
   CHECK(test::cgroup2_of(q.pid) != cg);
   CHECK(teardown_ok(ex, p.pid).containment == Containment::Cgroup);
@@ -775,7 +691,7 @@ TEST_CASE("Containment::Auto picks a cgroup here, and the child is born in its o
 TEST_CASE("Containment::ProcessGroup forced: the child leads its group, outside any airssys cgroup") {
   NothingLeft guard;
   ProcessExecutor ex;
-  SpawnProcessOperation op = quiet("/bin/sleep", kSleep);
+  SpawnProcessOperation op = test::quiet("/bin/sleep", test::kSleep);
   op.containment = Containment::ProcessGroup;
   const auto p = spawn_ok(ex, op);
   guard.pids = {p.pid};
@@ -792,15 +708,15 @@ TEST_CASE("Containment::ProcessGroup forced: the child leads its group, outside 
 TEST_CASE("SignalProcess to a pid already reaped is refused (the pid may have been reused)") {
   NothingLeft guard;
   ProcessExecutor ex;
-  const auto p = spawn_ok(ex, quiet("/bin/true"));
+  const auto p = spawn_ok(ex, test::quiet("/bin/true"));
   CHECK(wait_ok(ex, p.pid).code == 0);
   leaves_nothing(ex, [&] {
     auto r = ex.execute(SignalProcessOperation{p.pid, SIGKILL});
     REQUIRE_FALSE(r.ok());
     INFO(r.error().message());
     CHECK(r.code() == Errc::InvalidArgument);
-    CHECK(names(r.error(), std::to_string(p.pid)));
-    CHECK(names(r.error(), "was not spawned by this executor or was already reaped"));
+    CHECK(test::names(r.error(), std::to_string(p.pid)));
+    CHECK(test::names(r.error(), "was not spawned by this executor or was already reaped"));
     auto w = ex.execute(WaitProcessOperation{p.pid, 0});
     REQUIRE_FALSE(w.ok());
     CHECK(w.code() == Errc::InvalidArgument);
@@ -810,13 +726,13 @@ TEST_CASE("SignalProcess to a pid already reaped is refused (the pid may have be
 TEST_CASE("a WaitProcess that times out leaves the process running") {
   NothingLeft guard;
   ProcessExecutor ex;
-  const auto p = spawn_ok(ex, quiet("/bin/sleep", kSleep));
+  const auto p = spawn_ok(ex, test::quiet("/bin/sleep", test::kSleep));
   guard.pids = {p.pid};
   auto r = ex.execute(WaitProcessOperation{p.pid, 50 * kMs});
   REQUIRE_FALSE(r.ok());
   INFO(r.error().message());
   CHECK(r.code() == Errc::Timeout);
-  CHECK(names(r.error(), std::to_string(p.pid)));
+  CHECK(test::names(r.error(), std::to_string(p.pid)));
   CHECK(running(p.pid));
   CHECK(ex.live() == 1);
   // Still held: it can be signalled, and torn down.
@@ -834,11 +750,11 @@ TEST_CASE("destroying the executor kills and reaps every managed tree it holds")
   {
     ProcessExecutor ex;
     const std::string_view args[] = {"-c", "trap '' TERM; sleep 1000 & echo $!; wait"};
-    SpawnProcessOperation op = quiet("/bin/sh", args);
+    SpawnProcessOperation op = test::quiet("/bin/sh", args);
     op.containment = c;
     op.stdio[1] = StdioConfig::pipe();
     const auto p = spawn_ok(ex, op);
-    Fd out(p.pipes[1]);
+    test::Fd out(p.pipes[1]);
     guard.pids = {p.pid};
     const auto lines = test::read_lines(out.fd, 1);
     REQUIRE(lines.size() == 1);
@@ -847,7 +763,7 @@ TEST_CASE("destroying the executor kills and reaps every managed tree it holds")
     REQUIRE(running(p.pid));
     REQUIRE(running(child));
     // A second, plain tree.
-    SpawnProcessOperation plain = quiet("/bin/sleep", kSleep);
+    SpawnProcessOperation plain = test::quiet("/bin/sleep", test::kSleep);
     plain.containment = c;
     guard.pids.push_back(spawn_ok(ex, plain).pid);
     CHECK(ex.live() == 2);
@@ -877,7 +793,7 @@ TEST_CASE("a Detached process survives the executor, in a session of its own and
   int pid = -1;
   {
     ProcessExecutor ex;
-    SpawnProcessOperation op = quiet("/bin/sleep", kSleep);
+    SpawnProcessOperation op = test::quiet("/bin/sleep", test::kSleep);
     op.lifetime = ProcessLifetime::Detached;
     const auto p = spawn_ok(ex, op);
     pid = end_it.pid = p.pid;

@@ -6,7 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/osl_spawn.hpp"
 #include "support/proc_table.hpp"
+#include "support/process_guard.hpp"
+#include "support/scoped_env.hpp"
 
 #include <signal.h>
 #include <sys/prctl.h>
@@ -30,45 +33,11 @@ using airssys::osl::StdioConfig;
 using airssys::osl::TeardownOperation;
 using airssys::osl::WaitProcessOperation;
 
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-}  // namespace Catch
-
 namespace {
 
 // Declared first in every test that spawns: kills and reaps whatever a
 // failing test left, then checks that a passing test left nothing.
-struct NothingLeft {
-  test::Census before;
-  NothingLeft() {
-    ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    before = test::Census::take();
-  }
-  NothingLeft(const NothingLeft&) = delete;
-  NothingLeft& operator=(const NothingLeft&) = delete;
-  ~NothingLeft() {
-    CHECK(test::kill_and_reap_children() == 0);
-    const test::Census after = test::Census::take();
-    INFO("before: " << before.describe());
-    INFO("after:  " << after.describe());
-    CHECK(after == before);
-  }
-};
-
-bool names(const Error& e, const std::string& what) { return std::string(e.message()).find(what) != std::string::npos; }
-
-SpawnProcessOperation quiet(std::string_view program, std::span<const std::string_view> args = {}) {
-  SpawnProcessOperation op;
-  op.program = program;
-  op.args = args;
-  op.stdio[0] = op.stdio[1] = op.stdio[2] = StdioConfig::null();
-  return op;
-}
-
-const std::string_view kSleep[] = {"1000"};
+using NothingLeft = test::NothingLeftCensus;
 
 // Spawns, expecting success; waits for the process to end with code 0.
 void runs(ProcessExecutor& ex, const SpawnProcessOperation& op, const SecurityContext& who = {}) {
@@ -100,28 +69,6 @@ Error denied(ProcessExecutor& ex, const SpawnProcessOperation& op, const Securit
   CHECK(ex.live() == 0);
   return r.error();
 }
-
-struct ScopedEnv {
-  std::string name;
-  bool had = false;
-  std::string old;
-  ScopedEnv(const char* n, const char* value) : name(n) {
-    if (const char* v = std::getenv(n)) {
-      had = true;
-      old = v;
-    }
-    ::setenv(n, value, 1);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-  ~ScopedEnv() {
-    if (had) {
-      ::setenv(name.c_str(), old.c_str(), 1);
-    } else {
-      ::unsetenv(name.c_str());
-    }
-  }
-};
 
 }  // namespace
 
@@ -173,8 +120,8 @@ TEST_CASE("patterns must be absolute and fit, and the rule and principal tables 
     auto r = p.allow(bad);
     REQUIRE_FALSE(r.ok());
     CHECK(r.code() == Errc::InvalidArgument);
-    CHECK(names(r.error(), "'" + std::string(bad) + "'"));
-    CHECK(names(r.error(), "not an absolute path"));
+    CHECK(test::names(r.error(), "'" + std::string(bad) + "'"));
+    CHECK(test::names(r.error(), "not an absolute path"));
     CHECK(p.deny(bad).code() == Errc::InvalidArgument);
   }
   const std::string long_pattern = "/" + std::string(SecurityPolicy::kMaxPattern, 'x');
@@ -182,7 +129,7 @@ TEST_CASE("patterns must be absolute and fit, and the rule and principal tables 
   for (std::size_t i = 0; i < SecurityPolicy::kMaxRules; ++i) REQUIRE(p.allow("/usr/bin/true").ok());
   auto full = p.deny("/usr/bin/false");
   CHECK(full.code() == Errc::Full);
-  CHECK(names(full.error(), std::to_string(SecurityPolicy::kMaxRules)));
+  CHECK(test::names(full.error(), std::to_string(SecurityPolicy::kMaxRules)));
 
   CHECK(p.allow_principal("").code() == Errc::InvalidArgument);
   CHECK(p.allow_principal(std::string(64, 'p')).code() == Errc::InvalidArgument);
@@ -196,15 +143,15 @@ TEST_CASE("allow(\"/usr/bin/*\") permits /usr/bin/true and denies /bin/sh by def
   REQUIRE(policy.allow("/usr/bin/*").ok());
   ProcessExecutor ex;
   REQUIRE(ex.use(policy).ok());
-  runs(ex, quiet("/usr/bin/true"));
+  runs(ex, test::quiet("/usr/bin/true"));
   // The policy judges the path as given (resolved, not canonicalised): on
   // Debian /bin is a symlink to /usr/bin, but "/bin/sh" is not under the
   // pattern "/usr/bin/*".
   const std::string_view args[] = {"-c", "exit 0"};
-  const Error e = denied(ex, quiet("/bin/sh", args));
+  const Error e = denied(ex, test::quiet("/bin/sh", args));
   INFO(e.message());
-  CHECK(names(e, "'/bin/sh'"));
-  CHECK(names(e, "default deny"));
+  CHECK(test::names(e, "'/bin/sh'"));
+  CHECK(test::names(e, "default deny"));
   CHECK(ex.counters().spawned == ex.counters().cleaned);
 }
 
@@ -218,10 +165,10 @@ TEST_CASE("with a policy in the chain, what no rule allows is denied") {
     REQUIRE(policy.deny("/usr/bin/false").ok());
   }
   REQUIRE(ex.use(policy).ok());
-  const Error e = denied(ex, quiet("/usr/bin/true"));
+  const Error e = denied(ex, test::quiet("/usr/bin/true"));
   INFO(e.message());
-  CHECK(names(e, "'/usr/bin/true'"));
-  CHECK(names(e, "default deny"));
+  CHECK(test::names(e, "'/usr/bin/true'"));
+  CHECK(test::names(e, "default deny"));
 }
 
 TEST_CASE("the first matching rule decides: a deny before an allow wins and is named by number and pattern") {
@@ -233,19 +180,19 @@ TEST_CASE("the first matching rule decides: a deny before an allow wins and is n
     REQUIRE(policy.allow("/usr/bin/*").ok());
     ProcessExecutor ex;
     REQUIRE(ex.use(policy).ok());
-    const Error e = denied(ex, quiet("/usr/bin/false"));
+    const Error e = denied(ex, test::quiet("/usr/bin/false"));
     INFO(e.message());
-    CHECK(names(e, "rule #2"));
-    CHECK(names(e, "deny /usr/bin/fal*"));
-    CHECK(names(e, "'/usr/bin/false'"));
-    runs(ex, quiet("/usr/bin/true"));
+    CHECK(test::names(e, "rule #2"));
+    CHECK(test::names(e, "deny /usr/bin/fal*"));
+    CHECK(test::names(e, "'/usr/bin/false'"));
+    runs(ex, test::quiet("/usr/bin/true"));
   }
   SECTION("allow first") {
     REQUIRE(policy.allow("/usr/bin/*").ok());
     REQUIRE(policy.deny("/usr/bin/true").ok());
     ProcessExecutor ex;
     REQUIRE(ex.use(policy).ok());
-    runs(ex, quiet("/usr/bin/true"));
+    runs(ex, test::quiet("/usr/bin/true"));
   }
 }
 
@@ -256,17 +203,17 @@ TEST_CASE("a relative name is resolved through PATH before the policy judges it"
   ProcessExecutor ex;
   REQUIRE(ex.use(policy).ok());
   SECTION("PATH has /usr/bin first") {
-    ScopedEnv path("PATH", "/usr/bin:/bin");
-    runs(ex, quiet("true"));
+    test::ScopedEnv path("PATH", "/usr/bin:/bin");
+    runs(ex, test::quiet("true"));
   }
   SECTION("PATH has /bin first: the resolved path is /bin/true, which no rule allows") {
-    ScopedEnv path("PATH", "/bin:/usr/bin");
-    const Error e = denied(ex, quiet("true"));
-    CHECK(names(e, "'/bin/true'"));
+    test::ScopedEnv path("PATH", "/bin:/usr/bin");
+    const Error e = denied(ex, test::quiet("true"));
+    CHECK(test::names(e, "'/bin/true'"));
   }
   SECTION("a name PATH does not find is NotFound, not Denied") {
-    ScopedEnv path("PATH", "/usr/bin:/bin");
-    auto r = ex.execute(quiet("airssys-no-such-program"));
+    test::ScopedEnv path("PATH", "/usr/bin:/bin");
+    auto r = ex.execute(test::quiet("airssys-no-such-program"));
     REQUIRE_FALSE(r.ok());
     CHECK(r.code() == Errc::NotFound);
   }
@@ -282,8 +229,8 @@ TEST_CASE("a deny rule is not sidestepped by another spelling of the same path")
   const std::string_view args[] = {"-c", "exit 0"};
   for (const char* spelling : {"/usr/bin/sh", "/usr/bin/./sh", "/usr/bin//sh", "/usr/lib/../bin/sh"}) {
     INFO("program " << spelling);
-    const Error e = denied(ex, quiet(spelling, args));
-    CHECK(names(e, "deny /usr/bin/sh"));
+    const Error e = denied(ex, test::quiet(spelling, args));
+    CHECK(test::names(e, "deny /usr/bin/sh"));
   }
 }
 
@@ -297,7 +244,7 @@ TEST_CASE("allow_principal restricts SignalProcess and KillProcessGroup to the p
   const SecurityContext alice{"alice"};
   const SecurityContext bob{"bob"};
   // Spawning is judged by program, not principal.
-  auto r = ex.execute(quiet("/usr/bin/sleep", kSleep), bob);
+  auto r = ex.execute(test::quiet("/usr/bin/sleep", test::kSleep), bob);
   INFO(r.error().message());
   REQUIRE(r.ok());
   const SpawnProcessResult p = r.value();
@@ -311,11 +258,11 @@ TEST_CASE("allow_principal restricts SignalProcess and KillProcessGroup to the p
   REQUIRE_FALSE(s.ok());
   INFO(s.error().message());
   CHECK(s.code() == Errc::Denied);
-  CHECK(names(s.error(), "'bob'"));
+  CHECK(test::names(s.error(), "'bob'"));
   auto g = ex.execute(KillProcessGroupOperation{p.pgid, SIGKILL}, bob);
   REQUIRE_FALSE(g.ok());
   CHECK(g.code() == Errc::Denied);
-  CHECK(names(g.error(), "'bob'"));
+  CHECK(test::names(g.error(), "'bob'"));
   auto d = ex.execute(SignalProcessOperation{p.pid, SIGKILL});  // the default principal, "runtime"
   CHECK(d.code() == Errc::Denied);
   // Nothing was delivered.

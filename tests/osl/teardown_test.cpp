@@ -14,7 +14,10 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/fd.hpp"
+#include "support/osl_spawn.hpp"
 #include "support/proc_table.hpp"
+#include "support/process_guard.hpp"
 #include "support/wait_for.hpp"
 
 #include <signal.h>
@@ -40,17 +43,6 @@ using airssys::osl::StdioConfig;
 using airssys::osl::TeardownOperation;
 using airssys::osl::WaitProcessOperation;
 
-namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
-template <>
-struct StringMaker<airssys::osl::Containment> {
-  static std::string convert(airssys::osl::Containment c) { return airssys::osl::to_string(c); }
-};
-}  // namespace Catch
-
 namespace {
 
 constexpr std::int64_t kMs = 1'000'000;
@@ -64,40 +56,8 @@ std::string fresh_marker() {
 // kills every process carrying the marker and reaps every child, then
 // checks that nothing had to be cleaned, that every recorded pid is gone,
 // and that children, descriptors and cgroups are as they were.
-struct NothingLeft {
-  std::string marker = fresh_marker();
-  test::Census before;
-  std::vector<int> pids;
-  NothingLeft() {
-    ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    before = test::Census::take();
-  }
-  NothingLeft(const NothingLeft&) = delete;
-  NothingLeft& operator=(const NothingLeft&) = delete;
-  ~NothingLeft() {
-    const int killed = test::kill_processes_with_env(marker);
-    const int stray = test::kill_and_reap_children();
-    CHECK(killed == 0);
-    CHECK(stray == 0);
-    for (int pid : pids) {
-      INFO("recorded pid " << pid);
-      CHECK_FALSE(test::process_exists(pid));
-    }
-    const test::Census after = test::Census::take();
-    INFO("before: " << before.describe());
-    INFO("after:  " << after.describe());
-    CHECK(after == before);
-  }
-};
-
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f = -1) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
+struct NothingLeft : test::NothingLeftCensus {
+  NothingLeft() : test::NothingLeftCensus(fresh_marker()) {}
 };
 
 bool running(int pid) { return test::process_exists(pid) && !test::process_ended(pid); }
@@ -135,7 +95,7 @@ Tree spawn_tree(ProcessExecutor& ex, Containment c, const std::string& marker, N
   auto r = ex.execute(op);
   INFO(r.error().message());
   REQUIRE(r.ok());
-  Fd out(r->pipes[1]);
+  test::Fd out(r->pipes[1]);
   guard.pids.push_back(r->pid);
   CHECK(r->containment == c);
   const auto lines = test::read_lines(out.fd, 4);
@@ -453,7 +413,7 @@ TEST_CASE("a leader that ends before its tree: WaitProcess gives its status, and
     guard.pids.push_back(p->pid);
     int sleeper = -1;
     {
-      Fd out(p->pipes[1]);
+      test::Fd out(p->pipes[1]);
       const auto lines = test::read_lines(out.fd, 1);
       REQUIRE(lines.size() == 1);
       sleeper = std::stoi(lines[0]);

@@ -20,6 +20,7 @@
 #include "support/alloc_counter.hpp"
 #include "support/proc_table.hpp"
 #include "support/rt_test.hpp"
+#include "support/temp_dir.hpp"
 #include "support/wait_for.hpp"
 
 #include <fcntl.h>
@@ -84,21 +85,6 @@ struct Hygiene {
     CHECK(processes_with_env(marker()).empty());
     CHECK(children_of_self().empty());
     CHECK(open_fds() == fds);
-  }
-};
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() /
-           ("airssys-rt-process-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
   }
 };
 
@@ -494,7 +480,7 @@ void tree_is_torn_down(Ending how) {
     const Containment c = v.c;
     INFO("tree: " << v.name);
     Hygiene hygiene;
-    TempDir dir;
+    TempDir dir{"airssys-rt-process"};
     TreeSpec tree(dir.path, "pids", c);
     Probe p;
     auto sys = make_system(200ms);
@@ -783,7 +769,7 @@ TEST_CASE("in process-group mode the reactor's scan adopts an escapee on its own
   // dies. The reactor is idle first: an earlier process came and went
   // (start_tree).
   Hygiene hygiene;
-  TempDir dir;
+  TempDir dir{"airssys-rt-process"};
   TreeSpec tree(dir.path, "pids", Containment::ProcessGroup);
   Probe p;
   auto sys = make_system(200ms);
@@ -818,7 +804,7 @@ TEST_CASE("children the application forked itself are left for it to reap, even 
   // The runtime is this process's child subreaper and sweeps its children
   // for escapees of its trees; children it did not spawn are not its own.
   Hygiene hygiene;
-  TempDir dir;
+  TempDir dir{"airssys-rt-process"};
   TreeSpec tree(dir.path, "pids", Containment::ProcessGroup);
   Probe p;
   auto sys = make_system(200ms);
@@ -929,7 +915,7 @@ TEST_CASE("when the host is SIGKILLed, no process of its actors' trees outlives 
     const Containment c = v.c;
     INFO("tree: " << v.name);
     Hygiene hygiene;  // also makes this process a child subreaper
-    TempDir dir;
+    TempDir dir{"airssys-rt-process"};
     int fds[2];
     REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
     const int test_pid = ::getpid();
@@ -1010,7 +996,7 @@ TEST_CASE("when the host is SIGKILLed, no process of its actors' trees outlives 
 
 TEST_CASE("System::shutdown() tears down every live tree of every containment") {
   Hygiene hygiene;
-  TempDir dir;
+  TempDir dir{"airssys-rt-process"};
   std::vector<std::unique_ptr<TreeSpec>> trees;
   std::vector<std::unique_ptr<Probe>> probes;
   auto sys = make_system(200ms);

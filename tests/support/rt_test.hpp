@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/errc_printer.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -17,10 +19,6 @@
 #include <vector>
 
 namespace Catch {
-template <>
-struct StringMaker<airssys::Errc> {
-  static std::string convert(airssys::Errc e) { return airssys::to_string(e); }
-};
 template <>
 struct StringMaker<airssys::StopReason> {
   static std::string convert(airssys::StopReason r) { return airssys::to_string(r); }

@@ -13,6 +13,9 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/proc_table.hpp"
+#include "support/temp_dir.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -43,16 +46,7 @@ const char* const kTool = AIRSSYS_RUN_PATH;
 // ---- processes --------------------------------------------------------------
 
 // The pids of this process's children (every thread's list), zombies included.
-std::vector<int> child_pids() {
-  std::vector<int> out;
-  std::error_code ec;
-  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task", ec)) {
-    std::ifstream in(t.path() / "children");
-    int pid = 0;
-    while (in >> pid) out.push_back(pid);
-  }
-  return out;
-}
+using airssys::test::child_pids;
 
 // /proc/<pid>/stat state, or 0 when there is no such process.
 char proc_state(int pid) {
@@ -77,19 +71,8 @@ void reap_ended() {
 
 // SIGKILLs and reaps every child of this process, round after round, until
 // none is left: a reaped child's own children come back to us (subreaper).
-void kill_and_reap_all() {
-  const auto end = Clock::now() + 10s;
-  for (;;) {
-    const std::vector<int> pids = child_pids();
-    if (pids.empty() || Clock::now() > end) return;
-    for (int pid : pids) {
-      ::kill(pid, SIGKILL);
-      // __WALL: also a child without an exit signal (the runtime's guardian).
-      while (::waitpid(pid, nullptr, __WALL) < 0 && errno == EINTR) {
-      }
-    }
-  }
-}
+// __WALL there: also a child without an exit signal (the runtime's guardian).
+void kill_and_reap_all() { airssys::test::kill_and_reap_children(); }
 
 // Every test's guard: the test becomes a subreaper; on any exit path,
 // whatever is left of ours is killed and reaped. Without exceptions a
@@ -109,20 +92,8 @@ struct Reaper {
 };
 
 // A private directory, removed at the end.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/airssys-run-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
+struct TempDir : airssys::test::TempDir {
+  TempDir() : airssys::test::TempDir("airssys-run-test") {}
 };
 
 std::string read_file(const std::string& path) {
@@ -294,9 +265,9 @@ TEST_CASE("a program killed by signal N gives 128+N") {
 TEST_CASE("the program inherits stdio and gets its arguments and --cwd") {
   Reaper reaper;
   TempDir dir;
-  const Result r = run(dir, {"--cwd", dir.path, "--", "sh", "-c", "pwd; echo \"$1|$2\"", "sh", "a b", "c"});
+  const Result r = run(dir, {"--cwd", dir.path.string(), "--", "sh", "-c", "pwd; echo \"$1|$2\"", "sh", "a b", "c"});
   CHECK(r.status == 0);
-  CHECK(r.out == dir.path + "\na b|c\n");
+  CHECK(r.out == dir.path.string() + "\na b|c\n");
 }
 
 // ---- usage ----------------------------------------------------------------
@@ -372,9 +343,9 @@ TEST_CASE("a program that cannot be started gives 127 or 126 and names it") {
     CHECK(contains(r.err, script));
   }
   SECTION("a directory") {
-    const Result r = run(dir, {"--", dir.path});
+    const Result r = run(dir, {"--", dir.path.string()});
     CHECK(r.status == 126);
-    CHECK(contains(r.err, dir.path));
+    CHECK(contains(r.err, dir.path.string()));
   }
   SECTION("bad --cwd") {
     const Result r = run(dir, {"--cwd", dir / "no-such-dir", "--", "true"});
