@@ -100,6 +100,37 @@ int dup_cloexec(int fd) noexcept { return fcntl(fd, F_DUPFD_CLOEXEC, 3); }
 
 std::atomic<unsigned> root_seq{0};
 
+// Removes the empty roots ("airssys-<pid>-<n>" and their "g<id>" groups)
+// that runtimes which no longer exist left under `base` — one killed
+// before its guardian had finished, say. A root whose pid is alive is
+// never touched; rmdir refuses a populated cgroup, so nothing that still
+// holds a process is removed.
+void remove_stale_roots(int base) noexcept {
+  DIR* d = fdopendir(dup_cloexec(base));
+  if (d == nullptr) return;
+  const pid_t self = getpid();
+  while (dirent* e = readdir(d)) {
+    int pid = 0;
+    unsigned seq = 0;
+    if (e->d_type != DT_DIR || std::sscanf(e->d_name, "airssys-%d-%u", &pid, &seq) != 2 || pid <= 1 ||
+        pid == self)
+      continue;
+    char proc[32];
+    std::snprintf(proc, sizeof proc, "/proc/%d", pid);
+    if (access(proc, F_OK) == 0) continue;
+    const int root = openat(base, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) continue;
+    if (DIR* groups = fdopendir(dup_cloexec(root))) {
+      while (dirent* g = readdir(groups))
+        if (g->d_type == DT_DIR && g->d_name[0] == 'g') unlinkat(root, g->d_name, AT_REMOVEDIR);
+      closedir(groups);
+    }
+    close(root);
+    unlinkat(base, e->d_name, AT_REMOVEDIR);
+  }
+  closedir(d);
+}
+
 }  // namespace
 
 // ---- CgroupRoot -------------------------------------------------------------
@@ -128,6 +159,7 @@ Result<CgroupRoot> CgroupRoot::open(const char* base) noexcept {
   r.base_ = ::open(chosen, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (r.base_ < 0)
     return Error::make_os(errno, "cgroup base '%s': %s", chosen, std::strerror(errno));
+  remove_stale_roots(r.base_);
   char name[64];
   std::snprintf(name, sizeof name, "airssys-%d-%u", getpid(), root_seq.fetch_add(1, std::memory_order_relaxed));
   if (mkdirat(r.base_, name, 0755) != 0) {

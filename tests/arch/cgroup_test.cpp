@@ -227,6 +227,46 @@ TEST_CASE("CgroupRoot::open() makes airssys-<pid>-<n> in a cgroup2 directory and
   REQUIRE_FALSE(is_dir(path));
 }
 
+TEST_CASE("CgroupRoot::open() removes empty roots of runtimes that are gone, never those of live ones") {
+  NothingLeft check;
+  const std::string mount = test::cgroup2_mount_point();
+  REQUIRE_FALSE(mount.empty());
+  // A pid that is certainly gone: a child that has been reaped.
+  const pid_t dead = ::fork();
+  REQUIRE(dead >= 0);
+  if (dead == 0) ::_exit(0);
+  REQUIRE(::waitpid(dead, nullptr, 0) == dead);
+  // A live one: a child kept alive until the end of the test.
+  const pid_t live = ::fork();
+  REQUIRE(live >= 0);
+  if (live == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  struct EndLive {
+    pid_t pid;
+    ~EndLive() {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } end_live{live};
+  const std::string stale = mount + "/airssys-" + std::to_string(dead) + "-7";
+  const std::string kept = mount + "/airssys-" + std::to_string(live) + "-7";
+  REQUIRE(fs::create_directory(stale));
+  REQUIRE(fs::create_directory(stale + "/g3"));
+  REQUIRE(fs::create_directory(kept));
+  struct RemoveKept {
+    std::string path;
+    ~RemoveKept() { ::rmdir(path.c_str()); }
+  } remove_kept{kept};
+  {
+    auto root = open_root();
+    REQUIRE(root.valid());
+    CHECK_FALSE(is_dir(stale));
+    CHECK(is_dir(kept));
+  }
+}
+
 TEST_CASE("CgroupRoot::open() refuses a base that is not a cgroup2 directory, naming it") {
   NothingLeft check;
   std::string base;

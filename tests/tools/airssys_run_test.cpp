@@ -649,6 +649,7 @@ void sigkill_takes_the_tree(const std::string& containment, bool with_escapee) {
   }
   for (int p : tree) REQUIRE(alive(p));
   std::this_thread::sleep_for(100ms);  // the runtime's orphan scan runs every 50 ms
+  const int host = t.pid();
   t.signal(SIGKILL);
   CHECK(t.wait(5s) == 137);
   const auto killed = Clock::now();
@@ -666,6 +667,13 @@ void sigkill_takes_the_tree(const std::string& containment, bool with_escapee) {
     CHECK_FALSE(alive(p));
   }
   CHECK(gone);
+  // The guardian (re-parented to this subreaper) also removes the dead
+  // host's cgroups; wait for it before the Reaper ends every child.
+  const std::string prefix = "airssys-" + std::to_string(host) + "-";
+  const bool removed =
+      eventually(
+      [&] { return airssys::test::dirs_with_prefix(airssys::test::cgroup2_mount_point(), prefix).empty(); }, 3000ms);
+  CHECK(removed);
 }
 
 }  // namespace

@@ -22,6 +22,8 @@ class CgroupRoot {
  public:
   // Errors say why cgroups cannot be used: no cgroup2 mount, base not a
   // cgroup2 directory, not writable (no root and no delegated subtree).
+  // Empty roots left under `base` by runtimes whose process is gone are
+  // removed on the way.
   static Result<CgroupRoot> open(const char* base = nullptr) noexcept;
 
   CgroupRoot() = default;
