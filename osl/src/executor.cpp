@@ -499,36 +499,60 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
   return result;
 }
 
-Result<void> ProcessExecutor::execute(const KillProcessGroupOperation& op, const SecurityContext& who) noexcept {
-  OperationView view;
-  view.kind = OperationView::Kind::GroupKill;
-  view.pgid = op.pgid;
-  view.signal = op.signal;
+// The frame Signal and KillProcessGroup share: the signal's range, the
+// policy, the target looked up and signalled under the lock (`send`), and
+// the audit event with the outcome.
+Result<void> ProcessExecutor::signal_operation(const OperationView& view, const SecurityContext& who,
+                                               SignalTarget send) noexcept {
   ProcessEvent ev;
-  ev.kind = ProcessEvent::Kind::GroupKill;
+  ev.kind = view.kind == OperationView::Kind::GroupKill ? ProcessEvent::Kind::GroupKill : ProcessEvent::Kind::Signal;
   ev.principal = who.principal;
-  ev.pgid = op.pgid;
-  ev.signal = op.signal;
+  ev.pid = view.pid;
+  ev.pgid = view.pgid;
+  ev.signal = view.signal;
   auto done = [&](Result<void> r) {
     ev.error = r ? nullptr : &r.error();
     emit(ev);
     return r;
   };
-  if (op.pgid <= 1) return done(Error::make(Errc::InvalidArgument, "KillProcessGroup of pgid %d refused", op.pgid));
-  if (op.signal < 0 || op.signal > arch::max_signal())
-    return done(Error::make(Errc::InvalidArgument, "signal number %d is out of range (0..%d)", op.signal,
+  if (view.kind == OperationView::Kind::GroupKill && view.pgid <= 1)
+    return done(Error::make(Errc::InvalidArgument, "KillProcessGroup of pgid %d refused", view.pgid));
+  if (view.signal < 0 || view.signal > arch::max_signal())
+    return done(Error::make(Errc::InvalidArgument, "signal number %d is out of range (0..%d)", view.signal,
                             arch::max_signal()));
   if (auto r = check(view, who, {}); !r) return r.error();
   std::lock_guard<std::mutex> lock(mu_);
-  Entry* leader = find_group_locked(op.pgid);
+  return done((this->*send)(view, ev));
+}
+
+Result<void> ProcessExecutor::signal_group_locked(const OperationView& view, ProcessEvent& ev) noexcept {
+  Entry* leader = find_group_locked(view.pgid);
   if (leader == nullptr)
-    return done(Error::make(Errc::InvalidArgument, "process group %d was not created by this executor", op.pgid));
+    return Error::make(Errc::InvalidArgument, "process group %d was not created by this executor", view.pgid);
   ev.containment = leader->containment;
-  if (leader->proc.valid()) return done(arch::signal_group(leader->proc, op.signal));
-  auto r = arch::signal_remaining_group(op.pgid, op.signal);
-  if (!r) return done(r.error());
-  if (!r.value()) return done(Error::make(Errc::Dead, "process group %d has no process left", op.pgid));
-  return done(Result<void>{});
+  if (leader->proc.valid()) return arch::signal_group(leader->proc, view.signal);
+  auto r = arch::signal_remaining_group(view.pgid, view.signal);
+  if (!r) return r.error();
+  if (!r.value()) return Error::make(Errc::Dead, "process group %d has no process left", view.pgid);
+  return {};
+}
+
+Result<void> ProcessExecutor::signal_process_locked(const OperationView& view, ProcessEvent& ev) noexcept {
+  Entry* e = find_locked(view.pid);
+  if (e == nullptr)
+    return Error::make(Errc::InvalidArgument, "process %d was not spawned by this executor or was already reaped",
+                       view.pid);
+  ev.pgid = e->pgid;
+  ev.containment = e->containment;
+  return arch::signal(e->proc, view.signal);
+}
+
+Result<void> ProcessExecutor::execute(const KillProcessGroupOperation& op, const SecurityContext& who) noexcept {
+  OperationView view;
+  view.kind = OperationView::Kind::GroupKill;
+  view.pgid = op.pgid;
+  view.signal = op.signal;
+  return signal_operation(view, who, &ProcessExecutor::signal_group_locked);
 }
 
 Result<void> ProcessExecutor::execute(const SignalProcessOperation& op, const SecurityContext& who) noexcept {
@@ -536,28 +560,7 @@ Result<void> ProcessExecutor::execute(const SignalProcessOperation& op, const Se
   view.kind = OperationView::Kind::Signal;
   view.pid = op.pid;
   view.signal = op.signal;
-  ProcessEvent ev;
-  ev.kind = ProcessEvent::Kind::Signal;
-  ev.principal = who.principal;
-  ev.pid = op.pid;
-  ev.signal = op.signal;
-  auto done = [&](Result<void> r) {
-    ev.error = r ? nullptr : &r.error();
-    emit(ev);
-    return r;
-  };
-  if (op.signal < 0 || op.signal > arch::max_signal())
-    return done(Error::make(Errc::InvalidArgument, "signal number %d is out of range (0..%d)", op.signal,
-                            arch::max_signal()));
-  if (auto r = check(view, who, {}); !r) return r.error();
-  std::lock_guard<std::mutex> lock(mu_);
-  Entry* e = find_locked(op.pid);
-  if (e == nullptr)
-    return done(Error::make(Errc::InvalidArgument,
-                            "process %d was not spawned by this executor or was already reaped", op.pid));
-  ev.pgid = e->pgid;
-  ev.containment = e->containment;
-  return done(arch::signal(e->proc, op.signal));
+  return signal_operation(view, who, &ProcessExecutor::signal_process_locked);
 }
 
 Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, const SecurityContext& who) noexcept {

@@ -168,6 +168,10 @@ class ProcessExecutor {
 
  private:
   void emit(ProcessEvent& e) noexcept;
+  using SignalTarget = Result<void> (ProcessExecutor::*)(const OperationView&, ProcessEvent&) noexcept;
+  Result<void> signal_operation(const OperationView& view, const SecurityContext& who, SignalTarget send) noexcept;
+  Result<void> signal_group_locked(const OperationView& view, ProcessEvent& ev) noexcept;
+  Result<void> signal_process_locked(const OperationView& view, ProcessEvent& ev) noexcept;
   Result<void> check(const OperationView& op, const SecurityContext& who, std::string_view program) noexcept;
   Result<void> ensure_contained(Containment c) noexcept;
   Entry* find_locked(int pid) noexcept;
