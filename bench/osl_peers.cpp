@@ -37,6 +37,9 @@ using airssys::bench::Ballast;
 
 constexpr std::size_t kBigRssMib = 1024;
 
+}  // namespace
+
+// Registered in osl_spawn.cpp, interleaved with the library's spawns.
 void BM_raw_posix_spawn(benchmark::State& state, std::size_t ballast_mib) {
   const Ballast ballast(ballast_mib);
   if (!ballast.ok()) {
@@ -66,6 +69,8 @@ void BM_raw_posix_spawn(benchmark::State& state, std::size_t ballast_mib) {
   }
   ::posix_spawnattr_destroy(&attr);
 }
+
+namespace {
 
 void BM_boost_process_spawn_group(benchmark::State& state, std::size_t ballast_mib) {
   const Ballast ballast(ballast_mib);
@@ -123,16 +128,6 @@ void BM_limit_teardown_tree100(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK_CAPTURE(BM_raw_posix_spawn, plain, std::size_t{0})
-    ->Name("osl/spawn/raw_posix_spawn")
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond)
-    ->Iterations(500);
-BENCHMARK_CAPTURE(BM_raw_posix_spawn, big, kBigRssMib)
-    ->Name("osl/spawn/raw_posix_spawn/rss_mb:1024")
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond)
-    ->Iterations(500);
 BENCHMARK_CAPTURE(BM_boost_process_spawn_group, plain, std::size_t{0})
     ->Name("peer/boost_process/spawn_group")
     ->UseRealTime()

@@ -361,3 +361,7 @@ inline bool spawn_raw_tree(TreeShape shape, TreeInfo& out, std::string& error) {
 }
 
 }  // namespace airssys::bench
+
+// The floor: posix_spawn of /bin/true with POSIX_SPAWN_SETPGROUP and
+// waitpid, with a touched ballast of `ballast_mib` MiB (osl_peers.cpp).
+void BM_raw_posix_spawn(benchmark::State& state, std::size_t ballast_mib);
