@@ -327,57 +327,12 @@ int start_failure_status(const Error& e) {
   return kExitCannotStart;
 }
 
-// A last line of defence behind the runtime's teardown. airssys-run is a
-// child subreaper (the executor makes it one), so any process of PROGRAM's
-// tree that outlived its teardown — say a setsid escapee the runtime never
-// adopted — is by now a child of airssys-run that no handle holds. Such
-// strays get SIGTERM, then SIGKILL after --kill-timeout, and are reaped,
-// round after round (a stray's own children come to us as it dies).
-// Children in airssys-run's own process group are skipped unless
-// `everything`: the runtime's guardian lives there while the System runs,
-// and no process of a tree can be in it (the tree starts in a group or
-// cgroup of its own). Returns how many live strays were found.
-std::size_t end_strays(bool everything, std::int64_t kill_timeout_ms) {
-  namespace arch = airssys::arch;
-  arch::ProcessInfo self;
-  const int own_pgid = arch::process_info(arch::own_pid(), self) ? self.pgid : -1;
-  std::size_t found = 0;
-  for (int round = 0; round < 64; ++round) {
-    constexpr std::size_t kMax = 256;
-    int pids[kMax];
-    const std::size_t n = std::min(arch::list_children(pids, kMax), kMax);
-    std::vector<arch::Process> strays;
-    for (std::size_t i = 0; i < n; ++i) {
-      arch::ProcessInfo info;
-      if (!arch::process_info(pids[i], info)) continue;
-      if (!everything && info.pgid == own_pgid) continue;
-      auto held = arch::adopt_child(pids[i]);
-      if (!held) continue;
-      if (!info.ended) {
-        ++found;
-        (void)arch::signal(held.value(), arch::term_signal());
-      }
-      strays.push_back(std::move(held.value()));
-    }
-    if (strays.empty()) break;
-    const auto deadline = Clock::now() + std::chrono::milliseconds(kill_timeout_ms);
-    for (auto& p : strays) {
-      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - Clock::now()).count();
-      if (arch::wait(p, left > 0 ? left : 0)) continue;
-      (void)arch::signal(p, arch::kill_signal());
-      (void)arch::wait(p, -1);  // SIGKILL cannot be ignored: this returns
-    }
-  }
-  return found;
-}
-
 struct Totals {
   std::uint32_t runs = 0;
   std::uint32_t restarts = 0;
   std::uint32_t exits_seen = 0;
   Containment containment = Containment::None;
   bool tree_left = false;  // a teardown outlasted its bound
-  std::size_t strays = 0;  // processes end_strays found alive
 };
 
 // Runs PROGRAM (again and again under --restart) and returns the exit
@@ -417,9 +372,7 @@ int supervise(System& system, const Options& o, const sigset_t& signals, Totals&
       const int sig = next_signal(signals, std::chrono::milliseconds(10));
       if (sig == SIGINT || sig == SIGTERM) stop_requested = true;
     }
-    // Nothing of this run may survive into the next one, or past the end.
-    if (!totals.tree_left) totals.strays += end_strays(false, o.kill_timeout_ms);
-    // A SIGINT/SIGTERM that came while end_strays waited still cancels the
+    // A SIGINT/SIGTERM that came as the teardown ended still cancels the
     // restart.
     for (int sig; (sig = next_signal(signals, std::chrono::milliseconds(0))) != 0;)
       if (sig == SIGINT || sig == SIGTERM) stop_requested = true;
@@ -501,25 +454,18 @@ int main(int argc, char** argv) {
   const auto deadline = std::chrono::milliseconds(options.kill_timeout_ms) + std::chrono::seconds(10);
   if (auto r = system.value()->shutdown(deadline); !r)
     std::fprintf(stderr, "airssys-run: shutdown: %s\n", r.error().message());
-  // The guardian is gone with the executor: every child left is a stray.
-  totals.strays += end_strays(true, options.kill_timeout_ms);
   if (totals.tree_left)
     std::fprintf(stderr, "airssys-run: a process tree outlasted its teardown; it was killed at shutdown\n");
-  if (totals.strays != 0)
-    std::fprintf(stderr,
-                 "airssys-run: %zu process(es) of the tree escaped the runtime's teardown; "
-                 "airssys-run ended them\n",
-                 totals.strays);
   if (options.verbose) {
     const Containment shown = totals.containment != Containment::None ? totals.containment : options.containment;
     std::fprintf(stderr,
                  "airssys-run: containment=%s runs=%u restarts=%u exits_seen=%u trees_spawned=%llu "
-                 "trees_cleaned=%llu killed=%llu orphans_adopted=%llu strays=%zu status=%d\n",
+                 "trees_cleaned=%llu killed=%llu orphans_adopted=%llu status=%d\n",
                  airssys::osl::to_string(shown), totals.runs, totals.restarts, totals.exits_seen,
                  static_cast<unsigned long long>(counters.spawned),
                  static_cast<unsigned long long>(counters.cleaned),
                  static_cast<unsigned long long>(counters.killed),
-                 static_cast<unsigned long long>(counters.orphans_adopted), totals.strays, status);
+                 static_cast<unsigned long long>(counters.orphans_adopted), status);
   }
   return status;
 }

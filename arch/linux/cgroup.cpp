@@ -16,6 +16,8 @@
 
 #include <airssys/arch/wait.hpp>
 
+#include "poll_timeout.hpp"
+
 namespace airssys::arch {
 
 namespace {
@@ -92,7 +94,7 @@ bool wait_unpopulated(int events_fd, std::int64_t timeout_ns) noexcept {
     const std::int64_t left = deadline - monotonic_ns();
     if (left <= 0) return false;
     pollfd pfd{events_fd, POLLPRI, 0};
-    poll(&pfd, 1, static_cast<int>(left / 1'000'000 + 1));
+    poll(&pfd, 1, detail::poll_timeout_ms(left));
   }
 }
 

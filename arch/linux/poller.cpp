@@ -1,5 +1,7 @@
 #include <airssys/arch/poller.hpp>
 
+#include "poll_timeout.hpp"
+
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -56,10 +58,7 @@ void Poller::remove(int fd) noexcept { epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, null
 std::size_t Poller::wait(std::uint64_t* out, std::size_t capacity, std::int64_t timeout_ns) noexcept {
   epoll_event evs[64];
   const int max = static_cast<int>(capacity < 64 ? capacity : 64);
-  const int timeout_ms = timeout_ns < 0                          ? -1
-                         : timeout_ns / 1'000'000 >= INT_MAX / 2 ? INT_MAX / 2
-                                                                 : static_cast<int>((timeout_ns + 999'999) / 1'000'000);
-  const int n = epoll_wait(epoll_, evs, max, timeout_ms);
+  const int n = epoll_wait(epoll_, evs, max, detail::poll_timeout_ms(timeout_ns));
   if (n <= 0) return 0;
   for (int i = 0; i < n; ++i) {
     out[i] = evs[i].data.u64;

@@ -1,6 +1,8 @@
 #include <airssys/arch/process.hpp>
 #include <airssys/arch/cgroup.hpp>
 
+#include "poll_timeout.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -37,6 +39,18 @@ constexpr unsigned kPidfdSignalProcessGroup = 1u << 2;  // PIDFD_SIGNAL_PROCESS_
 
 int pidfd_send_signal(int pidfd, int sig) noexcept {
   return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+// The start of a small /proc file, NUL-terminated; false when it cannot be
+// read (the process is gone) or is empty.
+bool read_text(const char* path, char* buf, std::size_t capacity) noexcept {
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const ssize_t n = read(fd, buf, capacity - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  return true;
 }
 
 // Checks that `path` names an executable regular file.
@@ -567,16 +581,9 @@ Result<Process> spawn(const SpawnSpec& spec) noexcept {
 
 Result<ExitStatus> wait(Process& p, std::int64_t timeout_ns) noexcept {
   if (!p.valid()) return Error::make(Errc::Dead, "wait on a process handle that was already reaped");
-  pollfd pfd{p.pidfd_, POLLIN, 0};
-  const int timeout_ms = timeout_ns < 0 ? -1
-                         : timeout_ns / 1'000'000 >= INT_MAX ? INT_MAX
-                                                             : static_cast<int>((timeout_ns + 999'999) / 1'000'000);
-  int rc;
-  while ((rc = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR) {
-  }
-  if (rc < 0) return Error::make_os(errno, "waiting for process %d: %s", p.pid_, std::strerror(errno));
-  if (rc == 0) return Error::make(Errc::Timeout, "process %d still running after %lld ms", p.pid_,
-                                  static_cast<long long>(timeout_ms));
+  if (!wait_readable(p.pidfd_, timeout_ns))
+    return Error::make(Errc::Timeout, "process %d still running after %lld ms", p.pid_,
+                       static_cast<long long>(detail::poll_timeout_ms(timeout_ns)));
   return try_wait(p);
 }
 
@@ -649,13 +656,8 @@ std::size_t list_children(int* pids, std::size_t capacity) noexcept {
     if (t->d_name[0] == '.') continue;
     char path[300];  // d_name is at most 255 bytes
     std::snprintf(path, sizeof path, "/proc/self/task/%s/children", t->d_name);
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
     char buf[4096];
-    const ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) continue;
-    buf[n] = '\0';
+    if (!read_text(path, buf, sizeof buf)) continue;
     for (char* p = buf; *p != '\0';) {
       char* end = nullptr;
       const long pid = std::strtol(p, &end, 10);
@@ -742,13 +744,8 @@ std::size_t reap_group_members(int pgid, int keep, int sig, std::size_t* killed_
 bool process_info(int pid, ProcessInfo& out) noexcept {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
   char buf[512];
-  const ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
+  if (!read_text(path, buf, sizeof buf)) return false;
   const char* close_paren = std::strrchr(buf, ')');
   if (close_paren == nullptr) return false;
   char state = 0;
@@ -851,13 +848,8 @@ bool environment_contains(int pid, const char* entry) noexcept {
 bool cgroup_of(int pid, char* out, std::size_t capacity) noexcept {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
   char buf[4096];
-  const ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
+  if (!read_text(path, buf, sizeof buf)) return false;
   for (char* line = buf; line != nullptr && *line != '\0';) {
     char* next = std::strchr(line, '\n');
     if (next != nullptr) *next++ = '\0';
@@ -906,9 +898,7 @@ Result<int> duplicate_handle(int fd) noexcept {
 
 bool wait_readable(int fd, std::int64_t timeout_ns) noexcept {
   pollfd pfd{fd, POLLIN, 0};
-  const int timeout_ms = timeout_ns < 0                          ? -1
-                         : timeout_ns / 1'000'000 >= INT_MAX / 2 ? INT_MAX / 2
-                                                                 : static_cast<int>((timeout_ns + 999'999) / 1'000'000);
+  const int timeout_ms = detail::poll_timeout_ms(timeout_ns);
   int rc;
   while ((rc = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR) {
   }
@@ -916,6 +906,5 @@ bool wait_readable(int fd, std::int64_t timeout_ns) noexcept {
 }
 
 int own_pid() noexcept { return getpid(); }
-int own_session() noexcept { return getsid(0); }
 
 }  // namespace airssys::arch

@@ -388,18 +388,6 @@ std::size_t ProcessExecutor::request_teardown(std::uint64_t owner, std::int64_t 
   return n;
 }
 
-std::size_t ProcessExecutor::processes_of(std::uint64_t owner, int* pids, std::size_t capacity) const noexcept {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < config_.max_processes; ++i) {
-    const Entry& e = entries_[i];
-    if (e.state != Entry::State::Live || e.orphan || e.owner != owner) continue;
-    if (n < capacity) pids[n] = e.pid;
-    ++n;
-  }
-  return n;
-}
-
 ProcessExecutor::Counters ProcessExecutor::counters() const noexcept {
   std::lock_guard<std::mutex> lock(mu_);
   return counters_;

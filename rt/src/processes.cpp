@@ -18,6 +18,13 @@ std::uint64_t owner_of(ActorId id) noexcept { return (std::uint64_t{id.gen} << 3
 ActorId actor_of(std::uint64_t owner) noexcept {
   return ActorId{static_cast<std::uint32_t>(owner), static_cast<std::uint32_t>(owner >> 32)};
 }
+
+// Who the policy and the audit log see: "actor#<slot>".
+struct Principal {
+  explicit Principal(std::uint32_t slot) noexcept { std::snprintf(name, sizeof name, "actor#%u", slot); }
+  osl::SecurityContext context() const noexcept { return osl::SecurityContext{name}; }
+  char name[32];
+};
 }  // namespace
 
 Result<osl::ProcessExecutor*> System::processes() noexcept {
@@ -66,9 +73,7 @@ Result<SpawnProcessResult> System::spawn_process(detail::Turn& t, const SpawnPro
       return Error::make(Errc::Full, "ProcessSet of actor #%u is full (%zu processes)", t.slot, per);
   }
   const ActorId self{t.slot, detail::word::gen(c->word.load(std::memory_order_relaxed))};
-  char principal[32];
-  std::snprintf(principal, sizeof principal, "actor#%u", t.slot);
-  auto r = ex.value()->execute(op, osl::SecurityContext{principal}, owner_of(self));
+  auto r = ex.value()->execute(op, Principal(t.slot).context(), owner_of(self));
   if (!r) return r.error();
   if (managed) {
     const std::size_t set = c->process_set - 1u;
@@ -107,20 +112,16 @@ bool owns(std::span<const ChildProcess> set, int pid, int pgid) noexcept {
 Result<void> System::signal_own_process(detail::Turn& t, int pid, int sig) noexcept {
   if (!owns(child_processes(t.cell), pid, 0))
     return Error::make(Errc::InvalidArgument, "actor #%u does not own process %d", t.slot, pid);
-  char principal[32];
-  std::snprintf(principal, sizeof principal, "actor#%u", t.slot);
   return executor_.load(std::memory_order_acquire)
-      ->execute(osl::SignalProcessOperation{pid, sig}, osl::SecurityContext{principal});
+      ->execute(osl::SignalProcessOperation{pid, sig}, Principal(t.slot).context());
 }
 
 Result<void> System::kill_own_group(detail::Turn& t, int pgid, int sig) noexcept {
   if (pgid <= 1) return Error::make(Errc::InvalidArgument, "KillProcessGroup of pgid %d refused", pgid);
   if (!owns(child_processes(t.cell), 0, pgid))
     return Error::make(Errc::InvalidArgument, "actor #%u does not own a group with pgid %d", t.slot, pgid);
-  char principal[32];
-  std::snprintf(principal, sizeof principal, "actor#%u", t.slot);
   return executor_.load(std::memory_order_acquire)
-      ->execute(osl::KillProcessGroupOperation{pgid, sig}, osl::SecurityContext{principal});
+      ->execute(osl::KillProcessGroupOperation{pgid, sig}, Principal(t.slot).context());
 }
 
 // On the actor's worker, as it stops or restarts: its trees are torn down

@@ -219,9 +219,8 @@ void close_handle(int fd) noexcept;
 Result<int> duplicate_handle(int fd) noexcept;
 // Waits up to timeout_ns (< 0: no limit) for `fd` to be readable.
 bool wait_readable(int fd, std::int64_t timeout_ns) noexcept;
-// This process's pid and session.
+// This process's pid.
 int own_pid() noexcept;
-int own_session() noexcept;
 
 // The signal number that stops any process (SIGKILL) and asks it to end
 // (SIGTERM), and the largest valid signal number, for layers that do not

@@ -144,8 +144,6 @@ class ProcessExecutor {
   // reactor. Returns how many trees are being torn down.
   std::size_t request_teardown(std::uint64_t owner, std::int64_t term_timeout_ns) noexcept;
 
-  // The processes `owner` holds (spawned, not reaped), up to `capacity`.
-  std::size_t processes_of(std::uint64_t owner, int* pids, std::size_t capacity) const noexcept;
 
   struct Counters {
     std::uint64_t spawned = 0;        // managed trees spawned
