@@ -751,7 +751,24 @@ bool process_info(int pid, ProcessInfo& out) noexcept {
   char state = 0;
   if (std::sscanf(close_paren + 1, " %c %d %d %d", &state, &out.ppid, &out.pgid, &out.sid) != 4) return false;
   out.ended = state == 'Z' || state == 'X';
+  out.running = state == 'R';
   return true;
+}
+
+std::size_t running_in_group(int pgid) noexcept {
+  if (pgid <= 1) return 0;
+  std::size_t running = 0;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return 0;
+  while (dirent* d = readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(d->d_name, &end, 10);
+    if (end == d->d_name || *end != '\0' || pid <= 1) continue;
+    ProcessInfo info;
+    if (process_info(static_cast<int>(pid), info) && info.pgid == pgid && info.running) ++running;
+  }
+  closedir(proc);
+  return running;
 }
 
 bool reap_ended_child(int pid, ExitStatus& status) noexcept {
@@ -765,6 +782,8 @@ bool reap_ended_child(int pid, ExitStatus& status) noexcept {
 
 int kill_signal() noexcept { return SIGKILL; }
 int term_signal() noexcept { return SIGTERM; }
+int stop_signal() noexcept { return SIGSTOP; }
+int continue_signal() noexcept { return SIGCONT; }
 int max_signal() noexcept { return SIGRTMAX; }
 
 namespace {
@@ -820,17 +839,19 @@ Result<void> resolve_program(const char* program, char* out, std::size_t capacit
 
 const char* const* inherited_environment() noexcept { return environ; }
 
-bool environment_contains(int pid, const char* entry) noexcept {
+Presence environment_contains(int pid, const char* entry) noexcept {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/environ", pid);
   const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0) return Presence::Absent;  // gone, or not ours to read
   const std::size_t want = std::strlen(entry) + 1;  // with its NUL
   char buf[4096];
   std::size_t have = 0;  // bytes of the current entry matched so far
+  std::size_t total = 0;
   bool found = false, mismatch = false;
   ssize_t n;
   while (!found && (n = read(fd, buf, sizeof buf)) > 0) {
+    total += static_cast<std::size_t>(n);
     for (ssize_t i = 0; i < n && !found; ++i) {
       const char c = buf[i];
       if (!mismatch && have < want && c == (have + 1 == want ? '\0' : entry[have])) {
@@ -842,7 +863,24 @@ bool environment_contains(int pid, const char* entry) noexcept {
     }
   }
   close(fd);
-  return found;
+  if (found) return Presence::Present;
+  if (total > 0) return Presence::Absent;
+  // Nothing to read: an empty environment, or none in memory right now.
+  // The environment's end address (field 51 of stat) tells them apart: 0
+  // while an execve has replaced the memory but not yet set the new
+  // environment up, and once the process is exiting.
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  char stat[1024];
+  if (!read_text(path, stat, sizeof stat)) return Presence::Absent;
+  const char* p = std::strrchr(stat, ')');
+  if (p == nullptr || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X') return Presence::Absent;  // gone with its memory
+  // Fields 3.. follow the command name, each after one space.
+  int field = 2;
+  unsigned long long env_end = 0;
+  for (; *p != '\0' && field < 51; ++p)
+    if (*p == ' ') ++field;
+  if (field != 51 || std::sscanf(p, "%llu", &env_end) != 1) return Presence::Absent;
+  return env_end == 0 ? Presence::Unknown : Presence::Absent;
 }
 
 bool cgroup_of(int pid, char* out, std::size_t capacity) noexcept {

@@ -592,9 +592,7 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
         report_exit_locked(*e, r.value(), who.principal);
         e->status = r.value();
         // A leader's group may outlive it; the entry stays for teardown.
-        if (e->leads && e->lifetime == ProcessLifetime::Managed && e->containment == Containment::ProcessGroup)
-          (void)sweep_orphans_locked(e, false);
-        if (e->leads && e->lifetime == ProcessLifetime::Managed && !group_empty_locked(*e)) {
+        if (e->leads && e->lifetime == ProcessLifetime::Managed && !tree_gone_locked(*e)) {
           e->state = Entry::State::Exited;
         } else if (e->leads && e->lifetime == ProcessLifetime::Managed) {
           ++counters_.cleaned;

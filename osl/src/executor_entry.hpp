@@ -35,6 +35,8 @@ struct ProcessExecutor::Entry {
   std::uint64_t group_id = 0;
   std::int64_t deadline = 0;
   std::int64_t give_up = 0;
+  int pending_signal = 0;        // held back until the stopped group is still
+  std::int64_t quiesce_until = 0;  // when it is sent anyway
   std::size_t adopted = 0;   // escapees of this tree adopted so far (leader)
   ExitStatus status;
   TeardownReport report;

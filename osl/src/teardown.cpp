@@ -17,6 +17,7 @@ namespace {
 constexpr std::int64_t kGiveUpNs = 5'000'000'000;   // after KILL, for a tree to empty
 constexpr std::uint64_t kEventsFlag = 1u << 31;     // poller data: a cgroup.events fd
 constexpr std::size_t kMaxChildren = 1024;           // per orphan sweep
+constexpr std::int64_t kQuiesceNs = 20'000'000;     // longest wait for a stopped group to be still
 }  // namespace
 
 // Reaps a held process that has ended: records its status, reports it.
@@ -101,6 +102,59 @@ static bool reap_held(ProcessExecutor::Entry& e, ExitStatus& status) noexcept {
   return true;
 }
 
+// Sends `sig` to the leader's group: through the leader's pidfd while it is
+// unreaped, else to the group while it has members; to the leader alone
+// when it leads no group of ours.
+static void signal_group_of(ProcessExecutor::Entry& leader, int sig) noexcept {
+  if (leader.proc.valid() && leader.proc.leads_group()) {
+    (void)arch::signal_group(leader.proc, sig);
+  } else if (leader.proc.valid()) {
+    (void)arch::signal(leader.proc, sig);
+  } else if (leader.leads && leader.pgid > 1) {
+    (void)arch::signal_remaining_group(leader.pgid, sig);
+  }
+}
+
+// Sends the held-back signal once the stopped group is still (no member
+// inside a system call), or anyway once kQuiesceNs have passed; a signal
+// other than KILL is followed by CONT. Waits a little (a few scans) for the
+// stop to land, never long. True once nothing is held back.
+static bool send_pending(ProcessExecutor::Entry& leader) noexcept {
+  for (int scan = 0; leader.pending_signal != 0; ++scan) {
+    if (arch::running_in_group(leader.pgid) == 0 || arch::monotonic_ns() >= leader.quiesce_until) {
+      signal_group_of(leader, leader.pending_signal);
+      if (leader.pending_signal != arch::kill_signal()) signal_group_of(leader, arch::continue_signal());
+      leader.pending_signal = 0;
+      break;
+    }
+    if (scan == 3) return false;
+    arch::sleep_ns(50'000);
+  }
+  return true;
+}
+
+// Signals the whole tree. A cgroup tree: `sig` to its group (KILL: to the
+// cgroup, which nothing leaves). A process-group tree is stopped first and
+// signalled once it is still: a member inside setsid() when a signal to its
+// group arrives leaves the group and then dies of it, a zombie no longer
+// recognisable as the tree's; stopped instead, it stays alive (its
+// environment marker readable) until the sweeps adopt it.
+static void signal_tree(ProcessExecutor::Entry& leader, int sig) noexcept {
+  if (leader.containment == Containment::Cgroup) {
+    if (sig == arch::kill_signal() && leader.cgroup.valid()) (void)leader.cgroup.kill();
+    signal_group_of(leader, sig);
+    return;
+  }
+  if (!leader.leads || leader.pgid <= 1) {
+    signal_group_of(leader, sig);
+    return;
+  }
+  signal_group_of(leader, arch::stop_signal());
+  leader.pending_signal = sig;
+  leader.quiesce_until = arch::monotonic_ns() + kQuiesceNs;
+  (void)send_pending(leader);
+}
+
 void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept {
   if (leader.tearing_down) return;
   leader.tearing_down = true;
@@ -112,40 +166,21 @@ void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_tim
   leader.give_up = leader.deadline + kGiveUpNs;
   if (term_timeout_ns > 0) {
     const int term = arch::term_signal();
-    if (leader.proc.valid() && leader.proc.leads_group()) {
-      (void)arch::signal_group(leader.proc, term);
-    } else if (leader.proc.valid()) {
-      (void)arch::signal(leader.proc, term);
-    } else if (leader.leads && leader.pgid > 1 && !leader.proc.valid()) {
-      (void)arch::signal_remaining_group(leader.pgid, term);
-    }
-    // Escapees get the same chance to end cleanly: those already found
-    // among our children first.
-    if (leader.containment == Containment::ProcessGroup) (void)sweep_orphans_locked(&leader, false);
+    signal_tree(leader, term);
+    // Escapees get the same chance to end cleanly: those already held, and
+    // those the sweep finds (it signals what it adopts during a teardown).
     const int index = static_cast<int>(&leader - entries_.get());
     for (std::size_t i = 0; i < config_.max_processes; ++i)
-      if (entries_[i].state == Entry::State::Live && entries_[i].group == index && entries_[i].orphan)
+      if (entries_[i].state == Entry::State::Live && entries_[i].group == index && entries_[i].orphan) {
         (void)arch::signal(entries_[i].proc, term);
+        (void)arch::signal(entries_[i].proc, arch::continue_signal());
+      }
+    (void)sweep_orphans_locked(&leader);
   }
   if (poller_ && leader.cgroup.valid() && !leader.events_polled) {
     const std::uint64_t data = (static_cast<std::uint64_t>(leader.generation) << 32) | kEventsFlag |
                                static_cast<std::uint32_t>(&leader - entries_.get());
     leader.events_polled = static_cast<bool>(poller_->add(leader.cgroup.events_handle(), true, data));
-  }
-}
-
-// Kills what is left of the tree: cgroup.kill, or SIGKILL to the group
-// (through the leader while it is unreaped) and to each held member, then
-// the escaped orphans.
-static void kill_tree(ProcessExecutor::Entry& leader) noexcept {
-  const int kill = arch::kill_signal();
-  if (leader.cgroup.valid()) (void)leader.cgroup.kill();
-  if (leader.proc.valid() && leader.proc.leads_group()) {
-    (void)arch::signal_group(leader.proc, kill);
-  } else if (leader.proc.valid()) {
-    (void)arch::signal(leader.proc, kill);
-  } else if (leader.leads && leader.pgid > 1) {
-    (void)arch::signal_remaining_group(leader.pgid, kill);
   }
 }
 
@@ -156,16 +191,20 @@ static void kill_tree(ProcessExecutor::Entry& leader) noexcept {
 //   - An ended one is reaped at once (it is our child: its pid cannot be
 //     reused before that).
 //   - A live one that escaped its group is adopted into the table (held by
-//     a pidfd, guarded, reaped when it ends) and, when `kill` is set,
-//     SIGKILLed. Members still in their group are left to the group's
-//     signals.
-// Never blocks. Returns how many live escapees it adopted.
-std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only, bool kill) noexcept {
+//     a pidfd, guarded, reaped when it ends) and, when its tree is being
+//     torn down, signalled as the tree was: KILL, or TERM and CONT.
+//   - Members still in their group are left to the group's signals.
+// Never blocks. Returns how many processes of the tree(s) it found in all,
+// and how many children it could not judge yet (between the halves of an
+// execve): 0 means that no process of the tree is left among our children.
+// A process leaves its cgroup before it hands its own children to us and
+// becomes a zombie, so an empty cgroup alone does not say that.
+std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
   int pids[kMaxChildren];
   std::size_t n = arch::list_children(pids, kMaxChildren);
   if (n > kMaxChildren) n = kMaxChildren;
   const int guardian_pid = guardian_ ? guardian_->pid() : -1;
-  std::size_t adopted_live = 0;
+  std::size_t found = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const int pid = pids[i];
     if (pid == guardian_pid) continue;
@@ -176,6 +215,7 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only, bool kill) noexce
     arch::ProcessInfo info;
     if (!arch::process_info(pid, info)) continue;
     Entry* tree = nullptr;
+    bool unknown = false;
     for (std::size_t k = 0; k < config_.max_processes && tree == nullptr; ++k) {
       Entry& l = entries_[k];
       if (l.state == Entry::State::Free || l.state == Entry::State::Reserved || !l.leads ||
@@ -189,14 +229,20 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only, bool kill) noexce
           tree = &l;
       } else if (info.pgid == l.pgid) {
         tree = &l;
-      } else if (!info.ended && arch::environment_contains(pid, l.marker)) {
+      } else if (!info.ended && !unknown) {
         // An ended process's environment is gone with its memory: an
         // escapee that ends before a scan finds it cannot be told from a
         // child the application forked itself, and is left alone.
-        tree = &l;
+        const arch::Presence p = arch::environment_contains(pid, l.marker);
+        if (p == arch::Presence::Present) tree = &l;
+        unknown = p == arch::Presence::Unknown;
       }
     }
-    if (tree == nullptr) continue;
+    if (tree == nullptr) {
+      found += unknown;  // judged again by the next sweep
+      continue;
+    }
+    ++found;
     const bool escaped = info.pgid != tree->pgid;
     if (info.ended) {
       ExitStatus st;
@@ -217,10 +263,14 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only, bool kill) noexce
       if (entries_[k].state == Entry::State::Free) slot = &entries_[k];
     auto adopted = arch::adopt_child(pid);
     if (!adopted) continue;
-    if (kill) (void)arch::signal(adopted.value(), arch::kill_signal());
+    if (tree->tearing_down && tree->kill_sent) {
+      (void)arch::signal(adopted.value(), arch::kill_signal());
+    } else if (tree->tearing_down) {
+      (void)arch::signal(adopted.value(), arch::term_signal());
+      (void)arch::signal(adopted.value(), arch::continue_signal());
+    }
     ++tree->adopted;
     ++counters_.orphans_adopted;
-    ++adopted_live;
     ProcessEvent ev;
     ev.kind = ProcessEvent::Kind::OrphanAdopted;
     ev.principal = "runtime";
@@ -245,31 +295,31 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only, bool kill) noexce
       slot->polled = static_cast<bool>(poller_->add(slot->proc.wait_handle(), false, data));
     }
   }
-  return adopted_live;
+  return found;
+}
+
+bool ProcessExecutor::tree_gone_locked(Entry& leader) noexcept {
+  // A sweep that finds something (reaps it, adopts it, or sees it on its
+  // way out) means another look at the group.
+  return group_empty_locked(leader) && sweep_orphans_locked(&leader) == 0 && group_empty_locked(leader);
 }
 
 // One step of a teardown: KILL once the deadline has passed, then check
 // whether the tree is gone. True when it is over (or given up on after
 // kGiveUpNs), with the report complete.
 bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noexcept {
-  const bool pgroup = leader.containment == Containment::ProcessGroup;
   if (!leader.kill_sent && now >= leader.deadline) {
     leader.kill_sent = true;
-    kill_tree(leader);
-    // Escapees we hold, and those not found yet: everything dies at once,
-    // the step loop reaps them as they end.
+    signal_tree(leader, arch::kill_signal());
+    // Escapees we hold, and those not found yet (the sweep kills what it
+    // adopts now): everything dies at once, the steps reap them as they end.
     const int index = static_cast<int>(&leader - entries_.get());
     for (std::size_t i = 0; i < config_.max_processes; ++i)
       if (entries_[i].state == Entry::State::Live && entries_[i].group == index && entries_[i].orphan)
         (void)arch::signal(entries_[i].proc, arch::kill_signal());
-    if (pgroup) sweep_orphans_locked(&leader, true);
+    (void)sweep_orphans_locked(&leader);
   }
-  bool done = group_empty_locked(leader);
-  // Escapees whose parents were in the tree come back to us as those
-  // parents die; a sweep that finds one more means another round. (A
-  // cgroup tree's escapees die with the cgroup; the sweep reaps them.)
-  if (done) done = sweep_orphans_locked(&leader, leader.kill_sent) == 0;
-  if (done) done = group_empty_locked(leader);
+  const bool done = send_pending(leader) && tree_gone_locked(leader);
   if (!done && now < leader.give_up) return false;
   if (!leader.kill_sent) leader.report.exited_on_term = true;
   leader.report.orphans_adopted = leader.adopted;
@@ -329,7 +379,9 @@ Result<TeardownReport> ProcessExecutor::execute(const TeardownOperation& op, con
     const std::int64_t until_kill = leader.kill_sent ? 0 : leader.deadline - now;
     const std::int64_t wait_ns = until_kill > 0 ? until_kill : 2'000'000;
     lock.unlock();
-    if (leader.cgroup.valid()) {
+    if (leader.pending_signal != 0) {
+      arch::sleep_ns(100'000);  // a stopped group becoming still
+    } else if (leader.cgroup.valid()) {
       (void)leader.cgroup.wait_empty(wait_ns);
     } else if (leader.proc.valid()) {
       arch::wait_readable(leader.proc.wait_handle(), wait_ns);
@@ -418,10 +470,7 @@ void ProcessExecutor::reactor_handle_exit(std::uint32_t index) noexcept {
   e.status = st;
   report_exit_locked(e, st, "runtime");
   if (e.leads && e.lifetime == ProcessLifetime::Managed) {
-    // Escapees already orphaned keep the tree alive: adopt them before
-    // judging it empty.
-    if (e.containment == Containment::ProcessGroup) (void)sweep_orphans_locked(&e, false);
-    if (group_empty_locked(e)) {
+    if (tree_gone_locked(e)) {
       ++counters_.cleaned;
       release_locked(e);
     } else {
@@ -478,7 +527,7 @@ void ProcessExecutor::reactor_loop() noexcept {
       for (std::size_t i = 0; i < config_.max_processes && !pgroup_trees; ++i)
         pgroup_trees = entries_[i].state != Entry::State::Free && entries_[i].leads &&
                        entries_[i].containment == Containment::ProcessGroup && !entries_[i].tearing_down;
-      if (pgroup_trees) (void)sweep_orphans_locked(nullptr, false);
+      if (pgroup_trees) (void)sweep_orphans_locked(nullptr);
     }
   }
 }

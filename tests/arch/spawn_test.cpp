@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -935,4 +936,78 @@ TEST_CASE("process_info describes a running process, a zombie, and no process") 
   CHECK(self.pgid == ::getpgrp());
   CHECK(self.sid == ::getsid(0));
   CHECK_FALSE(self.ended);
+}
+
+TEST_CASE("environment_contains tells an entry present from absent, also for an empty environment and a zombie") {
+  NothingLeft check;
+  const char* argv[] = {"sleep", "30", nullptr};
+  const char* with[] = {"AIRSSYS_ENV_TEST=1", "OTHER=2", nullptr};
+  const char* empty[] = {nullptr};
+  SpawnSpec s = test::quiet("/bin/sleep", argv);
+  s.envp = with;
+  auto marked = test::spawn_ok(s);
+  s.envp = empty;
+  auto bare = test::spawn_ok(s);
+  // Past its exec: the environment is the new program's.
+  REQUIRE(test::wait_for([&] { return test::environ_contains(marked.pid(), "OTHER=2"); }));
+  CHECK(arch::environment_contains(marked.pid(), "AIRSSYS_ENV_TEST=1") == arch::Presence::Present);
+  CHECK(arch::environment_contains(marked.pid(), "OTHER=2") == arch::Presence::Present);
+  // A prefix or a longer value is not the entry.
+  CHECK(arch::environment_contains(marked.pid(), "AIRSSYS_ENV_TEST=") == arch::Presence::Absent);
+  CHECK(arch::environment_contains(marked.pid(), "AIRSSYS_ENV_TEST=12") == arch::Presence::Absent);
+  CHECK(arch::environment_contains(marked.pid(), "OTHER") == arch::Presence::Absent);
+  // An empty environment reads as nothing, like one in the middle of an
+  // exec; the process's memory tells them apart.
+  REQUIRE(test::wait_for([&] { return test::comm_of(bare.pid()) == "sleep"; }));
+  CHECK(arch::environment_contains(bare.pid(), "AIRSSYS_ENV_TEST=1") == arch::Presence::Absent);
+
+  REQUIRE(arch::signal(marked, SIGKILL).ok());
+  pollfd pfd{marked.wait_handle(), POLLIN, 0};
+  REQUIRE(::poll(&pfd, 1, 20'000) == 1);
+  CHECK(arch::environment_contains(marked.pid(), "AIRSSYS_ENV_TEST=1") == arch::Presence::Absent);  // a zombie
+  const int gone = marked.pid();
+  REQUIRE(wait_ok(marked).signal == SIGKILL);
+  CHECK(arch::environment_contains(gone, "AIRSSYS_ENV_TEST=1") == arch::Presence::Absent);
+  REQUIRE(arch::signal(bare, SIGKILL).ok());
+  REQUIRE(wait_ok(bare).signal == SIGKILL);
+}
+
+TEST_CASE("running_in_group counts the group's running members, and none once the group is stopped") {
+  NothingLeft check;
+  // The busy members are the shell's children: when the group dies they
+  // come back here, to be reaped (PID 1 would leave them zombies).
+  REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+  // Two busy members that never sleep, and one that sleeps.
+  const char* argv[] = {"sh", "-c", "while :; do :; done & while :; do :; done & exec sleep 30", nullptr};
+  SpawnSpec s = test::quiet("/bin/sh", argv);
+  s.group = GroupMode::NewGroup;
+  auto p = test::spawn_ok(s);
+  const int pgid = p.pid();
+  // Once the shell has become the sleep, only the two loops can run.
+  REQUIRE(test::wait_for([&] { return test::comm_of(pgid) == "sleep"; }));
+  CHECK(test::wait_for([&] { return arch::running_in_group(pgid) >= 1; }));
+  CHECK(arch::running_in_group(pgid) <= 2);
+  // Stopped, nobody runs; the group and its members are still there.
+  REQUIRE(arch::signal_group(p, SIGSTOP).ok());
+  CHECK(test::wait_for([&] { return arch::running_in_group(pgid) == 0; }));
+  arch::ProcessInfo info{};
+  REQUIRE(arch::process_info(pgid, info));
+  CHECK_FALSE(info.ended);
+  CHECK_FALSE(info.running);
+  REQUIRE(arch::signal_group(p, SIGCONT).ok());
+  CHECK(test::wait_for([&] { return arch::running_in_group(pgid) >= 1; }));
+  // Groups that are not ours to scan.
+  CHECK(arch::running_in_group(0) == 0);
+  CHECK(arch::running_in_group(1) == 0);
+  CHECK(arch::running_in_group(-pgid) == 0);
+  REQUIRE(arch::signal_group(p, SIGKILL).ok());
+  REQUIRE(wait_ok(p).signal == SIGKILL);
+  std::size_t members = 0, killed = 0;
+  CHECK(test::wait_for([&] {
+    members += arch::reap_group_members(pgid, -1, SIGKILL, &killed);
+    return members == 2;
+  }));
+  CHECK(killed == 2);
+  CHECK(arch::running_in_group(pgid) == 0);
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
 }

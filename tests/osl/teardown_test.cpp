@@ -27,6 +27,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -447,4 +448,107 @@ TEST_CASE("a leader that ends before its tree: WaitProcess gives its status, and
     CHECK(ex.execute(KillProcessGroupOperation{p->pgid, 0}).code() == Errc::InvalidArgument);
   }
   CHECK(test::own_airssys_cgroups().empty());
+}
+
+TEST_CASE("a teardown ends only when every process of the tree is reaped, also those orphaned as the tree dies") {
+  // A tree of middlemen each with children of their own, all killed at
+  // once: a middleman leaves the cgroup (populated 0) before it hands its
+  // children to this process, so an empty cgroup alone does not mean the
+  // tree is reaped. The same holds for a process group whose members die
+  // together. Right after each teardown no child of this process may be
+  // left, not even a zombie.
+  Containment c = Containment::Cgroup;
+  SECTION("cgroup") { c = Containment::Cgroup; }
+  SECTION("process group") { c = Containment::ProcessGroup; }
+  NothingLeft guard;
+  ProcessExecutor ex;
+  const std::string_view args[] = {
+      "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sh -c 'for j in 1 2 3 4; do sleep 1000 & done; wait' & done; "
+            "echo ready; wait"};
+  const std::string_view env[] = {guard.marker};
+  int leftovers = 0;
+  for (int round = 0; round < 30; ++round) {
+    SpawnProcessOperation op;
+    op.program = "/bin/sh";
+    op.args = args;
+    op.env = env;
+    op.containment = c;
+    op.stdio[0] = op.stdio[2] = StdioConfig::null();
+    op.stdio[1] = StdioConfig::pipe();
+    auto r = ex.execute(op);
+    INFO(r.error().message());
+    REQUIRE(r.ok());
+    test::Fd out(r->pipes[1]);
+    REQUIRE(test::read_lines(out.fd, 1).size() == 1);
+    // Every middleman has started its sleeps: 1 + 12 + 48 processes.
+    REQUIRE(test::wait_for([&] { return test::processes_with_env(guard.marker).size() == 61; }));
+    auto t = ex.execute(TeardownOperation{r->pid, 0});
+    INFO(t.error().message());
+    REQUIRE(t.ok());
+    CHECK(t->reaped == 61);
+    // (The executor's guardian is a child too, and sleeps.)
+    for (const auto& child : test::children_of_self()) {
+      if (child.state != 'Z') continue;
+      ++leftovers;
+      test::reap_if_zombie_child(child.pid);
+    }
+    CHECK(test::processes_with_env(guard.marker).empty());
+  }
+  CHECK(leftovers == 0);
+  CHECK(ex.live() == 0);
+}
+
+TEST_CASE("a teardown that lands while the tree makes setsid escapees leaves no process and no zombie") {
+  // The tree keeps starting escapees (a subshell forks, the child calls
+  // setsid and execs sleep, the subshell exits), so a teardown lands at
+  // every stage of an escape: before setsid, inside it (a signal to the
+  // group arriving then is taken on the way out of setsid, outside the
+  // group), during the exec, after it. Every escapee must be found alive
+  // and ended, none may die unrecognised and stay a zombie of this process.
+  Containment c = Containment::Cgroup;
+  SECTION("cgroup") { c = Containment::Cgroup; }
+  SECTION("process group") { c = Containment::ProcessGroup; }
+  NothingLeft guard;
+  ProcessExecutor ex;
+  const std::string_view args[] = {
+      "-c", "echo go; i=0; while [ $i -lt 60 ]; do (setsid sleep 1000 &); i=$((i+1)); done; exec sleep 1000"};
+  const std::string_view env[] = {guard.marker};
+  std::mt19937 rng(std::random_device{}());
+  int zombies = 0, survivors = 0;
+  std::size_t adopted = 0;
+  for (int round = 0; round < 20; ++round) {
+    SpawnProcessOperation op;
+    op.program = "/bin/sh";
+    op.args = args;
+    op.env = env;
+    op.containment = c;
+    op.stdio[0] = op.stdio[2] = StdioConfig::null();
+    op.stdio[1] = StdioConfig::pipe();
+    auto r = ex.execute(op);
+    INFO(r.error().message());
+    REQUIRE(r.ok());
+    test::Fd out(r->pipes[1]);
+    REQUIRE(test::read_lines(out.fd, 1).size() == 1);
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 30'000));
+    // Half the rounds give the tree a TERM stage, half kill at once.
+    auto t = ex.execute(TeardownOperation{r->pid, round % 2 == 0 ? 0 : 20 * kMs});
+    INFO(t.error().message());
+    REQUIRE(t.ok());
+    adopted += t->orphans_adopted;
+    // (The executor's guardian is a child too, and sleeps.)
+    for (const auto& child : test::children_of_self()) {
+      if (child.state != 'Z') continue;
+      ++zombies;
+      test::reap_if_zombie_child(child.pid);
+    }
+    survivors += static_cast<int>(test::kill_processes_with_env(guard.marker));
+    CHECK(ex.live() == 0);
+  }
+  INFO("escapees adopted over all rounds: " << adopted);
+  CHECK(adopted > 0);
+  CHECK(zombies == 0);
+  CHECK(survivors == 0);
+  const auto counters = ex.counters();
+  CHECK(counters.spawned == 20);
+  CHECK(counters.cleaned == 20);
 }

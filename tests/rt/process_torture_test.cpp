@@ -183,6 +183,7 @@ TEST_CASE("actors whose process trees are cut short at random moments leave no p
   // Nothing of ours anywhere: no process with the marker (alive: a zombie
   // has no environment, and zombies are the children checked next).
   CHECK(processes_with_env(mark).empty());
+  INFO("children left:\n" << describe_children());
   CHECK(children_of_self().empty());
   CHECK(open_fds() == fds_before);
   guard.sweep();

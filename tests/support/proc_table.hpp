@@ -220,6 +220,25 @@ inline std::string cgroup2_of(int pid) {
   return {};
 }
 
+// The process's command name (/proc/<pid>/comm), or "" when it is gone.
+inline std::string comm_of(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(in, name);
+  return name;
+}
+
+// This process's children, one per line ("pid state pgid sid comm
+// cgroup"), for failure messages: what was left, and of which tree.
+inline std::string describe_children() {
+  std::ostringstream out;
+  for (const auto& e : children_of_self()) {
+    out << e.pid << ' ' << e.state << ' ' << e.pgid << ' ' << session_of(e.pid) << ' ' << comm_of(e.pid) << ' '
+        << cgroup2_of(e.pid) << '\n';
+  }
+  return out.str();
+}
+
 // True when a thread of this process is named `name` (/proc/self/task/*/comm).
 inline bool has_thread_named(const std::string& name) {
   std::error_code ec;

@@ -180,15 +180,27 @@ std::size_t list_children(int* pids, std::size_t capacity) noexcept;
 // Being our child, the pid cannot be reused before we reap it.
 Result<Process> adopt_child(int pid) noexcept;
 
-// What /proc says about a process: its parent, group, session and whether
-// it has ended (a zombie). False when there is no such process.
+// What /proc says about a process: its parent, group, session, whether it
+// has ended (a zombie) and whether it is running (state R: on a CPU or
+// waiting for one, possibly inside a system call). False when there is no
+// such process.
 struct ProcessInfo {
   int ppid = 0;
   int pgid = 0;
   int sid = 0;
   bool ended = false;
+  bool running = false;
 };
 bool process_info(int pid, ProcessInfo& out) noexcept;
+
+// How many processes of group `pgid` are running (see ProcessInfo), by a
+// scan of every process in /proc. After a stop signal to the group, 0 means
+// that every member has stopped (or ended): none is in the middle of a
+// system call such as setsid(), so a signal sent to the group next reaches
+// exactly the processes that are in it, and a process that left the group
+// in the same instant as the stop is stopped outside it, alive. Never for
+// pgid <= 1 (returns 0).
+std::size_t running_in_group(int pgid) noexcept;
 
 // Reaps `pid` if it is an ended child of this process that no handle holds
 // (a zombie orphan); false if it is not ended or not our child.
@@ -202,9 +214,14 @@ Result<void> resolve_program(const char* program, char* out, std::size_t capacit
 // This process's environment ("NAME=value" entries, nullptr-terminated).
 const char* const* inherited_environment() noexcept;
 
-// True when process `pid`'s initial environment holds exactly `entry`
-// ("NAME=value"). False for an ended process (its memory is gone).
-bool environment_contains(int pid, const char* entry) noexcept;
+// Whether process `pid`'s initial environment holds exactly `entry`
+// ("NAME=value"). Unknown while /proc cannot tell: the process is between
+// the two halves of an execve (its new memory has no environment yet) or
+// is on its way out (its memory is gone, it is not a zombie yet). Absent
+// for an ended process (a zombie), one that is gone, and one whose
+// environment this process may not read.
+enum class Presence : unsigned char { Absent, Present, Unknown };
+Presence environment_contains(int pid, const char* entry) noexcept;
 
 // The process's cgroup v2 path ("/airssys-12-0/g3"), into `out`.
 bool cgroup_of(int pid, char* out, std::size_t capacity) noexcept;
@@ -227,6 +244,8 @@ int own_pid() noexcept;
 // include <signal.h>.
 int kill_signal() noexcept;
 int term_signal() noexcept;
+int stop_signal() noexcept;      // cannot be caught or ignored
+int continue_signal() noexcept;
 int max_signal() noexcept;
 
 }  // namespace airssys::arch

@@ -176,7 +176,8 @@ class ProcessExecutor {
   Entry* find_group_locked(int pgid) noexcept;
   bool teardown_step_locked(Entry& leader, std::int64_t now) noexcept;
   TeardownReport complete_teardown_locked(Entry& leader, std::string_view principal, ProcessEvent::Kind kind) noexcept;
-  std::size_t sweep_orphans_locked(Entry* only, bool kill) noexcept;
+  std::size_t sweep_orphans_locked(Entry* only) noexcept;
+  bool tree_gone_locked(Entry& leader) noexcept;
   void release_locked(Entry& e) noexcept;
   void report_exit_locked(Entry& e, ExitStatus st, std::string_view principal) noexcept;
   void begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept;
