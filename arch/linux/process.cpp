@@ -646,6 +646,13 @@ Result<void> become_subreaper() noexcept {
 }
 
 
+bool has_children() noexcept {
+  siginfo_t info{};
+  // WNOWAIT: look only. Without __WALL, children with no exit signal are
+  // not counted.
+  return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 || errno != ECHILD;
+}
+
 std::size_t list_children(int* pids, std::size_t capacity) noexcept {
   // Orphans are re-parented to some thread of this process, so every
   // thread's children list is read.

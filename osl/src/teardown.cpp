@@ -200,6 +200,7 @@ void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_tim
 // A process leaves its cgroup before it hands its own children to us and
 // becomes a zombie, so an empty cgroup alone does not say that.
 std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
+  if (!arch::has_children()) return 0;  // the common case after a lone leader is reaped
   int pids[kMaxChildren];
   std::size_t n = arch::list_children(pids, kMaxChildren);
   if (n > kMaxChildren) n = kMaxChildren;

@@ -1011,3 +1011,18 @@ TEST_CASE("running_in_group counts the group's running members, and none once th
   CHECK(arch::running_in_group(pgid) == 0);
   ::prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
 }
+
+TEST_CASE("has_children sees a child while it runs and while it is a zombie, and none once it is reaped") {
+  NothingLeft check;
+  REQUIRE(test::child_pids().empty());
+  CHECK_FALSE(arch::has_children());
+  const char* argv[] = {"sleep", "30", nullptr};
+  auto p = test::spawn_ok(test::quiet("/bin/sleep", argv));
+  CHECK(arch::has_children());
+  REQUIRE(arch::signal(p, SIGKILL).ok());
+  pollfd pfd{p.wait_handle(), POLLIN, 0};
+  REQUIRE(::poll(&pfd, 1, 20'000) == 1);
+  CHECK(arch::has_children());  // a zombie, still to be reaped
+  REQUIRE(wait_ok(p).signal == SIGKILL);
+  CHECK_FALSE(arch::has_children());
+}

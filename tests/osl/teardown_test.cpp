@@ -10,6 +10,7 @@
 // of this process, which is a child subreaper (the executor makes it one;
 // the guard does too, up front).
 
+#include <airssys/arch/process.hpp>
 #include <airssys/osl/executor.hpp>
 
 #include <catch2/catch.hpp>
@@ -496,6 +497,10 @@ TEST_CASE("a teardown ends only when every process of the tree is reaped, also t
   }
   CHECK(leftovers == 0);
   CHECK(ex.live() == 0);
+  // The executor's guardian still runs, a child by /proc's account, but no
+  // child waitpid reports: the sweeps' cheap test finds nothing to look for.
+  CHECK(test::children_of_self().size() == 1);
+  CHECK_FALSE(arch::has_children());
 }
 
 TEST_CASE("a teardown that lands while the tree makes setsid escapees leaves no process and no zombie") {

@@ -169,6 +169,11 @@ std::size_t reap_group_members(int pgid, int keep, int sig, std::size_t* killed_
 // killed and reaped.
 Result<void> become_subreaper() noexcept;
 
+// True when this process has a child, running or ended, that waitpid
+// could report: a cheap test before a look at /proc. Helpers started with
+// no exit signal (the guardian) do not count.
+bool has_children() noexcept;
+
 // The pids of this process's children — spawned or adopted as orphans —
 // up to `capacity` of them; returns how many there are (may exceed it).
 std::size_t list_children(int* pids, std::size_t capacity) noexcept;
