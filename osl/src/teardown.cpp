@@ -301,8 +301,9 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
 
 bool ProcessExecutor::tree_gone_locked(Entry& leader) noexcept {
   // A sweep that finds something (reaps it, adopts it, or sees it on its
-  // way out) means another look at the group.
-  return group_empty_locked(leader) && sweep_orphans_locked(&leader) == 0 && group_empty_locked(leader);
+  // way out) means another look later. One that finds nothing changed
+  // nothing, and an empty group or cgroup gains no member by itself.
+  return group_empty_locked(leader) && sweep_orphans_locked(&leader) == 0;
 }
 
 // One step of a teardown: KILL once the deadline has passed, then check
