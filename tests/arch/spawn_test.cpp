@@ -957,8 +957,12 @@ TEST_CASE("environment_contains tells an entry present from absent, also for an 
   CHECK(arch::environment_contains(marked.pid(), "AIRSSYS_ENV_TEST=12") == arch::Presence::Absent);
   CHECK(arch::environment_contains(marked.pid(), "OTHER") == arch::Presence::Absent);
   // An empty environment reads as nothing, like one in the middle of an
-  // exec; the process's memory tells them apart.
-  REQUIRE(test::wait_for([&] { return test::comm_of(bare.pid()) == "sleep"; }));
+  // exec (Unknown: the new name is set before the new environment); the
+  // process's memory tells them apart once the exec is done.
+  CHECK(test::wait_for([&] {
+    return arch::environment_contains(bare.pid(), "AIRSSYS_ENV_TEST=1") == arch::Presence::Absent;
+  }));
+  REQUIRE(test::comm_of(bare.pid()) == "sleep");
   CHECK(arch::environment_contains(bare.pid(), "AIRSSYS_ENV_TEST=1") == arch::Presence::Absent);
 
   REQUIRE(arch::signal(marked, SIGKILL).ok());
@@ -983,8 +987,12 @@ TEST_CASE("running_in_group counts the group's running members, and none once th
   s.group = GroupMode::NewGroup;
   auto p = test::spawn_ok(s);
   const int pgid = p.pid();
-  // Once the shell has become the sleep, only the two loops can run.
-  REQUIRE(test::wait_for([&] { return test::comm_of(pgid) == "sleep"; }));
+  // Once the shell has become the sleep and sleeps, only the two loops can
+  // run.
+  REQUIRE(test::wait_for([&] {
+    arch::ProcessInfo leader{};
+    return test::comm_of(pgid) == "sleep" && arch::process_info(pgid, leader) && !leader.running;
+  }));
   CHECK(test::wait_for([&] { return arch::running_in_group(pgid) >= 1; }));
   CHECK(arch::running_in_group(pgid) <= 2);
   // Stopped, nobody runs; the group and its members are still there.
