@@ -102,6 +102,13 @@ static bool reap_held(ProcessExecutor::Entry& e, ExitStatus& status) noexcept {
   return true;
 }
 
+// Sends `sig` to one process, then CONT unless `sig` is KILL: a stopped
+// process (an escapee stopped outside its group) acts on it only then.
+static void signal_and_continue(arch::Process& p, int sig) noexcept {
+  (void)arch::signal(p, sig);
+  if (sig != arch::kill_signal()) (void)arch::signal(p, arch::continue_signal());
+}
+
 // Sends `sig` to the leader's group: through the leader's pidfd while it is
 // unreaped, else to the group while it has members; to the leader alone
 // when it leads no group of ours.
@@ -155,6 +162,17 @@ static void signal_tree(ProcessExecutor::Entry& leader, int sig) noexcept {
   (void)send_pending(leader);
 }
 
+// Signals a tree being torn down: its group or cgroup (signal_tree), the
+// escapees already held, and those a sweep finds now.
+void ProcessExecutor::signal_tree_locked(Entry& leader, int sig) noexcept {
+  signal_tree(leader, sig);
+  const int index = static_cast<int>(&leader - entries_.get());
+  for (std::size_t i = 0; i < config_.max_processes; ++i)
+    if (entries_[i].state == Entry::State::Live && entries_[i].group == index && entries_[i].orphan)
+      signal_and_continue(entries_[i].proc, sig);
+  (void)sweep_orphans_locked(&leader);
+}
+
 void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept {
   if (leader.tearing_down) return;
   leader.tearing_down = true;
@@ -165,17 +183,9 @@ void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_tim
   leader.deadline = now + (term_timeout_ns > 0 ? term_timeout_ns : 0);
   leader.give_up = leader.deadline + kGiveUpNs;
   if (term_timeout_ns > 0) {
-    const int term = arch::term_signal();
-    signal_tree(leader, term);
     // Escapees get the same chance to end cleanly: those already held, and
     // those the sweep finds (it signals what it adopts during a teardown).
-    const int index = static_cast<int>(&leader - entries_.get());
-    for (std::size_t i = 0; i < config_.max_processes; ++i)
-      if (entries_[i].state == Entry::State::Live && entries_[i].group == index && entries_[i].orphan) {
-        (void)arch::signal(entries_[i].proc, term);
-        (void)arch::signal(entries_[i].proc, arch::continue_signal());
-      }
-    (void)sweep_orphans_locked(&leader);
+    signal_tree_locked(leader, arch::term_signal());
   }
   if (poller_ && leader.cgroup.valid() && !leader.events_polled) {
     const std::uint64_t data = (static_cast<std::uint64_t>(leader.generation) << 32) | kEventsFlag |
@@ -264,12 +274,8 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
       if (entries_[k].state == Entry::State::Free) slot = &entries_[k];
     auto adopted = arch::adopt_child(pid);
     if (!adopted) continue;
-    if (tree->tearing_down && tree->kill_sent) {
-      (void)arch::signal(adopted.value(), arch::kill_signal());
-    } else if (tree->tearing_down) {
-      (void)arch::signal(adopted.value(), arch::term_signal());
-      (void)arch::signal(adopted.value(), arch::continue_signal());
-    }
+    if (tree->tearing_down)
+      signal_and_continue(adopted.value(), tree->kill_sent ? arch::kill_signal() : arch::term_signal());
     ++tree->adopted;
     ++counters_.orphans_adopted;
     ProcessEvent ev;
@@ -311,15 +317,9 @@ bool ProcessExecutor::tree_gone_locked(Entry& leader) noexcept {
 // kGiveUpNs), with the report complete.
 bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noexcept {
   if (!leader.kill_sent && now >= leader.deadline) {
+    // Everything dies at once; the steps reap them as they end.
     leader.kill_sent = true;
-    signal_tree(leader, arch::kill_signal());
-    // Escapees we hold, and those not found yet (the sweep kills what it
-    // adopts now): everything dies at once, the steps reap them as they end.
-    const int index = static_cast<int>(&leader - entries_.get());
-    for (std::size_t i = 0; i < config_.max_processes; ++i)
-      if (entries_[i].state == Entry::State::Live && entries_[i].group == index && entries_[i].orphan)
-        (void)arch::signal(entries_[i].proc, arch::kill_signal());
-    (void)sweep_orphans_locked(&leader);
+    signal_tree_locked(leader, arch::kill_signal());
   }
   const bool done = send_pending(leader) && tree_gone_locked(leader);
   if (!done && now < leader.give_up) return false;

@@ -113,32 +113,14 @@ bool dead(int pid) {
   return !arch::process_info(pid, i) || i.ended;
 }
 
-// Reads "<label> <pid>" lines from `fd` until every label of `want` has
-// been seen as often as asked, or the limit passes (the writers keep the
-// pipe open, so there is no end of file to wait for).
+// The "<label> <pid>" lines of test::read_labelled, as numbers.
 std::multimap<std::string, int> read_pids(int fd, const std::map<std::string, int>& want,
                                           std::chrono::milliseconds limit = std::chrono::seconds(20)) {
   std::multimap<std::string, int> got;
-  std::string buf;
-  auto complete = [&] {
-    for (const auto& [label, n] : want)
-      if (static_cast<int>(got.count(label)) < n) return false;
-    return true;
-  };
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!complete() && std::chrono::steady_clock::now() < end) {
-    pollfd pfd{fd, POLLIN, 0};
-    if (::poll(&pfd, 1, 100) <= 0) continue;
-    char chunk[512];
-    const ssize_t n = ::read(fd, chunk, sizeof chunk);
-    if (n <= 0) break;
-    buf.append(chunk, static_cast<std::size_t>(n));
-    for (std::size_t nl; (nl = buf.find('\n')) != std::string::npos; buf.erase(0, nl + 1)) {
-      std::istringstream line(buf.substr(0, nl));
-      std::string label;
-      int pid = 0;
-      if (line >> label >> pid) got.emplace(label, pid);
-    }
+  for (const auto& [label, value] : test::read_labelled(fd, want, limit)) {
+    char* end = nullptr;
+    const long pid = std::strtol(value.c_str(), &end, 10);
+    if (end != value.c_str() && *end == '\0') got.emplace(label, static_cast<int>(pid));
   }
   return got;
 }

@@ -188,35 +188,6 @@ void host_say(const char* label, long value) {
   for (;;) ::pause();
 }
 
-// Reads "<label> <value>" lines until every label of `want` was seen as
-// often as asked, an "error" line came, or the limit passed.
-std::multimap<std::string, std::string> read_report(int fd, const std::map<std::string, int>& want,
-                                                    std::chrono::milliseconds limit = std::chrono::seconds(20)) {
-  std::multimap<std::string, std::string> got;
-  std::string buf;
-  auto complete = [&] {
-    if (got.count("error") != 0) return true;
-    for (const auto& [label, n] : want)
-      if (static_cast<int>(got.count(label)) < n) return false;
-    return true;
-  };
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!complete() && std::chrono::steady_clock::now() < end) {
-    pollfd pfd{fd, POLLIN, 0};
-    if (::poll(&pfd, 1, 100) <= 0) continue;
-    char chunk[512];
-    const ssize_t n = ::read(fd, chunk, sizeof chunk);
-    if (n <= 0) break;
-    buf.append(chunk, static_cast<std::size_t>(n));
-    for (std::size_t nl; (nl = buf.find('\n')) != std::string::npos; buf.erase(0, nl + 1)) {
-      std::istringstream line(buf.substr(0, nl));
-      std::string label, value;
-      if (line >> label >> value) got.emplace(label, value);
-    }
-  }
-  return got;
-}
-
 int pid_of(const std::multimap<std::string, std::string>& r, const char* label) {
   const auto it = r.find(label);
   return it == r.end() ? 0 : std::stoi(it->second);
@@ -286,7 +257,7 @@ void host_dies_and_nothing_is_left(Mode mode) {
     want["adopted"] = 1;
     want["sleeper"] = 2;
   }
-  const auto got = read_report(report[0], want);
+  const auto got = test::read_labelled(report[0], want);
   std::vector<int> tree;
   for (const auto& [label, value] : got) {
     if (label == "leader" || label == "middle" || label == "escapee" || label == "sleeper")

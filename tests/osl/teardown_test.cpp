@@ -29,6 +29,7 @@
 #include <chrono>
 #include <map>
 #include <random>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -83,16 +84,21 @@ struct Tree {
   std::vector<int> all() const { return {leader, child, sleeper, escapee}; }
 };
 
+// A spawn of `program` whose environment carries the test's marker (in
+// `env`), in containment `c`, with all stdio on /dev/null.
+SpawnProcessOperation marked(std::string_view program, std::span<const std::string_view> args,
+                             std::span<const std::string_view> env, Containment c) {
+  SpawnProcessOperation op = test::quiet(program, args);
+  op.env = env;
+  op.containment = c;
+  return op;
+}
+
 // Spawns the tree and learns every pid of it.
 Tree spawn_tree(ProcessExecutor& ex, Containment c, const std::string& marker, NothingLeft& guard) {
   const std::string_view args[] = {"-c", kLeader};
   const std::string_view env[] = {kLevel2, kLevel3, marker};
-  SpawnProcessOperation op;
-  op.program = "/bin/sh";
-  op.args = args;
-  op.env = env;
-  op.containment = c;
-  op.stdio[0] = op.stdio[2] = StdioConfig::null();
+  SpawnProcessOperation op = marked("/bin/sh", args, env, c);
   op.stdio[1] = StdioConfig::pipe();
   auto r = ex.execute(op);
   INFO(r.error().message());
@@ -186,12 +192,7 @@ TEST_CASE("a tree that ends on SIGTERM is reported as exited_on_term, with nothi
     ProcessExecutor ex;
     const std::string_view args[] = {"1000"};
     const std::string_view env[] = {guard.marker};
-    SpawnProcessOperation op;
-    op.program = "/bin/sleep";
-    op.args = args;
-    op.env = env;
-    op.containment = c;
-    op.stdio[0] = op.stdio[1] = op.stdio[2] = StdioConfig::null();
+    SpawnProcessOperation op = marked("/bin/sleep", args, env, c);
     auto p = ex.execute(op);
     INFO(p.error().message());
     REQUIRE(p.ok());
@@ -257,12 +258,7 @@ TEST_CASE("a WaitProcess racing a TeardownOperation of the same tree leaves the 
   ProcessExecutor ex;
   const std::string_view args[] = {"1000"};
   const std::string_view env[] = {guard.marker};
-  SpawnProcessOperation op;
-  op.program = "/bin/sleep";
-  op.args = args;
-  op.env = env;
-  op.containment = Containment::Cgroup;
-  op.stdio[0] = op.stdio[1] = op.stdio[2] = StdioConfig::null();
+  SpawnProcessOperation op = marked("/bin/sleep", args, env, Containment::Cgroup);
   constexpr int kRounds = 20;
   int wrong_reports = 0;
   for (int round = 0; round < kRounds; ++round) {
@@ -313,12 +309,7 @@ TEST_CASE("a TeardownOperation never ends a process it was not asked to, even wh
   ProcessExecutor ex;
   const std::string_view args[] = {"1000"};
   const std::string_view env[] = {guard.marker};
-  SpawnProcessOperation op;
-  op.program = "/bin/sleep";
-  op.args = args;
-  op.env = env;
-  op.containment = Containment::Cgroup;
-  op.stdio[0] = op.stdio[1] = op.stdio[2] = StdioConfig::null();
+  SpawnProcessOperation op = marked("/bin/sleep", args, env, Containment::Cgroup);
   constexpr int kRounds = 30;
   int killed_bystanders = 0;
   for (int round = 0; round < kRounds && killed_bystanders == 0; ++round) {
@@ -402,12 +393,7 @@ TEST_CASE("a leader that ends before its tree: WaitProcess gives its status, and
     // The leader starts a sleep in its group, prints its pid and exits.
     const std::string_view args[] = {"-c", "sleep 1000 & echo $!"};
     const std::string_view env[] = {guard.marker};
-    SpawnProcessOperation op;
-    op.program = "/bin/sh";
-    op.args = args;
-    op.env = env;
-    op.containment = c;
-    op.stdio[0] = op.stdio[2] = StdioConfig::null();
+    SpawnProcessOperation op = marked("/bin/sh", args, env, c);
     op.stdio[1] = StdioConfig::pipe();
     auto p = ex.execute(op);
     INFO(p.error().message());
@@ -469,12 +455,7 @@ TEST_CASE("a teardown ends only when every process of the tree is reaped, also t
   const std::string_view env[] = {guard.marker};
   int leftovers = 0;
   for (int round = 0; round < 30; ++round) {
-    SpawnProcessOperation op;
-    op.program = "/bin/sh";
-    op.args = args;
-    op.env = env;
-    op.containment = c;
-    op.stdio[0] = op.stdio[2] = StdioConfig::null();
+    SpawnProcessOperation op = marked("/bin/sh", args, env, c);
     op.stdio[1] = StdioConfig::pipe();
     auto r = ex.execute(op);
     INFO(r.error().message());
@@ -487,12 +468,7 @@ TEST_CASE("a teardown ends only when every process of the tree is reaped, also t
     INFO(t.error().message());
     REQUIRE(t.ok());
     CHECK(t->reaped == 61);
-    // (The executor's guardian is a child too, and sleeps.)
-    for (const auto& child : test::children_of_self()) {
-      if (child.state != 'Z') continue;
-      ++leftovers;
-      test::reap_if_zombie_child(child.pid);
-    }
+    leftovers += test::reap_zombie_children();  // not the guardian, which runs
     CHECK(test::processes_with_env(guard.marker).empty());
   }
   CHECK(leftovers == 0);
@@ -522,12 +498,7 @@ TEST_CASE("a teardown that lands while the tree makes setsid escapees leaves no 
   int zombies = 0, survivors = 0;
   std::size_t adopted = 0;
   for (int round = 0; round < 20; ++round) {
-    SpawnProcessOperation op;
-    op.program = "/bin/sh";
-    op.args = args;
-    op.env = env;
-    op.containment = c;
-    op.stdio[0] = op.stdio[2] = StdioConfig::null();
+    SpawnProcessOperation op = marked("/bin/sh", args, env, c);
     op.stdio[1] = StdioConfig::pipe();
     auto r = ex.execute(op);
     INFO(r.error().message());
@@ -540,12 +511,7 @@ TEST_CASE("a teardown that lands while the tree makes setsid escapees leaves no 
     INFO(t.error().message());
     REQUIRE(t.ok());
     adopted += t->orphans_adopted;
-    // (The executor's guardian is a child too, and sleeps.)
-    for (const auto& child : test::children_of_self()) {
-      if (child.state != 'Z') continue;
-      ++zombies;
-      test::reap_if_zombie_child(child.pid);
-    }
+    zombies += test::reap_zombie_children();  // not the guardian, which runs
     survivors += static_cast<int>(test::kill_processes_with_env(guard.marker));
     CHECK(ex.live() == 0);
   }

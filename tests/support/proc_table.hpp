@@ -272,6 +272,14 @@ inline bool reap_if_zombie_child(int pid) {
   return ::waitpid(pid, &status, WNOHANG | __WALL) == pid;
 }
 
+// Reaps every zombie child of this process, leaving running ones (a
+// guardian, say) alone; returns how many it reaped.
+inline int reap_zombie_children() {
+  int n = 0;
+  for (const auto& child : children_of_self()) n += child.state == 'Z' && reap_if_zombie_child(child.pid);
+  return n;
+}
+
 // True when this process holds a pidfd for `pid` (a "Pid:" line in
 // /proc/self/fdinfo): the runtime holds that process by a handle.
 inline bool holds_pidfd_for(int pid) {
@@ -317,6 +325,7 @@ struct KillMarkedOnExit {
 #include <poll.h>
 #include <unistd.h>
 
+#include <map>
 #include <system_error>
 
 namespace airssys::test {
@@ -408,6 +417,36 @@ struct Census {
     return s.str();
   }
 };
+
+// Reads "<label> <value>" lines from `fd` until every label of `want` has
+// been seen as often as asked, an "error" line came, end of file, or the
+// limit passed (writers that keep the pipe open give no end of file).
+inline std::multimap<std::string, std::string> read_labelled(int fd, const std::map<std::string, int>& want,
+                                                             std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+  std::multimap<std::string, std::string> got;
+  std::string buf;
+  auto complete = [&] {
+    if (got.count("error") != 0) return true;
+    for (const auto& [label, n] : want)
+      if (static_cast<int>(got.count(label)) < n) return false;
+    return true;
+  };
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!complete() && std::chrono::steady_clock::now() < end) {
+    pollfd pfd{fd, POLLIN, 0};
+    if (::poll(&pfd, 1, 100) <= 0) continue;
+    char chunk[512];
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n <= 0) break;
+    buf.append(chunk, static_cast<std::size_t>(n));
+    for (std::size_t nl; (nl = buf.find('\n')) != std::string::npos; buf.erase(0, nl + 1)) {
+      std::istringstream line(buf.substr(0, nl));
+      std::string label, value;
+      if (line >> label >> value) got.emplace(label, value);
+    }
+  }
+  return got;
+}
 
 // Reads `fd` until it holds `n` complete lines (or end of file, or the
 // limit); returns the lines read.

@@ -181,6 +181,7 @@ class ProcessExecutor {
   void release_locked(Entry& e) noexcept;
   void report_exit_locked(Entry& e, ExitStatus st, std::string_view principal) noexcept;
   void begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept;
+  void signal_tree_locked(Entry& leader, int sig) noexcept;
   bool group_empty_locked(Entry& leader) noexcept;
   void reactor_loop() noexcept;
   void reactor_handle_exit(std::uint32_t index) noexcept;
