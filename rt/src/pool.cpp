@@ -72,6 +72,18 @@ void IndexStack::push(std::uint32_t index) noexcept {
   }
 }
 
+std::uint32_t IndexStack::count_quiescent(std::uint32_t limit) const noexcept {
+  // acquire: pairs with push()'s release, so the links read below are the
+  // pushers' (a quiescent stack only; `limit` bounds a walk that races).
+  std::uint32_t top = static_cast<std::uint32_t>(head_.load(std::memory_order_acquire));
+  std::uint32_t n = 0;
+  while (top != kNil && n < limit) {
+    ++n;
+    top = link(top - 1).load(std::memory_order_relaxed);
+  }
+  return n;
+}
+
 BlockPool::~BlockPool() {
   if (arena_ != nullptr) release(arena_);
   if (links_ != nullptr) release(links_);

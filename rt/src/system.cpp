@@ -34,10 +34,37 @@ namespace {
 
 inline std::uint32_t next_gen(std::uint32_t g) noexcept { return g + 1 == 0 ? 1 : g + 1; }
 
+// The tags of the Systems alive now, one bit each, and where the next search
+// for a free one starts (so that Systems made one after another get
+// different tags too). Relaxed throughout: the bitmap only hands out
+// distinct numbers, the RMWs on one word are totally ordered, and nothing
+// else is published through it.
+std::atomic<std::uint64_t> g_tags_in_use[4];
+std::atomic<std::uint32_t> g_next_tag{0};
+
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
 // Construction
+
+detail::SystemTag::SystemTag() noexcept {
+  const std::uint32_t start = g_next_tag.fetch_add(1, std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    const std::uint32_t t = (start + i) & 255;
+    const std::uint64_t bit = std::uint64_t{1} << (t % 64);
+    if ((g_tags_in_use[t / 64].fetch_or(bit, std::memory_order_relaxed) & bit) == 0) {
+      tag_ = t;
+      held_ = true;
+      return;
+    }
+  }
+  tag_ = start & 255;  // 256 Systems alive at once: this one shares a tag
+}
+
+detail::SystemTag::~SystemTag() {
+  if (held_) g_tags_in_use[tag_ / 64].fetch_and(~(std::uint64_t{1} << (tag_ % 64)), std::memory_order_relaxed);
+}
 
 Result<void> System::validate(const SystemConfig& c) noexcept {
   if (c.workers < 1 || c.workers > 255)
@@ -45,12 +72,20 @@ Result<void> System::validate(const SystemConfig& c) noexcept {
   if (c.actor_capacity < 1 || c.actor_capacity > (1u << 24))
     return Error::make(Errc::InvalidArgument, "actor_capacity = %u (must be 1..16777216)",
                        c.actor_capacity);
-  if (c.mailbox_capacity < 1 || c.mailbox_capacity > (1u << 28))
-    return Error::make(Errc::InvalidArgument, "mailbox_capacity = %u (must be 1..268435456)",
-                       c.mailbox_capacity);
+  if (c.mailbox_capacity < 1 || c.mailbox_capacity > kMaxMailboxCapacity)
+    return Error::make(Errc::InvalidArgument, "mailbox_capacity = %u (must be 1..%u)",
+                       c.mailbox_capacity, kMaxMailboxCapacity);
   if (c.budget < 1) return Error::make(Errc::InvalidArgument, "budget = 0 (must be at least 1)");
   if (c.message_blocks[0] < 1)
     return Error::make(Errc::InvalidArgument, "message_blocks[0] = 0 (the 64-byte class is required)");
+  {
+    bool any_actor_blocks = false;
+    for (std::uint32_t n : c.actor_blocks) any_actor_blocks = any_actor_blocks || n != 0;
+    if (!any_actor_blocks)
+      return Error::make(Errc::InvalidArgument,
+                         "actor_blocks are all 0 (no actor could be spawned; give at least one "
+                         "size class blocks)");
+  }
   if (c.pending_asks < 1 || c.pending_asks > (1u << 24))
     return Error::make(Errc::InvalidArgument, "pending_asks = %u (must be 1..16777216)", c.pending_asks);
   if (c.timers_per_worker < 1)
@@ -86,7 +121,9 @@ System::System(const SystemConfig& config) : config_(config) {
   cells_ = static_cast<Cell*>(detail::reserve(sizeof(Cell) * config.actor_capacity, 64));
   for (std::uint32_t i = 0; i < config.actor_capacity; ++i) {
     Cell* c = new (&cells_[i]) Cell();
-    c->word.store(word::make(1, word::kClosed), std::memory_order_relaxed);
+    // Every slot starts at this System's first generation, so that an id
+    // of another live System never matches (see detail::SystemTag).
+    c->word.store(word::make(tag_.first_gen(), word::kClosed), std::memory_order_relaxed);
     c->head = &c->stub;
     c->tail.store(&c->stub, std::memory_order_relaxed);
   }
@@ -96,7 +133,7 @@ System::System(const SystemConfig& config) : config_(config) {
       detail::reserve(sizeof(detail::PendingAsk) * config.pending_asks, 64));
   for (std::uint32_t i = 0; i < config.pending_asks; ++i) {
     new (&pending_[i]) detail::PendingAsk();
-    pending_[i].state.store(1u << 2, std::memory_order_relaxed);  // gen 1, free
+    pending_[i].state.store(tag_.first_gen30() << 2, std::memory_order_relaxed);  // free
   }
   free_pending_.init(&pending_[0].free_link, config.pending_asks, true, sizeof(detail::PendingAsk));
 
@@ -115,7 +152,7 @@ System::System(const SystemConfig& config) : config_(config) {
         detail::reserve(sizeof(detail::TimerEntry) * tw.capacity, 64));
     for (std::uint32_t k = 0; k < tw.capacity; ++k) {
       auto* e = new (&tw.entries[k]) detail::TimerEntry();
-      e->state.store(1u << 2, std::memory_order_relaxed);  // gen 1, free
+      e->state.store(tag_.first_gen30() << 2, std::memory_order_relaxed);  // free
       e->next = k + 1 < tw.capacity ? k + 2 : 0;
     }
     tw.free_head = 1;
@@ -126,6 +163,17 @@ System::System(const SystemConfig& config) : config_(config) {
 }
 
 System::~System() {
+  if (this_worker() != nullptr) {
+    // The handler that called this runs on a worker the destructor would
+    // have to join, for an actor and a message it would have to free: none
+    // of them can end while that handler is still on the stack, so there is
+    // no way to finish, and returning would leave it in freed memory.
+    std::fprintf(stderr,
+                 "airssys: System destroyed from inside one of its own actors (on its worker %u); "
+                 "destroy a System from a thread that is not one of its workers\n",
+                 detail::tls_worker->index);
+    std::abort();
+  }
   (void)shutdown();
   for (std::uint32_t i = 0; i < config_.workers; ++i) {
     detail::release(workers_[i].timers.entries);
@@ -163,10 +211,15 @@ System::Admission System::admit(Cell* c, ActorId id, Worker* w, Backpressure bp,
   auto unblock = [&] {
     if (blocked_on != nullptr) blocked_on->space_waiters.fetch_sub(1, std::memory_order_relaxed);
   };
-  // acquire: pairs with the release store of the word in start_actor(), so
-  // home and capacity are read as the spawner wrote them.
-  std::uint64_t cur = c->word.load(std::memory_order_acquire);
   for (;;) {
+    // The handled count before the word, so that their difference is never
+    // "negative" (see detail::foreign_pending). acquire (handled): pairs
+    // with the consumer's release store, so room it freed is seen with the
+    // node it popped. acquire (word): pairs with the release store of the
+    // word in start_actor(), so home and capacity are read as the spawner
+    // wrote them.
+    const std::uint64_t handled = c->handled_foreign.load(std::memory_order_acquire);
+    std::uint64_t cur = c->word.load(std::memory_order_acquire);
     if (word::gen(cur) != id.gen || (cur & word::kClosed) != 0) {
       unblock();
       status = Error::make(Errc::Dead, "actor #%u (generation %u) has stopped", id.slot, id.gen);
@@ -177,7 +230,7 @@ System::Admission System::admit(Cell* c, ActorId id, Worker* w, Backpressure bp,
     const bool local = w != nullptr && w->index == c->home.load(std::memory_order_relaxed);
     const std::uint32_t capacity = c->capacity.load(std::memory_order_relaxed);
     const std::uint32_t queued =
-        foreign_pending(c, cur) + c->local_pending.load(std::memory_order_relaxed);
+        foreign_pending(cur, handled) + c->local_pending.load(std::memory_order_relaxed);
     if (system_lane || queued < capacity) {
       if (local) {
         // Only the home worker writes local_pending; relaxed suffices, the
@@ -190,16 +243,21 @@ System::Admission System::admit(Cell* c, ActorId id, Worker* w, Backpressure bp,
       }
       std::uint64_t next = (cur & ~word::kAdmittedMask) | ((cur + 1) & word::kAdmittedMask) | word::kQueued;
       // acq_rel: the CAS orders this admission against the consumer's CAS
-      // that clears kQueued and the finalizer's fetch_or of kClosed.
+      // that clears kQueued and the finalizer's fetch_or of kClosed. On
+      // failure both values are read again, handled first.
       if (c->word.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
-                                        std::memory_order_acquire)) {
+                                        std::memory_order_relaxed)) {
         raise_high_water(c, queued + 1);
         unblock();
         return (cur & word::kQueued) != 0 ? Admission::Foreign : Admission::ForeignSchedule;
       }
       continue;
     }
-    // The mailbox is full.
+    // Full as of `handled`, which may be older than the word. If the
+    // consumer has taken messages out since, there may be room: look again.
+    // Otherwise no message was taken out between the two reads, so the
+    // mailbox held `queued` messages when the word was read.
+    if (c->handled_foreign.load(std::memory_order_acquire) != handled) continue;
     switch (bp) {
       case Backpressure::Error:
         unblock();
@@ -237,14 +295,73 @@ System::Admission System::admit(Cell* c, ActorId id, Worker* w, Backpressure bp,
       home.space_waiters.fetch_add(1, std::memory_order_seq_cst);
     }
     std::uint32_t epoch = home.space_epoch.load(std::memory_order_acquire);
-    cur = c->word.load(std::memory_order_acquire);
-    if (word::gen(cur) == id.gen &&
-        foreign_pending(c, cur) + c->local_pending.load(std::memory_order_relaxed) >= capacity) {
+    // A worker that sleeps here drains nothing: it says on which mailbox it
+    // waits, for the cycle check (closes_wait_cycle), from here until it
+    // stops waiting, always before it tries to admit again.
+    if (w != nullptr) publish_wait(*w, slot_of(c));
+    if (detail::at_bound(c, id.gen)) {
+      if (w != nullptr && closes_wait_cycle(*w, c)) {
+        publish_wait(*w, ~0u);
+        unblock();
+        status = Error::make(Errc::WouldDeadlock,
+                             "blocking send to actor #%u from worker %u would close a cycle of "
+                             "workers each blocked on a full mailbox of the next",
+                             id.slot, w->index);
+        return Admission::Refused;
+      }
       // The timeout covers a bump that raced with this check.
       arch::wait_on(home.space_epoch, epoch, 1'000'000);
-      cur = c->word.load(std::memory_order_acquire);
     }
+    if (w != nullptr) publish_wait(*w, ~0u);
   }
+}
+
+void System::publish_wait(Worker& w, std::uint32_t slot) noexcept {
+  // Only this worker writes its wait word: a new sequence number for each
+  // wait makes every published value unique, so that a walker that reads
+  // the same value twice knows the worker waited in between.
+  const std::uint64_t prev = w.waits_on.load(std::memory_order_relaxed);
+  const std::uint64_t next = slot == ~0u ? (prev & ~std::uint64_t{0xffffffff})
+                                         : (((prev >> 32) + 1) << 32) | (std::uint64_t{slot} + 1);
+  // seq_cst: a worker that publishes and then walks, against another that
+  // does the same (Dekker): at least one of two workers closing a cycle at
+  // once sees the other's wait. Withdrawing happens before any admission
+  // attempt, so a walker that still reads the value after it saw the target
+  // full knows this worker had not been admitted (the admission CAS would
+  // release the withdrawal to the walker's acquire of the word).
+  w.waits_on.store(next, std::memory_order_seq_cst);
+}
+
+bool System::closes_wait_cycle(const Worker& self, const Cell* target) noexcept {
+  // Follow "worker x waits on a mailbox homed on worker y" from the target's
+  // home worker; a cycle through this worker has at most `workers` edges.
+  constexpr std::uint32_t kMax = 255;
+  std::uint32_t who[kMax];
+  std::uint64_t seen[kMax];
+  std::uint32_t n = 0;
+  std::uint32_t x = target->home.load(std::memory_order_relaxed);
+  while (x != self.index) {
+    if (n == config_.workers || n == kMax) return false;  // a cycle that does not pass here
+    const std::uint64_t v = workers_[x].waits_on.load(std::memory_order_seq_cst);
+    const std::uint32_t slot1 = static_cast<std::uint32_t>(v);
+    if (slot1 == 0 || slot1 > config_.actor_capacity) return false;  // x is not waiting
+    who[n] = x;
+    seen[n] = v;
+    ++n;
+    x = cells_[slot1 - 1].home.load(std::memory_order_relaxed);
+  }
+  // A cycle, as read one edge at a time. It is a deadlock if at one moment
+  // every worker on it waits and every mailbox waited on is full: then no
+  // one can drain any of them. Each worker on it stays in the same wait from
+  // its first read to its second (the sequence number makes the values
+  // unique), so none of them drained anything in between, and a mailbox
+  // seen full in between stays full until the second reads.
+  if (!detail::at_bound(target)) return false;
+  for (std::uint32_t k = 0; k < n; ++k)
+    if (!detail::at_bound(&cells_[static_cast<std::uint32_t>(seen[k]) - 1])) return false;
+  for (std::uint32_t k = 0; k < n; ++k)
+    if (workers_[who[k]].waits_on.load(std::memory_order_seq_cst) != seen[k]) return false;
+  return true;
 }
 
 void System::unadmit(Cell* c, Admission how) noexcept {
@@ -329,6 +446,17 @@ void System::release_unstarted(std::uint32_t slot) noexcept {
 Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* holder,
                                     const SpawnOptions& options, ActorId parent) noexcept {
   Cell* c = &cells_[slot];
+  // The admitted count in the cell's word has 29 bits; a bound at or above
+  // that could never be reached (the count wraps), so the limit is the one
+  // SystemConfig::mailbox_capacity has.
+  if (options.mailbox_capacity > kMaxMailboxCapacity) {
+    free_holder(holder);
+    release_unstarted(slot);
+    return Error::make(Errc::InvalidArgument,
+                       "SpawnOptions::mailbox_capacity = %u (must be 0 for the system default, or "
+                       "1..%u)",
+                       options.mailbox_capacity, kMaxMailboxCapacity);
+  }
   std::uint32_t home;
   if (options.worker >= 0) {
     if (static_cast<std::uint32_t>(options.worker) >= config_.workers) {
@@ -762,7 +890,10 @@ void System::release_if_unqueued(Worker&, Cell* c, bool foreign) noexcept {
   std::uint64_t cur = c->word.load(std::memory_order_relaxed);
   if ((cur & word::kQueued) != 0 || c->local_queued) return;  // a queued run will come back here
   c->word.store(word::make(next_gen(word::gen(cur)), word::kClosed), std::memory_order_release);
-  c->handled_foreign.store(0, std::memory_order_relaxed);
+  // release: a sender that reads the reset count (it reads handled_foreign
+  // before the word) then reads the new generation, never the old open word
+  // with a count that no longer matches it.
+  c->handled_foreign.store(0, std::memory_order_release);
   c->local_pending.store(0, std::memory_order_relaxed);
   c->dropped.store(0, std::memory_order_relaxed);
   c->high_water.store(0, std::memory_order_relaxed);
@@ -791,10 +922,13 @@ Result<TimerId> System::arm_timer(Worker& w, Node* n, ActorId target, std::chron
   std::uint32_t index = tw.free_head - 1;
   detail::TimerEntry& e = tw.entries[index];
   tw.free_head = e.next;
-  const std::int64_t ticks = (delay.count() + detail::TimerWheel::kTickNs - 1) / detail::TimerWheel::kTickNs;
+  // Rounded up to whole ticks without `delay + kTickNs - 1`, which
+  // overflows for nanoseconds::max().
+  const std::int64_t ticks = delay.count() / detail::TimerWheel::kTickNs +
+                             (delay.count() % detail::TimerWheel::kTickNs != 0 ? 1 : 0);
   const std::int64_t now = arch::monotonic_ns() / detail::TimerWheel::kTickNs;
   if (tw.armed == 0 && tw.current < now) tw.current = now;  // no walk through idle ticks later
-  std::int64_t deadline = now + ticks;
+  std::int64_t deadline = arch::add_saturated(now, ticks);
   if (deadline <= tw.current) deadline = tw.current + 1;
   e.deadline = deadline;
   e.node = n;
@@ -861,25 +995,28 @@ bool System::fire_timer(Worker& w, detail::TimerEntry& e) noexcept {
   std::uint32_t st = e.state.load(std::memory_order_acquire);
   const std::uint32_t gen = st >> 2;
   bool deliver_it = false;
-  if ((st & 3) == 1 &&
-      e.state.compare_exchange_strong(st, (next_gen(gen) << 2), std::memory_order_acq_rel,
-                                      std::memory_order_acquire)) {
-    deliver_it = true;
-    if (e.guard_index != ~0u) {
-      // An ask's timeout: deliver only if the request is still unanswered.
-      auto& p = pending_[e.guard_index];
-      std::uint32_t expected = (e.guard_gen << 2) | 1;
-      deliver_it = p.state.compare_exchange_strong(expected, (e.guard_gen << 2) | 3,
-                                                   std::memory_order_acq_rel, std::memory_order_relaxed);
-      if (deliver_it) {
-        finish_claim(e.guard_index, nullptr);
-      } else if (expected == ((e.guard_gen << 2) | 3)) {
-        // A replier holds the request right now; it may still give it back
-        // (its reply failed), so look again next tick instead of dropping
-        // the only timeout this ask has.
-        return false;
-      }
+  if ((st & 3) == 1 && e.guard_index != ~0u) {
+    // An ask's timeout. The request is claimed before the entry is
+    // consumed: while a replier holds the request the entry must stay
+    // armed, because the replier may still give the request back (its
+    // reply failed) and this timeout is then the ask's only Reply.
+    auto& p = pending_[e.guard_index];
+    std::uint32_t expected = (e.guard_gen << 2) | 1;
+    // acq_rel: against the replier's claim and release of the same entry.
+    if (p.state.compare_exchange_strong(expected, (e.guard_gen << 2) | 3, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+      deliver_it = true;
+      finish_claim(e.guard_index, nullptr);
+    } else if (expected == ((e.guard_gen << 2) | 3)) {
+      return false;  // still armed: look again next tick
     }
+    // Claimed by this timer, or answered: either way nobody cancels the
+    // entry any more (a replier cancels only while it holds the claim).
+    e.state.store(next_gen(gen) << 2, std::memory_order_relaxed);
+  } else if ((st & 3) == 1 &&
+             e.state.compare_exchange_strong(st, (next_gen(gen) << 2), std::memory_order_acq_rel,
+                                             std::memory_order_acquire)) {
+    deliver_it = true;
   } else {
     e.state.store(next_gen(gen) << 2, std::memory_order_relaxed);  // was cancelled
   }
@@ -946,7 +1083,7 @@ Result<void> System::wait_reply(std::uint32_t index, std::chrono::nanoseconds ti
                                 Node*& reply) noexcept {
   auto& p = pending_[index];
   const std::uint32_t gen = p.state.load(std::memory_order_relaxed) >> 2;
-  const std::int64_t deadline = arch::monotonic_ns() + timeout.count();
+  const std::int64_t deadline = arch::add_saturated(arch::monotonic_ns(), timeout.count());
   for (;;) {
     std::uint32_t st = p.state.load(std::memory_order_acquire);
     if ((st & 3) == 2) {
@@ -978,12 +1115,24 @@ Result<ActorStats> System::stats(ActorId id) const noexcept {
   auto c = cell_for(id);
   if (!c) return c.error();
   const Cell* cell = *c;
+  // The handled count before the word, so that their difference is never
+  // "negative" (see detail::foreign_pending); acquire both, as in admit().
+  // It can still be stale-high by what was taken out between the two
+  // loads: if the count moved meanwhile, read the pair again (a few times;
+  // a consumer that never pauses leaves the last pair, an upper bound).
+  std::uint64_t handled_foreign = cell->handled_foreign.load(std::memory_order_acquire);
   std::uint64_t cur = cell->word.load(std::memory_order_acquire);
+  for (int tries = 0; tries < 8; ++tries) {
+    const std::uint64_t again = cell->handled_foreign.load(std::memory_order_acquire);
+    if (again == handled_foreign) break;
+    handled_foreign = again;
+    cur = cell->word.load(std::memory_order_acquire);
+  }
   if (word::gen(cur) != id.gen || (cur & word::kClosed) != 0)
     return Error::make(Errc::Dead, "actor #%u (generation %u) has stopped", id.slot, id.gen);
   ActorStats s;
   s.handled = cell->handled.load(std::memory_order_relaxed);
-  s.queued = foreign_pending(cell, cur) + cell->local_pending.load(std::memory_order_relaxed);
+  s.queued = foreign_pending(cur, handled_foreign) + cell->local_pending.load(std::memory_order_relaxed);
   s.received = s.handled + s.queued;
   s.dropped = cell->dropped.load(std::memory_order_relaxed);
   s.high_water = cell->high_water.load(std::memory_order_relaxed);
@@ -1015,6 +1164,14 @@ SystemStats System::stats() const noexcept {
   return s;
 }
 
+PoolUsage System::pool_usage() const noexcept {
+  PoolUsage u;
+  u.message_blocks = messages_.in_use_quiescent();
+  for (std::uint32_t i = 0; i < config_.pending_asks; ++i)
+    if ((pending_[i].state.load(std::memory_order_acquire) & 3) != 0) ++u.pending_asks;
+  return u;
+}
+
 // ---------------------------------------------------------------------------
 // Shutdown
 
@@ -1040,7 +1197,7 @@ Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
   // Spawns already inside the gate finish first (they never block).
   while ((spawn_gate_.load(std::memory_order_acquire) & ~kGateClosed) != 0) arch::yield_thread();
   for (std::uint32_t i = 0; i < config_.workers; ++i) notify_space(workers_[i]);  // blocked senders give up
-  const std::int64_t end = arch::monotonic_ns() + deadline.count();
+  const std::int64_t end = arch::add_saturated(arch::monotonic_ns(), deadline.count());
   bool in_time = true;
   for (;;) {
     stop_all();
@@ -1116,6 +1273,15 @@ void System::drain_everything() noexcept {
           e.destroy(e.node);
           free_node(e.node, &w);
           e.state.store(next_gen(st >> 2) << 2, std::memory_order_relaxed);
+          // An ask this timer guarded is void: its asker has stopped. The
+          // entry is freed unless a replier on a plain thread holds it
+          // (that one frees it, or gives it back to nobody).
+          if ((st & 3) == 1 && e.guard_index != ~0u) {
+            std::uint32_t expected = (e.guard_gen << 2) | 1;
+            if (pending_[e.guard_index].state.compare_exchange_strong(
+                    expected, (e.guard_gen << 2) | 3, std::memory_order_acq_rel, std::memory_order_relaxed))
+              release_pending(e.guard_index);
+          }
         }
       }
       tw.armed = 0;
@@ -1123,15 +1289,9 @@ void System::drain_everything() noexcept {
       detail::tls_worker = nullptr;
     }
   }
-  // Replies that no thread collected.
-  for (std::uint32_t i = 0; i < config_.pending_asks; ++i) {
-    auto& p = pending_[i];
-    if ((p.state.load(std::memory_order_relaxed) & 3) == 2 && p.reply != nullptr) {
-      if (p.destroy_reply != nullptr) p.destroy_reply(p.reply);
-      free_node(p.reply, nullptr);
-      p.reply = nullptr;
-    }
-  }
+  // A reply to a plain thread's ask is not freed here: once finish_claim
+  // published it, the waiting thread always takes it (wait_reply gives up
+  // only a request still unanswered), possibly after this returns.
 }
 
 // ---------------------------------------------------------------------------

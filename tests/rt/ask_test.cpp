@@ -651,3 +651,338 @@ TEST_CASE("a reply racing with a Context::ask timeout still yields exactly one R
   REQUIRE(timeouts == refused);
   REQUIRE(sys.shutdown().ok());
 }
+
+// ---------------------------------------------------------------------------
+// A reply that fails while it holds the request
+
+namespace {
+
+// A reply value whose every move or copy takes `move_ms`: a replier moving
+// it into the asker's Reply holds the request (its claim) that long, and
+// sets `*moving` as it starts. Built from a SlowArg at once, before the
+// replier claims the request.
+struct SlowArg {
+  int value = 0;
+  int move_ms = 0;
+  std::atomic<bool>* moving = nullptr;
+};
+struct SlowRep {
+  int value = 0;
+  int move_ms = 0;
+  std::atomic<bool>* moving = nullptr;
+  explicit SlowRep(SlowArg a) : value(a.value), move_ms(a.move_ms), moving(a.moving) {}
+  SlowRep(const SlowRep& o) : value(o.value), move_ms(o.move_ms), moving(o.moving) { pause(); }
+  SlowRep(SlowRep&& o) noexcept : value(o.value), move_ms(o.move_ms), moving(o.moving) { pause(); }
+  SlowRep& operator=(const SlowRep&) = default;
+  SlowRep& operator=(SlowRep&&) = default;
+  void pause() const {
+    if (moving != nullptr) moving->store(true);
+    if (move_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(move_ms));
+  }
+};
+
+struct SlowReq {
+  ReplyTo<SlowRep> to;
+  int value = 0;
+  int move_ms = 0;
+  int attempts = 0;  // replies that failed with Full so far
+  std::atomic<bool>* moving = nullptr;
+};
+
+// The asker's messages are padded into the 512-byte class, so that a test
+// can exhaust that class alone: a reply to the asker then fails with Full
+// while every other message still finds a block.
+struct Go {};
+struct Pad {
+  char bytes[400] = {};
+};
+using BigMsg = std::variant<Go, Pad, Reply<SlowRep>>;
+constexpr std::size_t kBigClass = detail::size_class_for(detail::kNodePayload + sizeof(BigMsg));
+static_assert(kBigClass == 3, "the asker's messages must be alone in the 512-byte class");
+
+struct SlowReceived {
+  std::uint64_t request;
+  Errc code;
+  int value;
+};
+
+// Answers each request with SlowRep{2 * value, move_ms}; a reply that
+// fails with Full is tried again 1 ms later, up to `retries` times. Logs
+// the final verdict of each request.
+Result<ActorRef<SlowReq>> spawn_slow_rep_replier(System& sys, int worker, Log<Errc>& verdicts, int retries) {
+  return spawn_scripted<SlowReq>(sys, worker, nullptr, [&verdicts, retries](Context<SlowReq>& ctx, SlowReq& r) {
+    const Errc code = ctx.reply(r.to, SlowArg{2 * r.value, r.move_ms, r.moving}).code();
+    if (code == Errc::Full && r.attempts < retries) {
+      SlowReq again = r;
+      ++again.attempts;
+      if (ctx.send_after(ctx.self(), again, 1ms)) return;
+    }
+    verdicts.push(code);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("Context::ask still gets its Timeout when the timeout fires while a reply that then fails holds the request") {
+  Log<Errc> verdicts;
+  Log<Errc> ask_codes;
+  Log<SlowReceived> replies;
+  std::atomic<bool> moving{false};
+  std::atomic<int> grabbed{0};
+  SystemConfig cfg;
+  cfg.workers = 3;
+  // Four blocks, none cached (under two per worker): the ask's timeout
+  // message takes one, and a hog takes every other one, at once and again
+  // whenever one comes free, so the reply never finds one.
+  cfg.message_blocks[kBigClass] = 4;
+  System sys(cfg);
+  Gate hog_go;
+  Gate hog_done;
+  OpenOnExit stop_hog{hog_done};
+  OpenOnExit start_hog{hog_go};
+  auto hog = spawn_scripted<BigMsg>(
+      sys, 2,
+      [&](Context<BigMsg>& ctx) {
+        hog_go.wait();
+        while (!hog_done.open.load()) {
+          if (ctx.send_after(ctx.self(), BigMsg{Pad{}}, 1h)) grabbed.fetch_add(1); else std::this_thread::yield();
+        }
+      },
+      nullptr);
+  REQUIRE(hog.ok());
+  auto rep = spawn_slow_rep_replier(sys, 1, verdicts, 0);
+  REQUIRE(rep.ok());
+  const ActorRef<SlowReq> to = *rep;
+  // The asker's worker fires its timers only between turns: on_start
+  // returns once the replier holds the request (it is in the first of two
+  // 60 ms moves) and the hog has every free block, so the 1 ms timeout
+  // fires while the reply that is about to fail holds the request.
+  auto a = spawn_scripted<BigMsg>(
+      sys, 0,
+      [&, to](Context<BigMsg>& ctx) {
+        auto id = ctx.ask<SlowRep>(
+            to, [&moving](ReplyTo<SlowRep> rt) { return SlowReq{rt, 21, 60, 0, &moving}; }, 1ms);
+        ask_codes.push(id.code());
+        hog_go.release();
+        const auto end = std::chrono::steady_clock::now() + 10s;  // a hang guard only
+        while ((!moving.load() || grabbed.load() < 3) && std::chrono::steady_clock::now() < end)
+          std::this_thread::yield();
+      },
+      [&](Context<BigMsg>&, BigMsg& m) {
+        if (auto* r = std::get_if<Reply<SlowRep>>(&m))
+          replies.push({r->request, r->result.code(), r->result.ok() ? r->result.value().value : -1});
+      });
+  REQUIRE(a.ok());
+  REQUIRE(test::wait_for([&] { return verdicts.size() == 1; }));
+  REQUIRE(ask_codes.get() == std::vector<Errc>{Errc::Ok});
+  REQUIRE(grabbed.load() >= 3);
+  // The reply held the request and failed for lack of a block...
+  REQUIRE(verdicts.get() == std::vector<Errc>{Errc::Full});
+  // ...so the timeout, which fired meanwhile, is the one Reply.
+  REQUIRE(test::wait_for([&] { return replies.size() == 1; }));
+  REQUIRE(replies.get()[0].code == Errc::Timeout);
+  REQUIRE(test::wait_for([&] { return sys.pool_usage().pending_asks == 0; }));
+  hog_done.release();
+  REQUIRE(sys.shutdown().ok());
+  REQUIRE(replies.size() == 1);
+  const PoolUsage left = sys.pool_usage();
+  CHECK(left.message_blocks == 0);
+  CHECK(left.pending_asks == 0);
+}
+
+TEST_CASE("under racing replies, failed replies, retries and timeouts each Context::ask gets exactly one Reply and nothing leaks") {
+  Log<Errc> verdicts;
+  Log<Errc> ask_codes;
+  Log<std::uint64_t> asked;
+  Log<SlowReceived> replies;
+  std::atomic<int> outstanding{0};
+  std::atomic<int> rounds_started{0};
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.pending_asks = 16;
+  // Few enough blocks that replies (and sometimes asks) find the asker's
+  // class exhausted: timeout messages of cancelled timers hold theirs
+  // until their tick.
+  cfg.message_blocks[kBigClass] = 9;
+  System sys(cfg);
+  auto rep = spawn_slow_rep_replier(sys, 1, verdicts, 2);
+  REQUIRE(rep.ok());
+  const ActorRef<SlowReq> to = *rep;
+  constexpr int kPerRound = 4;
+  auto round = std::make_shared<int>(0);
+  auto a = spawn_scripted<BigMsg>(
+      sys, 0, nullptr, [&, to, round](Context<BigMsg>& ctx, BigMsg& m) {
+        if (std::holds_alternative<Go>(m)) {
+          const int r = (*round)++;
+          for (int k = 0; k < kPerRound; ++k) {
+            const auto timeout = std::chrono::microseconds(((r * 7 + k * 3) % 9) * 400);  // 0..3.2 ms
+            const int move_ms = (r + k) % 3;                                             // 0..2 ms a move
+            const int value = r * kPerRound + k;
+            auto id = ctx.ask<SlowRep>(
+                to, [value, move_ms](ReplyTo<SlowRep> rt) { return SlowReq{rt, value, move_ms, 0, nullptr}; },
+                timeout);
+            ask_codes.push(id.code());
+            if (id) {
+              asked.push(*id);
+              outstanding.fetch_add(1);
+            }
+          }
+          rounds_started.fetch_add(1);
+        } else if (auto* r = std::get_if<Reply<SlowRep>>(&m)) {
+          replies.push({r->request, r->result.code(), r->result.ok() ? r->result.value().value : -1});
+          outstanding.fetch_sub(1);
+        }
+      });
+  REQUIRE(a.ok());
+  const int rounds = 150 / kScale;
+  for (int r = 0; r < rounds; ++r) {
+    // The Go itself needs a block of the exhausted class: try until one frees.
+    REQUIRE(test::wait_for([&] { return sys.send(*a, BigMsg{Go{}}).ok(); }));
+    INFO("round " << r);
+    REQUIRE(test::wait_for([&] { return rounds_started.load() == r + 1 && outstanding.load() == 0; }));
+  }
+
+  std::map<std::uint64_t, int> count;
+  for (auto id : asked.get()) count[id] = 0;
+  REQUIRE(count.size() == asked.size());  // request ids are distinct
+  for (Errc c : ask_codes.get()) REQUIRE((c == Errc::Ok || c == Errc::Full));
+  int values = 0;
+  for (const auto& r : replies.get()) {
+    REQUIRE(count.count(r.request) == 1);
+    ++count[r.request];
+    if (r.code == Errc::Ok) {
+      ++values;
+      REQUIRE(r.value % 2 == 0);
+    } else {
+      REQUIRE(r.code == Errc::Timeout);
+    }
+  }
+  for (const auto& [id, n] : count) {
+    INFO("request " << id);
+    REQUIRE(n == 1);
+  }
+  // Every request reached the replier: one verdict each; its successful
+  // replies are exactly the values received.
+  REQUIRE(test::wait_for([&] { return verdicts.size() == asked.size(); }));
+  int replied_ok = 0;
+  for (Errc c : verdicts.get()) {
+    REQUIRE((c == Errc::Ok || c == Errc::Full || c == Errc::Dead));
+    if (c == Errc::Ok) ++replied_ok;
+  }
+  REQUIRE(values == replied_ok);
+  REQUIRE(sys.shutdown().ok());
+  const PoolUsage left = sys.pool_usage();
+  CHECK(left.message_blocks == 0);
+  CHECK(left.pending_asks == 0);
+}
+
+// ---------------------------------------------------------------------------
+// Timeouts at the ends of the range
+
+TEST_CASE("an ask with the longest timeout waits for its reply, and a negative timeout is refused") {
+  SystemConfig cfg;
+  cfg.workers = 2;
+  System sys(cfg);
+
+  SECTION("System::ask") {
+    Log<ReplyRecord> out;
+    auto s = spawn_slow_replier(sys, 1, out);
+    REQUIRE(s.ok());
+    // Answered 5 ms later: a deadline that overflowed would have passed.
+    auto r = sys.ask<int>(*s, make_slow_req(3, 5), std::chrono::nanoseconds::max());
+    REQUIRE(r.code() == Errc::Ok);
+    REQUIRE(*r == 6);
+    REQUIRE(sys.ask<int>(*s, make_req(5), -1ms).code() == Errc::InvalidArgument);
+    REQUIRE(sys.ask<int>(*s, make_req(6), std::chrono::nanoseconds::min()).code() == Errc::InvalidArgument);
+    REQUIRE(sys.pool_usage().pending_asks == 0);
+    // The refused asks sent nothing: the replier sees 3, then 7.
+    r = sys.ask<int>(*s, make_req(7), std::chrono::nanoseconds::max());
+    REQUIRE(r.code() == Errc::Ok);
+    REQUIRE(test::wait_for([&] { return out.size() == 2; }));
+    const auto seen = out.get();
+    REQUIRE(seen[0].value == 3);
+    REQUIRE(seen[1].value == 7);
+  }
+
+  SECTION("Context::ask") {
+    AskerLogs logs;
+    Log<Errc> target_codes;
+    std::atomic<int> requests{0};
+    auto h = spawn_holder(sys, 1, target_codes, requests);
+    REQUIRE(h.ok());
+    auto a = spawn_asker(sys, 0, *h, std::chrono::nanoseconds::max(), 1ms, logs);
+    REQUIRE(a.ok());
+    REQUIRE(sys.send(*a, AskerMsg{Start{1}}).ok());
+    REQUIRE(test::wait_for([&] { return requests.load() == 1; }));
+    // A sentinel 20 ms later on the same wheel: a timeout that overflowed
+    // into the past would have been delivered before it.
+    REQUIRE(sys.send(*a, AskerMsg{Start{0, 20}}).ok());
+    REQUIRE(test::wait_for([&] { return logs.sentinels.load() == 1; }));
+    REQUIRE(logs.replies.size() == 0);
+    REQUIRE(sys.send(*h, reply_now()).ok());
+    REQUIRE(test::wait_for([&] { return logs.replies.size() == 1; }));
+    const auto replies = logs.replies.get();
+    REQUIRE(replies[0].code == Errc::Ok);
+    REQUIRE(replies[0].value == 5);
+
+    AskerLogs refused;
+    auto b = spawn_asker(sys, 0, *h, -1ms, 1ms, refused);
+    REQUIRE(b.ok());
+    auto c = spawn_asker(sys, 0, *h, std::chrono::nanoseconds::min(), 1ms, refused);
+    REQUIRE(c.ok());
+    REQUIRE(sys.send(*b, AskerMsg{Start{2}}).ok());
+    REQUIRE(sys.send(*c, AskerMsg{Start{3}}).ok());
+    REQUIRE(test::wait_for([&] { return refused.ask_codes.size() == 2; }));
+    REQUIRE(refused.ask_codes.get() == std::vector<Errc>{Errc::InvalidArgument, Errc::InvalidArgument});
+    REQUIRE(requests.load() == 1);
+    REQUIRE(test::wait_for([&] { return sys.pool_usage().pending_asks == 0; }));
+  }
+
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("a ReplyTo of one System used with another is refused and answers nothing there") {
+  // Both Systems have one ask outstanding at the same index of their
+  // pending-ask tables; A's reply address must not answer B's ask.
+  SystemConfig cfg;
+  cfg.workers = 1;
+  System a(cfg);
+  System b(cfg);
+  std::mutex mu;
+  ReplyTo<int> kept_a{}, kept_b{};
+  std::atomic<int> requests{0};
+  auto keep = [&](ReplyTo<int>& slot) {
+    return [&](Context<Req>&, Req& r) {
+      std::lock_guard<std::mutex> lock(mu);
+      slot = r.to;
+      requests.fetch_add(1);
+    };
+  };
+  auto ha = spawn_scripted<Req>(a, 0, nullptr, keep(kept_a));
+  auto hb = spawn_scripted<Req>(b, 0, nullptr, keep(kept_b));
+  REQUIRE(ha.ok());
+  REQUIRE(hb.ok());
+
+  Result<int> got_a = Error::make(Errc::Unavailable, "not asked"), got_b = got_a;
+  std::thread ta([&] { got_a = a.ask<int>(*ha, make_req(1), 10s); });
+  std::thread tb([&] { got_b = b.ask<int>(*hb, make_req(2), 300ms); });
+  REQUIRE(test::wait_for([&] { return requests.load() == 2; }));
+
+  ReplyTo<int> foreign;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    foreign = kept_a;
+  }
+  CHECK_FALSE(b.reply(foreign, 99).ok());
+  tb.join();
+  REQUIRE_FALSE(got_b.ok());
+  CHECK(got_b.code() == Errc::Timeout);
+
+  // A's own reply still reaches A's asker.
+  CHECK(a.reply(foreign, 7).ok());
+  ta.join();
+  REQUIRE(got_a.ok());
+  CHECK(*got_a == 7);
+  REQUIRE(a.shutdown().ok());
+  REQUIRE(b.shutdown().ok());
+}

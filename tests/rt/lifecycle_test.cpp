@@ -219,6 +219,120 @@ TEST_CASE("a stale ActorRef gives Dead and never reaches the actor that reuses i
   CHECK(b_in.count.load() == 1);
 }
 
+namespace {
+
+// A message type of another actor: trivially destructible, so that a
+// misdelivery shows up as a wrong count rather than a crash.
+struct Wide {
+  std::uint64_t a = 0x1111111111111111;
+  std::uint64_t b = 0x2222222222222222;
+};
+
+struct WideRecorder : Actor<Wide> {
+  Inbox* in;
+  explicit WideRecorder(Inbox* i) : in(i) {}
+  void on_message(Context<Wide>&, Wide&) override { in->count.fetch_add(1, std::memory_order_release); }
+  void on_stop(Context<Wide>&, StopReason) override { in->stops.fetch_add(1); }
+};
+
+}  // namespace
+
+TEST_CASE("an ActorRef of one System used with another is refused and never reaches the actor in that slot") {
+  // Two live systems: each one's first actor takes slot 0.
+  SystemConfig cfg;
+  cfg.workers = 1;
+  System one(cfg);
+  System two(cfg);
+  Inbox one_in, two_in, wide_in;
+  auto mine = one.spawn_with<Recorder>(SpawnOptions{}, [&] { return Recorder(&one_in); });
+  auto theirs = two.spawn_with<Recorder>(SpawnOptions{}, [&] { return Recorder(&two_in); });
+  REQUIRE(mine.ok());
+  REQUIRE(theirs.ok());
+  REQUIRE(mine->id.slot == theirs->id.slot);
+  // The other system's second actor takes another message type; in `one`
+  // its slot is taken by an int actor.
+  auto mine2 = one.spawn_with<Recorder>(SpawnOptions{}, [&] { return Recorder(&one_in); });
+  auto wide = two.spawn_with<WideRecorder>(SpawnOptions{}, [&] { return WideRecorder(&wide_in); });
+  REQUIRE(mine2.ok());
+  REQUIRE(wide.ok());
+  REQUIRE(mine2->id.slot == wide->id.slot);
+
+  for (auto bp : {Backpressure::Error, Backpressure::Drop, Backpressure::Block}) {
+    auto r = one.send(*theirs, 7, bp);
+    CHECK((r.code() == Errc::Dead || r.code() == Errc::InvalidArgument));
+    auto rw = one.send(*wide, Wide{}, bp);
+    CHECK((rw.code() == Errc::Dead || rw.code() == Errc::InvalidArgument));
+  }
+  CHECK_FALSE(one.alive(*theirs));
+  CHECK_FALSE(one.alive(*wide));
+  CHECK_FALSE(one.stats(*theirs).ok());
+  CHECK(one.stop(*theirs).code() == Errc::Dead);
+  CHECK(one.stop(*wide).code() == Errc::Dead);
+  // And the other way round.
+  CHECK(two.send(*mine, 8).code() == Errc::Dead);
+  CHECK_FALSE(two.alive(*mine));
+
+  // Each system's actors get exactly their own messages, and none stopped.
+  REQUIRE(one.send(*mine, 1).ok());
+  REQUIRE(one.send(*mine2, 2).ok());
+  REQUIRE(two.send(*theirs, 100).ok());
+  REQUIRE(test::wait_for([&] { return one_in.count.load() == 2 && two_in.count.load() == 1; }));
+  CHECK(one_in.sum.load() == 3);
+  CHECK(two_in.sum.load() == 100);
+  CHECK(wide_in.count.load() == 0);
+  CHECK(one.alive(*mine));
+  CHECK(one.alive(*mine2));
+  CHECK(one_in.stops.load() == 0);
+  CHECK(one.stats().messages == 2);
+  REQUIRE(one.shutdown().ok());
+  REQUIRE(two.shutdown().ok());
+  CHECK(one_in.count.load() == 2);
+  CHECK(two_in.count.load() == 1);
+}
+
+// ---------------------------------------------------------------------------
+// Invalid capacities
+
+TEST_CASE("a mailbox_capacity the mailbox cannot honour is refused at spawn with InvalidArgument naming it") {
+  SystemConfig cfg;
+  cfg.workers = 1;
+  cfg.actor_capacity = 1;
+  cfg.actor_blocks = {1, 1, 1, 1, 1, 1, 1};
+  System sys(cfg);
+  Inbox in;
+  for (std::uint32_t bad : {kMaxMailboxCapacity + 1, std::uint32_t{1} << 29, ~std::uint32_t{0}}) {
+    INFO("mailbox_capacity " << bad);
+    auto r = sys.spawn_with<Recorder>(SpawnOptions{.mailbox_capacity = bad}, [&] { return Recorder(&in); });
+    REQUIRE(r.code() == Errc::InvalidArgument);
+    INFO(r.error().message());
+    CHECK(contains(r.error().message(), "mailbox_capacity"));
+    CHECK(contains(r.error().message(), std::to_string(bad).c_str()));
+    CHECK(contains(r.error().message(), std::to_string(kMaxMailboxCapacity).c_str()));
+  }
+  CHECK(sys.stats().spawned == 0);
+  // The largest bound is accepted, and neither the only slot nor the only
+  // actor block leaked.
+  auto ok = sys.spawn_with<Recorder>(SpawnOptions{.mailbox_capacity = kMaxMailboxCapacity},
+                                     [&] { return Recorder(&in); });
+  REQUIRE(ok.ok());
+  REQUIRE(sys.send(*ok, 5).ok());
+  REQUIRE(test::wait_for([&] { return in.count.load() == 1; }));
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("a SystemConfig without any actor-state blocks is refused by validate, naming actor_blocks") {
+  SystemConfig cfg;
+  cfg.actor_blocks = {0, 0, 0, 0, 0, 0, 0};
+  auto r = System::validate(cfg);
+  REQUIRE(r.code() == Errc::InvalidArgument);
+  INFO(r.error().message());
+  CHECK(contains(r.error().message(), "actor_blocks"));
+  CHECK(System::create(cfg).code() == Errc::InvalidArgument);
+  // One class with blocks is enough.
+  cfg.actor_blocks[3] = 1;
+  CHECK(System::validate(cfg).ok());
+}
+
 // ---------------------------------------------------------------------------
 // Stopping with messages in flight
 

@@ -435,6 +435,94 @@ TEST_CASE("a blocking send from the receiver's own worker to its full mailbox is
 }
 
 // ---------------------------------------------------------------------------
+// Blocking sends in a cycle across workers (issue 7, C7)
+
+namespace {
+
+constexpr int kGo = -1;
+constexpr int kRingMax = 3;
+
+struct RingState {
+  ActorRef<int> ring[kRingMax];
+  int size = 0;
+  std::atomic<int> entered{0};
+  std::atomic<int> finished{0};
+  std::atomic<int> received{0};
+  std::atomic<int> accepted{0};
+  std::atomic<int> would_deadlock{0};
+  std::atomic<int> other_errors{0};
+  std::atomic<bool> noted{false};
+  char message[Error::kMessageSize] = {};
+};
+
+// On kGo: waits until every member of the ring is in its own kGo handler (so
+// that no worker of the ring drains anything), then sends `sends` messages
+// to the next member with Backpressure::Block.
+struct RingMember : Actor<int> {
+  RingState* st;
+  int index;
+  int sends;
+  RingMember(RingState* s, int i, int n) : st(s), index(i), sends(n) {}
+  void on_message(Context<int>& ctx, int& v) override {
+    if (v != kGo) {
+      st->received.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    st->entered.fetch_add(1);
+    while (st->entered.load() < st->size) std::this_thread::yield();
+    const ActorRef<int> next = st->ring[(index + 1) % st->size];
+    for (int k = 0; k < sends; ++k) {
+      auto r = ctx.send(next, 1, Backpressure::Block);
+      if (r) {
+        st->accepted.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      (r.code() == Errc::WouldDeadlock ? st->would_deadlock : st->other_errors).fetch_add(1);
+      if (!st->noted.exchange(true)) std::snprintf(st->message, sizeof st->message, "%s", r.error().message());
+      break;
+    }
+    st->finished.fetch_add(1, std::memory_order_release);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("blocking sends that would close a cycle of workers are refused with WouldDeadlock instead of hanging") {
+  // Each member's mailbox holds 2; each member sends 4 to the next while
+  // every worker of the ring is inside such a handler: all of them fill the
+  // next mailbox and block. The sender that would close the cycle must get
+  // WouldDeadlock; its handler returns, its worker drains, and the others
+  // go on and finish.
+  int members = 2;
+  SECTION("two workers blocked on each other") { members = 2; }
+  SECTION("three workers blocked in a ring") { members = 3; }
+  SystemConfig cfg;
+  cfg.workers = static_cast<std::uint32_t>(members);
+  System sys(cfg);
+  RingState st;
+  st.size = members;
+  constexpr int kSends = 4;
+  for (int i = 0; i < members; ++i) {
+    auto r = sys.spawn_with<RingMember>(SpawnOptions{.worker = i, .mailbox_capacity = 2},
+                                        [&st, i] { return RingMember(&st, i, kSends); });
+    REQUIRE(r.ok());
+    st.ring[i] = *r;
+  }
+  for (int i = 0; i < members; ++i) REQUIRE(sys.send(st.ring[i], kGo).ok());
+  const bool finished = test::wait_for([&] { return st.finished.load(std::memory_order_acquire) == members; });
+  INFO("first refusal: " << (st.noted.load() ? st.message : "none"));
+  CHECK(finished);
+  CHECK(st.would_deadlock.load() >= 1);
+  CHECK(st.other_errors.load() == 0);
+  if (st.noted.load()) CHECK(contains(st.message, "cycle"));
+  // Every accepted message is handled: the refused sends were the only
+  // ones that did not go in.
+  CHECK(st.accepted.load() + st.would_deadlock.load() >= (members - 1) * kSends);
+  REQUIRE(test::wait_for([&] { return st.received.load() == st.accepted.load(); }));
+  REQUIRE(sys.shutdown().ok());
+}
+
+// ---------------------------------------------------------------------------
 // The system lane
 
 namespace {
@@ -744,4 +832,96 @@ TEST_CASE("many threads and actors sending to a few actors lose and duplicate no
   CHECK(failures.load() == 0);
   CHECK(sys.stats().dead_letters == 0);
   REQUIRE(sys.shutdown().ok());
+}
+
+// ---------------------------------------------------------------------------
+// A mailbox far below its bound, hammered by many plain threads (issue 7, C1)
+
+namespace {
+
+struct CountingReceiver : Actor<std::uint32_t> {
+  std::atomic<std::uint64_t>* handled;
+  explicit CountingReceiver(std::atomic<std::uint64_t>* h) : handled(h) {}
+  void on_message(Context<std::uint32_t>&, std::uint32_t&) override {
+    handled->fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a mailbox that can never fill is never reported full and drops nothing, with many threads sending at once") {
+  // The message pool holds far fewer blocks than the mailbox bound, so the
+  // bound can never be reached: the only legitimate refusal is the pool's
+  // own Full, which the senders wait out. Messages are admitted and taken
+  // out concurrently all the time, the situation in which a sender used to
+  // compute its room from a handled count newer than its admitted count.
+  constexpr std::uint32_t kCapacity = 1u << 20;
+  constexpr std::uint32_t kThreads = 4;
+  const std::uint32_t per_thread = 250000 / test::kScale;
+  Backpressure bp = Backpressure::Drop;
+  SECTION("Drop") { bp = Backpressure::Drop; }
+  SECTION("Error") { bp = Backpressure::Error; }
+  SystemConfig cfg;
+  cfg.workers = 1;
+  cfg.message_blocks = {4096, 64, 0, 0, 0, 0, 0};
+  System sys(cfg);
+  std::atomic<std::uint64_t> handled{0};
+  auto rx = sys.spawn_with<CountingReceiver>(SpawnOptions{.mailbox_capacity = kCapacity},
+                                             [&] { return CountingReceiver(&handled); });
+  REQUIRE(rx.ok());
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> refused_full{0};  // a "mailbox is full" refusal
+  std::atomic<std::uint64_t> other{0};         // any other unexpected result
+  char first_refusal[Error::kMessageSize] = {};
+  std::atomic<bool> noted{false};
+  // stats().queued is read the same way: it never reads as more than was
+  // ever sent (a "negative" count read as about 2^29).
+  std::atomic<bool> sending{true};
+  std::uint32_t most_queued = 0;
+  std::thread watcher([&] {
+    while (sending.load(std::memory_order_relaxed)) {
+      auto q = sys.stats(*rx);
+      if (q && q->queued > most_queued) most_queued = q->queued;
+    }
+  });
+  std::vector<std::thread> pool;
+  for (std::uint32_t t = 0; t < kThreads; ++t) {
+    pool.emplace_back([&, t] {
+      std::uint64_t ok = 0;
+      for (std::uint32_t i = 0; i < per_thread; ++i) {
+        for (;;) {
+          auto r = sys.send(*rx, t * per_thread + i, bp);
+          if (r) {
+            ++ok;
+            break;
+          }
+          if (r.code() == Errc::Full && contains(r.error().message(), "message pool")) {
+            std::this_thread::yield();  // the pool, not the mailbox: wait for blocks
+            continue;
+          }
+          (r.code() == Errc::Full ? refused_full : other).fetch_add(1, std::memory_order_relaxed);
+          if (!noted.exchange(true))
+            std::snprintf(first_refusal, sizeof first_refusal, "%s", r.error().message());
+          break;
+        }
+      }
+      accepted.fetch_add(ok, std::memory_order_relaxed);
+    });
+  }
+  for (auto& th : pool) th.join();
+  sending.store(false, std::memory_order_relaxed);
+  watcher.join();
+  INFO("first refusal: " << (noted.load() ? first_refusal : "none"));
+  CHECK(most_queued <= kThreads * per_thread);
+  CHECK(refused_full.load() == 0);
+  CHECK(other.load() == 0);
+  // Every send reported as successful is handled: none was dropped.
+  auto st = stats_of(sys, *rx);
+  CHECK(st.dropped == 0);
+  CHECK(sys.stats().dead_letters == 0);
+  REQUIRE(test::wait_for([&] { return handled.load() == accepted.load(); }));
+  REQUIRE(test::wait_for([&] { return stats_of(sys, *rx).queued == 0; }));
+  CHECK(stats_of(sys, *rx).handled == accepted.load());
+  REQUIRE(sys.shutdown().ok());
+  CHECK(handled.load() == accepted.load());
 }

@@ -6,13 +6,20 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/arch_spawn.hpp"
+#include "support/process_guard.hpp"
 #include "support/rt_test.hpp"
+#include "support/temp_dir.hpp"
 
 #include "support/wait_for.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -631,3 +638,156 @@ TEST_CASE("messages queued for an actor whose constructor throws are destroyed")
   REQUIRE(token.use_count() == 1);
 }
 #endif
+
+// ---------------------------------------------------------------------------
+// A reply that arrives while shutdown finishes the actors
+
+namespace {
+
+struct KeptReq {
+  ReplyTo<int> to;
+};
+
+// Keeps the one request it gets and answers it from on_stop.
+struct AnswersOnStop : Actor<KeptReq> {
+  std::atomic<bool>* kept;
+  std::atomic<int>* reply_code;
+  ReplyTo<int> to{};
+  AnswersOnStop(std::atomic<bool>* k, std::atomic<int>* c) : kept(k), reply_code(c) {}
+  void on_message(Context<KeptReq>&, KeptReq& r) override {
+    to = r.to;
+    kept->store(true);
+  }
+  void on_stop(Context<KeptReq>& ctx, StopReason) override {
+    if (kept->load()) reply_code->store(static_cast<int>(ctx.reply(to, 42).code()));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("System::ask from a plain thread receives the reply an on_stop sends while a late shutdown finishes it") {
+  // Each round: the target keeps the request; an actor on the same worker
+  // keeps it busy past the 1 ms deadline, so the target stops (and answers)
+  // while shutdown finishes the actors on its own thread, as the waiting
+  // thread wakes up.
+  const int rounds = 20;
+  int received = 0;
+  for (int i = 0; i < rounds; ++i) {
+    INFO("round " << i);
+    Shared sh;
+    std::atomic<bool> kept{false};
+    std::atomic<int> reply_code{-1};
+    SystemConfig cfg;
+    cfg.workers = 1;
+    cfg.actor_capacity = 4;
+    cfg.timers_per_worker = 1;
+    cfg.pending_asks = 2;
+    System sys(cfg);
+    auto target = sys.spawn_with<AnswersOnStop>(on_worker(0), [&] { return AnswersOnStop(&kept, &reply_code); });
+    REQUIRE(target.ok());
+    auto busy = spawn_busy(sys, sh, 0, 5ms);
+    REQUIRE(busy.ok());
+    Result<int> answer = Errc::Dead;
+    std::thread asker([&] { answer = sys.ask<int>(*target, [](ReplyTo<int> to) { return KeptReq{to}; }, 60s); });
+    REQUIRE(test::wait_for([&] { return kept.load(); }));
+    REQUIRE(sys.send(*busy, kGate).ok());
+    REQUIRE(test::wait_for([&] { return sh.entered.load() == 1; }));
+    const auto result = sys.shutdown(1ms);
+    asker.join();
+    REQUIRE((result.ok() || result.code() == Errc::Timeout));
+    // A reply the runtime took is the one the asker returns; otherwise the
+    // asker gave up first and the reply was refused.
+    REQUIRE(reply_code.load() != -1);
+    if (static_cast<Errc>(reply_code.load()) == Errc::Ok) {
+      REQUIRE(answer.code() == Errc::Ok);
+      REQUIRE(*answer == 42);
+      ++received;
+    } else {
+      REQUIRE(static_cast<Errc>(reply_code.load()) == Errc::Dead);
+      REQUIRE(answer.code() == Errc::ShuttingDown);
+    }
+    const PoolUsage left = sys.pool_usage();
+    REQUIRE(left.message_blocks == 0);
+    REQUIRE(left.pending_asks == 0);
+  }
+  WARN(received << " of " << rounds << " rounds delivered the reply during shutdown");
+}
+
+// ---------------------------------------------------------------------------
+// Deadlines at the ends of the range
+
+TEST_CASE("shutdown with the longest deadline waits for a long handler, and a negative one does not wait") {
+  Shared sh;
+  SystemConfig cfg;
+  cfg.workers = 1;
+  System sys(cfg);
+
+  SECTION("nanoseconds::max() is no deadline") {
+    auto a = spawn_busy(sys, sh, 0, 100ms);
+    REQUIRE(a.ok());
+    REQUIRE(sys.send(*a, kLong).ok());
+    REQUIRE(test::wait_for([&] { return sh.entered.load() == 1; }));
+    REQUIRE(sys.shutdown(std::chrono::nanoseconds::max()).ok());
+    REQUIRE(sh.stop_after_handler.get() == std::vector<bool>{true});
+  }
+
+  std::chrono::nanoseconds deadline{0};
+  SECTION("-1 ms has passed at once") { deadline = -1ms; }
+  SECTION("nanoseconds::min() has passed at once") { deadline = std::chrono::nanoseconds::min(); }
+  if (deadline.count() < 0) {
+    auto a = spawn_busy(sys, sh, 0, 100ms);
+    REQUIRE(a.ok());
+    REQUIRE(sys.send(*a, kLong).ok());
+    REQUIRE(test::wait_for([&] { return sh.entered.load() == 1; }));
+    REQUIRE(sys.shutdown(deadline).code() == Errc::Timeout);
+    REQUIRE(sh.stops.get() == std::vector<StopReason>{StopReason::Shutdown});
+  }
+  REQUIRE(sh.constructed.load() == sh.destroyed.load());
+}
+
+// ---------------------------------------------------------------------------
+// Destroying a System from one of its own actors
+
+namespace {
+
+constexpr const char* kSelfDeleteChild = "an actor deleting the System it runs in (run in a child by the test below)";
+
+}  // namespace
+
+// The child's half, hidden from a normal run: the process must end in the
+// destructor, so reaching the FAIL is a failure of the child.
+TEST_CASE("an actor deleting the System it runs in (run in a child by the test below)", "[.]") {
+  auto* sys = new System(SystemConfig{});
+  struct Deleter : Actor<int> {
+    System* system;
+    explicit Deleter(System* s) : system(s) {}
+    void on_message(Context<int>&, int&) override { delete system; }
+  };
+  auto a = sys->spawn<Deleter>(sys);
+  REQUIRE(a.ok());
+  REQUIRE(sys->send(*a, 1).ok());
+  std::this_thread::sleep_for(30s);
+  FAIL("the process went on after an actor deleted its System");
+}
+
+TEST_CASE("deleting a System from inside one of its own actors ends the process with a message naming the misuse") {
+  test::NoChildrenLeft nothing_left;
+  test::TempDir dir("airssys-self-delete");
+  const std::string err = dir / "stderr";
+  const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
+  const char* argv[] = {exe.c_str(), kSelfDeleteChild, nullptr};
+  arch::SpawnSpec spec = test::quiet(exe.c_str(), argv);
+  spec.stdio[2] = arch::StdioSpec(arch::StdioMode::File, err.c_str());
+  const arch::LimitSpec no_core{arch::LimitKind::CoreSize, 0, 0};
+  spec.limits = &no_core;
+  spec.limit_count = 1;
+  arch::Process child = test::spawn_ok(spec);
+  auto status = arch::wait(child, 60'000'000'000);
+  REQUIRE(status.ok());
+  std::ifstream in(err);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  INFO("child's stderr: " << text);
+  CHECK(status->signal == SIGABRT);
+  CHECK(text.find("System destroyed from inside one of its own actors") != std::string::npos);
+  CHECK(text.find("terminate called") == std::string::npos);
+}

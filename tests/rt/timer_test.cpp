@@ -545,6 +545,43 @@ TEST_CASE("send_after with a negative delay is refused with InvalidArgument") {
   REQUIRE(sys.shutdown().ok());
 }
 
+TEST_CASE("send_after with the longest delay never fires, and can still be cancelled") {
+  Log<int> log;
+  Log<Errc> codes;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  System sys(cfg);
+  auto rec = spawn_recorder(sys, 1, log);
+  REQUIRE(rec.ok());
+  const ActorRef<int> to = *rec;
+  std::atomic<std::uint32_t> far_index{0};
+  std::atomic<std::uint32_t> far_gen{0};
+  std::atomic<std::uint32_t> far_worker{0};
+  auto a = spawn_scripted(
+      sys, 0,
+      [&, to](Context<int>& ctx) {
+        auto far = ctx.send_after(to, 1, std::chrono::nanoseconds::max());
+        codes.push(far.code());
+        if (far) {
+          far_worker.store(far->worker);
+          far_gen.store(far->gen);
+          far_index.store(far->index);
+        }
+        // A sentinel on the same wheel: a delay that overflowed into the
+        // past would have fired before it.
+        codes.push(ctx.send_after(to, 2, 20ms).code());
+      },
+      nullptr);
+  REQUIRE(a.ok());
+  REQUIRE(test::wait_for([&] { return log.size() == 1; }));
+  REQUIRE(codes.get() == std::vector<Errc>{Errc::Ok, Errc::Ok});
+  REQUIRE(log.get() == std::vector<int>{2});
+  REQUIRE(sys.cancel(TimerId{far_worker.load(), far_index.load(), far_gen.load()}));
+  REQUIRE(sys.shutdown().ok());
+  REQUIRE(log.get() == std::vector<int>{2});
+  REQUIRE(sys.pool_usage().message_blocks == 0);
+}
+
 TEST_CASE("a timer to an actor on the timer's own worker is delivered under every idle strategy") {
   Log<int> log;
   SystemConfig cfg;

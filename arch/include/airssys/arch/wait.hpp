@@ -25,6 +25,14 @@ std::int64_t monotonic_ns() noexcept;
 // Wall-clock time, nanoseconds since the Unix epoch (for logs).
 std::int64_t wall_clock_ns() noexcept;
 
+// `base + delta` for deadlines on the clocks above: a delta that would run
+// past the largest value saturates there ("no deadline"), and a negative
+// one counts as 0, so that an "infinite" timeout never wraps into the past.
+constexpr std::int64_t add_saturated(std::int64_t base, std::int64_t delta) noexcept {
+  if (delta <= 0) return base;
+  return delta > INT64_MAX - base ? INT64_MAX : base + delta;
+}
+
 // Gives the rest of the time slice to another runnable thread.
 void yield_thread() noexcept;
 

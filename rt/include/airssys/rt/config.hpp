@@ -16,12 +16,22 @@ namespace airssys {
 enum class IdleStrategy : std::uint8_t { Spin, SpinThenPark, Park };
 
 // What a send does when the target's mailbox is full.
-//   Block — wait until there is room (returns WouldDeadlock instead when the
-//           sender runs on the target's own worker, which could never drain it);
+//   Block — wait until there is room. From a worker thread, returns
+//           WouldDeadlock instead when waiting would close a cycle of workers
+//           each blocked on a full mailbox of the next, which none of them
+//           could ever drain: the target lives on the sender's own worker,
+//           or its worker is itself blocked, directly or through others, on
+//           a mailbox of the sender's worker (see docs/design.md);
 //   Drop  — discard the message, count it as dropped and as a dead letter,
 //           and report success to the sender;
 //   Error — return Errc::Full and leave the message with the caller.
 enum class Backpressure : std::uint8_t { Block, Drop, Error };
+
+// The largest mailbox bound (SystemConfig::mailbox_capacity,
+// SpawnOptions::mailbox_capacity): a mailbox counts the messages admitted
+// from other threads modulo 2^29, so a bound must stay well below that for
+// "full" to be exact, with room for senders racing on the last places.
+inline constexpr std::uint32_t kMaxMailboxCapacity = std::uint32_t{1} << 28;
 
 // Number of message / actor block size classes: 64, 128, 256, 512, 1024,
 // 2048 and 4096 bytes. A block holds a 16-byte header and the payload.
@@ -34,7 +44,7 @@ inline constexpr std::size_t kMaxBlockSize = kMinBlockSize << (kSizeClasses - 1)
 struct SystemConfig {
   std::uint32_t workers = 2;             // worker threads, 1..255
   std::uint32_t actor_capacity = 4096;   // live actors at once
-  std::uint32_t mailbox_capacity = 1024; // default bound of a user mailbox
+  std::uint32_t mailbox_capacity = 1024; // default bound of a user mailbox, 1..kMaxMailboxCapacity
   std::uint32_t budget = 64;             // messages of one actor per turn
   IdleStrategy idle = IdleStrategy::SpinThenPark;
   std::chrono::microseconds spin_before_park{50};
@@ -44,7 +54,7 @@ struct SystemConfig {
   // the smallest class that fits header + payload.
   std::array<std::uint32_t, kSizeClasses> message_blocks{65536, 16384, 4096, 1024, 256, 64, 32};
   // Actor-state blocks per size class; an actor's state plus its factory
-  // must fit in one block.
+  // must fit in one block. At least one class must have blocks.
   std::array<std::uint32_t, kSizeClasses> actor_blocks{4096, 4096, 1024, 256, 64, 32, 16};
 
   std::uint32_t timers_per_worker = 4096;  // armed send_after timers per worker

@@ -26,7 +26,7 @@ namespace airssys {
 // Where and how to spawn an actor.
 struct SpawnOptions {
   int worker = -1;                    // home worker; -1: round robin
-  std::uint32_t mailbox_capacity = 0; // 0: SystemConfig::mailbox_capacity
+  std::uint32_t mailbox_capacity = 0; // 0: SystemConfig::mailbox_capacity; else 1..kMaxMailboxCapacity
 };
 
 // Counters of one actor. `received` counts every message that entered the
@@ -52,6 +52,16 @@ struct SystemStats {
   std::uint64_t dead_letters = 0;
 };
 
+// What a system holds of its pools, for leak checks: message blocks taken
+// (queued or in-flight messages, armed timers, uncollected replies, and the
+// blocks a worker keeps cached) and ask entries still outstanding. Exact
+// while nothing sends, replies or arms a timer (after shutdown() returned,
+// every count is 0); not meant for hot paths.
+struct PoolUsage {
+  std::uint64_t message_blocks = 0;
+  std::uint32_t pending_asks = 0;
+};
+
 // Result of Broker::publish: subscribers reached and subscribers refused.
 struct PublishReport {
   std::uint32_t delivered = 0;
@@ -74,6 +84,31 @@ inline ActorId unpack(std::uint64_t v) noexcept {
   return ActorId{static_cast<std::uint32_t>(v >> 32), static_cast<std::uint32_t>(v)};
 }
 
+// A System's identity among the Systems alive in the process: an 8-bit tag,
+// distinct for up to 256 live Systems (beyond that, tags are shared), which
+// is the top byte of the generation every slot starts at. Generations then
+// count up by one per reuse of a slot, as before. An ActorId carries the
+// generation, so an id of one System used with another is refused as Dead
+// by the generation check that every send, stop and lookup already makes:
+// it could only match if that slot had been reused 2^24 times more in one
+// System than in the other.
+class SystemTag {
+ public:
+  SystemTag() noexcept;
+  ~SystemTag();
+  SystemTag(const SystemTag&) = delete;
+  SystemTag& operator=(const SystemTag&) = delete;
+  std::uint32_t first_gen() const noexcept { return (tag_ << 24) | 1; }
+  // The same for the 30-bit generations of pending asks and timer entries
+  // (their state word keeps a phase in the low two bits), so that a ReplyTo
+  // or TimerId of one System is refused by another.
+  std::uint32_t first_gen30() const noexcept { return (tag_ << 22) | 1; }
+
+ private:
+  std::uint32_t tag_ = 0;
+  bool held_ = false;
+};
+
 // One outstanding ask(). `state` is gen << 2 | phase: 0 free, 1 waiting,
 // 2 replied (thread asker may take `reply`), 3 claimed by a replier.
 struct PendingAsk {
@@ -83,7 +118,6 @@ struct PendingAsk {
   ActorId asker;           // valid for an actor's ask
   std::uint64_t request = 0;
   TimerId timer;
-  void (*destroy_reply)(Node*) noexcept = nullptr;  // a thread ask's reply value
   // Delivers the reply (a Rep on the replier's stack) to the asking actor.
   Result<void> (*complete)(System&, PendingAsk&, void* rep) = nullptr;
 };
@@ -158,7 +192,13 @@ class Broker {
 // The actor runtime. Construction reserves every pool and starts the
 // workers; after it returns, spawn, send, receive, stop, timers and ask
 // allocate nothing, and running out of anything is an Errc::Full result.
-// All member functions are thread-safe. Destroying the System shuts it down.
+// All member functions are thread-safe. Destroying the System shuts it down
+// (shutdown() with its default deadline). Destroy it from a thread that is
+// not one of its workers: a handler that deletes its own System would free
+// its actor, its message and its worker under its own frame, so the
+// destructor called on a worker writes "System destroyed from inside one of
+// its own actors" to stderr and aborts the process. An actor that wants the
+// system gone tells a plain thread (a message, a flag), which destroys it.
 class System {
  public:
   // Validates `config`, then builds the system.
@@ -178,9 +218,11 @@ class System {
   template <class A, class F>
   Result<ActorRef<typename A::Message>> spawn_with(const SpawnOptions& options, F factory);
 
-  // Sends `msg` to `to`. Dead if the actor stopped; on a full mailbox the
-  // Backpressure policy decides (default: SystemConfig::backpressure). On
-  // failure the message is not consumed.
+  // Sends `msg` to `to`. Dead if the actor stopped, or if `to` was made by
+  // another System. On a full mailbox the Backpressure policy decides
+  // (default: SystemConfig::backpressure); a blocking send from a worker
+  // gives WouldDeadlock rather than close a cycle of blocked workers (see
+  // Backpressure::Block). On failure the message is not consumed.
   template <class M, class U>
   Result<void> send(ActorRef<M> to, U&& msg) {
     return send(to, std::forward<U>(msg), config_.backpressure);
@@ -196,8 +238,10 @@ class System {
   bool alive(ActorId id) const noexcept;
 
   // Request/reply from a plain (non-worker) thread: builds the request with
-  // make(ReplyTo<Rep>), sends it, and waits up to `timeout` for the reply.
-  // From an actor use Context::ask, which never blocks the worker.
+  // make(ReplyTo<Rep>), sends it, and waits up to `timeout` for the reply
+  // (nanoseconds::max(): no limit; negative: InvalidArgument). A reply sent
+  // during shutdown is still returned; a wait cut short by shutdown gives
+  // ShuttingDown. From an actor use Context::ask, which never blocks the worker.
   template <class Rep, class M, class Make>
   Result<Rep> ask(ActorRef<M> to, Make&& make, std::chrono::nanoseconds timeout);
   // Answers a request. Dead if the asker gave up (timed out) or was answered.
@@ -209,6 +253,7 @@ class System {
 
   Result<ActorStats> stats(ActorId id) const noexcept;
   SystemStats stats() const noexcept;
+  PoolUsage pool_usage() const noexcept;
   const SystemConfig& config() const noexcept { return config_; }
   // Bytes the runtime reserves per actor slot (not counting actor state).
   static constexpr std::size_t bytes_per_actor() noexcept { return sizeof(detail::Cell); }
@@ -224,8 +269,8 @@ class System {
   // Processes held (spawned or adopted, not yet reaped), for tests.
   std::size_t processes_held() const noexcept;
 
-  // Stops every actor, waits for them up to `deadline`, then stops the
-  // workers. Actors still running at the deadline are stopped on the calling
+  // Stops every actor, waits for them up to `deadline` (nanoseconds::max():
+  // no limit; zero or negative: already due), then stops the workers. Actors still running at the deadline are stopped on the calling
   // thread once their current handler returns, and the result is Timeout.
   // Idempotent. WouldDeadlock if called from one of this system's workers.
   Result<void> shutdown(std::chrono::nanoseconds deadline = std::chrono::seconds(5));
@@ -266,6 +311,11 @@ class System {
   Admission admit(detail::Cell* c, ActorId id, detail::Worker* w, Backpressure bp,
                   bool system_lane, Result<void>& status) noexcept;
   void unadmit(detail::Cell* c, Admission how) noexcept;
+  // Blocking sends from workers: publish (slot) or withdraw (~0u) this
+  // worker's wait, and find whether waiting on `target` would close a cycle
+  // of workers each waiting on a full mailbox of the next.
+  void publish_wait(detail::Worker& w, std::uint32_t slot) noexcept;
+  bool closes_wait_cycle(const detail::Worker& self, const detail::Cell* target) noexcept;
   // The fast path of admit(): a send from the target's home worker with
   // room in the mailbox. False sends the caller to admit().
   bool admit_local(detail::Cell* c, ActorId id, detail::Worker* w, bool system_lane) noexcept {
@@ -276,7 +326,9 @@ class System {
         w->index != c->home.load(std::memory_order_relaxed))
       return false;
     const std::uint32_t local = c->local_pending.load(std::memory_order_relaxed);
-    const std::uint32_t queued = detail::foreign_pending(c, cur) + local;
+    // This is the home worker, the only writer of handled_foreign: the
+    // count cannot be newer than `cur` (see detail::foreign_pending).
+    const std::uint32_t queued = detail::foreign_pending_home(c, cur) + local;
     if (!system_lane && queued >= c->capacity.load(std::memory_order_relaxed)) return false;
     // Only the home worker writes local_pending; the node is published by the push.
     c->local_pending.store(local + 1, std::memory_order_relaxed);
@@ -368,6 +420,7 @@ class System {
   void drain_everything() noexcept;
 
   SystemConfig config_;
+  detail::SystemTag tag_;  // before the cells: their first generation comes from it
   detail::Cell* cells_ = nullptr;
   detail::Worker* workers_ = nullptr;
   detail::PendingAsk* pending_ = nullptr;
@@ -451,7 +504,8 @@ class Context {
 
   // Delivers `msg` to `to` after `delay` (1 ms resolution), on the system
   // lane: the mailbox bound does not refuse it. Full if this worker's
-  // timers are all armed.
+  // timers are all armed; InvalidArgument if `delay` is negative. A delay
+  // of nanoseconds::max() never fires (it holds its timer until cancelled).
   template <class T, class U>
   Result<TimerId> send_after(ActorRef<T> to, U&& msg, std::chrono::nanoseconds delay) const;
   bool cancel(TimerId id) const noexcept { return t_.system->cancel(id); }
@@ -463,7 +517,10 @@ class Context {
 
   // Sends make(ReplyTo<Rep>) to `to`; later this actor receives exactly one
   // Reply<Rep> carrying the returned request id: the reply, or Timeout after
-  // `timeout`. M must be constructible from Reply<Rep>.
+  // `timeout` (nanoseconds::max(): never; negative: InvalidArgument). A reply
+  // that fails (Full) gives the request back, and the timeout still answers.
+  // Only this actor's own stop (or shutdown) ends the promise. M must be
+  // constructible from Reply<Rep>.
   template <class Rep, class T, class Make>
   Result<std::uint64_t> ask(ActorRef<T> to, Make&& make, std::chrono::nanoseconds timeout) const;
   template <class Rep, class U>
@@ -637,12 +694,14 @@ Result<Rep> System::ask(ActorRef<M> to, Make&& make, std::chrono::nanoseconds ti
   if (this_worker() != nullptr)
     return Error::make(Errc::WouldDeadlock,
                        "System::ask called on a worker thread; use Context::ask from an actor");
+  if (timeout.count() < 0)
+    return Error::make(Errc::InvalidArgument, "ask timeout %lld ns is negative",
+                       static_cast<long long>(timeout.count()));
   auto index = acquire_pending();
   if (!index) return index.error();
   detail::PendingAsk& p = pending_[*index];
   std::uint32_t gen = p.state.load(std::memory_order_relaxed) >> 2;
   p.asker = ActorId{};
-  p.destroy_reply = &detail::destroy_user_node<Rep>;
   Result<void> sent;
 #if __cpp_exceptions
   try {
@@ -794,6 +853,9 @@ Result<std::uint64_t> Context<M>::ask(ActorRef<T> to, Make&& make,
   static_assert(std::is_constructible_v<M, Reply<Rep>>,
                 "an asking actor's message type must be constructible from airssys::Reply<Rep>");
   constexpr std::size_t cls = detail::size_class_for(detail::kNodePayload + sizeof(M));
+  if (timeout.count() < 0)
+    return Error::make(Errc::InvalidArgument, "ask timeout %lld ns is negative",
+                       static_cast<long long>(timeout.count()));
   System& s = *t_.system;
   auto index = s.acquire_pending();
   if (!index) return index.error();
@@ -824,7 +886,19 @@ Result<std::uint64_t> Context<M>::ask(ActorRef<T> to, Make&& make,
     return timer.error();
   }
   p.timer = *timer;
-  auto sent = s.send(to, make(ReplyTo<Rep>{*index, gen}));
+  Result<void> sent;
+#if __cpp_exceptions
+  try {
+    sent = s.send(to, make(ReplyTo<Rep>{*index, gen}));
+  } catch (...) {
+    // No request went out: no Reply may come for it either.
+    s.cancel(*timer);
+    s.release_pending(*index);
+    throw;
+  }
+#else
+  sent = s.send(to, make(ReplyTo<Rep>{*index, gen}));
+#endif
   if (!sent) {
     // The timer's guard finds the request gone and drops the timeout message.
     s.cancel(*timer);

@@ -140,12 +140,53 @@ struct alignas(64) Cell {
 };
 static_assert(sizeof(Cell) == 128, "per-actor overhead budget is 128 bytes");
 
-// Messages admitted from other threads and not yet taken out.
-inline std::uint32_t foreign_pending(const Cell* c, std::uint64_t w) noexcept {
-  // acquire: pairs with the consumer's release store, so room it freed is
-  // seen together with the node it popped.
-  std::uint64_t handled = c->handled_foreign.load(std::memory_order_acquire);
+// Messages admitted from other threads and not yet taken out, given the
+// admission word `w` and the consumer's `handled_foreign` count. The
+// difference is only meaningful if `handled` is not newer than `w`: a
+// handled count that includes messages admitted after `w` was read makes it
+// "negative", which wraps to about 2^29 and reads as a full mailbox.
+//  - The home worker is the only writer of handled_foreign, so it may read
+//    the two in either order (foreign_pending_home).
+//  - Any other thread reads `handled` first (acquire), then the word
+//    (acquire): every message counted in `handled` was admitted by a CAS that
+//    happens-before the consumer's release store of the count (admission CAS,
+//    then the push, whose release store the consumer acquires before it
+//    counts the node), so by coherence the word read afterwards already
+//    counts it, and the difference is never negative. It may be stale-high
+//    by what the consumer took out between the two loads; a sender confirms
+//    a "full" verdict by reading `handled` again (System::admit).
+inline std::uint32_t foreign_pending(std::uint64_t w, std::uint64_t handled) noexcept {
   return static_cast<std::uint32_t>((w - handled) & word::kAdmittedMask);
+}
+
+// foreign_pending for the cell's home worker, the writer of handled_foreign
+// (relaxed: it reads its own stores).
+inline std::uint32_t foreign_pending_home(const Cell* c, std::uint64_t w) noexcept {
+  return foreign_pending(w, c->handled_foreign.load(std::memory_order_relaxed));
+}
+
+// True if the user lane of the mailbox is at its bound, read from any
+// thread (handled first, then the word; see foreign_pending). `w` receives
+// the word read.
+inline bool at_bound(const Cell* c, std::uint64_t& w) noexcept {
+  // acquire (both): see foreign_pending.
+  const std::uint64_t handled = c->handled_foreign.load(std::memory_order_acquire);
+  w = c->word.load(std::memory_order_acquire);
+  // relaxed: local_pending is a count only its home worker writes; a racing
+  // read is the inexactness the design accepts for mixed local and foreign
+  // senders.
+  return foreign_pending(w, handled) + c->local_pending.load(std::memory_order_relaxed) >=
+         c->capacity.load(std::memory_order_relaxed);
+}
+inline bool at_bound(const Cell* c) noexcept {
+  std::uint64_t w;
+  return at_bound(c, w);
+}
+// The same for the actor of generation `gen`: false once it has stopped.
+inline bool at_bound(const Cell* c, std::uint32_t gen) noexcept {
+  std::uint64_t w;
+  const bool full = at_bound(c, w);
+  return full && word::gen(w) == gen && (w & word::kClosed) == 0;
 }
 
 inline void raise_high_water(Cell* c, std::uint32_t queued) noexcept {

@@ -27,6 +27,9 @@ class IndexStack {
             std::size_t stride = sizeof(std::atomic<std::uint32_t>)) noexcept;
   bool pop(std::uint32_t& index) noexcept;
   void push(std::uint32_t index) noexcept;
+  // Indices on the stack, counting at most `limit`. Walks the links: exact
+  // only while no thread pushes or pops (a leak check after shutdown).
+  std::uint32_t count_quiescent(std::uint32_t limit) const noexcept;
 
  private:
   static constexpr std::uint32_t kNil = 0;  // index+1 == 0 means empty
@@ -57,6 +60,8 @@ class BlockPool {
     free_.push(static_cast<std::uint32_t>((static_cast<char*>(p) - arena_) / block_size_));
   }
   std::uint32_t count() const noexcept { return count_; }
+  // Blocks not on the free list; see IndexStack::count_quiescent.
+  std::uint32_t in_use_quiescent() const noexcept { return count_ - free_.count_quiescent(count_); }
   std::size_t block_size() const noexcept { return block_size_; }
   std::uint32_t index_of(const void* p) const noexcept {
     return static_cast<std::uint32_t>((static_cast<const char*>(p) - arena_) / block_size_);
@@ -118,6 +123,13 @@ class SizedPools {
   // Returns every cached block to the shared pools (worker exit).
   void flush(BlockCache& cache) noexcept;
   std::uint32_t count(std::size_t size_class) const noexcept { return pools_[size_class].count(); }
+  // Blocks of every class taken from the shared pools (a worker's cached
+  // blocks count as taken); exact only while nothing allocates or frees.
+  std::uint64_t in_use_quiescent() const noexcept {
+    std::uint64_t n = 0;
+    for (const auto& p : pools_) n += p.in_use_quiescent();
+    return n;
+  }
   std::uint32_t index_of(std::size_t size_class, const void* p) const noexcept {
     return pools_[size_class].index_of(p);
   }

@@ -60,6 +60,12 @@ struct alignas(64) Worker {
   // the epoch they wait on; bumped after a pass that took messages out.
   alignas(64) std::atomic<std::uint32_t> space_waiters{0};
   std::atomic<std::uint32_t> space_epoch{0};
+  // While this worker itself waits in a blocking send: a sequence number
+  // (high 32 bits, new for each wait) and the slot + 1 of the full mailbox
+  // it waits on (low 32 bits, 0 when not waiting). Written by this worker
+  // only; read by other workers about to wait, to find wait cycles
+  // (System::closes_wait_cycle). Untouched by sends that do not wait.
+  std::atomic<std::uint64_t> waits_on{0};
   // Consumer side, this worker only.
   alignas(64) Cell* ready_list = nullptr;
   Cell* local_head = nullptr;  // local ready queue: cells made ready by this worker
