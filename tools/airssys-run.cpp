@@ -91,10 +91,14 @@ constexpr const char* usage_text =
     "tree gets SIGTERM, then SIGKILL after --kill-timeout ms. If airssys-run\n"
     "itself is killed, even with SIGKILL, the tree is killed with it.\n"
     "\n"
+    "as PID 1 (a container's init), airssys-run also reaps every process\n"
+    "that ends in the container, whether it came from PROGRAM's tree or not.\n"
+    "\n"
     "exit status: PROGRAM's; 2 for a usage error or an --audit FILE that\n"
     "cannot be opened; 126 when PROGRAM is not executable or is a directory;\n"
     "127 when it cannot be started otherwise (not found, bad --cwd, ...);\n"
-    "125 when airssys-run itself fails.\n";
+    "125 when airssys-run itself fails (an audit record that could not be\n"
+    "written included).\n";
 
 enum class RestartPolicy : std::uint8_t { Never, OnFailure, Always };
 
@@ -319,18 +323,24 @@ int next_signal(const sigset_t& set, std::chrono::milliseconds timeout) {
   return sig > 0 ? sig : 0;  // EAGAIN: timeout; EINTR: some other signal
 }
 
-// Exit status for a PROGRAM that could not be started, as shells do.
+// Exit status for a PROGRAM that could not be started, as shells do: 126
+// and 127 say something about PROGRAM or its arguments (the spawn names
+// them as InvalidArgument or NotFound). Anything else — a containment that
+// is not available, a full table, no guardian — is airssys-run's own
+// failure, not PROGRAM's.
 int start_failure_status(const Error& e) {
   if (e.code() == Errc::InvalidArgument &&
       (e.os_error() == EACCES || e.os_error() == EISDIR || e.os_error() == ENOEXEC))
     return kExitCannotRun;
-  return kExitCannotStart;
+  if (e.code() == Errc::InvalidArgument || e.code() == Errc::NotFound) return kExitCannotStart;
+  return kExitInternal;
 }
 
 struct Totals {
   std::uint32_t runs = 0;
   std::uint32_t restarts = 0;
   std::uint32_t exits_seen = 0;
+  bool core_dumped = false;  // the last run's PROGRAM dumped core
   Containment containment = Containment::None;
   bool tree_left = false;  // a teardown outlasted its bound
 };
@@ -383,6 +393,7 @@ int supervise(System& system, const Options& o, const sigset_t& signals, Totals&
     totals.containment = report.containment;
     if (report.exited) ++totals.exits_seen;
     status = report.status.shell_status();
+    totals.core_dumped = report.exited && report.status.core_dumped;
     // A tree still held by the runtime must not overlap a new one.
     if (stop_requested || totals.tree_left || o.restart == RestartPolicy::Never) return status;
     if (o.restart == RestartPolicy::OnFailure && status == 0) return status;
@@ -392,6 +403,66 @@ int supervise(System& system, const Options& o, const sigset_t& signals, Totals&
     if (recent_restarts.size() >= o.max_restarts) return status;  // one more would exceed N
     recent_restarts.push_back(now);
     ++totals.restarts;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// As PID 1 (a container's init).
+//
+// Every orphan of the PID namespace comes to PID 1, processes that were
+// never part of PROGRAM's tree included (one started by `docker exec`, or
+// one whose environment marker was stripped), and a zombie PID 1 does not
+// reap stays for good. The runtime reaps only what it recognises as its
+// trees', and must not reap by number what it holds by a pidfd. So PID 1
+// splits in two: it starts airssys-run again as its only child (the
+// supervisor, which runs PROGRAM exactly as it would anywhere else),
+// forwards SIGINT, SIGTERM and SIGHUP to it, reaps every other child the
+// moment it ends, and exits with the supervisor's status. The supervisor
+// is in a process group of its own, so that a signal to PID 1's group
+// (a terminal's ^C) reaches it once, forwarded, not twice.
+
+// Reaps every ended child of ours but `keep`. Each is our child until we
+// reap it, so its number is still its own.
+void reap_other_children(int keep) {
+  for (bool reaped = true; reaped;) {
+    reaped = false;
+    int pids[64];
+    const std::size_t n = std::min<std::size_t>(airssys::arch::list_children(pids, 64), 64);
+    for (std::size_t i = 0; i < n; ++i) {
+      airssys::arch::ProcessInfo info;
+      ExitStatus ignored;
+      if (pids[i] != keep && airssys::arch::process_info(pids[i], info) && info.ended)
+        reaped |= airssys::arch::reap_ended_child(pids[i], ignored);
+    }
+  }
+}
+
+int run_as_init(char** argv, const sigset_t& forwarded) {
+  sigset_t wake = forwarded;
+  sigaddset(&wake, SIGCHLD);
+  if (const int rc = pthread_sigmask(SIG_BLOCK, &wake, nullptr); rc != 0) {
+    std::fprintf(stderr, "airssys-run: cannot block signals: %s\n", std::strerror(rc));
+    return kExitInternal;
+  }
+  airssys::arch::SpawnSpec spec;
+  spec.program = "/proc/self/exe";
+  spec.argv = argv;
+  spec.group = airssys::arch::GroupMode::NewGroup;
+  spec.kill_with_parent = true;
+  auto supervisor = airssys::arch::spawn(spec);
+  if (!supervisor) {
+    std::fprintf(stderr, "airssys-run: cannot start the supervisor under PID 1: %s\n",
+                 supervisor.error().message());
+    return kExitInternal;
+  }
+  for (;;) {
+    const int sig = next_signal(wake, std::chrono::milliseconds(100));
+    if (sig != 0 && sig != SIGCHLD) (void)airssys::arch::signal(supervisor.value(), sig);
+    reap_other_children(supervisor.value().pid());
+    if (auto st = airssys::arch::try_wait(supervisor.value())) {
+      reap_other_children(-1);
+      return st.value().shell_status();
+    }
   }
 }
 
@@ -413,6 +484,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "airssys-run: cannot block signals: %s\n", std::strerror(rc));
     return kExitInternal;
   }
+  if (airssys::arch::own_pid() == 1) return run_as_init(argv, signals);
 
   // Declared before the System: middleware must outlive it.
   std::unique_ptr<airssys::osl::AuditLog> audit;
@@ -460,12 +532,19 @@ int main(int argc, char** argv) {
     const Containment shown = totals.containment != Containment::None ? totals.containment : options.containment;
     std::fprintf(stderr,
                  "airssys-run: containment=%s runs=%u restarts=%u exits_seen=%u trees_spawned=%llu "
-                 "trees_cleaned=%llu killed=%llu orphans_adopted=%llu status=%d\n",
+                 "trees_cleaned=%llu killed=%llu orphans_adopted=%llu status=%d core_dumped=%d\n",
                  airssys::osl::to_string(shown), totals.runs, totals.restarts, totals.exits_seen,
                  static_cast<unsigned long long>(counters.spawned),
                  static_cast<unsigned long long>(counters.cleaned),
                  static_cast<unsigned long long>(counters.killed),
-                 static_cast<unsigned long long>(counters.orphans_adopted), status);
+                 static_cast<unsigned long long>(counters.orphans_adopted), status, totals.core_dumped ? 1 : 0);
+  }
+  // An audit trail with holes is airssys-run's own failure, whatever
+  // PROGRAM did.
+  if (audit && audit->write_failures() > 0) {
+    std::fprintf(stderr, "airssys-run: --audit: %llu records could not be written: %s\n",
+                 static_cast<unsigned long long>(audit->write_failures()), audit->last_failure().message());
+    return kExitInternal;
   }
   return status;
 }

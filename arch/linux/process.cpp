@@ -41,6 +41,22 @@ int pidfd_send_signal(int pidfd, int sig) noexcept {
   return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
 }
 
+// True while the process behind `pidfd` is not yet reaped (running, or a
+// zombie): its pid, and a group it leads, keep their numbers. Looks only
+// (WNOWAIT); false once reaped or for a process that is not our child.
+bool unreaped(int pidfd) noexcept {
+  siginfo_t info{};
+  int r;
+  while ((r = waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG | WNOWAIT | __WALL)) < 0 &&
+         errno == EINTR) {
+  }
+  return r == 0;
+}
+
+// The test switch of force_group_signal_fallback. relaxed: a test sets it
+// before any group exists; nothing else is ordered by it.
+std::atomic<bool> group_fallback_forced{false};
+
 // The start of a small /proc file, NUL-terminated; false when it cannot be
 // read (the process is gone) or is empty.
 bool read_text(const char* path, char* buf, std::size_t capacity) noexcept {
@@ -53,53 +69,94 @@ bool read_text(const char* path, char* buf, std::size_t capacity) noexcept {
   return true;
 }
 
-// Checks that `path` names an executable regular file.
-Result<void> check_executable(const char* path, const char* program) noexcept {
-  struct stat st {};
-  if (stat(path, &st) != 0) {
+// Whether the file `fd` holds may be executed by this process (its
+// effective ids, as exec judges).
+bool executable(int fd) noexcept {
+  if (syscall(SYS_faccessat2, fd, "", X_OK, AT_EMPTY_PATH | AT_EACCESS) == 0) return true;
+  if (errno != ENOSYS) return false;
+  char proc[40];  // kernels before 5.8: through the descriptor's /proc link
+  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  return access(proc, X_OK) == 0;
+}
+
+// Opens `path` (relative to the directory `dir`, or AT_FDCWD) as exec would
+// find it — every symlink followed — and holds it (O_PATH, close-on-exec)
+// if it is an executable regular file. Errors name `program`.
+Result<int> open_executable(int dir, const char* path, const char* program) noexcept {
+  const int fd = openat(dir, path, O_PATH | O_CLOEXEC);
+  if (fd < 0) {
     const int e = errno;
+    if (e == EMFILE || e == ENFILE)
+      return Error::make_os(e, "no file descriptor left to spawn '%s': %s", program, std::strerror(e));
     if (e == ENOENT || e == ENOTDIR)
       return Error::make_code_os(Errc::NotFound, e, "program '%s' does not exist", program);
     return Error::make_os(e, "program '%s': %s", program, std::strerror(e));
   }
-  if (S_ISDIR(st.st_mode))
-    return Error::make_code_os(Errc::InvalidArgument, EISDIR, "program '%s' is a directory", program);
-  if (!S_ISREG(st.st_mode) || access(path, X_OK) != 0)
-    return Error::make_code_os(Errc::InvalidArgument, EACCES, "program '%s' is not executable", program);
-  return {};
+  struct stat st {};
+  Error err;
+  if (fstat(fd, &st) != 0) {
+    err = Error::make_os(errno, "program '%s': %s", program, std::strerror(errno));
+  } else if (S_ISDIR(st.st_mode)) {
+    err = Error::make_code_os(Errc::InvalidArgument, EISDIR, "program '%s' is a directory", program);
+  } else if (!S_ISREG(st.st_mode) || !executable(fd)) {
+    err = Error::make_code_os(Errc::InvalidArgument, EACCES, "program '%s' is not executable", program);
+  } else {
+    return fd;
+  }
+  close(fd);
+  return err;
 }
 
-// Resolves `program` the way execvp would, but with errors that say what
-// went wrong: a name with '/' is a path; otherwise each PATH entry is tried.
-Result<void> resolve(const char* program, char (&out)[PATH_MAX]) noexcept {
+// Finds and holds `program` as chdir(working_dir) followed by execvp would
+// find it, but with errors that say what went wrong: a name with '/' is a
+// path, relative to `working_dir`; any other name is looked up in this
+// process's PATH, each relative entry (an empty one is ".") relative to
+// `working_dir` too. Returns the O_PATH descriptor.
+Result<int> find_program(const char* program, const char* working_dir) noexcept {
   if (program == nullptr || program[0] == '\0')
     return Error::make(Errc::InvalidArgument, "program is empty");
-  if (std::strchr(program, '/') != nullptr) {
-    if (std::strlen(program) >= PATH_MAX)
-      return Error::make(Errc::InvalidArgument, "program path is longer than %d bytes", PATH_MAX - 1);
-    std::strcpy(out, program);
-    return check_executable(out, program);
+  if (std::strlen(program) >= PATH_MAX)
+    return Error::make(Errc::InvalidArgument, "program path is longer than %d bytes", PATH_MAX - 1);
+  struct Dir {
+    int fd = AT_FDCWD;
+    ~Dir() {
+      if (fd >= 0) close(fd);
+    }
+  } dir;
+  if (working_dir != nullptr) {
+    dir.fd = open(working_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir.fd < 0) {
+      const int e = errno;
+      if (e == ENOENT) return Error::make_code_os(Errc::NotFound, e, "working_dir '%s' does not exist", working_dir);
+      if (e == ENOTDIR)
+        return Error::make_code_os(Errc::InvalidArgument, e, "working_dir '%s' is not a directory", working_dir);
+      return Error::make_os(e, "working_dir '%s': %s", working_dir, std::strerror(e));
+    }
   }
+  if (std::strchr(program, '/') != nullptr) return open_executable(dir.fd, program, program);
   const char* path = std::getenv("PATH");
   if (path == nullptr || path[0] == '\0') path = "/usr/local/bin:/usr/bin:/bin";
   bool found_unusable = false;
   Error unusable;
-  for (const char* dir = path; *dir != '\0';) {
-    const char* end = std::strchr(dir, ':');
-    const std::size_t len = end != nullptr ? static_cast<std::size_t>(end - dir) : std::strlen(dir);
-    if (len > 0 && len + 1 + std::strlen(program) < PATH_MAX) {
-      std::memcpy(out, dir, len);
-      out[len] = '/';
-      std::strcpy(out + len + 1, program);
-      auto ok = check_executable(out, program);
-      if (ok) return {};
-      if (ok.code() != Errc::NotFound && !found_unusable) {
+  char candidate[PATH_MAX];
+  for (const char* entry = path;;) {
+    const char* end = std::strchr(entry, ':');
+    const std::size_t len = end != nullptr ? static_cast<std::size_t>(end - entry) : std::strlen(entry);
+    const char* base = len > 0 ? entry : ".";
+    const std::size_t base_len = len > 0 ? len : 1;
+    if (base_len + 1 + std::strlen(program) < PATH_MAX) {
+      std::memcpy(candidate, base, base_len);
+      candidate[base_len] = '/';
+      std::strcpy(candidate + base_len + 1, program);
+      auto fd = open_executable(dir.fd, candidate, program);
+      if (fd) return fd.value();
+      if (fd.code() != Errc::NotFound && !found_unusable) {
         found_unusable = true;
-        unusable = ok.error();
+        unusable = fd.error();
       }
     }
     if (end == nullptr) break;
-    dir = end + 1;
+    entry = end + 1;
   }
   if (found_unusable) return unusable;
   return Error::make_code_os(Errc::NotFound, ENOENT, "program '%s' not found in PATH", program);
@@ -134,7 +191,7 @@ void reap(int pid) noexcept {
 enum class Stage : int { None, Cgroup, Group, ParentDeath, Limit, Stdio, PassFd, WorkingDir, Exec };
 
 struct ChildArgs {
-  const char* path;
+  int program_fd;              // the file to execute (O_PATH), as checked
   char* const* argv;
   char* const* envp;
   const char* working_dir;
@@ -167,8 +224,8 @@ int rlimit_resource(LimitKind k) noexcept {
 
 #define AIRSSYS_CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_thread, no_sanitize_undefined, noinline))
 
-AIRSSYS_CHILD_CODE long raw(long nr, long a = 0, long b = 0, long c = 0, long d = 0) noexcept {
-  return syscall(nr, a, b, c, d);
+AIRSSYS_CHILD_CODE long raw(long nr, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0) noexcept {
+  return syscall(nr, a, b, c, d, e);
 }
 
 AIRSSYS_CHILD_CODE int child_fail(ChildArgs* a, Stage stage, int index, long rc) noexcept {
@@ -198,9 +255,13 @@ AIRSSYS_CHILD_CODE int child_main(void* arg) noexcept {
   unsigned long none = 0;
   raw(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&none), 0, 8);
 
-  if (a->cgroup_procs >= 0)
+  if (a->cgroup_procs >= 0) {
     if (long rc = raw(SYS_write, a->cgroup_procs, reinterpret_cast<long>("0"), 1); rc != 1)
       return child_fail(a, Stage::Cgroup, 0, rc);
+    // A cgroup namespace rooted at the cgroup just entered, as clone3
+    // would have made (see clone_child); without the privilege, none.
+    raw(SYS_unshare, CLONE_NEWCGROUP);
+  }
   long rc = 0;
   switch (a->group) {
     case GroupMode::Inherit: break;
@@ -235,8 +296,19 @@ AIRSSYS_CHILD_CODE int child_main(void* arg) noexcept {
   if (a->working_dir != nullptr)
     if ((rc = raw(SYS_chdir, reinterpret_cast<long>(a->working_dir))) < 0)
       return child_fail(a, Stage::WorkingDir, 0, rc);
-  rc = raw(SYS_execve, reinterpret_cast<long>(a->path), reinterpret_cast<long>(a->argv),
-           reinterpret_cast<long>(a->envp));
+  // Exactly the file that was resolved and checked, whatever its path
+  // names by now.
+  rc = raw(SYS_execveat, a->program_fd, reinterpret_cast<long>(""), reinterpret_cast<long>(a->argv),
+           reinterpret_cast<long>(a->envp), AT_EMPTY_PATH);
+  if (errno == ENOENT) {
+    // The file is held, so ENOENT means it is a script ("#!") whose
+    // interpreter would read it as /dev/fd/<program_fd>, which a
+    // close-on-exec descriptor does not survive; or its interpreter is
+    // missing, which the second try reports.
+    raw(SYS_fcntl, a->program_fd, F_SETFD, 0);
+    rc = raw(SYS_execveat, a->program_fd, reinterpret_cast<long>(""), reinterpret_cast<long>(a->argv),
+             reinterpret_cast<long>(a->envp), AT_EMPTY_PATH);
+  }
   return child_fail(a, Stage::Exec, 0, rc);
 }
 
@@ -313,6 +385,8 @@ namespace {
 // kernel or another architecture): glibc clone, and the child enters the
 // cgroup by writing cgroup.procs.
 std::atomic<int> clone3_state{AIRSSYS_HAVE_CLONE3_RUN ? 0 : 2};
+// 0 unknown or allowed, 2 CLONE_NEWCGROUP is refused (no CAP_SYS_ADMIN).
+std::atomic<int> cgroupns_state{0};
 
 // Runs child_main in a new process that shares our memory until it execs.
 // Returns the pid (and the pidfd in *pidfd) or -errno.
@@ -322,13 +396,26 @@ long clone_child(ChildArgs& a, int cgroup_dir, int* pidfd) noexcept {
 #if AIRSSYS_HAVE_CLONE3_RUN
   if (clone3_state.load(std::memory_order_relaxed) != 2) {
     clone_args ca{};
-    ca.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (cgroup_dir >= 0 ? CLONE_INTO_CGROUP : 0);
+    // A child born into a cgroup also gets a cgroup namespace, which the
+    // kernel roots at that cgroup (CLONE_INTO_CGROUP moves it first): the
+    // tree sees its cgroup as "/" and no cgroup outside it, and the
+    // runtime can tell its processes by the namespace wherever they go.
+    // Making one needs CAP_SYS_ADMIN; without it, the child is spawned
+    // without (EPERM once, then never asked again).
+    const bool new_ns = cgroup_dir >= 0 && cgroupns_state.load(std::memory_order_relaxed) != 2;
+    ca.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (cgroup_dir >= 0 ? CLONE_INTO_CGROUP : 0) |
+               (new_ns ? CLONE_NEWCGROUP : 0);
     ca.pidfd = reinterpret_cast<std::uint64_t>(pidfd);
     ca.exit_signal = SIGCHLD;
     ca.stack = reinterpret_cast<std::uint64_t>(stack);
     ca.stack_size = sizeof stack;
     ca.cgroup = cgroup_dir >= 0 ? static_cast<std::uint64_t>(cgroup_dir) : 0;
     pid = airssys_clone3_run(&ca, sizeof ca, child_main, &a);
+    if (pid == -EPERM && new_ns) {
+      ca.flags &= ~static_cast<std::uint64_t>(CLONE_NEWCGROUP);
+      pid = airssys_clone3_run(&ca, sizeof ca, child_main, &a);
+      if (pid >= 0) cgroupns_state.store(2, std::memory_order_relaxed);
+    }
     if (pid >= 0 || (pid != -ENOSYS && pid != -E2BIG && !(pid == -EINVAL && cgroup_dir >= 0))) {
       if (pid >= 0) clone3_state.store(1, std::memory_order_relaxed);
       return pid;
@@ -382,13 +469,30 @@ Result<void> open_stdio(const SpawnSpec& spec, StdioFds& out) noexcept {
         if (s.path == nullptr || s.path[0] == '\0')
           return Error::make(Errc::InvalidArgument, "%s: File mode needs a path", stream_name(fd));
         const int flags = fd == 0 ? O_RDONLY : O_WRONLY | O_CREAT | (s.append ? O_APPEND : O_TRUNC);
-        out.child[fd] = above_stdio(open(s.path, flags | O_CLOEXEC | O_NOCTTY, 0644));
-        if (out.child[fd] < 0) {
+        // O_NONBLOCK: a FIFO's open would otherwise wait for its other end
+        // (a device's, for a carrier) with no bound, and a JoinGroup spawn
+        // waits under the executor's lock. A FIFO read with no writer
+        // opens at once; one written with no reader is ENXIO.
+        const int opened = open(s.path, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
+        if (opened < 0) {
           const int e = errno;
+          if (e == ENXIO)
+            return Error::make_code_os(Errc::InvalidArgument, e, "%s file '%s' has no reader (a FIFO nobody has open)",
+                                       stream_name(fd), s.path);
           return Error::make_code_os(e == ENOENT ? Errc::NotFound : Errc::InvalidArgument, e,
                                      "%s file '%s' cannot be opened: %s", stream_name(fd), s.path,
                                      std::strerror(e));
         }
+        // The child gets an ordinary blocking stream.
+        const int fl = fcntl(opened, F_GETFL);
+        if (fl < 0 || fcntl(opened, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+          const int e = errno;
+          close(opened);
+          return Error::make_os(e, "%s file '%s': %s", stream_name(fd), s.path, std::strerror(e));
+        }
+        out.child[fd] = above_stdio(opened);
+        if (out.child[fd] < 0)
+          return Error::make_os(errno, "%s: no descriptor for '%s': %s", stream_name(fd), s.path, std::strerror(errno));
         break;
       }
       case StdioMode::Pipe: {
@@ -434,8 +538,9 @@ Error child_error(const ChildArgs& a, const SpawnSpec& spec) noexcept {
         return Error::make_code_os(Errc::InvalidArgument, e, "argument list for '%s' is too long", spec.program);
       if (e == ENOEXEC)
         return Error::make_code_os(Errc::InvalidArgument, e, "program '%s' is not a valid executable", spec.program);
-      if (e == ENOENT)
-        return Error::make_code_os(Errc::NotFound, e, "program '%s' does not exist", spec.program);
+      if (e == ENOENT)  // the program itself is held open
+        return Error::make_code_os(Errc::NotFound, e, "program '%s': its interpreter (#!) or loader does not exist",
+                                   spec.program);
       if (e == EACCES)
         return Error::make_code_os(Errc::InvalidArgument, e, "program '%s' is not executable", spec.program);
       return Error::make_os(e, "executing '%s' failed: %s", spec.program, std::strerror(e));
@@ -496,10 +601,10 @@ int Process::take_pipe(int stream) noexcept {
 }
 
 Result<Process> spawn(const SpawnSpec& spec) noexcept {
-  char path[PATH_MAX];
-  if (auto r = resolve(spec.program, path); !r) return r.error();
   if (spec.working_dir != nullptr)
     if (auto r = check_working_dir(spec.working_dir); !r) return r.error();
+  if (spec.program == nullptr || spec.program[0] == '\0')
+    return Error::make(Errc::InvalidArgument, "program is empty");
   if (spec.group == GroupMode::JoinGroup) {
     if (spec.join == nullptr || !spec.join->valid() || !spec.join->leads_group())
       return Error::make(Errc::InvalidArgument,
@@ -520,12 +625,26 @@ Result<Process> spawn(const SpawnSpec& spec) noexcept {
   if (spec.cgroup != nullptr && !spec.cgroup->valid())
     return Error::make(Errc::InvalidArgument, "spawning '%s' into a cgroup handle that is empty", spec.program);
 
+  // Opened after pass_fds are checked, so that it cannot take the number
+  // of a closed descriptor passed by mistake.
+  struct HeldProgram {
+    int fd = -1;
+    ~HeldProgram() {
+      if (fd >= 0) close(fd);
+    }
+  } own;
+  int program_fd = spec.program_fd;
+  if (program_fd < 0) {
+    auto fd = find_program(spec.program, spec.working_dir);
+    if (!fd) return fd.error();
+    program_fd = own.fd = fd.value();
+  }
   StdioFds stdio;
   if (auto r = open_stdio(spec, stdio); !r) return r.error();
 
   const char* default_argv[] = {spec.program, nullptr};
   ChildArgs a{};
-  a.path = path;
+  a.program_fd = program_fd;
   a.argv = const_cast<char* const*>(spec.argv != nullptr ? spec.argv : default_argv);
   a.envp = spec.envp != nullptr ? const_cast<char* const*>(spec.envp) : environ;
   a.working_dir = spec.working_dir;
@@ -598,6 +717,7 @@ Result<ExitStatus> try_wait(Process& p) noexcept {
   if (info.si_pid == 0) return Error::make(Errc::Timeout, "process %d is still running", p.pid_);
   ExitStatus out;
   if (info.si_code == CLD_EXITED) out.code = info.si_status; else out.signal = info.si_status;
+  out.core_dumped = info.si_code == CLD_DUMPED;
   p.reset();
   return out;
 }
@@ -621,15 +741,20 @@ Result<void> signal_group(Process& leader, int sig) noexcept {
                        leader.pid_);
   if (leader.pgid_ <= 1)
     return Error::make(Errc::InvalidArgument, "signal to process group %d refused", leader.pgid_);
-  // The leader is unreaped (at worst a zombie), so its pgid still names
-  // this group and cannot have been reused.
+  // Through the pidfd, the kernel's pid object of the leader names the
+  // group itself (ESRCH once nobody is in it), never a reused number.
   if (group_signal_by_pidfd()) {
     if (syscall(SYS_pidfd_send_signal, leader.pidfd_, sig, nullptr, kPidfdSignalProcessGroup) == 0) return {};
-    // The leader already exited: the kernel has no group for a dead
-    // leader's pidfd; fall back on the number it still reserves.
-    if (errno != ESRCH)
-      return Error::make_os(errno, "signal %d to group %d: %s", sig, leader.pgid_, std::strerror(errno));
+    if (errno == ESRCH) return Error::make(Errc::Dead, "signal %d to group %d: no process is left in it", sig, leader.pgid_);
+    return Error::make_os(errno, "signal %d to group %d: %s", sig, leader.pgid_, std::strerror(errno));
   }
+  // Without it, the number is used only while the leader is unreaped (at
+  // worst a zombie): then it still names this group and no other. The
+  // handle being valid does not prove it (the application may have reaped
+  // the leader with waitpid(-1)), the kernel does.
+  if (!unreaped(leader.pidfd_))
+    return Error::make(Errc::Dead, "signal %d to group %d refused: its leader %d was reaped, the number may name another group",
+                       sig, leader.pgid_, leader.pid_);
   if (killpg(leader.pgid_, sig) != 0)
     return Error::make_os(errno, "signal %d to group %d: %s", sig, leader.pgid_, std::strerror(errno));
   return {};
@@ -651,6 +776,11 @@ bool has_children() noexcept {
   // WNOWAIT: look only. Without __WALL, children with no exit signal are
   // not counted.
   return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 || errno != ECHILD;
+}
+
+bool has_ended_child() noexcept {
+  siginfo_t info{};
+  return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0;
 }
 
 std::size_t list_children(int* pids, std::size_t capacity) noexcept {
@@ -692,13 +822,17 @@ Result<Process> adopt_child(int pid) noexcept {
   return p;
 }
 
+void force_group_signal_fallback(bool on) noexcept { group_fallback_forced.store(on, std::memory_order_relaxed); }
+
 bool group_signal_by_pidfd() noexcept {
+  if (group_fallback_forced.load(std::memory_order_relaxed)) return false;
   static const bool supported = [] {
-    // Signal 0 to our own group through our own pidfd: only the flag's
-    // acceptance is tested, nothing is delivered.
+    // Signal 0 through our own pidfd to the group our pid names: only the
+    // flag's acceptance is tested, nothing is delivered. A kernel without
+    // the flag says EINVAL; ESRCH only says that we lead no group.
     const int self = pidfd_open(getpid());
     if (self < 0) return false;
-    const bool ok = syscall(SYS_pidfd_send_signal, self, 0, nullptr, kPidfdSignalProcessGroup) == 0;
+    const bool ok = syscall(SYS_pidfd_send_signal, self, 0, nullptr, kPidfdSignalProcessGroup) == 0 || errno == ESRCH;
     close(self);
     return ok;
   }();
@@ -784,7 +918,149 @@ bool reap_ended_child(int pid, ExitStatus& status) noexcept {
   if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | __WALL) != 0 || info.si_pid == 0) return false;
   status = ExitStatus{};
   if (info.si_code == CLD_EXITED) status.code = info.si_status; else status.signal = info.si_status;
+  status.core_dumped = info.si_code == CLD_DUMPED;
   return true;
+}
+
+ProcessGroup::ProcessGroup(ProcessGroup&& o) noexcept : fd_(o.fd_), pgid_(o.pgid_), leader_(o.leader_) {
+  o.fd_ = -1;
+  o.pgid_ = -1;
+  o.leader_ = -1;
+}
+
+ProcessGroup& ProcessGroup::operator=(ProcessGroup&& o) noexcept {
+  if (this != &o) {
+    this->~ProcessGroup();
+    new (this) ProcessGroup(std::move(o));
+  }
+  return *this;
+}
+
+ProcessGroup::~ProcessGroup() {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+
+Result<ProcessGroup> ProcessGroup::of(const Process& leader) noexcept {
+  if (!leader.valid() || !leader.leads_group() || leader.pgid() <= 1)
+    return Error::make(Errc::InvalidArgument, "process %d does not lead a group this runtime created", leader.pid());
+  const int fd = fcntl(leader.wait_handle(), F_DUPFD_CLOEXEC, 3);
+  if (fd < 0)
+    return Error::make_os(errno, "no descriptor to hold process group %d: %s", leader.pgid(), std::strerror(errno));
+  ProcessGroup g;
+  g.fd_ = fd;
+  g.pgid_ = leader.pgid();
+  g.leader_ = leader.pid();
+  return g;
+}
+
+bool ProcessGroup::owns_number() const noexcept {
+  if (fd_ < 0 || pgid_ <= 1) return false;
+  if (group_signal_by_pidfd()) return syscall(SYS_pidfd_send_signal, fd_, 0, nullptr, kPidfdSignalProcessGroup) == 0;
+  return unreaped(fd_);
+}
+
+Result<bool> ProcessGroup::signal(int sig) noexcept {
+  if (sig < 0 || sig > SIGRTMAX)
+    return Error::make(Errc::InvalidArgument, "signal number %d is out of range (0..%d)", sig, SIGRTMAX);
+  if (fd_ < 0 || pgid_ <= 1) return Error::make(Errc::InvalidArgument, "signal to process group %d refused", pgid_);
+  if (group_signal_by_pidfd()) {
+    if (syscall(SYS_pidfd_send_signal, fd_, sig, nullptr, kPidfdSignalProcessGroup) == 0) return true;
+    if (errno == ESRCH) return false;
+    return Error::make_os(errno, "signal %d to group %d: %s", sig, pgid_, std::strerror(errno));
+  }
+  if (!unreaped(fd_)) return false;  // the number may be another group's by now
+  if (killpg(pgid_, sig) == 0) return true;
+  if (errno == ESRCH) return false;
+  return Error::make_os(errno, "signal %d to group %d: %s", sig, pgid_, std::strerror(errno));
+}
+
+namespace {
+// Whether a process other than `except` has group `pgid` (a scan of /proc).
+bool group_has_process_besides(int pgid, int except) noexcept {
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return true;  // cannot tell: not empty
+  bool found = false;
+  while (!found) {
+    dirent* d = readdir(proc);
+    if (d == nullptr) break;
+    char* end = nullptr;
+    const long pid = std::strtol(d->d_name, &end, 10);
+    if (end == d->d_name || *end != '\0' || pid <= 1 || pid == except) continue;
+    ProcessInfo info;
+    found = process_info(static_cast<int>(pid), info) && info.pgid == pgid;
+  }
+  closedir(proc);
+  return found;
+}
+}  // namespace
+
+bool ProcessGroup::empty() const noexcept {
+  if (fd_ < 0 || pgid_ <= 1) return true;
+  const bool leader_unreaped = unreaped(fd_);
+  if (group_signal_by_pidfd()) {
+    if (syscall(SYS_pidfd_send_signal, fd_, 0, nullptr, kPidfdSignalProcessGroup) != 0) return true;
+    if (!leader_unreaped) return false;  // someone is in it, and it is not the leader
+  } else if (!leader_unreaped) {
+    return true;  // nothing can be known, or signalled, by the number any more
+  }
+  // The unreaped leader keeps the number this group's: whoever else has
+  // it is a member.
+  if (!group_has_process_besides(pgid_, leader_)) return true;
+  if (unreaped(fd_)) return false;  // still pinned after the scan: a member was found
+  // The leader was reaped during the scan: what it found may be another
+  // group's. Only the pidfd can still tell.
+  return !group_signal_by_pidfd() || syscall(SYS_pidfd_send_signal, fd_, 0, nullptr, kPidfdSignalProcessGroup) != 0;
+}
+
+Result<ExitStatus> peek_exit(const Process& p) noexcept {
+  if (!p.valid()) return Error::make(Errc::Dead, "wait on a process handle that was already reaped");
+  siginfo_t info{};
+  int r;
+  while ((r = waitid(P_PIDFD, static_cast<id_t>(p.wait_handle()), &info, WEXITED | WNOHANG | WNOWAIT | __WALL)) < 0 &&
+         errno == EINTR) {
+  }
+  if (r < 0) return Error::make_os(errno, "looking at process %d: %s", p.pid(), std::strerror(errno));
+  if (info.si_pid == 0) return Error::make(Errc::Timeout, "process %d is still running", p.pid());
+  ExitStatus out;
+  if (info.si_code == CLD_EXITED) out.code = info.si_status; else out.signal = info.si_status;
+  out.core_dumped = info.si_code == CLD_DUMPED;
+  return out;
+}
+
+std::size_t reap_group_members(const ProcessGroup& g, int keep, int sig, std::size_t* killed_by) noexcept {
+  // The numbered reap is checked afterwards: waitid picks members by the
+  // number, and an ended child found that way was in this group only if
+  // the group still owned the number once it had been found. A child
+  // outside it (the number reused by a group of the application's) is
+  // left unreaped, and the loop stops.
+  if (!g.valid() || g.pgid() <= 1) return 0;
+  std::size_t reaped = 0;
+  for (;;) {
+    siginfo_t info{};
+    if (waitid(P_PGID, static_cast<id_t>(g.pgid()), &info, WEXITED | WNOHANG | WNOWAIT | __WALL) != 0) break;
+    if (info.si_pid == 0 || !g.owns_number()) break;
+    if (info.si_pid == keep) {
+      // Falls back on the numbered walk, which skips `keep`; the number is
+      // this group's (checked just now, and the kept leader pins it in
+      // the fallback; with pidfds a zombie member found there is checked
+      // by the same rule).
+      reaped += reap_group_members(g.pgid(), keep, sig, killed_by);
+      break;
+    }
+    siginfo_t one{};
+    if (waitid(P_PID, static_cast<id_t>(info.si_pid), &one, WEXITED | WNOHANG | __WALL) != 0 || one.si_pid == 0) break;
+    ++reaped;
+    if (killed_by != nullptr && one.si_code != CLD_EXITED && one.si_status == sig) ++*killed_by;
+  }
+  return reaped;
+}
+
+std::size_t running_in_group(const ProcessGroup& g) noexcept {
+  if (!g.valid() || !g.owns_number()) return 0;
+  const std::size_t n = running_in_group(g.pgid());
+  // Counted by number: only if the group still owned it afterwards.
+  return g.owns_number() ? n : 0;
 }
 
 int kill_signal() noexcept { return SIGKILL; }
@@ -793,72 +1069,85 @@ int stop_signal() noexcept { return SIGSTOP; }
 int continue_signal() noexcept { return SIGCONT; }
 int max_signal() noexcept { return SIGRTMAX; }
 
-namespace {
-// "/usr/bin//./x/../sh" -> "/usr/bin/sh", relative paths made absolute:
-// lexically, without following symlinks, so that a policy sees one
-// spelling of each path.
-bool normalize(const char* in, char (&out)[PATH_MAX]) noexcept {
-  char buf[PATH_MAX];
-  if (in[0] != '/') {
-    if (getcwd(buf, sizeof buf) == nullptr) return false;
-    const std::size_t n = std::strlen(buf);
-    if (n + 1 + std::strlen(in) >= sizeof buf) return false;
-    buf[n] = '/';
-    std::strcpy(buf + n + 1, in);
+Result<int> open_program(const char* program, const char* working_dir, char* out, std::size_t capacity,
+                         FileIdentity* identity) noexcept {
+  auto fd = find_program(program, working_dir);
+  if (!fd) return fd.error();
+  // The kernel's name for the open file: every symlink and ".." resolved,
+  // no allocation, and no second lookup that could land elsewhere.
+  char proc[40];
+  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd.value());
+  const ssize_t n = capacity > 0 ? readlink(proc, out, capacity) : -1;
+  Error err;
+  struct stat st {};
+  if (n < 0) {
+    err = Error::make_os(errno, "program '%s': its resolved path cannot be read (%s): %s", program, proc,
+                         std::strerror(errno));
+  } else if (static_cast<std::size_t>(n) >= capacity) {
+    err = Error::make(Errc::InvalidArgument, "program '%s': its resolved path is longer than %zu bytes", program,
+                      capacity > 0 ? capacity - 1 : 0);
+  } else if (identity != nullptr && fstat(fd.value(), &st) != 0) {
+    err = Error::make_os(errno, "program '%s': %s", program, std::strerror(errno));
   } else {
-    std::strcpy(buf, in);
+    out[n] = '\0';
+    if (identity != nullptr) *identity = FileIdentity{static_cast<std::uint64_t>(st.st_dev), st.st_ino};
+    return fd.value();
   }
-  std::size_t len = 0;  // out holds "/a/b" without a trailing slash
-  for (const char* p = buf; *p != '\0';) {
-    while (*p == '/') ++p;
-    const char* end = p;
-    while (*end != '\0' && *end != '/') ++end;
-    const std::size_t seg = static_cast<std::size_t>(end - p);
-    if (seg == 0 || (seg == 1 && p[0] == '.')) {
-    } else if (seg == 2 && p[0] == '.' && p[1] == '.') {
-      while (len > 0 && out[len - 1] != '/') --len;
-      if (len > 0) --len;
-    } else {
-      if (len + 1 + seg >= PATH_MAX) return false;
-      out[len++] = '/';
-      std::memcpy(out + len, p, seg);
-      len += seg;
-    }
-    p = end;
-  }
-  if (len == 0) out[len++] = '/';
-  out[len] = '\0';
+  close(fd.value());
+  return err;
+}
+
+bool file_identity(const char* path, FileIdentity& out) noexcept {
+  struct stat st {};
+  if (path == nullptr || stat(path, &st) != 0) return false;
+  out = FileIdentity{static_cast<std::uint64_t>(st.st_dev), st.st_ino};
   return true;
 }
-}  // namespace
 
 Result<void> resolve_program(const char* program, char* out, std::size_t capacity) noexcept {
-  char found[PATH_MAX];
-  if (auto r = resolve(program, found); !r) return r.error();
-  char path[PATH_MAX];
-  if (!normalize(found, path))
-    return Error::make(Errc::InvalidArgument, "program path '%s' is too long", program);
-  if (std::strlen(path) >= capacity)
-    return Error::make(Errc::InvalidArgument, "program path '%s' is longer than %zu bytes", program, capacity - 1);
-  std::strcpy(out, path);
+  auto fd = open_program(program, nullptr, out, capacity);
+  if (!fd) return fd.error();
+  close(fd.value());
   return {};
 }
 
 const char* const* inherited_environment() noexcept { return environ; }
 
-Presence environment_contains(int pid, const char* entry) noexcept {
+namespace {
+
+// Where the process's environment lies in its current memory (fields 50
+// and 51 of stat), and whether it has ended; false when it is gone. Both
+// are 0 while an execve has replaced the memory but not yet set the new
+// environment up, and once the process is exiting; after an exec they
+// are new addresses.
+bool environment_bounds(int pid, unsigned long long& start, unsigned long long& end, bool& ended) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  char stat[1024];
+  if (!read_text(path, stat, sizeof stat)) return false;
+  const char* p = std::strrchr(stat, ')');
+  if (p == nullptr || p[1] != ' ') return false;
+  ended = p[2] == 'Z' || p[2] == 'X';
+  // Fields 3.. follow the command name, each after one space.
+  int field = 2;
+  for (; *p != '\0' && field < 50; ++p)
+    if (*p == ' ') ++field;
+  return field == 50 && std::sscanf(p, "%llu %llu", &start, &end) == 2;
+}
+
+// Reads the environment that /proc/<pid>/environ gives now and looks for
+// `entry`. -1: it cannot be opened (gone, or not ours to read).
+int scan_environment(int pid, const char* entry) noexcept {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/environ", pid);
   const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Presence::Absent;  // gone, or not ours to read
+  if (fd < 0) return -1;
   const std::size_t want = std::strlen(entry) + 1;  // with its NUL
   char buf[4096];
   std::size_t have = 0;  // bytes of the current entry matched so far
-  std::size_t total = 0;
   bool found = false, mismatch = false;
   ssize_t n;
   while (!found && (n = read(fd, buf, sizeof buf)) > 0) {
-    total += static_cast<std::size_t>(n);
     for (ssize_t i = 0; i < n && !found; ++i) {
       const char c = buf[i];
       if (!mismatch && have < want && c == (have + 1 == want ? '\0' : entry[have])) {
@@ -870,24 +1159,44 @@ Presence environment_contains(int pid, const char* entry) noexcept {
     }
   }
   close(fd);
-  if (found) return Presence::Present;
-  if (total > 0) return Presence::Absent;
-  // Nothing to read: an empty environment, or none in memory right now.
-  // The environment's end address (field 51 of stat) tells them apart: 0
-  // while an execve has replaced the memory but not yet set the new
-  // environment up, and once the process is exiting.
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  char stat[1024];
-  if (!read_text(path, stat, sizeof stat)) return Presence::Absent;
-  const char* p = std::strrchr(stat, ')');
-  if (p == nullptr || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X') return Presence::Absent;  // gone with its memory
-  // Fields 3.. follow the command name, each after one space.
-  int field = 2;
-  unsigned long long env_end = 0;
-  for (; *p != '\0' && field < 51; ++p)
-    if (*p == ' ') ++field;
-  if (field != 51 || std::sscanf(p, "%llu", &env_end) != 1) return Presence::Absent;
-  return env_end == 0 ? Presence::Unknown : Presence::Absent;
+  return found ? 1 : 0;
+}
+
+}  // namespace
+
+Presence environment_contains(int pid, const char* entry) noexcept {
+  // The environ file is bound to the memory the process had when it was
+  // opened; an execve running meanwhile leaves the read empty or cut
+  // short, which is not a verdict. So the environment's bounds are read
+  // before and after: a scan that does not find the entry counts only if
+  // the same memory, with its environment set up, was there throughout.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    unsigned long long start = 0, end = 0, start2 = 0, end2 = 0;
+    bool ended = false;
+    if (!environment_bounds(pid, start, end, ended) || ended) return Presence::Absent;  // gone with its memory
+    if (end == 0) return Presence::Unknown;  // between the halves of an execve, or on its way out
+    if (start == end) {
+      // An empty environment — or an execve laying the new one out right
+      // now (the kernel sets both bounds to where it starts, then moves
+      // the end). Empty only if it stays so.
+      bool settled = true;
+      for (int look = 0; look < 3 && settled; ++look) {
+        usleep(200);
+        if (!environment_bounds(pid, start2, end2, ended) || ended) return Presence::Absent;
+        settled = start2 == start && end2 == end;
+      }
+      if (settled) return Presence::Absent;
+      continue;
+    }
+    // -1 (cannot open) is judged like a miss: inside an execve the new
+    // memory is briefly not dumpable, and a reader without CAP_SYS_PTRACE
+    // is refused; only a refusal with the same memory throughout counts.
+    if (scan_environment(pid, entry) == 1) return Presence::Present;
+    if (!environment_bounds(pid, start2, end2, ended) || ended) return Presence::Absent;
+    if (start2 == start && end2 == end) return Presence::Absent;
+    // An execve replaced the memory during the scan: look again.
+  }
+  return Presence::Unknown;
 }
 
 bool cgroup_of(int pid, char* out, std::size_t capacity) noexcept {

@@ -35,6 +35,7 @@ const char* to_string(ProcessEvent::Kind k) noexcept {
     case K::Teardown: return "teardown";
     case K::Cleanup: return "cleanup";
     case K::Denied: return "denied";
+    case K::StaleSwept: return "stale_swept";
   }
   return "?";
 }
@@ -176,6 +177,8 @@ Result<void> ProcessExecutor::check(const OperationView& op, const SecurityConte
     ev.kind = ProcessEvent::Kind::Denied;
     ev.principal = who.principal;
     ev.program = program;
+    ev.executable = op.resolved_program;
+    ev.spawn = op.spawn;
     ev.pid = op.pid;
     ev.pgid = op.pgid;
     ev.signal = op.signal;
@@ -205,7 +208,20 @@ Result<void> ProcessExecutor::ensure_contained(Containment c) noexcept {
     cgroup_tried_ = true;
     auto root = arch::CgroupRoot::open(config_.cgroup_base);
     if (root) {
+      // Roots of runtimes that died with their guardian, swept on the way:
+      // what lived in them is dead now, and the audit says so.
+      const arch::StaleSweep swept = root.value().swept();
       cgroup_root_.reset(new (std::nothrow) arch::CgroupRoot(std::move(root.value())));
+      if (swept.roots > 0) {
+        counters_.stale_trees += swept.trees;
+        ProcessEvent ev;
+        ev.kind = ProcessEvent::Kind::StaleSwept;
+        ev.principal = "runtime";
+        ev.containment = Containment::Cgroup;
+        ev.trees = swept.trees;
+        ev.processes = swept.processes;
+        emit(ev);
+      }
     } else {
       cgroup_error_ = root.error();
     }
@@ -248,11 +264,14 @@ void ProcessExecutor::release_locked(Entry& e) noexcept {
 
 Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation& op, const SecurityContext& who,
                                                     std::uint64_t owner) noexcept {
+  std::string_view executable;  // once resolved
   auto fail = [&](const Error& err) -> Result<SpawnProcessResult> {
     ProcessEvent ev;
     ev.kind = ProcessEvent::Kind::Spawn;
     ev.principal = who.principal;
     ev.program = op.program;
+    ev.executable = executable;
+    ev.spawn = &op;
     ev.lifetime = op.lifetime;
     ev.error = &err;
     emit(ev);
@@ -297,19 +316,32 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
     ~GiveBack() { b.give(i); }
   } give_back{*buffers_, buffer_index};
 
-  // The program exec will run, resolved now so that the policy judges the
-  // real path, not a name PATH could redirect.
+  // The file exec will run, found now (as chdir(working_dir) then execvp
+  // would) and held open until the exec, so that the policy judges the
+  // file that runs — every symlink resolved, not a spelling PATH, a
+  // symlink or a rename could redirect between the check and the exec.
   Packer pack(mem, buffers_->bytes_each);
   const char* program_z = pack.string(op.program);
+  const char* working_dir = nullptr;
+  if (!op.working_dir.empty() && (working_dir = pack.string(op.working_dir)) == nullptr)
+    return fail(too_long(op.program, pack.size()));
   constexpr std::size_t kPathMax = 4096;
   char* resolved_path = pack.reserve(kPathMax);
   if (program_z == nullptr || resolved_path == nullptr) return fail(too_long(op.program, pack.size()));
-  if (auto r = arch::resolve_program(program_z, resolved_path, kPathMax); !r) return fail(r.error());
+  arch::FileIdentity identity;
+  auto program_fd = arch::open_program(program_z, working_dir, resolved_path, kPathMax, &identity);
+  if (!program_fd) return fail(program_fd.error());
+  struct CloseProgram {
+    int fd;
+    ~CloseProgram() { arch::close_handle(fd); }
+  } close_program{program_fd.value()};
+  executable = resolved_path;
 
   OperationView view;
   view.kind = OperationView::Kind::Spawn;
   view.spawn = &op;
   view.resolved_program = resolved_path;
+  view.program_identity = identity;
   view.pgid = op.process_group.kind == ProcessGroupConfig::Kind::JoinGroup ? op.process_group.pgid : -1;
   if (auto r = check(view, who, op.program); !r) return r.error();
 
@@ -329,12 +361,12 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
   std::size_t n_env = 0;
   for (std::size_t i = 0; i < inherited; ++i)
     if (!overridden(parent_env[i], op.env)) envp[n_env++] = parent_env[i];
-  for (auto e : op.env)
-    if ((envp[n_env++] = pack.string(e)) == nullptr) return fail(too_long(op.program, pack.size()));
+  // A name given twice gets its last value, once: libcs and shells
+  // disagree on which of two entries they read.
+  for (std::size_t i = 0; i < op.env.size(); ++i)
+    if (!overridden(op.env[i], op.env.subspan(i + 1)) && (envp[n_env++] = pack.string(op.env[i])) == nullptr)
+      return fail(too_long(op.program, pack.size()));
   envp[n_env] = nullptr;
-  const char* working_dir = nullptr;
-  if (!op.working_dir.empty() && (working_dir = pack.string(op.working_dir)) == nullptr)
-    return fail(too_long(op.program, pack.size()));
   arch::SpawnSpec spec;
   for (int s = 0; s < 3; ++s) {
     spec.stdio[s].mode = op.stdio[s].mode;
@@ -378,8 +410,10 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
       guardian_.reset(new (std::nothrow) arch::Guardian);
       if (!guardian_) return fail(Error::make(Errc::Full, "no memory for the guardian"));
     }
-    if (!guardian_->running())
-      if (auto r = guardian_->start(cgroup_root_.get()); !r) return fail(r.error());
+    // Also a new guardian if the last one died (killed on its own, say).
+    if (auto r = keep_guardian(*guardian_, cgroup_root_.get(), entries_.get(), config_.max_processes, poller_.get());
+        !r)
+      return fail(r.error());
   }
   Entry* entry = nullptr;
   for (std::size_t i = 0; i < config_.max_processes && entry == nullptr; ++i)
@@ -399,6 +433,18 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
       return fail(cg.error());
     }
     cgroup = std::move(cg.value());
+    if (cgroup_root_->incarnation() != guarded_root_incarnation_ && guardian_) {
+      // The root was removed behind our back and made again: the guardian
+      // holds copies of the old one's descriptors. A new guardian, given
+      // the new root and every tree again.
+      guarded_root_incarnation_ = cgroup_root_->incarnation();
+      guardian_->stop();
+      if (auto r = keep_guardian(*guardian_, cgroup_root_.get(), entries_.get(), config_.max_processes, poller_.get());
+          !r) {
+        entry->state = Entry::State::Free;
+        return fail(r.error());
+      }
+    }
   }
   // A joiner spawns under the lock: the leader's handle and cgroup must
   // not go away while the child joins them (JoinGroup is rare).
@@ -418,6 +464,7 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
     envp[n_env] = nullptr;
   }
   spec.program = resolved_path;
+  spec.program_fd = close_program.fd;
   spec.argv = argv;
   spec.envp = envp;
   spec.working_dir = working_dir;
@@ -448,6 +495,17 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
   }
   SpawnProcessResult result;
   entry->proc = std::move(spawned.value());
+  if (leads && !detached) {
+    // The group is held from now on: its signals never go to a bare pgid.
+    auto g = arch::ProcessGroup::of(entry->proc);
+    if (!g) {
+      entry->proc = arch::Process{};  // kills and reaps it
+      entry->state = Entry::State::Free;
+      lock.unlock();
+      return fail(g.error());
+    }
+    entry->held_group = std::move(g.value());
+  }
   for (int s = 0; s < 3; ++s) result.pipes[s] = entry->proc.take_pipe(s);
   entry->pid = entry->proc.pid();
   entry->pgid = entry->proc.pgid();
@@ -460,23 +518,30 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
   entry->cgroup = std::move(cgroup);
   std::memcpy(entry->marker, marker, sizeof marker);
   if (entry->cgroup.valid()) {
-    const char* slash = std::strrchr(cgroup_root_->path(), '/');
-    std::snprintf(entry->cgroup_suffix, sizeof entry->cgroup_suffix, "%.40s/%.20s", slash != nullptr ? slash : "",
+    std::snprintf(entry->cgroup_suffix, sizeof entry->cgroup_suffix, "/%.60s/%.24s", cgroup_root_->name(),
                   entry->cgroup.name());
   } else if (leader != nullptr) {
     std::memcpy(entry->cgroup_suffix, leader->cgroup_suffix, sizeof entry->cgroup_suffix);
   }
+  if (containment == Containment::Cgroup) {
+    // Born into a cgroup namespace of its own (when the runtime may make
+    // one): what identifies the tree's processes that moved out of it.
+    arch::CgroupNamespace ns = arch::CgroupNamespace::of(entry->pid);
+    if (ns.id() != arch::cgroup_namespace_of(arch::own_pid())) entry->cgroup_ns = std::move(ns);
+  }
   if (!detached && leads && containment == Containment::ProcessGroup) {
-    if (auto slot = guardian_->watch_group(entry->proc)) entry->guardian_slot = static_cast<int>(slot.value());
+    if (auto slot = guardian_->watch_group(entry->proc, entry->marker))
+      entry->guardian_slot = static_cast<int>(slot.value());
   }
   entry->state = Entry::State::Live;
   if (poller_) {
     const std::uint64_t data = (static_cast<std::uint64_t>(entry->generation) << 32) |
                                static_cast<std::uint32_t>(entry - entries_.get());
     entry->polled = static_cast<bool>(poller_->add(entry->proc.wait_handle(), false, data));
-    // The reactor chose its timeout before this tree existed; a
-    // process-group tree needs its orphan scans from now on.
-    if (containment == Containment::ProcessGroup) poller_->wake();
+    // The reactor chose its timeout before this tree existed; a managed
+    // tree needs its orphan scans from now on (a cgroup tree: a look for
+    // zombies re-parented to us).
+    if (leads && !detached) poller_->wake();
   }
   if (detached) {
     ++counters_.detached;
@@ -491,6 +556,8 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
   ev.kind = ProcessEvent::Kind::Spawn;
   ev.principal = who.principal;
   ev.program = op.program;
+  ev.executable = executable;
+  ev.spawn = &op;
   ev.pid = result.pid;
   ev.pgid = result.pgid;
   ev.containment = containment;
@@ -530,10 +597,11 @@ Result<void> ProcessExecutor::signal_group_locked(const OperationView& view, Pro
   if (leader == nullptr)
     return Error::make(Errc::InvalidArgument, "process group %d was not created by this executor", view.pgid);
   ev.containment = leader->containment;
-  if (leader->proc.valid()) return arch::signal_group(leader->proc, view.signal);
-  auto r = arch::signal_remaining_group(view.pgid, view.signal);
+  // Through the held group: an emptied group's number may be another's.
+  auto r = leader->held_group.signal(view.signal);
   if (!r) return r.error();
-  if (!r.value()) return Error::make(Errc::Dead, "process group %d has no process left", view.pgid);
+  if (!r.value())
+    return Error::make(Errc::Dead, "process group %d has no process left (its number is not signalled)", view.pgid);
   return {};
 }
 
@@ -568,11 +636,25 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
   view.kind = OperationView::Kind::Wait;
   view.pid = op.pid;
   if (auto r = check(view, who, {}); !r) return r.error();
+  // Every outcome is recorded: the status, or why there is none.
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::Wait;
+  ev.principal = who.principal;
+  ev.pid = op.pid;
+  auto done = [&](const Result<ExitStatus>& r) -> Result<ExitStatus> {
+    if (r) {
+      ev.status = r.value();
+    } else {
+      ev.error = &r.error();
+    }
+    emit(ev);
+    return r;
+  };
   if (reactor_.joinable())
-    return Error::make(Errc::WouldDeadlock,
-                       "WaitProcess on process %d: this executor's reactor reaps exits (they arrive as ProcessExited)",
-                       op.pid);
-  const std::int64_t deadline = op.timeout_ns < 0 ? -1 : arch::monotonic_ns() + op.timeout_ns;
+    return done(Error::make(
+        Errc::WouldDeadlock,
+        "WaitProcess on process %d: this executor's reactor reaps exits (they arrive as ProcessExited)", op.pid));
+  const std::int64_t deadline = op.timeout_ns < 0 ? -1 : arch::add_saturated(arch::monotonic_ns(), op.timeout_ns);
   int ready_fd = -1;  // a duplicate of the pidfd, so waiting needs no lock
   struct CloseFd {
     int& fd;
@@ -583,12 +665,22 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
       std::lock_guard<std::mutex> lock(mu_);
       Entry* e = find_locked(op.pid);
       if (e == nullptr)
-        return Error::make(Errc::InvalidArgument,
-                           "process %d was not spawned by this executor or was already reaped", op.pid);
+        return done(Error::make(Errc::InvalidArgument,
+                                "process %d was not spawned by this executor or was already reaped", op.pid));
+      ev.pgid = e->pgid;
+      ev.containment = e->containment;
+      ev.lifetime = e->lifetime;
       if (e->tearing_down || (e->group >= 0 && entries_[static_cast<std::size_t>(e->group)].tearing_down))
-        return Error::make(Errc::AlreadyExists, "process %d: its tree is being torn down", op.pid);
-      auto r = arch::try_wait(e->proc);
+        return done(Error::make(Errc::AlreadyExists, "process %d: its tree is being torn down", op.pid));
+      // Without pidfd group signals an ended leader whose group lives on
+      // stays unreaped, pinning the group's number (collect_exit).
+      const bool may_keep = e->held_group.valid() && !arch::group_signal_by_pidfd();
+      auto r = may_keep ? arch::peek_exit(e->proc) : arch::try_wait(e->proc);
       if (r) {
+        if (may_keep) {
+          ExitStatus same;
+          (void)collect_exit(*e, same, poller_.get());
+        }
         report_exit_locked(*e, r.value(), who.principal);
         e->status = r.value();
         // A leader's group may outlive it; the entry stays for teardown.
@@ -600,12 +692,12 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
         } else {
           release_locked(*e);
         }
-        return r.value();
+        return done(r.value());
       }
-      if (r.code() != Errc::Timeout) return r.error();
+      if (r.code() != Errc::Timeout) return done(r.error());
       if (ready_fd < 0) {
         auto dup = arch::duplicate_handle(e->proc.wait_handle());
-        if (!dup) return dup.error();
+        if (!dup) return done(dup.error());
         ready_fd = dup.value();
       }
     }
@@ -613,8 +705,8 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
     if (deadline >= 0) {
       wait_ns = deadline - arch::monotonic_ns();
       if (wait_ns <= 0)
-        return Error::make(Errc::Timeout, "process %d still running after %lld ms", op.pid,
-                           static_cast<long long>(op.timeout_ns / 1'000'000));
+        return done(Error::make(Errc::Timeout, "process %d still running after %lld ms", op.pid,
+                                static_cast<long long>(op.timeout_ns / 1'000'000)));
     }
     arch::wait_readable(ready_fd, wait_ns);
   }

@@ -22,7 +22,13 @@ struct ProcessExecutor::Entry {
   bool kill_sent = false;
   bool report_to_sink = false;
   bool blocking = false;     // a TeardownOperation steps it, not the reactor
+  bool leader_kept = false;  // ended, kept unreaped to pin its group's number (no pidfd group signals)
+  bool group_skipped = false;          // a group signal found the group gone and was not sent
+  bool group_skip_reported = false;    // ... and an event said so (once per entry)
   arch::Process proc;
+  // The group a leader leads, held from spawn to release: every signal to
+  // the group goes through it, never through the bare pgid (arch::ProcessGroup).
+  arch::ProcessGroup held_group;
   arch::Cgroup cgroup;
   int pid = -1;
   int pgid = -1;
@@ -40,9 +46,21 @@ struct ProcessExecutor::Entry {
   std::size_t adopted = 0;   // escapees of this tree adopted so far (leader)
   ExitStatus status;
   TeardownReport report;
-  char cgroup_suffix[64] = {};  // "/airssys-<pid>-<n>/g<id>" as /proc/<pid>/cgroup ends
+  // "/airssys-<pid>-<ns>-<n>/g<id>": the tree's cgroup as /proc/<pid>/cgroup
+  // shows it (arch::cgroup_path_within); a process in it or below it is
+  // the tree's.
+  char cgroup_suffix[96] = {};
+  // The cgroup namespace the process was born into (rooted at its tree's
+  // cgroup), empty if it has none of its own: a process that moved out of
+  // the cgroup still carries it. Held open, so that its number is not
+  // given to another namespace while the entry lives.
+  arch::CgroupNamespace cgroup_ns;
   char marker[48] = {};         // "AIRSSYS_TREE=<pid>.<group id>" (ProcessGroup containment)
 };
+
+// Collects a held process's exit (status and reap; an ended group leader
+// may stay unreaped, see teardown.cpp). False while it runs.
+bool collect_exit(ProcessExecutor::Entry& e, ExitStatus& status, arch::Poller* poller) noexcept;
 
 // Scratch memory for building argv/envp, one per concurrent spawn.
 struct ProcessExecutor::Buffers {
@@ -64,5 +82,17 @@ struct ProcessExecutor::Buffers {
   }
   void give(std::size_t index) noexcept { busy[index].store(false, std::memory_order_release); }
 };
+
+// Poller data of the guardian's pidfd: readable when the guardian died.
+inline constexpr std::uint64_t kGuardianData = ~std::uint64_t{0} - 1;
+
+// Keeps a guardian running for the executor's trees: starts it, or, after
+// it died, starts a new one and registers again every process-group tree
+// (by its leader's handle while it has one, else by its marker) and every
+// adopted orphan the table holds (cgroup trees are covered by the root).
+// The guardian's pidfd goes into `poller` (may be null) as kGuardianData.
+// Under the executor's lock.
+Result<void> keep_guardian(arch::Guardian& guardian, const arch::CgroupRoot* root, ProcessExecutor::Entry* entries,
+                           std::size_t count, arch::Poller* poller) noexcept;
 
 }  // namespace airssys::osl

@@ -34,6 +34,7 @@ Result<void> SecurityPolicy::add(bool allow, std::string_view pattern) noexcept 
   if (count_ == kMaxRules) return Error::make(Errc::Full, "policy has %zu rules already", kMaxRules);
   Rule& r = rules_[count_++];
   r.allow = allow;
+  r.exact = pattern.find_first_of("*?") == std::string_view::npos;
   std::memcpy(r.pattern, pattern.data(), pattern.size());
   r.pattern[pattern.size()] = '\0';
   return {};
@@ -63,8 +64,16 @@ Result<void> SecurityPolicy::check(const OperationView& op, const SecurityContex
   if (op.kind != OperationView::Kind::Spawn) return {};
   const std::string_view path = op.resolved_program;
   const auto n = static_cast<int>(path.size() > 50 ? 50 : path.size());
+  const bool known = op.program_identity != arch::FileIdentity{};
   for (std::size_t i = 0; i < count_; ++i) {
-    if (!glob_match(rules_[i].pattern, path)) continue;
+    bool match = glob_match(rules_[i].pattern, path);
+    if (!match && rules_[i].exact && known) {
+      // The file the rule names now, whatever its spelling: a hard link,
+      // a bind mount or a symlinked directory cannot dodge it.
+      arch::FileIdentity id;
+      match = arch::file_identity(rules_[i].pattern, id) && id == op.program_identity;
+    }
+    if (!match) continue;
     if (rules_[i].allow) return {};
     return Error::make(Errc::Denied, "policy rule #%zu 'deny %.40s' refuses '%.*s'", i + 1, rules_[i].pattern, n,
                        path.data());

@@ -8,6 +8,7 @@
 #include <airssys/arch/poller.hpp>
 #include <airssys/arch/wait.hpp>
 
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -24,6 +25,38 @@ constexpr std::int64_t kQuiesceNs = 20'000'000;     // longest wait for a stoppe
 // Returns false while it still runs.
 static bool reap_held(ProcessExecutor::Entry& e, ExitStatus& status) noexcept;
 
+// Collects the exit of a held process: its status, and the reap. Without
+// pidfd group signals a group's number is safe to use only while its
+// leader is unreaped, so an ended leader whose group still has other
+// processes stays a zombie (`leader_kept`, out of the poller: its pidfd
+// stays readable) until release_kept_leader finds the group empty.
+// False while it runs.
+bool collect_exit(ProcessExecutor::Entry& e, ExitStatus& status, arch::Poller* poller) noexcept {
+  if (e.held_group.valid() && !arch::group_signal_by_pidfd() && e.proc.valid()) {
+    auto r = arch::peek_exit(e.proc);
+    if (!r && r.code() == Errc::Timeout) return false;
+    if (r && !e.held_group.empty()) {
+      status = r.value();
+      e.leader_kept = true;
+      if (e.polled && poller != nullptr) poller->remove(e.proc.wait_handle());
+      e.polled = false;
+      return true;
+    }
+  }
+  return reap_held(e, status);
+}
+
+// Reaps a kept leader once nobody else is in its group. True when it is
+// not (or no longer) kept.
+static bool release_kept_leader(ProcessExecutor::Entry& e) noexcept {
+  if (!e.leader_kept) return true;
+  if (!e.held_group.empty()) return false;
+  ExitStatus already_reported;
+  (void)reap_held(e, already_reported);
+  e.leader_kept = false;
+  return true;
+}
+
 
 // True when nothing of the leader's tree is left alive: the cgroup is
 // unpopulated, or (process group) the leader has ended and no process is
@@ -35,9 +68,9 @@ bool ProcessExecutor::group_empty_locked(Entry& leader) noexcept {
   bool held_alive = false;
   for (std::size_t i = 0; i < config_.max_processes; ++i) {
     Entry& e = entries_[i];
-    if (e.state != Entry::State::Live || e.group != index || !e.proc.valid()) continue;
+    if (e.state != Entry::State::Live || e.group != index || !e.proc.valid() || e.leader_kept) continue;
     ExitStatus st;
-    if (!reap_held(e, st)) {
+    if (!collect_exit(e, st, poller_.get())) {
       held_alive = true;
       continue;
     }
@@ -57,19 +90,23 @@ bool ProcessExecutor::group_empty_locked(Entry& leader) noexcept {
     }
   }
   if (leader.containment == Containment::Cgroup && leader.cgroup.valid()) {
+    (void)release_kept_leader(leader);
     auto p = leader.cgroup.populated();
     return !held_alive && (!p || !p.value());
   }
   if (held_alive) return false;
-  if (!leader.leads || leader.pgid <= 1) return true;
+  if (!leader.leads || !leader.held_group.valid()) return true;
+  // The group by its held handle: the reap and the emptiness test reach
+  // this group only, never one that got its number after it emptied.
   std::size_t killed = 0;
-  const std::size_t reaped = arch::reap_group_members(leader.pgid, -1, arch::kill_signal(), &killed);
+  const std::size_t reaped = arch::reap_group_members(leader.held_group, leader.leader_kept ? leader.pid : -1,
+                                                      arch::kill_signal(), &killed);
   if (leader.tearing_down) {
     leader.report.reaped += reaped;
     leader.report.killed += killed;
   }
-  auto left = arch::signal_remaining_group(leader.pgid, 0);
-  return !left || !left.value();
+  if (!release_kept_leader(leader)) return false;
+  return leader.held_group.empty();
 }
 
 // Tells the middleware, and the sink (for a process someone spawned, not an
@@ -109,16 +146,17 @@ static void signal_and_continue(arch::Process& p, int sig) noexcept {
   if (sig != arch::kill_signal()) (void)arch::signal(p, arch::continue_signal());
 }
 
-// Sends `sig` to the leader's group: through the leader's pidfd while it is
-// unreaped, else to the group while it has members; to the leader alone
-// when it leads no group of ours.
+// Sends `sig` to the leader's group through the group's held handle,
+// which reaches this group or nobody (arch::ProcessGroup), never a group
+// that got the number after this one emptied; to the leader alone when it
+// leads no group of ours. A signal not sent because the group is gone is
+// noted (`group_skipped`) for the audit.
 static void signal_group_of(ProcessExecutor::Entry& leader, int sig) noexcept {
-  if (leader.proc.valid() && leader.proc.leads_group()) {
-    (void)arch::signal_group(leader.proc, sig);
+  if (leader.held_group.valid()) {
+    auto r = leader.held_group.signal(sig);
+    if (r && !r.value()) leader.group_skipped = true;
   } else if (leader.proc.valid()) {
     (void)arch::signal(leader.proc, sig);
-  } else if (leader.leads && leader.pgid > 1) {
-    (void)arch::signal_remaining_group(leader.pgid, sig);
   }
 }
 
@@ -128,7 +166,7 @@ static void signal_group_of(ProcessExecutor::Entry& leader, int sig) noexcept {
 // stop to land, never long. True once nothing is held back.
 static bool send_pending(ProcessExecutor::Entry& leader) noexcept {
   for (int scan = 0; leader.pending_signal != 0; ++scan) {
-    if (arch::running_in_group(leader.pgid) == 0 || arch::monotonic_ns() >= leader.quiesce_until) {
+    if (arch::running_in_group(leader.held_group) == 0 || arch::monotonic_ns() >= leader.quiesce_until) {
       signal_group_of(leader, leader.pending_signal);
       if (leader.pending_signal != arch::kill_signal()) signal_group_of(leader, arch::continue_signal());
       leader.pending_signal = 0;
@@ -166,11 +204,31 @@ static void signal_tree(ProcessExecutor::Entry& leader, int sig) noexcept {
 // escapees already held, and those a sweep finds now.
 void ProcessExecutor::signal_tree_locked(Entry& leader, int sig) noexcept {
   signal_tree(leader, sig);
+  report_group_skip_locked(leader, sig);
   const int index = static_cast<int>(&leader - entries_.get());
   for (std::size_t i = 0; i < config_.max_processes; ++i)
     if (entries_[i].state == Entry::State::Live && entries_[i].group == index && entries_[i].orphan)
       signal_and_continue(entries_[i].proc, sig);
   (void)sweep_orphans_locked(&leader);
+}
+
+// One event for the group signals of a teardown that were not sent because
+// the group had no process left (its number may name another group by
+// now): the audit shows the refusal. Once per tree.
+void ProcessExecutor::report_group_skip_locked(Entry& leader, int sig) noexcept {
+  if (!leader.group_skipped || leader.group_skip_reported) return;
+  leader.group_skip_reported = true;
+  const Error err = Error::make(Errc::Dead, "process group %d has no process left: signal %d not sent to its number",
+                                leader.pgid, sig);
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::GroupKill;
+  ev.principal = "runtime";
+  ev.pid = leader.pid;
+  ev.pgid = leader.pgid;
+  ev.containment = leader.containment;
+  ev.signal = sig;
+  ev.error = &err;
+  emit(ev);
 }
 
 void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept {
@@ -180,8 +238,8 @@ void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_tim
   leader.report.containment = leader.containment;
   if (leader.state == Entry::State::Exited) leader.report.leader_status = leader.status;
   const std::int64_t now = arch::monotonic_ns();
-  leader.deadline = now + (term_timeout_ns > 0 ? term_timeout_ns : 0);
-  leader.give_up = leader.deadline + kGiveUpNs;
+  leader.deadline = arch::add_saturated(now, term_timeout_ns);
+  leader.give_up = arch::add_saturated(leader.deadline, kGiveUpNs);
   if (term_timeout_ns > 0) {
     // Escapees get the same chance to end cleanly: those already held, and
     // those the sweep finds (it signals what it adopts during a teardown).
@@ -215,30 +273,44 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
   std::size_t n = arch::list_children(pids, kMaxChildren);
   if (n > kMaxChildren) n = kMaxChildren;
   const int guardian_pid = guardian_ ? guardian_->pid() : -1;
+  // Whether any held process was born into a cgroup namespace of its own
+  // (else no child is worth a look at its namespace).
+  bool namespaces = false;
+  for (std::size_t k = 0; k < config_.max_processes && !namespaces; ++k)
+    namespaces = entries_[k].state != Entry::State::Free && entries_[k].cgroup_ns.id() != 0;
+  char mine[80] = {};  // "/<our root>": what is below it is not outside
+  if (namespaces && cgroup_root_) std::snprintf(mine, sizeof mine, "/%.70s", cgroup_root_->name());
   std::size_t found = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const int pid = pids[i];
     if (pid == guardian_pid) continue;
-    bool held = false;
+    bool held = false;  // a kept leader (Exited, still unreaped) included
     for (std::size_t k = 0; k < config_.max_processes && !held; ++k)
-      held = entries_[k].state == Entry::State::Live && entries_[k].pid == pid && entries_[k].proc.valid();
+      held = (entries_[k].state == Entry::State::Live || entries_[k].state == Entry::State::Exited) &&
+             entries_[k].pid == pid && entries_[k].proc.valid();
     if (held) continue;
     arch::ProcessInfo info;
     if (!arch::process_info(pid, info)) continue;
     Entry* tree = nullptr;
     bool unknown = false;
+    // The child's cgroup path, read once, when a cgroup tree asks.
+    char cg[256];
+    int cg_read = 0;  // 0 not yet, 1 read, -1 unreadable
+    auto cgroup_path = [&]() -> const char* {
+      if (cg_read == 0) cg_read = arch::cgroup_of(pid, cg, sizeof cg) ? 1 : -1;
+      return cg_read > 0 ? cg : nullptr;
+    };
     for (std::size_t k = 0; k < config_.max_processes && tree == nullptr; ++k) {
       Entry& l = entries_[k];
       if (l.state == Entry::State::Free || l.state == Entry::State::Reserved || !l.leads ||
           l.lifetime != ProcessLifetime::Managed || (only != nullptr && &l != only))
         continue;
       if (l.containment == Containment::Cgroup) {
-        char cg[256];
-        const std::size_t suffix = std::strlen(l.cgroup_suffix);
-        if (suffix > 0 && arch::cgroup_of(pid, cg, sizeof cg) && std::strlen(cg) >= suffix &&
-            std::strcmp(cg + std::strlen(cg) - suffix, l.cgroup_suffix) == 0)
-          tree = &l;
-      } else if (info.pgid == l.pgid) {
+        // In the tree's cgroup, or in one the tree made below it.
+        const char* path = l.cgroup_suffix[0] != '\0' ? cgroup_path() : nullptr;
+        if (path != nullptr && arch::cgroup_path_within(path, l.cgroup_suffix)) tree = &l;
+      } else if (info.pgid == l.pgid && l.held_group.owns_number()) {
+        // Checked after the read: the number was the group's then.
         tree = &l;
       } else if (!info.ended && !unknown) {
         // An ended process's environment is gone with its memory: an
@@ -249,12 +321,31 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
         unknown = p == arch::Presence::Unknown;
       }
     }
+    // A live process that moved out of our cgroups (a privileged one can
+    // write its pid into any cgroup.procs it can reach) still carries the
+    // cgroup namespace its tree was born into. One still under our root
+    // is left to the cgroup it is in (a child being spawned into another
+    // tree's cgroup right now, say).
+    bool outside = false;
+    if (tree == nullptr && !info.ended && namespaces && cgroup_path() != nullptr &&
+        (mine[0] == '\0' || !arch::cgroup_path_within(cgroup_path(), mine))) {
+      const std::uint64_t ns = arch::cgroup_namespace_of(pid);
+      for (std::size_t k = 0; k < config_.max_processes && ns != 0 && tree == nullptr; ++k) {
+        const Entry& m = entries_[k];
+        if ((m.state != Entry::State::Live && m.state != Entry::State::Exited) || m.cgroup_ns.id() != ns ||
+            m.group < 0)
+          continue;
+        Entry& l = entries_[static_cast<std::size_t>(m.group)];
+        if (l.leads && l.lifetime == ProcessLifetime::Managed && (only == nullptr || &l == only)) tree = &l;
+      }
+      outside = tree != nullptr;
+    }
     if (tree == nullptr) {
       found += unknown;  // judged again by the next sweep
       continue;
     }
     ++found;
-    const bool escaped = info.pgid != tree->pgid;
+    const bool escaped = info.pgid != tree->pgid || outside || !tree->held_group.owns_number();
     if (info.ended) {
       ExitStatus st;
       if (!arch::reap_ended_child(pid, st)) continue;
@@ -272,12 +363,32 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
     Entry* slot = nullptr;
     for (std::size_t k = 0; k < config_.max_processes && slot == nullptr; ++k)
       if (entries_[k].state == Entry::State::Free) slot = &entries_[k];
+    if (slot == nullptr && !tree->tearing_down) {
+      // No slot to hold it: a process of a live tree is never ended for
+      // that. It stays as it is (our child: its pid cannot be reused),
+      // and a later sweep adopts it once a slot frees.
+      ++counters_.orphans_refused;
+      report_table_full_locked(*tree, pid, info.pgid, false);
+      continue;
+    }
     auto adopted = arch::adopt_child(pid);
     if (!adopted) continue;
     if (tree->tearing_down)
       signal_and_continue(adopted.value(), tree->kill_sent ? arch::kill_signal() : arch::term_signal());
     ++tree->adopted;
     ++counters_.orphans_adopted;
+    if (slot == nullptr) {
+      // Its tree is being torn down, the end it was going to: killed and
+      // reaped right here through the passing handle, and counted.
+      ExitStatus st;
+      (void)arch::signal(adopted.value(), arch::kill_signal());
+      auto ended = arch::wait(adopted.value(), -1);
+      if (ended) st = ended.value();
+      ++tree->report.reaped;
+      if (!ended || st.signal == arch::kill_signal()) ++tree->report.killed;
+      report_table_full_locked(*tree, pid, info.pgid, true);
+      continue;
+    }
     ProcessEvent ev;
     ev.kind = ProcessEvent::Kind::OrphanAdopted;
     ev.principal = "runtime";
@@ -285,7 +396,6 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
     ev.pgid = info.pgid;
     ev.containment = tree->containment;
     emit(ev);
-    if (slot == nullptr) continue;  // table full: the handle kills and reaps it right here
     slot->proc = std::move(adopted.value());
     slot->state = Entry::State::Live;
     slot->orphan = true;
@@ -305,6 +415,33 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
   return found;
 }
 
+// A Full OrphanAdopted event for an escapee the process table had no slot
+// for: left running (`ended` false: its tree lives, a later sweep adopts
+// it) or, its tree being torn down, killed and reaped at once. At most one
+// a second, saying how many refusals it stands for, so that a sweep every
+// 50 ms does not flood the log.
+void ProcessExecutor::report_table_full_locked(const Entry& tree, int pid, int pgid, bool ended) noexcept {
+  ++full_since_event_;
+  const std::int64_t now = arch::monotonic_ns();
+  if (last_full_event_ns_ != 0 && now - last_full_event_ns_ < 1'000'000'000) return;
+  const Error err = Error::make(
+      Errc::Full,
+      "process table is full (%zu processes, ExecutorConfig::max_processes): escapee %d of tree %d %s "
+      "(%llu refusals since the last report)",
+      config_.max_processes, pid, tree.pid, ended ? "killed and reaped at once" : "left running, not adopted",
+      static_cast<unsigned long long>(full_since_event_));
+  last_full_event_ns_ = now;
+  full_since_event_ = 0;
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::OrphanAdopted;
+  ev.principal = "runtime";
+  ev.pid = pid;
+  ev.pgid = pgid;
+  ev.containment = tree.containment;
+  ev.error = &err;
+  emit(ev);
+}
+
 bool ProcessExecutor::tree_gone_locked(Entry& leader) noexcept {
   // A sweep that finds something (reaps it, adopts it, or sees it on its
   // way out) means another look later. One that finds nothing changed
@@ -321,7 +458,9 @@ bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noex
     leader.kill_sent = true;
     signal_tree_locked(leader, arch::kill_signal());
   }
-  const bool done = send_pending(leader) && tree_gone_locked(leader);
+  const bool sent = send_pending(leader);
+  report_group_skip_locked(leader, leader.kill_sent ? arch::kill_signal() : arch::term_signal());
+  const bool done = sent && tree_gone_locked(leader);
   if (!done && now < leader.give_up) return false;
   if (!leader.kill_sent) leader.report.exited_on_term = true;
   leader.report.orphans_adopted = leader.adopted;
@@ -363,12 +502,22 @@ Result<TeardownReport> ProcessExecutor::execute(const TeardownOperation& op, con
     Entry& c = entries_[i];
     if ((c.state == Entry::State::Live || c.state == Entry::State::Exited) && c.pid == op.pid && !c.orphan) e = &c;
   }
+  // A refused teardown is recorded like a completed one.
+  auto refused = [&](const Error& err) -> Result<TeardownReport> {
+    ProcessEvent ev;
+    ev.kind = ProcessEvent::Kind::Teardown;
+    ev.principal = who.principal;
+    ev.pid = op.pid;
+    ev.error = &err;
+    emit(ev);
+    return err;
+  };
   if (e == nullptr || e->lifetime != ProcessLifetime::Managed)
-    return Error::make(Errc::InvalidArgument, "teardown: process %d is not a managed process of this executor",
-                       op.pid);
+    return refused(Error::make(Errc::InvalidArgument,
+                               "teardown: process %d is not a managed process of this executor", op.pid));
   Entry& leader = entries_[static_cast<std::size_t>(e->group)];
   if (leader.tearing_down)
-    return Error::make(Errc::AlreadyExists, "teardown of process %d's tree is already in progress", op.pid);
+    return refused(Error::make(Errc::AlreadyExists, "teardown of process %d's tree is already in progress", op.pid));
   begin_teardown_locked(leader, op.term_timeout_ns);
   leader.blocking = true;  // this thread steps it; the reactor leaves it alone
   // Between steps the lock is released and the thread waits for the next
@@ -385,7 +534,7 @@ Result<TeardownReport> ProcessExecutor::execute(const TeardownOperation& op, con
       arch::sleep_ns(100'000);  // a stopped group becoming still
     } else if (leader.cgroup.valid()) {
       (void)leader.cgroup.wait_empty(wait_ns);
-    } else if (leader.proc.valid()) {
+    } else if (leader.proc.valid() && !leader.leader_kept) {  // a kept zombie's pidfd is readable for good
       arch::wait_readable(leader.proc.wait_handle(), wait_ns);
     } else {
       arch::sleep_ns(until_kill > 0 && until_kill < nap ? until_kill : nap);
@@ -394,6 +543,32 @@ Result<TeardownReport> ProcessExecutor::execute(const TeardownOperation& op, con
     lock.lock();
   }
   return complete_teardown_locked(leader, who.principal, ProcessEvent::Kind::Teardown);
+}
+
+// ---- the guardian -----------------------------------------------------------
+
+Result<void> keep_guardian(arch::Guardian& guardian, const arch::CgroupRoot* root, ProcessExecutor::Entry* entries,
+                           std::size_t count, arch::Poller* poller) noexcept {
+  using Entry = ProcessExecutor::Entry;
+  const bool was_running = guardian.running();
+  if (was_running && guardian.alive()) return {};
+  if (auto r = was_running ? guardian.restart() : guardian.start(root); !r) return r;
+  if (poller != nullptr) (void)poller->add(guardian.wait_handle(), false, kGuardianData);
+  // The new guardian holds nothing yet (none at the first start).
+  for (std::size_t i = 0; i < count; ++i) {
+    Entry& e = entries[i];
+    if (e.state != Entry::State::Live && e.state != Entry::State::Exited) continue;
+    e.guardian_slot = -1;
+    if (e.lifetime != ProcessLifetime::Managed) continue;
+    if (e.leads && e.containment == Containment::ProcessGroup) {
+      // A leader already reaped leaves its tree to the marker sweep.
+      auto slot = e.proc.valid() ? guardian.watch_group(e.proc, e.marker) : guardian.watch_tree(-1, e.marker);
+      if (slot) e.guardian_slot = static_cast<int>(slot.value());
+    } else if (e.orphan && e.proc.valid()) {
+      if (auto slot = guardian.watch_process(e.proc)) e.guardian_slot = static_cast<int>(slot.value());
+    }
+  }
+  return {};
 }
 
 // ---- the reactor ------------------------------------------------------------
@@ -467,8 +642,8 @@ void ProcessExecutor::reactor_handle_exit(std::uint32_t index) noexcept {
   if (e.state != Entry::State::Live || !e.proc.valid()) return;
   if (e.tearing_down || (e.group >= 0 && entries_[static_cast<std::size_t>(e.group)].tearing_down)) return;
   ExitStatus st;
-  if (!reap_held(e, st)) return;
-  e.polled = false;  // closing the pidfd took it out of the poller
+  if (!collect_exit(e, st, poller_.get())) return;
+  e.polled = false;  // closing the pidfd (or collect_exit, for a kept leader) took it out of the poller
   e.status = st;
   report_exit_locked(e, st, "runtime");
   if (e.leads && e.lifetime == ProcessLifetime::Managed) {
@@ -502,20 +677,27 @@ void ProcessExecutor::reactor_loop() noexcept {
     std::int64_t timeout = -1;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      bool tearing = false, pgroup_trees = false;
+      bool tearing = false, scanned_trees = false;
       for (std::size_t i = 0; i < config_.max_processes; ++i) {
         const Entry& e = entries_[i];
         if (e.state == Entry::State::Free || e.state == Entry::State::Reserved) continue;
         tearing |= e.tearing_down;
-        pgroup_trees |= e.leads && e.containment == Containment::ProcessGroup;
+        scanned_trees |= e.leads && e.lifetime == ProcessLifetime::Managed && e.containment != Containment::None;
       }
       const std::int64_t now = arch::monotonic_ns();
-      if (pgroup_trees) timeout = next_scan > now ? next_scan - now : 0;
+      if (scanned_trees) timeout = next_scan > now ? next_scan - now : 0;
       if (tearing && (timeout < 0 || timeout > 1'000'000)) timeout = 1'000'000;
     }
     const std::size_t n = poller_->wait(ready, 64, timeout);
     std::lock_guard<std::mutex> lock(mu_);
     for (std::size_t k = 0; k < n; ++k) {
+      if (ready[k] == kGuardianData) {
+        // The guardian died (killed on its own): a new one, told of every
+        // tree still held, before the host could die unguarded.
+        if (guardian_)
+          (void)keep_guardian(*guardian_, cgroup_root_.get(), entries_.get(), config_.max_processes, poller_.get());
+        continue;
+      }
       if (ready[k] == arch::Poller::kWake || (ready[k] & kEventsFlag) != 0) continue;
       const auto index = static_cast<std::uint32_t>(ready[k] & 0x7fffffffu);
       const auto gen = static_cast<std::uint32_t>(ready[k] >> 32);
@@ -524,12 +706,20 @@ void ProcessExecutor::reactor_loop() noexcept {
     const std::int64_t now = arch::monotonic_ns();
     reactor_advance_teardowns(now);
     if (now >= next_scan) {
-      next_scan = now + config_.orphan_scan_ns;
-      bool pgroup_trees = false;
-      for (std::size_t i = 0; i < config_.max_processes && !pgroup_trees; ++i)
-        pgroup_trees = entries_[i].state != Entry::State::Free && entries_[i].leads &&
-                       entries_[i].containment == Containment::ProcessGroup && !entries_[i].tearing_down;
-      if (pgroup_trees) (void)sweep_orphans_locked(nullptr);
+      next_scan = arch::add_saturated(now, config_.orphan_scan_ns);
+      bool pgroup_trees = false, cgroup_trees = false;
+      for (std::size_t i = 0; i < config_.max_processes; ++i) {
+        const Entry& e = entries_[i];
+        if (e.state == Entry::State::Free || !e.leads || e.lifetime != ProcessLifetime::Managed || e.tearing_down)
+          continue;
+        pgroup_trees |= e.containment == Containment::ProcessGroup;
+        cgroup_trees |= e.containment == Containment::Cgroup;
+      }
+      // A cgroup tree needs no search while its processes live (they
+      // cannot leave the cgroup unprivileged, and cgroup.kill reaches
+      // them), but those re-parented to us end as our zombies: sweep only
+      // when waitid says a child is waiting to be reaped.
+      if (pgroup_trees || (cgroup_trees && arch::has_ended_child())) (void)sweep_orphans_locked(nullptr);
     }
   }
 }

@@ -4,6 +4,8 @@
 
 #include <airssys/arch/wait.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <new>
 
@@ -124,13 +126,21 @@ Result<void> System::kill_own_group(detail::Turn& t, int pgid, int sig) noexcept
       ->execute(osl::KillProcessGroupOperation{pgid, sig}, Principal(t.slot).context());
 }
 
+namespace {
+// milliseconds::max() means "never KILL": saturate instead of overflowing
+// the conversion to nanoseconds.
+std::int64_t kill_timeout_ns(std::chrono::milliseconds t) noexcept {
+  constexpr std::int64_t kNsPerMs = 1'000'000;
+  return t.count() > INT64_MAX / kNsPerMs ? INT64_MAX : t.count() * kNsPerMs;
+}
+}  // namespace
+
 // On the actor's worker, as it stops or restarts: its trees are torn down
 // by the reactor; the set is emptied (and returned when the actor stops).
 void System::teardown_processes(Cell* c, ActorId owner) noexcept {
   if (c->process_set == 0) return;
   if (auto* ex = executor_.load(std::memory_order_acquire))
-    ex->request_teardown(owner_of(owner),
-                         std::chrono::duration_cast<std::chrono::nanoseconds>(config_.process_kill_timeout).count());
+    ex->request_teardown(owner_of(owner), kill_timeout_ns(config_.process_kill_timeout));
   process_counts_[c->process_set - 1u] = 0;
 }
 

@@ -18,7 +18,11 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -209,7 +213,7 @@ TEST_CASE("CgroupRoot::open() makes airssys-<pid>-<n> in a cgroup2 directory and
   REQUIRE_FALSE(is_dir(path));
 }
 
-TEST_CASE("CgroupRoot::open() removes empty roots of runtimes that are gone, never those of live ones") {
+TEST_CASE("CgroupRoot::open() removes the roots nobody holds, never one whose lock is held") {
   NothingLeft check;
   const std::string mount = test::cgroup2_mount_point();
   REQUIRE_FALSE(mount.empty());
@@ -232,21 +236,293 @@ TEST_CASE("CgroupRoot::open() removes empty roots of runtimes that are gone, nev
       ::waitpid(pid, nullptr, 0);
     }
   } end_live{live};
-  const std::string stale = mount + "/airssys-" + std::to_string(dead) + "-7";
-  const std::string kept = mount + "/airssys-" + std::to_string(live) + "-7";
-  REQUIRE(fs::create_directory(stale));
-  REQUIRE(fs::create_directory(stale + "/g3"));
-  REQUIRE(fs::create_directory(kept));
+  // Named the older way (no lock): judged by the pid.
+  const std::string legacy_stale = mount + "/airssys-" + std::to_string(dead) + "-7";
+  const std::string legacy_kept = mount + "/airssys-" + std::to_string(live) + "-7";
+  // Named the current way: judged by the lock alone, whatever the pid.
+  const std::string unlocked = mount + "/airssys-" + std::to_string(live) + "-abc-7";
+  const std::string locked = mount + "/airssys-" + std::to_string(dead) + "-abc-8";
+  REQUIRE(fs::create_directory(legacy_stale));
+  REQUIRE(fs::create_directory(legacy_stale + "/g3"));
+  REQUIRE(fs::create_directory(legacy_kept));
+  REQUIRE(fs::create_directory(unlocked));
+  REQUIRE(fs::create_directory(unlocked + "/g1"));
+  REQUIRE(fs::create_directory(unlocked + "/g1/sub"));
+  REQUIRE(fs::create_directory(locked));
   struct RemoveKept {
-    std::string path;
-    ~RemoveKept() { ::rmdir(path.c_str()); }
-  } remove_kept{kept};
+    std::vector<std::string> paths;
+    ~RemoveKept() {
+      for (const auto& p : paths) ::rmdir(p.c_str());
+    }
+  } remove_kept{{legacy_kept, locked, unlocked + "/g1/sub", unlocked + "/g1", unlocked}};
+  test::Fd lock(::open(locked.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  REQUIRE(lock.fd >= 0);
+  REQUIRE(::flock(lock.fd, LOCK_EX | LOCK_NB) == 0);
   {
     auto root = open_root();
     REQUIRE(root.valid());
-    CHECK_FALSE(is_dir(stale));
-    CHECK(is_dir(kept));
+    CHECK_FALSE(is_dir(legacy_stale));
+    CHECK(is_dir(legacy_kept));
+    CHECK_FALSE(is_dir(unlocked));
+    CHECK(is_dir(locked));
+    CHECK(root.swept().roots >= 2);
   }
+}
+
+namespace {
+
+// Runs `body` in a forked child, which exits with what `body` returns
+// (its locals destroyed first) and never returns into Catch.
+template <class Body>
+pid_t in_child(Body body) {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(body());
+  return pid;
+}
+
+// Runs `body` as the first process (PID 1) of a new PID namespace: a
+// child unshares, forks the namespace's first process, waits for it and
+// exits with its status.
+template <class Body>
+pid_t in_new_pid_namespace(Body body) {
+  return in_child([&] {
+    if (::unshare(CLONE_NEWPID) != 0) return 100;
+    const pid_t init = ::fork();
+    if (init < 0) return 101;
+    if (init == 0) ::_exit(body());
+    int status = 0;
+    while (::waitpid(init, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 102;
+  });
+}
+
+int exit_code_of(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// A pipe whose ends close with the test.
+struct Pipe {
+  test::Fd read, write;
+  Pipe() {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    read.fd = fds[0];
+    write.fd = fds[1];
+  }
+};
+
+// What a runtime in a child reports: "path <root>", "create ok|failed", ...
+std::string value_of(const std::multimap<std::string, std::string>& got, const std::string& label) {
+  const auto it = got.find(label);
+  return it == got.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+TEST_CASE("CgroupRoot::open() kills the trees of a runtime that is gone, removes its cgroups and says so") {
+  NothingLeft check;
+  // The dead runtime: a child that opens a root, starts a tree in g1 (a
+  // leader, its sleep, a setsid escapee) and moves one process into a
+  // cgroup it makes below g1, then dies by SIGKILL (no destructor, no
+  // guardian). The tree lives on; its orphans come back to us, the
+  // subreaper, to be reaped at the end.
+  Pipe up;
+  const pid_t runtime = in_child([&] {
+    auto root = CgroupRoot::open();
+    if (!root) return 1;
+    auto g = root->create(1);
+    if (!g) return 2;
+    const char* argv[] = {"sh", "-c", kTreeScript, nullptr};
+    SpawnSpec s;
+    s.program = "/bin/sh";
+    s.argv = argv;
+    s.stdio[0] = StdioMode::Null;
+    s.stdio[1] = StdioMode::Pipe;
+    s.kill_with_parent = false;
+    s.cgroup = &*g;
+    auto leader = arch::spawn(s);
+    if (!leader) return 3;
+    {
+      // Every process of the tree has started once each has said so.
+      test::Fd out(leader->take_pipe(1));
+      const auto started = test::read_labelled(out.fd, {{"leader", 1}, {"escapee", 1}, {"sleeper", 2}});
+      if (started.size() != 4) return 8;
+    }
+    s.stdio[1] = StdioMode::Null;
+    const char* sleep_argv[] = {"sleep", "1000", nullptr};
+    s.argv = sleep_argv;
+    s.program = "/bin/sleep";
+    auto deep = arch::spawn(s);
+    if (!deep) return 4;
+    const std::string sub = std::string(root->path()) + "/g1/worker/deep";
+    if (::mkdir((std::string(root->path()) + "/g1/worker").c_str(), 0755) != 0 || ::mkdir(sub.c_str(), 0755) != 0)
+      return 5;
+    const std::string procs = sub + "/cgroup.procs";
+    FILE* f = std::fopen(procs.c_str(), "w");
+    if (f == nullptr || std::fprintf(f, "%d", deep->pid()) <= 0 || std::fclose(f) != 0) return 6;
+    ::dprintf(up.write.fd, "path %s\nleader %d\ndeep %d\n", root->path(), leader->pid(), deep->pid());
+    ::raise(SIGKILL);
+    return 7;
+  });
+  REQUIRE(runtime > 0);
+  up.write.reset();
+  const auto got = test::read_labelled(up.read.fd, {{"path", 1}, {"leader", 1}, {"deep", 1}});
+  const int code = exit_code_of(runtime);
+  REQUIRE(code == 128 + SIGKILL);
+  const std::string path = value_of(got, "path");
+  REQUIRE_FALSE(path.empty());
+  const int leader = std::stoi(value_of(got, "leader"));
+  const int deep = std::stoi(value_of(got, "deep"));
+  REQUIRE(is_dir(path + "/g1/worker/deep"));
+  REQUIRE(test::wait_for([&] { return test::cgroup2_of(deep).find("/g1/worker/deep") != std::string::npos; }));
+  REQUIRE_FALSE(dead(leader));
+  REQUIRE_FALSE(dead(deep));
+  {
+    auto root = open_root();
+    const arch::StaleSweep& swept = root.swept();
+    CHECK(swept.roots >= 1);
+    CHECK(swept.trees >= 1);
+    CHECK(swept.processes >= 5);  // leader, its sleep, the escapee, its sleep, the deep sleep
+    CHECK_FALSE(is_dir(path));
+  }
+  // Every process of the dead runtime's tree is gone or a zombie of ours.
+  REQUIRE(test::wait_for([&] { return dead(leader) && dead(deep); }));
+  test::kill_and_reap_children();
+}
+
+TEST_CASE("a root held by a runtime in another PID namespace is never swept, whatever its pid means here") {
+  NothingLeft check;
+  Pipe up, down;
+  const pid_t outer = in_new_pid_namespace([&] {
+    // The runtime gets a pid that no process has in the test's namespace:
+    // a pid check made from here would call it dead.
+    int last = 20000;
+    while (last < 32000 && ::access(("/proc/" + std::to_string(last + 1)).c_str(), F_OK) == 0) ++last;
+    FILE* f = std::fopen("/proc/sys/kernel/ns_last_pid", "w");
+    if (f == nullptr || std::fprintf(f, "%d", last) <= 0 || std::fclose(f) != 0) return 10;
+    const pid_t inner = in_child([&] {
+      auto root = CgroupRoot::open();
+      if (!root) return 11;
+      ::dprintf(up.write.fd, "pid %d\npath %s\n", ::getpid(), root->path());
+      char go = 0;
+      if (::read(down.read.fd, &go, 1) != 1) return 12;
+      auto g = root->create(1);
+      ::dprintf(up.write.fd, "create %s\n", g ? "ok" : "failed");
+      return 0;
+    });
+    return exit_code_of(inner);
+  });
+  REQUIRE(outer > 0);
+  up.write.reset();
+  down.read.reset();
+  const auto got = test::read_labelled(up.read.fd, {{"pid", 1}, {"path", 1}});
+  const std::string path = value_of(got, "path");
+  REQUIRE_FALSE(path.empty());
+  INFO("the other runtime's root: " << path);
+  REQUIRE_FALSE(test::process_exists(std::stoi(value_of(got, "pid"))));
+  {
+    auto root = open_root();  // sweeps the base
+    CHECK(is_dir(path));
+  }
+  REQUIRE(::write(down.write.fd, "x", 1) == 1);
+  const auto created = test::read_labelled(up.read.fd, {{"create", 1}});
+  CHECK(value_of(created, "create") == "ok");
+  CHECK(exit_code_of(outer) == 0);
+  CHECK_FALSE(is_dir(path));
+}
+
+TEST_CASE("two runtimes that are both PID 1 in their namespaces get roots of different names") {
+  NothingLeft check;
+  Pipe up, down;
+  auto runtime = [&] {
+    return in_new_pid_namespace([&] {
+      auto root = CgroupRoot::open();
+      if (!root) {
+        ::dprintf(up.write.fd, "error %s\n", root.error().message());
+        return 1;
+      }
+      ::dprintf(up.write.fd, "path %s\n", root->path());
+      char go = 0;
+      return ::read(down.read.fd, &go, 1) == 1 ? 0 : 2;
+    });
+  };
+  // One after the other, each holding its root: the same pid (1), the
+  // same sequence number (both forked from this process).
+  const pid_t first = runtime();
+  REQUIRE(first > 0);
+  const auto one = test::read_labelled(up.read.fd, {{"path", 1}});
+  const pid_t second = runtime();
+  REQUIRE(second > 0);
+  const auto two = test::read_labelled(up.read.fd, {{"path", 1}});
+  REQUIRE(::write(down.write.fd, "xx", 2) == 2);
+  CHECK(exit_code_of(first) == 0);
+  CHECK(exit_code_of(second) == 0);
+  INFO("first: " << value_of(one, "error") << "; second: " << value_of(two, "error"));
+  REQUIRE_FALSE(value_of(one, "path").empty());
+  REQUIRE_FALSE(value_of(two, "path").empty());
+  CHECK(value_of(one, "path") != value_of(two, "path"));
+  CHECK(fs::path(value_of(one, "path")).filename().string().rfind("airssys-1-", 0) == 0);
+  CHECK_FALSE(is_dir(value_of(one, "path")));
+  CHECK_FALSE(is_dir(value_of(two, "path")));
+}
+
+TEST_CASE("a root name held by another runtime is passed over, and when all are held the error says so") {
+  NothingLeft check;
+  auto first = open_root();
+  // "airssys-<pid>-<ns>-<n>": the next roots of this process take n+1, n+2...
+  const std::string name = fs::path(first.path()).filename().string();
+  const std::string stem = name.substr(0, name.rfind('-') + 1);
+  const unsigned n = static_cast<unsigned>(std::stoul(name.substr(name.rfind('-') + 1)));
+  const std::string base = fs::path(first.path()).parent_path().string();
+  // Held names: made and locked the way a live runtime holds its root.
+  struct Held {
+    std::vector<std::string> paths;
+    std::vector<int> fds;
+    void take(const std::string& path) {
+      REQUIRE(::mkdir(path.c_str(), 0755) == 0);
+      paths.push_back(path);
+      const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      REQUIRE(fd >= 0);
+      fds.push_back(fd);
+      REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+    }
+    ~Held() {
+      for (int fd : fds) ::close(fd);
+      for (const auto& p : paths) ::rmdir(p.c_str());
+    }
+  } held;
+  SECTION("the next name is held: the one after it is used") {
+    held.take(base + "/" + stem + std::to_string(n + 1));
+    auto second = open_root();
+    CHECK(std::string(second.path()) == base + "/" + stem + std::to_string(n + 2));
+  }
+  SECTION("every name it tries is held: an error that says they are taken") {
+    for (unsigned k = n + 1; k <= n + 16; ++k) held.take(base + "/" + stem + std::to_string(k));
+    auto second = CgroupRoot::open();
+    REQUIRE_FALSE(second.ok());
+    INFO(second.error().message());
+    CHECK(second.code() == Errc::AlreadyExists);
+    CHECK(std::string(second.error().message()).find(stem + std::to_string(n + 1)) != std::string::npos);
+    CHECK(std::string(second.error().message()).find("held by other runtimes") != std::string::npos);
+  }
+}
+
+TEST_CASE("a root removed behind the runtime's back is made again by the next create()") {
+  NothingLeft check;
+  auto root = open_root();
+  const std::string path = root.path();
+  REQUIRE(::rmdir(path.c_str()) == 0);
+  auto g = root.create(4);
+  INFO(g.error().message());
+  REQUIRE(g.ok());
+  CHECK(is_dir(path + "/g4"));
+  // Held again: a sweep by another runtime leaves it.
+  test::Fd probe(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  REQUIRE(probe.fd >= 0);
+  CHECK(::flock(probe.fd, LOCK_EX | LOCK_NB) != 0);
 }
 
 TEST_CASE("CgroupRoot::open() refuses a base that is not a cgroup2 directory, naming it") {
@@ -509,4 +785,94 @@ TEST_CASE("destroying the root kills everything under it and removes every direc
   test::kill_and_reap_children();
   for (auto& t : trees)
     for (int pid : t.pids) REQUIRE_FALSE(test::process_exists(pid));
+}
+
+// ---- what a tree does to its cgroup -----------------------------------------
+
+TEST_CASE("a cgroup's kill and its removal reach the cgroups its tree made below it") {
+  NothingLeft check;
+  std::optional<CgroupRoot> root(open_root());
+  auto g = create_ok(*root, 5);
+  const std::string dir = std::string(root->path()) + "/g5";
+  const char* argv[] = {"sleep", "1000", nullptr};
+  auto s = test::quiet("/bin/sleep", argv);
+  s.cgroup = &g;
+  auto deep = test::spawn_ok(s);
+  REQUIRE(fs::create_directories(dir + "/w/x"));
+  REQUIRE(fs::create_directory(dir + "/y"));
+  {
+    std::ofstream procs(dir + "/w/x/cgroup.procs");
+    procs << deep.pid() << std::flush;
+    REQUIRE(procs.good());
+  }
+  REQUIRE(ends_with(test::cgroup2_of(deep.pid()), "/g5/w/x"));
+  REQUIRE(*g.populated());
+  SECTION("kill(), then remove()") {
+    REQUIRE(g.kill().ok());
+    REQUIRE(g.wait_empty(10'000'000'000).ok());
+    auto removed = g.remove();
+    INFO(removed.error().message());
+    REQUIRE(removed.ok());
+    REQUIRE_FALSE(is_dir(dir));
+  }
+  SECTION("remove() while a process lives below: Full, and its cgroup stays") {
+    REQUIRE(g.remove().code() == Errc::Full);
+    REQUIRE(is_dir(dir + "/w/x"));
+    REQUIRE(g.valid());
+  }
+  SECTION("the handle's end") {
+    { Cgroup gone = std::move(g); }
+    REQUIRE_FALSE(is_dir(dir));
+  }
+  SECTION("the root's end") {
+    g.kill().ok();
+    REQUIRE(g.wait_empty(10'000'000'000).ok());
+    // The group's handle would remove it; let the root do it instead.
+    REQUIRE(::rmdir((dir + "/y").c_str()) == 0);
+    root.reset();
+    REQUIRE_FALSE(is_dir(dir));
+  }
+  {
+    Cgroup end = std::move(g);  // kills what is left
+  }
+  auto st = arch::wait(deep, 10'000'000'000);
+  REQUIRE(st.ok());
+  REQUIRE(st->signal == SIGKILL);
+  REQUIRE_FALSE(is_dir(dir));
+}
+
+TEST_CASE("a child spawned into a cgroup is in a cgroup namespace rooted at it; from outside, its full path shows") {
+  NothingLeft check;
+  auto root = open_root();
+  auto g = create_ok(root, 6);
+  const char* argv[] = {"sh", "-c", "echo inside $(grep '^0::' /proc/self/cgroup); exec sleep 1000", nullptr};
+  SpawnSpec s;
+  s.program = "/bin/sh";
+  s.argv = argv;
+  s.stdio[0] = StdioMode::Null;
+  s.stdio[1] = StdioMode::Pipe;
+  s.cgroup = &g;
+  auto child = test::spawn_ok(s);
+  test::Fd out(child.take_pipe(1));
+  const auto got = test::read_labelled(out.fd, {{"inside", 1}});
+  CHECK(value_of(got, "inside") == "0::/");
+  // The runtime reads the path from its own namespace: the whole of it.
+  CHECK(ends_with(test::cgroup2_of(child.pid()), "/" + std::string(root.name()) + "/g6"));
+  CHECK(arch::cgroup_path_within(test::cgroup2_of(child.pid()).c_str(),
+                                 ("/" + std::string(root.name()) + "/g6").c_str()));
+  const std::uint64_t ns = arch::cgroup_namespace_of(child.pid());
+  CHECK(ns != 0);
+  CHECK(ns != arch::cgroup_namespace_of(test::self_pid()));
+  REQUIRE(g.kill().ok());
+  REQUIRE(arch::wait(child, 10'000'000'000)->signal == SIGKILL);
+}
+
+TEST_CASE("cgroup_path_within matches a cgroup and the cgroups below it, at component boundaries") {
+  CHECK(arch::cgroup_path_within("/airssys-1-a-0/g3", "/airssys-1-a-0/g3"));
+  CHECK(arch::cgroup_path_within("/x/airssys-1-a-0/g3/worker/deep", "/airssys-1-a-0/g3"));
+  CHECK_FALSE(arch::cgroup_path_within("/airssys-1-a-0/g30", "/airssys-1-a-0/g3"));
+  CHECK_FALSE(arch::cgroup_path_within("/airssys-1-a-0/g30/x", "/airssys-1-a-0/g3"));
+  CHECK(arch::cgroup_path_within("/airssys-1-a-0/g30/g3", "/g3"));
+  CHECK_FALSE(arch::cgroup_path_within("/", "/airssys-1-a-0/g3"));
+  CHECK_FALSE(arch::cgroup_path_within("/airssys-1-a-0/g3", ""));
 }

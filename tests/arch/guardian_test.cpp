@@ -25,8 +25,10 @@
 #include "support/wait_for.hpp"
 
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -229,7 +231,25 @@ struct HostCleanup {
   }
 };
 
-void host_dies_and_nothing_is_left(Mode mode) {
+// The guardian shares nothing with the host that a kill aimed at the host
+// also hits: neither session nor process group (a group kill), nor memory
+// map (the OOM killer ends every process sharing the victim's), nor
+// descriptor table.
+void check_guardian_apart(int guardian, int host) {
+  arch::ProcessInfo g{}, h{};
+  REQUIRE(arch::process_info(guardian, g));
+  REQUIRE(arch::process_info(host, h));
+  CHECK(g.sid == guardian);
+  CHECK(g.pgid == guardian);
+  CHECK(g.sid != h.sid);
+  CHECK(::syscall(SYS_kcmp, host, guardian, KCMP_VM, 0, 0) != 0);
+  CHECK(::syscall(SYS_kcmp, host, guardian, KCMP_FILES, 0, 0) != 0);
+}
+
+// `group_kill`: the host leads a process group of its own and the whole
+// group is SIGKILLed (a shell's job control, `timeout`, a service
+// manager), not only the host.
+void host_dies_and_nothing_is_left(Mode mode, bool group_kill = false) {
   NothingLeft check;
   const int self = test::self_pid();
   int report[2];
@@ -238,6 +258,7 @@ void host_dies_and_nothing_is_left(Mode mode) {
   const pid_t host = ::fork();
   if (host == 0) {
     ::close(report[0]);
+    if (group_kill && ::setpgid(0, 0) != 0) ::_exit(4);
     host_main(mode, report[1]);
   }
   ::close(report[1]);
@@ -293,6 +314,7 @@ void host_dies_and_nothing_is_left(Mode mode) {
   REQUIRE(info.sid == escapee);  // it left the leader's session
   REQUIRE(arch::process_info(guardian, info));
   REQUIRE(info.ppid == host);
+  check_guardian_apart(guardian, host);
   if (mode == Mode::Cgroup) {
     const std::string root_name = fs::path(cleanup.root).filename().string();
     REQUIRE(root_name.rfind("airssys-" + std::to_string(host) + "-", 0) == 0);
@@ -316,7 +338,7 @@ void host_dies_and_nothing_is_left(Mode mode) {
   }
 
   // The host dies, running no cleanup at all.
-  REQUIRE(::kill(host, SIGKILL) == 0);
+  REQUIRE(::kill(group_kill ? -host : host, SIGKILL) == 0);
   int status = 0;
   REQUIRE(::waitpid(host, &status, 0) == host);
   cleanup.host = 0;
@@ -377,6 +399,180 @@ TEST_CASE("when the host is SIGKILLed, the guardian leaves nothing of its trees 
   SECTION("process-group mode: the leader's group and the adopted escapee, each through its pidfd") {
     host_dies_and_nothing_is_left(Mode::ProcessGroup);
   }
+}
+
+TEST_CASE("a SIGKILL to the host's whole process group spares the guardian, which then kills the trees") {
+  SECTION("cgroup mode") { host_dies_and_nothing_is_left(Mode::Cgroup, true); }
+  SECTION("process-group mode") { host_dies_and_nothing_is_left(Mode::ProcessGroup, true); }
+}
+
+namespace {
+
+// Forks a host that runs `body` with its report pipe as stdout, and reads
+// the labels `want` from it.
+template <class Body>
+std::multimap<std::string, std::string> start_host(HostCleanup& cleanup, const std::map<std::string, int>& want,
+                                                   Body body) {
+  int report[2];
+  REQUIRE(::pipe2(report, O_CLOEXEC) == 0);
+  const pid_t host = ::fork();
+  if (host == 0) {
+    ::close(report[0]);
+    if (::dup2(report[1], 1) != 1) ::_exit(3);
+    ::close(report[1]);
+    host_say("host", static_cast<long>(::getpid()));
+    body();
+    ::_exit(5);
+  }
+  ::close(report[1]);
+  struct CloseReport {
+    int fd;
+    ~CloseReport() { ::close(fd); }
+  } close_report{report[0]};
+  REQUIRE(host > 0);
+  cleanup.host = host;
+  auto got = test::read_labelled(report[0], want);
+  std::string all;
+  for (const auto& [label, value] : got) all += label + "=" + value + " ";
+  INFO("report: " << all);
+  REQUIRE(got.count("error") == 0);
+  for (const auto& [label, n] : want) {
+    INFO(label);
+    REQUIRE(static_cast<int>(got.count(label)) == n);
+  }
+  REQUIRE(pid_of(got, "host") == host);
+  return got;
+}
+
+void kill_host(HostCleanup& cleanup) {
+  REQUIRE(::kill(cleanup.host, SIGKILL) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(cleanup.host, &status, 0) == cleanup.host);
+  cleanup.host = 0;
+}
+
+// Gone, or a zombie of ours (the subreaper) waiting to be reaped.
+bool finished_here(int pid) {
+  arch::ProcessInfo i{};
+  return !arch::process_info(pid, i) || (i.ended && i.ppid == test::self_pid());
+}
+
+// Kills, on the way out, every process that carries the marker (before
+// HostCleanup reaps them: declare it after the HostCleanup).
+struct MarkerCleanup {
+  std::string marker;
+  ~MarkerCleanup() {
+    if (!marker.empty()) test::kill_processes_with_env(marker);
+  }
+};
+
+}  // namespace
+
+// Regression (issue 7, P2): the guardian's slot named the leader's
+// descriptor NUMBER in a shared table; after the leader was reaped (its
+// group living on) that number went to a Detached process's pidfd, and the
+// guardian killed the Detached process at host death.
+TEST_CASE("a Detached process that got a reaped leader's descriptor number survives the host's death") {
+  NothingLeft check;
+  HostCleanup cleanup;
+  const auto got = start_host(cleanup, {{"host", 1}, {"guardian", 1}, {"member", 1}, {"detached", 1}, {"ready", 1}},
+                              [] {
+    Guardian guardian;
+    if (auto r = guardian.start(nullptr); !r) host_fail("start", r.error());
+    host_say("guardian", guardian.pid());
+    static const char* const argv[] = {"sleep", "1000", nullptr};
+    SpawnSpec s;
+    s.program = "/bin/sleep";
+    s.argv = argv;
+    s.group = GroupMode::NewGroup;
+    auto leader = arch::spawn(s);
+    if (!leader) host_fail("spawn", leader.error());
+    // The member has no parent-death signal: only the guardian ends it.
+    SpawnSpec m = s;
+    m.group = GroupMode::JoinGroup;
+    m.join = &*leader;
+    auto member = arch::spawn(m);
+    if (!member) host_fail("join", member.error());
+    if (auto r = guardian.watch_group(*leader); !r) host_fail("watch_group", r.error());
+    const int leader_fd = leader->wait_handle();
+    (void)arch::signal(*leader, SIGKILL);
+    if (auto r = arch::wait(*leader, -1); !r) host_fail("wait", r.error());  // reaped: its descriptor closed
+    SpawnSpec d = s;
+    d.group = GroupMode::NewSession;
+    auto detached = arch::spawn(d);
+    if (!detached) host_fail("detached", detached.error());
+    // The host's number `leader_fd` now names the Detached process (the
+    // lowest free number usually goes to its pidfd; made sure of here).
+    if (detached->wait_handle() != leader_fd) {
+      const int fd = static_cast<int>(::syscall(SYS_pidfd_open, detached->pid(), 0));
+      if (fd < 0 || ::dup2(fd, leader_fd) != leader_fd) host_fail("dup", Error::make(Errc::Os, "dup2"));
+      ::close(fd);
+    }
+    host_say("member", member->pid());
+    host_say("detached", detached->pid());
+    host_say("ready", 0L);
+    for (;;) ::pause();
+  });
+  const int guardian = pid_of(got, "guardian");
+  const int member = pid_of(got, "member");
+  const int detached = pid_of(got, "detached");
+  cleanup.pids = {guardian, member, detached};
+  kill_host(cleanup);
+  // The guardian ends the leader's group (the member) through its own copy
+  // of the leader's pidfd, then exits; the Detached process lives on.
+  REQUIRE(test::wait_for([&] { return finished_here(member); }, std::chrono::seconds(5)));
+  REQUIRE(test::wait_for([&] { return finished_here(guardian); }, std::chrono::seconds(5)));
+  arch::ProcessInfo info{};
+  REQUIRE(arch::process_info(detached, info));
+  CHECK_FALSE(info.ended);
+}
+
+// Issue 7, P15: processes that leave the group (setsid) while the host
+// dies were never registered; the guardian finds them by the tree's
+// environment marker, round after round, however fast they multiply.
+TEST_CASE("at host death the guardian kills every process that carries a registered tree's marker, a setsid storm "
+          "included") {
+  NothingLeft check;
+  HostCleanup cleanup;
+  MarkerCleanup markers;
+  const auto got = start_host(cleanup, {{"host", 1}, {"guardian", 1}, {"leader", 1}, {"storm", 1}, {"ready", 1}}, [] {
+    Guardian guardian;
+    if (auto r = guardian.start(nullptr); !r) host_fail("start", r.error());
+    host_say("guardian", guardian.pid());
+    static char marker[64];
+    std::snprintf(marker, sizeof marker, "AIRSSYS_TREE=%d.7", static_cast<int>(::getpid()));
+    static const char* const env[] = {marker, "PATH=/usr/bin:/bin", nullptr};
+    // The storm leaves the group and the session at once, and goes on
+    // starting sleepers in sessions of their own until it is killed.
+    static const char* const argv[] = {
+        "sh", "-c",
+        "echo leader $$\n"
+        "(setsid sh -c 'echo storm $$; while :; do (setsid sleep 1000 &); sleep 0.005; done' &)\n"
+        "exec sleep 1000\n",
+        nullptr};
+    SpawnSpec s;
+    s.program = "/bin/sh";
+    s.argv = argv;
+    s.envp = env;
+    s.stdio[0] = StdioMode::Null;
+    s.group = GroupMode::NewGroup;
+    s.kill_with_parent = true;
+    auto leader = arch::spawn(s);
+    if (!leader) host_fail("spawn", leader.error());
+    if (auto r = guardian.watch_group(*leader, marker); !r) host_fail("watch_group", r.error());
+    host_say("ready", 0L);
+    for (;;) ::pause();
+  });
+  const std::string marker = "AIRSSYS_TREE=" + std::to_string(cleanup.host) + ".7";
+  markers.marker = marker;
+  const int guardian = pid_of(got, "guardian");
+  cleanup.pids = {guardian};
+  REQUIRE(test::wait_for([&] { return test::processes_with_env(marker).size() >= 10; }, std::chrono::seconds(10)));
+  kill_host(cleanup);
+  const bool swept = test::wait_for([&] { return test::processes_with_env(marker).empty(); }, std::chrono::seconds(10));
+  INFO("still carrying the marker: " << test::processes_with_env(marker).size());
+  CHECK(swept);
+  REQUIRE(test::wait_for([&] { return finished_here(guardian); }, std::chrono::seconds(10)));
 }
 
 // ---- the in-process API -------------------------------------------------------
@@ -505,4 +701,89 @@ TEST_CASE("the guardian's slots fill up after kSlots registrations, and unwatch 
   // The registrations killed nothing.
   REQUIRE(arch::try_wait(p).code() == Errc::Timeout);
   kill_and_wait(p);
+}
+
+namespace {
+
+std::size_t fds_of(int pid) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec); !ec && it != fs::end(it);
+       it.increment(ec))
+    ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("the guardian holds a descriptor of its own per watch, kept when the host's closes, dropped on unwatch") {
+  NothingLeft check;
+  Guardian g;
+  REQUIRE(g.start(nullptr).ok());
+  const int gpid = g.pid();
+  check_guardian_apart(gpid, test::self_pid());
+  const std::size_t base = fds_of(gpid);
+  auto p = sleeper();
+  auto slot = g.watch_group(p, "AIRSSYS_TREE=1.2");
+  REQUIRE(slot.ok());
+  REQUIRE(fds_of(gpid) == base + 1);  // the watch is acknowledged once it is held
+  kill_and_wait(p);                   // the host's descriptor is closed
+  REQUIRE(fds_of(gpid) == base + 1);
+  g.unwatch(*slot);
+  REQUIRE(test::wait_for([&] { return fds_of(gpid) == base; }, std::chrono::seconds(5)));
+  // A tree known by its marker alone holds no descriptor.
+  auto by_marker = g.watch_tree(-1, "AIRSSYS_TREE=1.3");
+  REQUIRE(by_marker.ok());
+  REQUIRE(fds_of(gpid) == base);
+  REQUIRE(g.watch_tree(-1, "").code() == Errc::InvalidArgument);
+  REQUIRE(g.watch_tree(-1, std::string(Guardian::kMarkerSize, 'x')).code() == Errc::InvalidArgument);
+  g.stop();
+}
+
+TEST_CASE("a guardian that died is noticed, and restart() starts a new one that accepts watches") {
+  NothingLeft check;
+  Guardian g;
+  REQUIRE(g.start(nullptr).ok());
+  const int first = g.pid();
+  REQUIRE(g.alive());
+  REQUIRE(g.wait_handle() >= 0);
+  // Our child, unreaped until restart(): the number is still its own.
+  REQUIRE(::kill(first, SIGKILL) == 0);
+  REQUIRE(test::wait_for([&] { return !g.alive(); }, std::chrono::seconds(5)));
+  REQUIRE(g.running());
+  auto p = sleeper();
+  auto refused = g.watch_process(p);
+  REQUIRE(refused.code() == Errc::Dead);
+  REQUIRE(std::string(refused.error().message()).find(std::to_string(first)) != std::string::npos);
+  REQUIRE(g.restart().ok());
+  REQUIRE(g.alive());
+  REQUIRE(g.pid() != first);
+  REQUIRE_FALSE(test::process_exists(first));  // reaped by restart()
+  check_guardian_apart(g.pid(), test::self_pid());
+  REQUIRE(g.watch_process(p).ok());
+  g.stop();
+  REQUIRE(arch::try_wait(p).code() == Errc::Timeout);
+  kill_and_wait(p);
+}
+
+// The guardian is cloned without CLONE_VM, and gives its copy of the
+// host's memory back at once: it neither shares the host's memory map nor
+// holds old copies of the pages the host writes, nor looks as large as the
+// host to the OOM killer.
+TEST_CASE("the guardian keeps none of the host's anonymous memory") {
+  NothingLeft check;
+  std::vector<char> ballast(64 << 20, 1);  // 64 MiB, touched
+  Guardian g;
+  REQUIRE(g.start(nullptr).ok());
+  long rss_anon_kb = -1;
+  {
+    std::ifstream status("/proc/" + std::to_string(g.pid()) + "/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("RssAnon:", 0) == 0) rss_anon_kb = std::stol(line.substr(8));
+  }
+  INFO("guardian RssAnon " << rss_anon_kb << " kB");
+  CHECK(rss_anon_kb >= 0);
+  CHECK(rss_anon_kb < 4096);
+  CHECK(ballast[12345] == 1);
+  g.stop();
 }

@@ -14,6 +14,7 @@
 #include "support/fd.hpp"
 #include "support/proc_table.hpp"
 #include "support/process_guard.hpp"
+#include "support/scoped_env.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_for.hpp"
 
@@ -26,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -749,16 +751,21 @@ TEST_CASE("spawn fails cleanly when the process has no file descriptor left") {
   const char* expected = "";
   rlimit low = saved;
   SECTION("none left for the pidfd") {
+    low.rlim_cur = static_cast<rlim_t>(lowest) + 1;
+    expected = "no file descriptor left to spawn '/bin/sleep'";
+  }
+  SECTION("none left to hold the program") {
     low.rlim_cur = static_cast<rlim_t>(lowest);
     expected = "no file descriptor left to spawn '/bin/sleep'";
   }
-  SECTION("one left: not enough for a stdout pipe") {
-    low.rlim_cur = static_cast<rlim_t>(lowest) + 1;
+  // From here on, the first one holds the program until the exec.
+  SECTION("one left after the program's: not enough for a stdout pipe") {
+    low.rlim_cur = static_cast<rlim_t>(lowest) + 2;
     s.stdio[1] = StdioMode::Pipe;
     expected = "stdout: cannot create a pipe";
   }
-  SECTION("two left: /dev/null for stdin and stdout, none for the pidfd") {
-    low.rlim_cur = static_cast<rlim_t>(lowest) + 2;
+  SECTION("three left: the program's, /dev/null for stdin and stdout, none for the pidfd") {
+    low.rlim_cur = static_cast<rlim_t>(lowest) + 3;
     s.stdio[0] = s.stdio[1] = StdioMode::Null;
     expected = "no file descriptor left to spawn '/bin/sleep'";
   }
@@ -1033,4 +1040,217 @@ TEST_CASE("has_children sees a child while it runs and while it is a zombie, and
   CHECK(arch::has_children());  // a zombie, still to be reaped
   REQUIRE(wait_ok(p).signal == SIGKILL);
   CHECK_FALSE(arch::has_children());
+}
+
+// ---- FIFOs as stdio files (issue 7, P10) -----------------------------------
+
+namespace {
+
+// Runs `spawn` on a thread of its own. A spawn that is still blocked when
+// test::wait_for gives up is released by opening the FIFO's other end, so
+// that a broken spawn fails the test instead of hanging it; `stalled`
+// records that it had to be.
+struct SpawnOnThread {
+  std::atomic<bool> done{false};
+  bool stalled = false;
+  Result<arch::Process> result = Error{};
+  std::thread thread;
+  SpawnOnThread(const SpawnSpec& spec) : thread([this, spec] {
+    result = arch::spawn(spec);
+    done.store(true);
+  }) {}
+  void finish(const std::string& fifo, int release_flags) {
+    if (!test::wait_for([&] { return done.load(); })) {
+      stalled = true;
+      test::Fd other(::open(fifo.c_str(), release_flags | O_NONBLOCK | O_CLOEXEC));
+      thread.join();
+      return;
+    }
+    thread.join();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a FIFO with no reader as stdout is an error naming it, not a spawn that waits for a reader") {
+  NothingLeft guard;
+  TempDir dir;
+  const std::string fifo = dir / "out.fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  SpawnSpec s = test::quiet("/bin/true");
+  s.stdio[1] = StdioSpec(StdioMode::File, fifo.c_str());
+  SpawnOnThread spawn(s);
+  spawn.finish(fifo, O_RDONLY);
+  CHECK_FALSE(spawn.stalled);
+  if (spawn.result.ok()) (void)arch::wait(spawn.result.value(), -1);
+  REQUIRE_FALSE(spawn.result.ok());
+  INFO(spawn.result.error().message());
+  CHECK(spawn.result.code() == Errc::InvalidArgument);
+  CHECK(contains(spawn.result.error().message(), "'" + fifo + "'"));
+  CHECK(contains(spawn.result.error().message(), "no reader"));
+}
+
+TEST_CASE("a FIFO as stdin does not wait for a writer: the child reads what a writer sent, or end of file") {
+  NothingLeft guard;
+  TempDir dir;
+  const std::string fifo = dir / "in.fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const char* argv[] = {"sh", "-c", "cat; echo end", nullptr};
+  SpawnSpec s = test::quiet("/bin/sh", argv);
+  s.stdio[0] = StdioSpec(StdioMode::File, fifo.c_str());
+  s.stdio[1] = StdioMode::Pipe;
+  SECTION("no writer: end of file at once") {
+    SpawnOnThread spawn(s);
+    spawn.finish(fifo, O_WRONLY);
+    CHECK_FALSE(spawn.stalled);
+    INFO(spawn.result.error().message());
+    REQUIRE(spawn.result.ok());
+    arch::Process p = std::move(spawn.result.value());
+    test::Fd out(p.take_pipe(1));
+    CHECK(read_all(out.fd) == "end\n");
+    CHECK(wait_ok(p).code == 0);
+  }
+  SECTION("a writer holds it open: the child reads what it writes, blocking as usual") {
+    test::Fd writer_keep;
+    // A reader makes the writer's non-blocking open possible; it goes
+    // away once the writer exists.
+    {
+      test::Fd reader(::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+      REQUIRE(reader.fd >= 0);
+      writer_keep.fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      REQUIRE(writer_keep.fd >= 0);
+      auto p = test::spawn_ok(s);
+      REQUIRE(::write(writer_keep.fd, "hello\n", 6) == 6);
+      writer_keep.reset();
+      test::Fd out(p.take_pipe(1));
+      CHECK(read_all(out.fd) == "hello\nend\n");
+      CHECK(wait_ok(p).code == 0);
+    }
+  }
+}
+
+// ---- which file runs (issue 7, P11 and P14) ---------------------------------
+
+namespace {
+
+void write_script(const std::string& path, const std::string& body) {
+  write_file(path, "#!/bin/sh\n" + body + "\n");
+  REQUIRE(::chmod(path.c_str(), 0755) == 0);
+}
+
+// Changes the current directory for a scope.
+struct ScopedCwd {
+  std::filesystem::path old = std::filesystem::current_path();
+  explicit ScopedCwd(const std::filesystem::path& p) { std::filesystem::current_path(p); }
+  ScopedCwd(const ScopedCwd&) = delete;
+  ScopedCwd& operator=(const ScopedCwd&) = delete;
+  ~ScopedCwd() { std::filesystem::current_path(old); }
+};
+
+std::string output_of(const SpawnSpec& spec, int* code = nullptr) {
+  SpawnSpec s = spec;
+  s.stdio[1] = StdioMode::Pipe;
+  auto p = test::spawn_ok(s);
+  test::Fd out(p.take_pipe(1));
+  std::string text = read_all(out.fd);
+  const auto st = wait_ok(p);
+  if (code != nullptr) *code = st.code;
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("a relative program is resolved as chdir(working_dir) and then execvp would") {
+  NothingLeft guard;
+  TempDir work;
+  TempDir elsewhere;  // the runtime's own directory, with a decoy
+  std::filesystem::create_directories(work.path / "sub");
+  write_script(work / "tool", "echo tool-in-working-dir");
+  write_script(work / "sub/only", "echo only-in-working-dir");
+  write_script(elsewhere / "tool", "echo decoy-in-runtime-cwd");
+  ScopedCwd cwd(elsewhere.path);
+  const std::string wd = work.path.string();
+  SECTION("./tool is working_dir's tool, not the runtime's") {
+    SpawnSpec s = test::quiet("./tool");
+    s.working_dir = wd.c_str();
+    CHECK(output_of(s) == "tool-in-working-dir\n");
+  }
+  SECTION("sub/only exists only under working_dir") {
+    SpawnSpec s = test::quiet("sub/only");
+    s.working_dir = wd.c_str();
+    CHECK(output_of(s) == "only-in-working-dir\n");
+  }
+  SECTION("a relative PATH entry is relative to working_dir") {
+    test::ScopedEnv path("PATH", "sub:/usr/bin:/bin");
+    SpawnSpec s = test::quiet("only");
+    s.working_dir = wd.c_str();
+    CHECK(output_of(s) == "only-in-working-dir\n");
+  }
+  SECTION("without working_dir, ./tool is the runtime's") {
+    CHECK(output_of(test::quiet("./tool")) == "decoy-in-runtime-cwd\n");
+  }
+}
+
+TEST_CASE("open_program resolves every symlink and '..', and spawn runs exactly the file it opened") {
+  NothingLeft guard;
+  TempDir dir;
+  const std::string link = dir / "prog";
+  std::filesystem::create_symlink("/usr/bin/true", link);
+  char path[4096];
+  arch::FileIdentity id;
+  auto fd = arch::open_program(link.c_str(), nullptr, path, sizeof path, &id);
+  INFO(fd.error().message());
+  REQUIRE(fd.ok());
+  test::Fd held(fd.value());
+  CHECK(std::string(path) == "/usr/bin/true");
+  arch::FileIdentity direct;
+  REQUIRE(arch::file_identity("/usr/bin/true", direct));
+  CHECK(id == direct);
+  // The path now names another program; the descriptor still holds true.
+  std::filesystem::remove(link);
+  std::filesystem::create_symlink("/usr/bin/false", link);
+  SpawnSpec s = test::quiet(link.c_str());
+  s.program_fd = held.fd;
+  auto p = test::spawn_ok(s);
+  CHECK(wait_ok(p).code == 0);
+  SECTION("the same for a shell script, whose interpreter reads it through the descriptor") {
+    const std::string script = dir / "script.sh";
+    write_script(script, "echo \"script ran with $# arguments: $1\"");
+    auto sfd = arch::open_program(script.c_str(), nullptr, path, sizeof path);
+    INFO(sfd.error().message());
+    REQUIRE(sfd.ok());
+    test::Fd script_held(sfd.value());
+    std::filesystem::remove(script);  // a new file at the same path
+    write_script(script, "echo replaced");
+    const char* argv[] = {"script.sh", "one", nullptr};
+    SpawnSpec ss = test::quiet(script.c_str(), argv);
+    ss.program_fd = script_held.fd;
+    CHECK(output_of(ss) == "script ran with 1 arguments: one\n");
+  }
+}
+
+TEST_CASE("open_program's spellings of one file all resolve to its one path") {
+  TempDir dir;
+  std::filesystem::create_symlink("/usr/bin", dir.path / "bin");
+  std::filesystem::create_directories(dir.path / "d");
+  const std::string via_link = (dir.path / "bin/rm").string();
+  const std::string dotdot = (dir.path / "d/../bin/rm").string();
+  for (const char* spelling : {"/usr/bin/rm", "/bin/rm", "//usr//bin//rm", "/usr/bin/./rm", "/usr/lib/../bin/rm",
+                               via_link.c_str(), dotdot.c_str()}) {
+    INFO("spelling " << spelling);
+    char path[4096];
+    auto fd = arch::open_program(spelling, nullptr, path, sizeof path);
+    INFO(fd.error().message());
+    REQUIRE(fd.ok());
+    arch::close_handle(fd.value());
+    CHECK(std::string(path) == "/usr/bin/rm");
+  }
+  char path[4096];
+  auto slash = arch::open_program("/usr/bin/rm/", nullptr, path, sizeof path);
+  CHECK_FALSE(slash.ok());
+  auto rel = arch::open_program("../bin/rm", "/usr/lib", path, sizeof path);
+  INFO(rel.error().message());
+  REQUIRE(rel.ok());
+  arch::close_handle(rel.value());
+  CHECK(std::string(path) == "/usr/bin/rm");
 }

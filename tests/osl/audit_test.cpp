@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -49,8 +50,9 @@ namespace {
 using NothingLeft = test::NothingLeftCensus;
 
 // A strict parser for one flat JSON object (the audit format): string keys
-// to strings, numbers, true/false/null. Strings are decoded; other values
-// are kept as their text. False on anything else, or trailing text.
+// to strings, numbers, true/false/null and arrays of strings. Strings are
+// decoded, an array's elements joined by '\n'; other values are kept as
+// their text. False on anything else, or trailing text.
 class FlatJson {
  public:
   static bool parse(std::string_view text, std::map<std::string, std::string>& out) {
@@ -81,6 +83,15 @@ class FlatJson {
   }
   bool val(std::string& out) {
     if (i_ < t_.size() && t_[i_] == '"') return string(out);
+    if (eat('[')) {
+      if (eat(']')) return true;
+      for (bool first = true;; first = false) {
+        if (!first) out.push_back('\n');
+        if (!string(out)) return false;
+        if (eat(']')) return true;
+        if (!eat(',')) return false;
+      }
+    }
     for (const char* word : {"true", "false", "null"}) {
       const std::string_view w(word);
       if (t_.substr(i_, w.size()) == w) {
@@ -227,11 +238,12 @@ TEST_CASE("a spawn and its wait write a spawn line and an exit line, each one JS
 
   const auto lines = ring_lines(*log);
   INFO(all_of(lines));
-  REQUIRE(lines.size() == 2);
-  CHECK(log->written() == 2);
+  REQUIRE(lines.size() == 3);
+  CHECK(log->written() == 3);
   const std::string& spawn = lines[0];
   const std::string& exit = lines[1];
-  for (const std::string& line : {spawn, exit}) {
+  const std::string& wait = lines[2];
+  for (const std::string& line : {spawn, exit, wait}) {
     INFO("line: " << line);
     CHECK(line.find("\"pid\":" + std::to_string(pid) + ",") != std::string::npos);
     CHECK(line.find("\"pgid\":") != std::string::npos);
@@ -245,6 +257,9 @@ TEST_CASE("a spawn and its wait write a spawn line and an exit line, each one JS
   CHECK(s.at("pid") == std::to_string(pid));
   CHECK(s.at("pgid") == std::to_string(r->pgid));
   CHECK(s.at("program") == "/bin/sh");
+  CHECK(s.at("exe") == "/usr/bin/dash");  // /bin/sh, every symlink resolved
+  CHECK(s.at("argv") == "/bin/sh\n-c\nexit 3");
+  CHECK(s.at("argc") == "3");
   CHECK(s.at("lifetime") == "managed");
   CHECK(s.count("error") == 0);
   check_time(s);
@@ -253,6 +268,10 @@ TEST_CASE("a spawn and its wait write a spawn line and an exit line, each one JS
   CHECK(e.at("exit_code") == "3");
   CHECK(e.at("exit_signal") == "0");
   check_time(e);
+  const Fields w = parsed(wait);
+  CHECK(w.at("event") == "wait");
+  CHECK(w.at("exit_code") == "3");
+  CHECK(w.at("result") == "ok");
 }
 
 TEST_CASE("a denied spawn writes a denied line with the error text, and a failed one an error line") {
@@ -525,4 +544,182 @@ TEST_CASE("AuditLog::to_file on a path that cannot be opened is an error naming 
   auto empty = AuditLog::to_file("");
   CHECK(empty.code() == Errc::InvalidArgument);
   CHECK(test::open_fds() == fds);
+}
+
+// ---- what a record says, at any size, and when it cannot be written (issue 7, P12)
+
+namespace {
+
+// Every line must be a JSON document Python's own parser accepts (UTF-8,
+// escapes, nesting): an independent check beside FlatJson.
+bool python_accepts(const std::vector<std::string>& lines) {
+  TempDir dir;
+  const std::string path = (dir.path / "lines.jsonl").string();
+  {
+    std::ofstream out(path, std::ios::binary);
+    for (const auto& l : lines) out << l << '\n';
+  }
+  const std::string cmd = "python3 -c 'import json,sys\n"
+                          "for l in open(sys.argv[1], encoding=\"utf-8\", errors=\"strict\"):\n"
+                          "  o = json.loads(l)\n"
+                          "  assert isinstance(o, dict)\n' " + path;
+  return std::system(cmd.c_str()) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("a spawn record names the executable, the whole argv, the working directory and the overridden names") {
+  NothingLeft guard;
+  auto log = AuditLog::ring(16);
+  ProcessExecutor ex;
+  REQUIRE(ex.use(*log).ok());
+  const std::string_view args[] = {"-c", "exit 0", "quote\" back\\ nl\n"};
+  const std::string_view env[] = {"LD_PRELOAD=", "SECRET_TOKEN=hunter2", "LD_PRELOAD=/tmp/evil.so"};
+  SpawnProcessOperation op = test::quiet("sh", args);
+  op.env = env;
+  op.working_dir = "/tmp";
+  auto r = ex.execute(op);
+  INFO(r.error().message());
+  REQUIRE(r.ok());
+  REQUIRE(ex.execute(WaitProcessOperation{r->pid, 20'000'000'000}).ok());
+  const auto lines = ring_lines(*log);
+  INFO(all_of(lines));
+  const std::string line = line_of(lines, "spawn");
+  const Fields f = parsed(line);
+  CHECK(f.at("program") == "sh");
+  CHECK(f.at("exe") == "/usr/bin/dash");
+  CHECK(f.at("argv") == "sh\n-c\nexit 0\nquote\" back\\ nl\n");
+  CHECK(f.at("argc") == "4");
+  CHECK(f.at("cwd") == "/tmp");
+  CHECK(f.at("env_set") == "SECRET_TOKEN\nLD_PRELOAD");  // names only, each once
+  CHECK(line.find("hunter2") == std::string::npos);
+  CHECK(line.find("evil") == std::string::npos);
+  CHECK(f.count("truncated") == 0);
+  CHECK(python_accepts(lines));
+}
+
+TEST_CASE("every record is one valid JSON object at any size, cut records say so") {
+  NothingLeft guard;
+  auto log = AuditLog::ring(8);
+  ProcessExecutor ex;
+  REQUIRE(ex.use(*log).ok());
+  std::vector<std::string> storage;
+  for (int i = 0; i < 1500; ++i) storage.push_back("argument-" + std::to_string(i) + std::string(80, 'x'));
+  storage.push_back(std::string("bytes \xff\xfe not UTF-8, \xc3\xa9 is, control \x01\x7f"));
+  std::vector<std::string_view> args(storage.begin(), storage.end());
+  auto r = ex.execute(test::quiet("/usr/bin/true", args));
+  INFO(r.error().message());
+  REQUIRE(r.ok());
+  REQUIRE(ex.execute(WaitProcessOperation{r->pid, 20'000'000'000}).ok());
+  const auto lines = ring_lines(*log);
+  const std::string line = line_of(lines, "spawn");
+  INFO(line.substr(0, 400));
+  CHECK(line.size() < AuditLog::kLineSize);
+  const Fields f = parsed(line);
+  CHECK(f.at("truncated") == "true");
+  CHECK(f.at("argc") == "1502");
+  const std::size_t shown = static_cast<std::size_t>(std::count(f.at("argv").begin(), f.at("argv").end(), '\n')) + 1;
+  CHECK(f.at("argv_elided") == std::to_string(1502 - shown));
+  CHECK(f.at("result") == "ok");
+  CHECK(f.at("pid") == std::to_string(r->pid));
+  CHECK(python_accepts(lines));
+
+  SECTION("a huge program name and principal, with bytes that are not UTF-8") {
+    ProcessEvent ev;
+    ev.kind = ProcessEvent::Kind::Denied;
+    const std::string program = std::string(9000, '\x01') + "\xe2\x82";  // control bytes, a cut UTF-8 sequence
+    const std::string principal = std::string(3000, '"');
+    ev.program = program;
+    ev.principal = principal;
+    const Error err = Error::make(Errc::Denied, "policy: no rule allows it");
+    ev.error = &err;
+    std::vector<char> buf(AuditLog::kLineSize);
+    const std::size_t n = AuditLog::format(ev, buf.data(), buf.size());
+    const std::string one(buf.data(), n);
+    const Fields g = parsed(one);
+    CHECK(g.at("truncated") == "true");
+    CHECK(g.at("result") == "denied");
+    CHECK(g.at("error") == err.message());
+    CHECK(python_accepts({one}));
+  }
+}
+
+TEST_CASE("a Wait writes a wait line whether it succeeds or fails, and a failed Teardown a teardown line") {
+  NothingLeft guard;
+  auto log = AuditLog::ring(32);
+  ProcessExecutor ex;
+  REQUIRE(ex.use(*log).ok());
+  const SecurityContext bob{"bob"};
+  auto r = ex.execute(test::quiet("/bin/sleep", test::kSleep), bob);
+  REQUIRE(r.ok());
+  auto timed_out = ex.execute(WaitProcessOperation{r->pid, 0}, bob);
+  REQUIRE(timed_out.code() == Errc::Timeout);
+  auto unknown = ex.execute(WaitProcessOperation{999999999, 0}, bob);
+  REQUIRE(unknown.code() == Errc::InvalidArgument);
+  auto bad_teardown = ex.execute(TeardownOperation{999999999, 0}, bob);
+  REQUIRE(bad_teardown.code() == Errc::InvalidArgument);
+  REQUIRE(ex.execute(TeardownOperation{r->pid, 5'000'000'000}, bob).ok());
+
+  const auto lines = ring_lines(*log);
+  INFO(all_of(lines));
+  std::vector<Fields> waits, teardowns;
+  for (const auto& l : lines) {
+    const Fields f = parsed(l);
+    if (f.at("event") == "wait") waits.push_back(f);
+    if (f.at("event") == "teardown") teardowns.push_back(f);
+  }
+  REQUIRE(waits.size() == 2);
+  CHECK(waits[0].at("pid") == std::to_string(r->pid));
+  CHECK(waits[0].at("result") == "error");
+  CHECK(waits[0].at("error") == timed_out.error().message());
+  CHECK(waits[0].at("principal") == "bob");
+  CHECK(waits[1].at("pid") == "999999999");
+  CHECK(waits[1].at("error") == unknown.error().message());
+  REQUIRE(teardowns.size() == 2);
+  CHECK(teardowns[0].at("pid") == "999999999");
+  CHECK(teardowns[0].at("result") == "error");
+  CHECK(teardowns[0].at("error") == bad_teardown.error().message());
+  CHECK(teardowns[1].at("result") == "ok");
+}
+
+TEST_CASE("a log that cannot be written counts its failures, and fail-closed refuses the operations after one") {
+  NothingLeft guard;
+  auto opened = AuditLog::to_file("/dev/full");
+  INFO(opened.error().message());
+  REQUIRE(opened.ok());
+  AuditLog& log = *opened.value();
+  CHECK(log.write_failures() == 0);
+  CHECK_FALSE(log.failing());
+  ProcessExecutor ex;
+  SECTION("fail-open (the default): operations go on, every lost record is counted") {
+    REQUIRE(ex.use(log).ok());
+    auto r = ex.execute(test::quiet("/usr/bin/true"));
+    REQUIRE(r.ok());
+    REQUIRE(ex.execute(WaitProcessOperation{r->pid, 20'000'000'000}).ok());
+    CHECK(log.written() == 0);
+    CHECK(log.write_failures() == 3);  // spawn, exit, wait
+    CHECK(log.failing());
+    CHECK(std::string(log.last_failure().message()).find("/dev/full") != std::string::npos);
+  }
+  SECTION("fail-closed: the first lost record's operation has happened, nothing is spawned or signalled after it") {
+    log.set_fail_closed(true);
+    REQUIRE(ex.use(log).ok());
+    auto first = ex.execute(test::quiet("/bin/sleep", test::kSleep));
+    REQUIRE(first.ok());  // its record is the first one lost
+    CHECK(log.failing());
+    const test::Census before = test::Census::take();
+    auto second = ex.execute(test::quiet("/usr/bin/true"));
+    REQUIRE_FALSE(second.ok());
+    INFO(second.error().message());
+    CHECK(second.code() == Errc::Unavailable);
+    CHECK(std::string(second.error().message()).find("fail-closed") != std::string::npos);
+    CHECK(test::Census::take() == before);
+    CHECK(ex.execute(SignalProcessOperation{first->pid, SIGTERM}).code() == Errc::Unavailable);
+    // What ends processes is never refused: a refused teardown would only
+    // leave the tree running.
+    auto t = ex.execute(TeardownOperation{first->pid, 0});
+    INFO(t.error().message());
+    CHECK(t.ok());
+    CHECK(ex.live() == 0);
+  }
 }

@@ -120,8 +120,14 @@ bool ends_in_own_group(const std::string& cgroup) {
   const auto root_slash = cgroup.rfind('/', slash - 1);
   if (root_slash == std::string::npos) return false;
   const std::string_view root = std::string_view(cgroup).substr(root_slash + 1, slash - root_slash - 1);
+  // "airssys-<pid>-<pid namespace, hex>-<n>"
   const std::string prefix = "airssys-" + std::to_string(test::self_pid()) + "-";
-  return root.substr(0, prefix.size()) == prefix && digits(root.substr(prefix.size()));
+  if (root.substr(0, prefix.size()) != prefix) return false;
+  const std::string_view rest = root.substr(prefix.size());
+  const auto dash = rest.find('-');
+  return dash != std::string_view::npos && dash > 0 &&
+         rest.substr(0, dash).find_first_not_of("0123456789abcdef") == std::string_view::npos &&
+         digits(rest.substr(dash + 1));
 }
 
 // A fresh directory, removed with everything in it.
@@ -650,6 +656,30 @@ TEST_CASE("EnvMode::Clean gives the child only the entries given, and InheritWit
     CHECK(text.find("\nAIRSSYS_OSL_ADDED=yes\n") != std::string::npos);
     CHECK(text.find("\nPATH=" + std::string(std::getenv("PATH")) + "\n") != std::string::npos);
   }
+}
+
+TEST_CASE("a name given twice in env reaches the child once, with its last value, over the inherited one") {
+  NothingLeft guard;
+  ProcessExecutor ex;
+  test::ScopedEnv var("AIRSSYS_OSL_TEST_DUP", "inherited");
+  const std::string_view env[] = {"AIRSSYS_OSL_TEST_DUP=first", "AIRSSYS_OSL_OTHER=x", "AIRSSYS_OSL_TEST_DUP=last"};
+  SpawnProcessOperation op = test::quiet("/usr/bin/env");
+  op.env = env;
+  SECTION("InheritWithOverrides") {}
+  SECTION("Clean") { op.env_mode = EnvMode::Clean; }
+  op.stdio[1] = StdioConfig::pipe();
+  const auto p = spawn_ok(ex, op);
+  test::Fd out(p.pipes[1]);
+  const std::string text = "\n" + test::read_to_eof(out.fd);
+  CHECK(wait_ok(ex, p.pid).code == 0);
+  INFO(text);
+  std::size_t count = 0;
+  for (std::size_t at = text.find("\nAIRSSYS_OSL_TEST_DUP="); at != std::string::npos;
+       at = text.find("\nAIRSSYS_OSL_TEST_DUP=", at + 1))
+    ++count;
+  CHECK(count == 1);
+  CHECK(text.find("\nAIRSSYS_OSL_TEST_DUP=last\n") != std::string::npos);
+  CHECK(text.find("\nAIRSSYS_OSL_OTHER=x\n") != std::string::npos);
 }
 
 TEST_CASE("working_dir is the child's current directory") {

@@ -10,12 +10,15 @@
 #include "support/proc_table.hpp"
 #include "support/process_guard.hpp"
 #include "support/scoped_env.hpp"
+#include "support/temp_dir.hpp"
 
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
 
@@ -137,20 +140,23 @@ TEST_CASE("patterns must be absolute and fit, and the rule and principal tables 
   CHECK(p.allow_principal("one-too-many").code() == Errc::Full);
 }
 
-TEST_CASE("allow(\"/usr/bin/*\") permits /usr/bin/true and denies /bin/sh by default, naming the path") {
+TEST_CASE("allow(\"/usr/bin/*\") permits /usr/bin/true and /bin/sh, and denies a copy elsewhere by default, naming it") {
   NothingLeft guard;
+  test::TempDir dir("airssys-policy");
+  const std::string copy = dir / "true";
+  std::filesystem::copy_file("/usr/bin/true", copy);
   SecurityPolicy policy;
   REQUIRE(policy.allow("/usr/bin/*").ok());
   ProcessExecutor ex;
   REQUIRE(ex.use(policy).ok());
   runs(ex, test::quiet("/usr/bin/true"));
-  // The policy judges the path as given (resolved, not canonicalised): on
-  // Debian /bin is a symlink to /usr/bin, but "/bin/sh" is not under the
-  // pattern "/usr/bin/*".
+  // The policy judges the file that runs: on Debian /bin is a symlink to
+  // /usr/bin and sh one to dash, so "/bin/sh" is /usr/bin/dash.
   const std::string_view args[] = {"-c", "exit 0"};
-  const Error e = denied(ex, test::quiet("/bin/sh", args));
+  runs(ex, test::quiet("/bin/sh", args));
+  const Error e = denied(ex, test::quiet(copy));
   INFO(e.message());
-  CHECK(test::names(e, "'/bin/sh'"));
+  CHECK(test::names(e, "'" + copy + "'"));
   CHECK(test::names(e, "default deny"));
   CHECK(ex.counters().spawned == ex.counters().cleaned);
 }
@@ -206,10 +212,16 @@ TEST_CASE("a relative name is resolved through PATH before the policy judges it"
     test::ScopedEnv path("PATH", "/usr/bin:/bin");
     runs(ex, test::quiet("true"));
   }
-  SECTION("PATH has /bin first: the resolved path is /bin/true, which no rule allows") {
+  SECTION("PATH has /bin first: /bin/true is the file /usr/bin/true, which the rule allows") {
     test::ScopedEnv path("PATH", "/bin:/usr/bin");
+    runs(ex, test::quiet("true"));
+  }
+  SECTION("a name PATH finds outside the rule is denied, naming the file it found") {
+    test::TempDir dir("airssys-policy");
+    std::filesystem::copy_file("/usr/bin/true", dir / "true");
+    test::ScopedEnv path("PATH", (dir.path.string() + ":/usr/bin").c_str());
     const Error e = denied(ex, test::quiet("true"));
-    CHECK(test::names(e, "'/bin/true'"));
+    CHECK(test::names(e, "'" + (dir / "true") + "'"));
   }
   SECTION("a name PATH does not find is NotFound, not Denied") {
     test::ScopedEnv path("PATH", "/usr/bin:/bin");
@@ -301,4 +313,109 @@ TEST_CASE("SecurityPolicy::check judges the operation view it is given") {
   CHECK(policy.check(signal, SecurityContext{"alice"}).ok());
   CHECK(policy.check(signal, SecurityContext{"alic"}).code() == Errc::Denied);
   CHECK(policy.check(signal, SecurityContext{"alice2"}).code() == Errc::Denied);
+}
+
+// ---- the file that runs (issue 7, P11) ---------------------------------------
+
+TEST_CASE("a deny rule holds for every spelling of the file it names, hard links included") {
+  NothingLeft guard;
+  test::TempDir dir("airssys-policy");
+  std::filesystem::create_symlink("/usr/bin/rm", dir / "link-to-rm");
+  std::filesystem::create_symlink("/usr/bin", dir / "bin");
+  std::filesystem::create_directories(dir.path / "sub");
+  std::filesystem::create_hard_link("/usr/bin/rm", dir / "hard-rm");  // same file system here
+  // /usr/bin/X11 is a symlink to "." on Debian; make one where it is not.
+  std::string x11 = "/usr/bin/X11/rm";
+  if (!std::filesystem::exists(x11)) {
+    std::filesystem::create_directories(dir.path / "usr/bin");
+    std::filesystem::create_symlink("/usr/bin/rm", dir / "usr/bin/rm");
+    std::filesystem::create_symlink(".", dir / "usr/bin/X11");
+    x11 = dir / "usr/bin/X11/rm";
+  }
+  SecurityPolicy policy;
+  REQUIRE(policy.deny("/usr/bin/rm").ok());
+  REQUIRE(policy.allow("/*").ok());
+  ProcessExecutor ex;
+  REQUIRE(ex.use(policy).ok());
+  const std::string_view args[] = {"--version"};
+  const std::string link = dir / "link-to-rm";
+  const std::string dotdot = dir / "sub/../bin/rm";
+  const std::string hard = dir / "hard-rm";
+  for (const std::string& spelling : {std::string("/usr/bin/rm"), std::string("/bin/rm"), x11, link,
+                                      std::string("//usr//bin//rm"), std::string("/usr/bin/./rm"), dotdot, hard}) {
+    INFO("program " << spelling);
+    const Error e = denied(ex, test::quiet(spelling, args));
+    CHECK(test::names(e, "deny /usr/bin/rm"));
+  }
+  SECTION("relative to working_dir") {
+    SpawnProcessOperation op = test::quiet("../bin/rm", args);
+    op.working_dir = "/usr/lib";
+    const Error e = denied(ex, op);
+    CHECK(test::names(e, "deny /usr/bin/rm"));
+  }
+  SECTION("found through PATH") {
+    test::ScopedEnv path("PATH", "/bin");
+    const Error e = denied(ex, test::quiet("rm", args));
+    CHECK(test::names(e, "deny /usr/bin/rm"));
+  }
+  SECTION("a trailing slash names no file at all") {
+    auto r = ex.execute(test::quiet("/usr/bin/rm/", args));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.code() != Errc::Ok);
+    CHECK(ex.live() == 0);
+  }
+  // The allow rule still lets everything else run.
+  runs(ex, test::quiet("/usr/bin/true"));
+}
+
+namespace {
+
+// A link after the policy in the chain that, while the spawn is being
+// checked, points `link` at another program: the window between check and
+// exec that a path-based exec would lose.
+struct RetargetDuringCheck final : airssys::osl::Middleware {
+  std::string link, target;
+  int calls = 0;
+  Result<void> check(const OperationView& op, const SecurityContext&) noexcept override {
+    if (op.kind != OperationView::Kind::Spawn) return {};
+    ++calls;
+    std::error_code ec;
+    std::filesystem::remove(link, ec);
+    std::filesystem::create_symlink(target, link, ec);
+    return {};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the file the policy checked is the file that runs, even when its path changes in between") {
+  NothingLeft guard;
+  test::TempDir dir("airssys-policy");
+  const std::string link = dir / "prog";
+  std::filesystem::create_symlink("/usr/bin/true", link);
+  SecurityPolicy policy;
+  REQUIRE(policy.allow("/usr/bin/true").ok());
+  RetargetDuringCheck swap;
+  swap.link = link;
+  swap.target = "/usr/bin/false";
+  ProcessExecutor ex;
+  REQUIRE(ex.use(policy).ok());
+  REQUIRE(ex.use(swap).ok());
+  runs(ex, test::quiet(link));  // true, exit 0: not false, which no rule allows
+  CHECK(swap.calls == 1);
+  CHECK(std::filesystem::read_symlink(link) == "/usr/bin/false");
+}
+
+TEST_CASE("an allowed shell script runs, its interpreter reading the very file that was checked") {
+  NothingLeft guard;
+  test::TempDir dir("airssys-policy");
+  const std::string script = dir / "ok.sh";
+  std::ofstream(script) << "#!/bin/sh\n[ \"$1\" = one ] && exit 0\nexit 9\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  SecurityPolicy policy;
+  REQUIRE(policy.allow(dir.path.string() + "/*").ok());
+  ProcessExecutor ex;
+  REQUIRE(ex.use(policy).ok());
+  const std::string_view args[] = {"one"};
+  runs(ex, test::quiet(script, args));
 }

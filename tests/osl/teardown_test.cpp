@@ -21,13 +21,18 @@
 #include "support/process_guard.hpp"
 #include "support/wait_for.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <span>
 #include <sstream>
@@ -39,6 +44,8 @@
 using namespace airssys;
 using airssys::osl::Containment;
 using airssys::osl::KillProcessGroupOperation;
+using airssys::osl::Middleware;
+using airssys::osl::ProcessEvent;
 using airssys::osl::ProcessExecutor;
 using airssys::osl::SignalProcessOperation;
 using airssys::osl::SpawnProcessOperation;
@@ -188,7 +195,10 @@ TEST_CASE("a tree that ends on SIGTERM is reported as exited_on_term, with nothi
   SECTION("cgroup") { c = Containment::Cgroup; }
   SECTION("process group") { c = Containment::ProcessGroup; }
   NothingLeft guard;
-  {
+  // The longest timeout means "no KILL stage": its deadline saturates
+  // instead of wrapping into the past (which sent KILL at once).
+  for (const std::int64_t term_timeout : {10'000 * kMs, INT64_MAX}) {
+    INFO("term_timeout_ns " << term_timeout);
     ProcessExecutor ex;
     const std::string_view args[] = {"1000"};
     const std::string_view env[] = {guard.marker};
@@ -198,7 +208,7 @@ TEST_CASE("a tree that ends on SIGTERM is reported as exited_on_term, with nothi
     REQUIRE(p.ok());
     guard.pids.push_back(p->pid);
     REQUIRE(running(p->pid));
-    auto r = ex.execute(TeardownOperation{p->pid, 10'000 * kMs});
+    auto r = ex.execute(TeardownOperation{p->pid, term_timeout});
     INFO(r.error().message());
     REQUIRE(r.ok());
     CHECK(r->containment == c);
@@ -522,4 +532,314 @@ TEST_CASE("a teardown that lands while the tree makes setsid escapees leaves no 
   const auto counters = ex.counters();
   CHECK(counters.spawned == 20);
   CHECK(counters.cleaned == 20);
+}
+
+namespace {
+
+// Ends a bystander's session (it and its sleeps) and reaps all of it.
+void end_bystander(int pid) {
+  ::killpg(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  // Its sleep comes back to this process (a subreaper) as a zombie.
+  (void)test::wait_for([&] {
+    test::reap_zombie_children();
+    for (const auto& c : test::children_of_self())
+      if (c.pgid == pid) return false;
+    return true;
+  });
+}
+
+// A process the test starts itself, outside the executor, leading a
+// session of its own, whose pid is `want` (forced through ns_last_pid;
+// other processes on the machine may take the number first, so it tries
+// again). It writes "ready" to `file`, and one line per TERM, CONT or HUP
+// it receives (a STOP shows as state T, a KILL ends it). -1 if the pid
+// could not be had.
+int spawn_bystander_at(int want, const std::string& file) {
+  const std::string script = "trap 'echo TERM >> \"$F\"' TERM; trap 'echo CONT >> \"$F\"' CONT; "
+                             "trap 'echo HUP >> \"$F\"' HUP; echo ready >> \"$F\"; while :; do sleep 0.2; done";
+  const std::string f = "F=" + file;
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  env.push_back(const_cast<char*>(f.c_str()));
+  env.push_back(nullptr);
+  const char* argv[] = {"sh", "-c", script.c_str(), nullptr};
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+  // Opened once: between the write and the spawn, every other fork on the
+  // machine may take the number, so the window is kept short.
+  const int last = ::open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+  const std::string before = std::to_string(want - 1);
+  int got = -1;
+  for (int attempt = 0; attempt < 2000 && got < 0 && last >= 0; ++attempt) {
+    if (::pwrite(last, before.data(), before.size(), 0) < 0) break;
+    pid_t pid = -1;
+    if (posix_spawn(&pid, "/bin/sh", nullptr, &attr, const_cast<char* const*>(argv), env.data()) != 0) break;
+    if (pid == want) {
+      got = pid;
+    } else {
+      end_bystander(pid);
+    }
+  }
+  if (last >= 0) ::close(last);
+  posix_spawnattr_destroy(&attr);
+  return got;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Records the events of an executor.
+struct Recorder final : Middleware {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  void observe(const ProcessEvent& e) noexcept override {
+    std::lock_guard<std::mutex> lock(mu);
+    std::ostringstream s;
+    s << osl::to_string(e.kind) << " pid " << e.pid << " pgid " << e.pgid << " signal " << e.signal << " "
+      << (e.error != nullptr ? e.error->message() : "ok");
+    lines.push_back(s.str());
+  }
+  std::size_t count(const std::string& what, const std::string& also = {}) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::size_t n = 0;
+    for (const auto& l : lines) n += l.find(what) != std::string::npos && l.find(also) != std::string::npos;
+    return n;
+  }
+};
+
+// Restores the pidfd group signals at the end of a test that turned them off.
+struct GroupSignalPath {
+  explicit GroupSignalPath(bool fallback) { arch::force_group_signal_fallback(fallback); }
+  ~GroupSignalPath() { arch::force_group_signal_fallback(false); }
+};
+
+}  // namespace
+
+TEST_CASE("an emptied group whose number an unrelated process now has is never signalled by a teardown or an operation") {
+  // The leader ends, and its group empties (the member is killed and
+  // reaped, or calls setsid); then a process the test starts itself gets
+  // the leader's pid and leads a session of its own: its group has the
+  // tree's pgid as its number. Neither KillProcessGroup, nor a signal to
+  // the reaped leader, nor the tree's teardown (STOP, TERM, CONT, KILL to
+  // the group) may reach it; the refusals are in the audit events.
+  Containment c = Containment::Cgroup;
+  bool fallback = false;
+  bool setsid_member = false;
+  SECTION("cgroup, pidfd group signals, member reaped") {}
+  SECTION("cgroup, pidfd group signals, member calls setsid") { setsid_member = true; }
+  SECTION("process group, pidfd group signals, member reaped") { c = Containment::ProcessGroup; }
+  SECTION("process group, pidfd group signals, member calls setsid") {
+    c = Containment::ProcessGroup;
+    setsid_member = true;
+  }
+  SECTION("cgroup, killpg fallback, member reaped") { fallback = true; }
+  SECTION("process group, killpg fallback, member reaped") {
+    c = Containment::ProcessGroup;
+    fallback = true;
+  }
+  SECTION("process group, killpg fallback, member calls setsid") {
+    c = Containment::ProcessGroup;
+    fallback = true;
+    setsid_member = true;
+  }
+  INFO((c == Containment::Cgroup ? "cgroup" : "process group") << (fallback ? ", killpg fallback" : ", pidfd")
+                                                                 << (setsid_member ? ", member calls setsid" : ""));
+  GroupSignalPath path(fallback);
+  NothingLeft guard;
+  const std::string file = "/tmp/airssys-teardown-bystander-" + std::to_string(test::self_pid());
+  std::remove(file.c_str());
+  int bystander = -1;
+  {
+    Recorder audit;
+    ProcessExecutor ex;
+    REQUIRE(ex.use(audit).ok());
+    const std::string_view args[] = {"-c", setsid_member ? "setsid sleep 1000 & echo $!" : "sleep 1000 & echo $!"};
+    const std::string_view env[] = {guard.marker};
+    SpawnProcessOperation op = marked("/bin/sh", args, env, c);
+    op.stdio[1] = StdioConfig::pipe();
+    auto p = ex.execute(op);
+    INFO(p.error().message());
+    REQUIRE(p.ok());
+    guard.pids.push_back(p->pid);
+    const int pgid = p->pgid;
+    REQUIRE(pgid == p->pid);
+    int member = -1;
+    {
+      test::Fd out(p.value().pipes[1]);
+      const auto lines = test::read_lines(out.fd, 1);
+      REQUIRE(lines.size() == 1);
+      member = std::stoi(lines[0]);
+      guard.pids.push_back(member);
+    }
+    auto st = ex.execute(WaitProcessOperation{p->pid, 20'000 * kMs});
+    INFO(st.error().message());
+    REQUIRE(st.ok());
+    REQUIRE(st->code == 0);
+    // The group empties.
+    if (setsid_member) {
+      REQUIRE(test::wait_for([&] { return test::session_of(member) == member; }));
+    } else {
+      REQUIRE(::kill(member, SIGKILL) == 0);
+      int status = 0;
+      REQUIRE(::waitpid(member, &status, 0) == member);  // orphaned to this process, a subreaper
+    }
+    INFO("children: " << test::describe_children());
+    // Without pidfd group signals the number is used only while the leader
+    // is unreaped: the executor keeps it a zombie while its group has
+    // other processes (unless the member left before the leader's exit was
+    // collected), so the number cannot be reused at all.
+    test::ProcEntry leader;
+    const bool pinned = test::read_proc(pgid, leader) && leader.state == 'Z';
+    if (!setsid_member) CHECK(pinned == fallback);
+    if (pinned) {
+      REQUIRE(fallback);
+      CHECK(ex.execute(SignalProcessOperation{pgid, SIGTERM}).code() == Errc::InvalidArgument);  // ended
+      auto r = ex.execute(TeardownOperation{p->pid, 50 * kMs});
+      INFO(r.error().message());
+      REQUIRE(r.ok());
+      CHECK(r->leader_status.code == 0);
+      CHECK(ex.live() == 0);
+      CHECK_FALSE(test::process_exists(pgid));  // reaped with its tree
+    } else {
+      CHECK(::killpg(pgid, 0) != 0);  // nobody is in the group
+      REQUIRE(test::wait_for([&] { return !test::process_exists(pgid); }));
+      bystander = spawn_bystander_at(pgid, file);
+      REQUIRE(bystander == pgid);
+      REQUIRE(test::wait_for([&] { return read_file(file) == "ready\n"; }));
+
+      CHECK(ex.execute(SignalProcessOperation{pgid, SIGTERM}).code() == Errc::InvalidArgument);  // reaped
+      auto k = ex.execute(KillProcessGroupOperation{pgid, SIGTERM});
+      INFO(k.error().message());
+      CHECK(k.code() == Errc::Dead);
+      auto r = ex.execute(TeardownOperation{p->pid, 50 * kMs});
+      INFO(r.error().message());
+      REQUIRE(r.ok());
+      CHECK(ex.live() == 0);
+      for (const auto& line : audit.lines) UNSCOPED_INFO(line);
+      // The refusals are audited: the operation's, and the teardown's.
+      CHECK(audit.count("group_kill pid -1 pgid " + std::to_string(pgid) + " signal 15 process group " +
+                        std::to_string(pgid) + " has no process left") == 1);
+      CHECK(audit.count("group_kill pid " + std::to_string(pgid) + " pgid " + std::to_string(pgid)) == 1);
+
+      // The bystander was reached by none of it.
+      test::ProcEntry e;
+      REQUIRE(test::read_proc(bystander, e));
+      CHECK(e.state != 'T');
+      CHECK(e.state != 'Z');
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a trap runs after the current sleep
+      CHECK(read_file(file) == "ready\n");
+    }
+  }
+  if (bystander > 0) end_bystander(bystander);
+  std::remove(file.c_str());
+}
+
+TEST_CASE("a full process table leaves a live tree's escapee running, reports Full, and adopts it once a slot frees") {
+  // Two slots: a filler tree holds one, the tree the other; its setsid
+  // escapee, orphaned to this process, finds no slot. It must not be
+  // ended for that (its tree lives): the sweeps leave it running, say
+  // Full (an event, a counter), and adopt it once the filler is gone.
+  NothingLeft guard;
+  Recorder audit;
+  struct Sink final : osl::ExitSink {
+    void on_exit(std::uint64_t, int, osl::ExitStatus) noexcept override {}
+  } sink;
+  osl::ExecutorConfig cfg;
+  cfg.max_processes = 2;
+  cfg.orphan_scan_ns = 5 * kMs;
+  ProcessExecutor ex(cfg);
+  REQUIRE(ex.use(audit).ok());
+  REQUIRE(ex.start_reactor(sink).ok());
+  const std::string_view env[] = {guard.marker};
+  auto filler = ex.execute(marked("/bin/sleep", test::kSleep, env, Containment::ProcessGroup));
+  INFO(filler.error().message());
+  REQUIRE(filler.ok());
+  guard.pids.push_back(filler->pid);
+  const std::string_view args[] = {"-c", "(setsid sh -c 'echo $$; exec sleep 1000' &); exec sleep 1000"};
+  SpawnProcessOperation op = marked("/bin/sh", args, env, Containment::ProcessGroup);
+  op.stdio[1] = StdioConfig::pipe();
+  auto p = ex.execute(op);
+  INFO(p.error().message());
+  REQUIRE(p.ok());
+  guard.pids.push_back(p->pid);
+  int escapee = -1;
+  {
+    test::Fd out(p.value().pipes[1]);
+    const auto lines = test::read_lines(out.fd, 1);
+    REQUIRE(lines.size() == 1);
+    escapee = std::stoi(lines[0]);
+    guard.pids.push_back(escapee);
+  }
+  const std::string about = "orphan_adopted pid " + std::to_string(escapee) + " ";
+  REQUIRE(test::wait_for([&] { return audit.count(about) >= 1; }));
+  // Several sweeps later it still runs, unheld; the refusal was reported.
+  REQUIRE(test::wait_for([&] { return ex.counters().orphans_refused >= 5; }));
+  CHECK(running(escapee));
+  CHECK_FALSE(test::holds_pidfd_for(escapee));
+  CHECK(audit.count(about, "process table is full") >= 1);
+  CHECK(audit.count(about) == audit.count("process table is full"));  // no "ok" adoption yet
+  CHECK(audit.count("process table is full") < ex.counters().orphans_refused);  // rate-limited
+  CHECK(ex.counters().orphans_adopted == 0);
+
+  // A slot frees: the next sweep adopts it.
+  REQUIRE(ex.execute(SignalProcessOperation{filler->pid, SIGKILL}).ok());
+  REQUIRE(test::wait_for([&] { return test::holds_pidfd_for(escapee); }));
+  CHECK(running(escapee));
+  CHECK(ex.counters().orphans_adopted == 1);
+  CHECK(audit.count(about, " ok") == 1);
+
+  auto r = ex.execute(TeardownOperation{p->pid, 0});
+  INFO(r.error().message());
+  REQUIRE(r.ok());
+  CHECK(r->orphans_adopted == 1);
+  CHECK(r->killed >= 2);
+  CHECK_FALSE(test::process_exists(escapee));
+  CHECK(ex.live() == 0);
+}
+
+TEST_CASE("a process looked at inside an execve is never judged to lack the tree's marker") {
+  // The sweeps recognise a process-group tree's escapee by the marker in
+  // its environment. /proc/<pid>/environ reads the memory the process had
+  // when the file was opened: an execve running during the read leaves it
+  // empty or cut short. Taken for a verdict, that made the teardown's last
+  // sweep miss an escapee caught mid-exec and end the teardown with it
+  // alive (rt/process_test's crash test, under load). Here a process execs
+  // a shell again and again; every look must say Present or Unknown.
+  NothingLeft guard;
+  const std::string loop = "AIRSSYS_T_LOOP=exec sh -c \"$AIRSSYS_T_LOOP\"";
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  env.push_back(const_cast<char*>(loop.c_str()));
+  env.push_back(const_cast<char*>(guard.marker.c_str()));
+  env.push_back(nullptr);
+  const char* argv[] = {"sh", "-c", "exec sh -c \"$AIRSSYS_T_LOOP\"", nullptr};
+  pid_t pid = -1;
+  REQUIRE(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv), env.data()) == 0);
+  struct End {
+    pid_t pid;
+    ~End() {
+      ::kill(pid, SIGKILL);
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+    }
+  } end{pid};
+  int absent = 0, present = 0, unknown = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    switch (arch::environment_contains(pid, guard.marker.c_str())) {
+      case arch::Presence::Absent: ++absent; break;
+      case arch::Presence::Present: ++present; break;
+      case arch::Presence::Unknown: ++unknown; break;
+    }
+  }
+  INFO("present " << present << ", unknown " << unknown << ", absent " << absent);
+  CHECK(absent == 0);
+  CHECK(present > 0);
+  CHECK(arch::environment_contains(pid, "AIRSSYS_NOT_THERE=1") != arch::Presence::Present);
 }

@@ -25,6 +25,8 @@
 #include <cstdio>
 #include <memory>
 #include <random>
+#include <span>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -182,6 +184,109 @@ TEST_CASE("actors whose process trees are cut short at random moments leave no p
 
   // Nothing of ours anywhere: no process with the marker (alive: a zombie
   // has no environment, and zombies are the children checked next).
+  CHECK(processes_with_env(mark).empty());
+  INFO("children left:\n" << describe_children());
+  CHECK(children_of_self().empty());
+  CHECK(open_fds() == fds_before);
+  guard.sweep();
+  CHECK(guard.killed == 0);
+  CHECK(guard.reaped == 0);
+}
+
+TEST_CASE("an owner that crashes at any stage of its tree's setsid escape leaves nothing once the teardown is over, under load") {
+  // The tree of rt/process_test's crash test: a leader, and an escapee
+  // that a subshell forks, that calls setsid, execs a shell, and then
+  // execs sleep; or one that, once out, execs a shell again and again, so
+  // that every look at it may land inside an execve (its environment then
+  // reads as empty, or cut short, which says nothing about whose it is).
+  // The owner crashes 0-30 ms after asking for the spawn, so the teardown
+  // lands before the escape, inside it (between fork and setsid, between
+  // setsid and exec, inside an exec), or after it, while two threads keep
+  // both CPUs busy. Each teardown is judged on its own: once the runtime
+  // holds nothing of the tree, no process of it may be alive anywhere, and
+  // no zombie of it may be left.
+  const std::string mark = "AIRSSYS_TORTURE_ESCAPE=" + std::to_string(::getpid());
+  KillMarkedOnExit guard{mark};
+  const std::size_t fds_before = open_fds();
+  const int rounds = 60 / kScale;
+  const unsigned seed = std::random_device{}();
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+
+  const std::string_view settled[] = {
+      "-c", "trap '' TERM; (setsid sh -c 'trap \"\" TERM; echo escapee; exec sleep 1000' &); exec sleep 1000"};
+  const std::string_view execing[] = {"-c", "(setsid sh -c \"$AIRSSYS_ESC_LOOP\" &); exec sleep 1000"};
+  const std::string_view env[] = {mark, "AIRSSYS_ESC_LOOP=exec sh -c \"$AIRSSYS_ESC_LOOP\""};
+  constexpr int kKinds = 3;
+  SpawnProcessOperation ops[kKinds];
+  for (int i = 0; i < kKinds; ++i) {
+    ops[i].program = "/bin/sh";
+    ops[i].args = i == 0 ? std::span<const std::string_view>(settled) : std::span<const std::string_view>(execing);
+    ops[i].env = env;
+    ops[i].containment = i == 2 ? Containment::Cgroup : Containment::ProcessGroup;
+    ops[i].stdio[0] = osl::StdioConfig::null();
+    ops[i].stdio[1] = osl::StdioConfig::null();
+  }
+
+  std::atomic<bool> busy{true};
+  std::thread load[2];
+  for (auto& t : load)
+    t = std::thread([&busy] {
+      // relaxed: a flag to stop spinning, ordering nothing.
+      while (busy.load(std::memory_order_relaxed)) {
+      }
+    });
+  struct StopLoad {
+    std::atomic<bool>& busy;
+    std::thread (&load)[2];
+    ~StopLoad() {
+      busy.store(false, std::memory_order_relaxed);
+      for (auto& t : load) t.join();
+    }
+  } stop_load{busy, load};
+
+  Tally tally;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.process_kill_timeout = 20ms;
+  auto sys = std::make_unique<System>(cfg);
+  int survivors = 0, zombies = 0;
+  std::string first_left;
+  for (int i = 0; i < rounds; ++i) {
+    const SpawnProcessOperation* op = &ops[i % kKinds];
+    auto a = sys->spawn_with<Victim>(on_worker(i % 2), [op, t = &tally] { return Victim(op, t, ErrorAction::Stop); });
+    REQUIRE(a.ok());
+    REQUIRE(sys->send(*a, Msg{Cmd::Spawn}).ok());
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 30'001));
+    (void)sys->send(*a, Msg{Cmd::Crash});
+    REQUIRE(wait_for([&] { return sys->stats().live_actors == 0 && sys->processes_held() == 0; }, 60s));
+    // The teardown is over: nothing of the tree may be left.
+    const auto left = processes_with_env(mark);
+    if (!left.empty() && first_left.empty()) {
+      std::ostringstream s;
+      s << "round " << i << " (kind " << i % kKinds << ", " << osl::to_string(op->containment) << "):";
+      for (int pid : left) {
+        ProcEntry e;
+        if (read_proc(pid, e))
+          s << " pid " << pid << " state " << e.state << " ppid " << e.ppid << " pgid " << e.pgid << " sid "
+            << session_of(pid) << " cgroup " << cgroup2_of(pid) << ";";
+      }
+      first_left = s.str();
+    }
+    survivors += static_cast<int>(left.size());
+    if (!left.empty()) (void)kill_processes_with_env(mark);
+    zombies += reap_zombie_children();
+  }
+  const auto k = sys->process_counters();
+  std::printf("escape torture: %d rounds, trees spawned %d, killed %llu, orphans_adopted %llu, survivors %d, zombies %d\n",
+              rounds, tally.spawned.load(), static_cast<unsigned long long>(k.killed),
+              static_cast<unsigned long long>(k.orphans_adopted), survivors, zombies);
+  INFO("first leftover: " << first_left);
+  CHECK(survivors == 0);
+  CHECK(zombies == 0);
+  CHECK(k.spawned == k.cleaned);
+  REQUIRE(sys->shutdown().ok());
+  sys.reset();
   CHECK(processes_with_env(mark).empty());
   INFO("children left:\n" << describe_children());
   CHECK(children_of_self().empty());

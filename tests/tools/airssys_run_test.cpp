@@ -17,7 +17,10 @@
 #include "support/temp_dir.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,10 +124,11 @@ bool eventually(Pred pred, Ms limit = 10s) {
   return true;
 }
 
-// airssys-run started by the test, its stdout and stderr in files.
+// airssys-run started by the test, its stdout and stderr in files;
+// `prelude`, when given, runs in the forked child just before the exec.
 class Tool {
  public:
-  Tool(const TempDir& dir, std::vector<std::string> args)
+  Tool(const TempDir& dir, std::vector<std::string> args, void (*prelude)() = nullptr)
       : out_(dir / "tool.out"), err_(dir / "tool.err") {
     std::vector<std::string> argv_s;
     argv_s.push_back(kTool);
@@ -147,6 +151,7 @@ class Tool {
       ::dup2(in, 0);
       ::dup2(out, 1);
       ::dup2(err, 2);
+      if (prelude != nullptr) prelude();
       ::execv(kTool, argv.data());
       ::_exit(121);
     }
@@ -205,8 +210,8 @@ struct Result {
 
 // Runs airssys-run to completion. Afterwards nothing of its tree may be
 // left: no child of the test (orphans would have come to us).
-Result run(const TempDir& dir, std::vector<std::string> args, Ms limit = 30s) {
-  Tool t(dir, std::move(args));
+Result run(const TempDir& dir, std::vector<std::string> args, Ms limit = 30s, void (*prelude)() = nullptr) {
+  Tool t(dir, std::move(args), prelude);
   const int status = t.wait(limit);
   Result r{status, t.out(), t.err(), t.elapsed()};
   INFO("stderr: " << r.err);
@@ -243,6 +248,79 @@ int read_pid(const std::string& path) {
   return pid;
 }
 
+// ---- preludes: how the forked child sets up airssys-run's world -------------
+// (a failure exits 122, which the test then sees as airssys-run's status)
+
+// airssys-run leads a process group of its own, as a shell job does.
+void own_process_group() {
+  if (::setpgid(0, 0) != 0) ::_exit(122);
+}
+
+// A mount namespace of its own, in which no cgroup2 file system is mounted.
+void without_cgroup2() {
+  if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(122);
+  std::vector<std::string> points;
+  std::ifstream in("/proc/self/mountinfo");
+  for (std::string line; std::getline(in, line);) {
+    const auto dash = line.find(" - ");
+    if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
+    std::istringstream fields(line);
+    std::string id, parent, device, root, point;
+    fields >> id >> parent >> device >> root >> point;
+    points.push_back(point);
+  }
+  for (auto it = points.rbegin(); it != points.rend(); ++it)
+    if (::umount2(it->c_str(), MNT_DETACH) != 0) ::_exit(122);
+}
+
+// airssys-run as PID 1 of a new PID namespace with its own /proc, the way a
+// container starts its init. The forked child stays outside, as the
+// namespace's creator: it waits for airssys-run and exits with its status.
+void as_pid_1() {
+  if (::unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    ::_exit(122);
+  const pid_t init = ::fork();
+  if (init < 0) ::_exit(122);
+  if (init == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) ::_exit(122);
+    return;  // on to the exec: airssys-run is PID 1
+  }
+  int status = 0;
+  while (::waitpid(init, &status, 0) < 0 && errno == EINTR) {
+  }
+  ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+// The children of `pid` (every thread's), as the test numbers them.
+std::vector<int> children_of(int pid) {
+  std::vector<int> out;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "children");
+    for (int p; in >> p;) out.push_back(p);
+  }
+  return out;
+}
+
+// Live processes whose environment carries the tree marker of the runtime
+// in process `host` ("AIRSSYS_TREE=<host>" and then not a digit).
+std::vector<int> marked_by(int host) {
+  const std::string prefix = "AIRSSYS_TREE=" + std::to_string(host);
+  std::vector<int> out;
+  for (int pid : airssys::test::all_pids()) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+    for (std::string entry; std::getline(in, entry, '\0');) {
+      if (entry.compare(0, prefix.size(), prefix) == 0 &&
+          (entry.size() == prefix.size() || entry[prefix.size()] < '0' || entry[prefix.size()] > '9')) {
+        out.push_back(pid);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 // ---- exit statuses ------------------------------------------------------------
@@ -260,6 +338,26 @@ TEST_CASE("a program killed by signal N gives 128+N") {
   TempDir dir;
   CHECK(run(dir, {"--", "sh", "-c", "kill -9 $$"}).status == 137);
   CHECK(run(dir, {"--", "sh", "-c", "kill -TERM $$"}).status == 143);
+}
+
+// Issue 7, P17: ProcessExited carries the core dump, and the summary shows
+// it. The core file, if core_pattern names a plain file, is written in
+// --cwd, a directory removed afterwards.
+TEST_CASE("a program that dumps core gives 128+N, and the summary says core_dumped=1") {
+  Reaper reaper;
+  TempDir dir;
+  SECTION("dumped") {
+    const Result r = run(dir, {"--verbose", "--containment", "pgroup", "--cwd", dir.path.string(), "--", "sh", "-c",
+                               "ulimit -c unlimited; kill -SEGV $$"});
+    CHECK(r.status == 128 + SIGSEGV);
+    CHECK(contains(r.err, " status=139 core_dumped=1\n"));
+  }
+  SECTION("killed without a core") {
+    const Result r = run(dir, {"--verbose", "--containment", "pgroup", "--cwd", dir.path.string(), "--", "sh", "-c",
+                               "ulimit -c 0; kill -SEGV $$"});
+    CHECK(r.status == 128 + SIGSEGV);
+    CHECK(contains(r.err, " status=139 core_dumped=0\n"));
+  }
 }
 
 TEST_CASE("the program inherits stdio and gets its arguments and --cwd") {
@@ -352,6 +450,16 @@ TEST_CASE("a program that cannot be started gives 127 or 126 and names it") {
     CHECK(r.status == 127);
     CHECK(contains(r.err, dir / "no-such-dir"));
   }
+}
+
+// Regression (issue 7, P17): it exited 127, the status of a PROGRAM that
+// cannot be started.
+TEST_CASE("a containment that is not available is airssys-run's own failure: 125, and the reason") {
+  Reaper reaper;
+  TempDir dir;
+  const Result r = run(dir, {"--containment", "cgroup", "--", "true"}, 30s, without_cgroup2);
+  CHECK(r.status == 125);
+  CHECK(contains(r.err, "containment cgroup is unavailable"));
 }
 
 // ---- signals ------------------------------------------------------------------
@@ -554,6 +662,15 @@ TEST_CASE("an --audit FILE that cannot be opened is an error naming it, exit 2")
   CHECK(contains(r.err, bad));
 }
 
+TEST_CASE("an --audit FILE that records cannot be written to is reported, exit 125") {
+  Reaper reaper;
+  TempDir dir;
+  const Result r = run(dir, {"--audit", "/dev/full", "--", "true"});
+  CHECK(r.status == 125);
+  CHECK(contains(r.err, "records could not be written"));
+  CHECK(contains(r.err, "/dev/full"));
+}
+
 TEST_CASE("verbose prints one summary line on stderr") {
   Reaper reaper;
   TempDir dir;
@@ -562,7 +679,7 @@ TEST_CASE("verbose prints one summary line on stderr") {
     CHECK(r.status == 3);
     CHECK(r.err ==
           "airssys-run: containment=pgroup runs=1 restarts=0 exits_seen=1 trees_spawned=1 trees_cleaned=1 "
-          "killed=0 orphans_adopted=0 status=3\n");
+          "killed=0 orphans_adopted=0 status=3 core_dumped=0\n");
   }
   SECTION("restarts are counted") {
     const Result r = run(dir, {"--verbose", "--containment", "pgroup", "--restart", "always", "--max-restarts", "2",
@@ -631,7 +748,21 @@ namespace {
 // its group and, when given, a setsid escapee) and checks that every pid
 // of the tree is gone within 1 s. The test, as subreaper, inherits the
 // killed tree and reaps it as it goes.
-void sigkill_takes_the_tree(const std::string& containment, bool with_escapee) {
+enum class Death {
+  Kill,       // SIGKILL to airssys-run
+  GroupKill,  // SIGKILL to airssys-run's whole process group (it leads one)
+  AfterGuardianDied,  // the guardian is SIGKILLed first; then airssys-run
+};
+
+// The runtime's guardian: airssys-run's child that is no process of the tree.
+std::vector<int> guardians_of(int host, const std::vector<int>& tree) {
+  std::vector<int> out;
+  for (int p : children_of(host))
+    if (std::find(tree.begin(), tree.end(), p) == tree.end() && alive(p)) out.push_back(p);
+  return out;
+}
+
+void sigkill_takes_the_tree(const std::string& containment, bool with_escapee, Death death = Death::Kill) {
   Reaper reaper;
   TempDir dir;
   const std::string pids = dir / "pids", escapee = dir / "escapee";
@@ -639,7 +770,8 @@ void sigkill_takes_the_tree(const std::string& containment, bool with_escapee) {
   if (with_escapee) script += "(setsid sh -c \"echo \\$\\$ > " + escapee + ".tmp; mv " + escapee + ".tmp " + escapee +
                               "; exec sleep 1000\" &); ";
   script += "echo \"$$ $a $b\" > " + pids + ".tmp; mv " + pids + ".tmp " + pids + "; wait";
-  Tool t(dir, {"--containment", containment, "--", "sh", "-c", script});
+  Tool t(dir, {"--containment", containment, "--", "sh", "-c", script},
+         death == Death::GroupKill ? own_process_group : nullptr);
   REQUIRE(eventually([&] { return std::filesystem::exists(pids); }));
   std::vector<int> tree;
   {
@@ -654,7 +786,36 @@ void sigkill_takes_the_tree(const std::string& containment, bool with_escapee) {
   for (int p : tree) REQUIRE(alive(p));
   std::this_thread::sleep_for(100ms);  // the runtime's orphan scan runs every 50 ms
   const int host = t.pid();
-  t.signal(SIGKILL);
+  if (death == Death::AfterGuardianDied) {
+    // The runtime notices its guardian's death and starts a new one that
+    // knows every tree it holds.
+    const auto first = guardians_of(host, tree);
+    REQUIRE(first.size() == 1);
+    // What the guardian holds: its own descriptors, one per registration.
+    const auto held = [](int pid) {
+      std::error_code ec;
+      const std::filesystem::directory_iterator fds("/proc/" + std::to_string(pid) + "/fd", ec);
+      return ec ? -1 : static_cast<int>(std::distance(fds, std::filesystem::directory_iterator{}));
+    };
+    const int registered = held(first[0]);
+    REQUIRE(registered > 0);
+    REQUIRE(::kill(first[0], SIGKILL) == 0);  // airssys-run's child, unreaped: still its number
+    int second = 0;
+    // Replaced, and told of everything again (the host's death before
+    // that is a window no guardian covers).
+    const bool replaced = eventually([&] {
+      const auto now = guardians_of(host, tree);
+      second = now.size() == 1 && now[0] != first[0] ? now[0] : 0;
+      return second != 0 && proc_state(first[0]) == 0 && held(second) == registered;
+    });
+    INFO("guardians now: " << guardians_of(host, tree).size());
+    REQUIRE(replaced);
+  }
+  if (death == Death::GroupKill) {
+    REQUIRE(::kill(-host, SIGKILL) == 0);
+  } else {
+    t.signal(SIGKILL);
+  }
   CHECK(t.wait(5s) == 137);
   const auto killed = Clock::now();
   const bool gone = eventually(
@@ -696,4 +857,111 @@ TEST_CASE("SIGKILL of airssys-run kills its tree within 1 s (cgroup, with a sets
 // not registered with the guardian.
 TEST_CASE("SIGKILL of airssys-run also kills a setsid escapee (pgroup)", "[pgroup]") {
   sigkill_takes_the_tree("pgroup", true);
+}
+
+// Issue 7, P3: the guardian was in airssys-run's process group (and shared
+// its memory map): a group kill, or the OOM killer, took it along.
+TEST_CASE("a SIGKILL to airssys-run's whole process group still kills its tree") {
+  SECTION("pgroup") { sigkill_takes_the_tree("pgroup", true, Death::GroupKill); }
+  SECTION("cgroup") {
+    {
+      Reaper reaper;
+      if (!cgroup_usable()) return;
+    }
+    sigkill_takes_the_tree("cgroup", true, Death::GroupKill);
+  }
+}
+
+TEST_CASE("a guardian killed on its own is replaced, and the new one kills the tree when airssys-run dies") {
+  SECTION("pgroup") { sigkill_takes_the_tree("pgroup", true, Death::AfterGuardianDied); }
+  SECTION("cgroup") {
+    {
+      Reaper reaper;
+      if (!cgroup_usable()) return;
+    }
+    sigkill_takes_the_tree("cgroup", true, Death::AfterGuardianDied);
+  }
+}
+
+// Issue 7, P15: escapees started while airssys-run dies were never adopted
+// (the orphan scan runs every 50 ms) and survived; the guardian now finds
+// them by the tree's environment marker.
+TEST_CASE("SIGKILL of airssys-run in the middle of a setsid storm leaves no process of its tree (pgroup)") {
+  Reaper reaper;
+  TempDir dir;
+  Tool t(dir, {"--containment", "pgroup", "--", "sh", "-c", "while :; do (setsid sleep 1000 &); sleep 0.005; done"});
+  const int host = t.pid();
+  REQUIRE(eventually([&] { return marked_by(host).size() >= 20; }));
+  t.signal(SIGKILL);
+  CHECK(t.wait(5s) == 137);
+  const bool swept = eventually([&] {
+    reap_ended();
+    return marked_by(host).empty();
+  });
+  INFO("still carrying the marker: " << marked_by(host).size());
+  CHECK(swept);
+}
+
+// Issue 7, P17: as a container's init, airssys-run must reap every zombie
+// that comes to it, not only its tree's (tini's job).
+TEST_CASE("as PID 1, airssys-run reaps orphans that are not from its tree") {
+  Reaper reaper;
+  TempDir dir;
+  const std::string go = dir / "go";
+  Tool t(dir, {"--containment", "pgroup", "--", "sh", "-c", "while [ ! -e " + go + " ]; do sleep 0.01; done"},
+         as_pid_1);
+  int init = 0;
+  REQUIRE(eventually([&] {
+    const auto c = children_of(t.pid());
+    init = c.size() == 1 ? c[0] : 0;
+    return init > 0 && !children_of(init).empty();
+  }));
+  // A process that enters the namespace from outside (as `docker exec`
+  // does) starts a child and exits: the child is re-parented to the
+  // namespace's init, airssys-run, and then ends. It reports its pid and
+  // its parent's, as the test sees them, through the pipe.
+  int report[2];
+  REQUIRE(::pipe2(report, O_CLOEXEC) == 0);
+  const std::string ns = "/proc/" + std::to_string(t.pid()) + "/ns/pid_for_children";
+  const pid_t entrant = ::fork();
+  REQUIRE(entrant >= 0);
+  if (entrant == 0) {
+    const int fd = ::open(ns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::setns(fd, CLONE_NEWPID) != 0) ::_exit(1);
+    const pid_t parent = ::fork();
+    if (parent == 0) {
+      if (::fork() == 0) {
+        for (int i = 0; i < 10000 && ::getppid() != 1; ++i) ::usleep(1000);
+        // This /proc is the test's: the numbers are the test's too.
+        std::ifstream stat("/proc/self/stat");
+        int ids[2] = {0, 0};
+        std::string comm, state;
+        stat >> ids[0] >> comm >> state >> ids[1];
+        (void)!::write(report[1], ids, sizeof ids);
+        ::_exit(0);
+      }
+      ::_exit(0);
+    }
+    ::waitpid(parent, nullptr, 0);
+    ::_exit(0);
+  }
+  ::close(report[1]);
+  int ids[2] = {0, 0};
+  pollfd pfd{report[0], POLLIN, 0};
+  REQUIRE(::poll(&pfd, 1, 20000) == 1);
+  REQUIRE(::read(report[0], ids, sizeof ids) == static_cast<ssize_t>(sizeof ids));
+  ::close(report[0]);
+  int status = 0;
+  REQUIRE(::waitpid(entrant, &status, 0) == entrant);
+  const int orphan = ids[0];
+  REQUIRE(orphan > 0);
+  REQUIRE(ids[1] == init);  // it came to airssys-run
+  // Reaped while airssys-run runs on (its end would reap it anyway: the
+  // kernel empties a PID namespace whose init is gone).
+  const bool reaped = eventually([&] { return proc_state(orphan) == 0; });
+  INFO("orphan " << orphan << " state " << proc_state(orphan));
+  CHECK(reaped);
+  CHECK(alive(init));
+  std::ofstream(go) << "";
+  CHECK(t.wait() == 0);
 }

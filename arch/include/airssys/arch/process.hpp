@@ -26,7 +26,10 @@ enum class GroupMode : std::uint8_t { Inherit, NewGroup, JoinGroup, NewSession }
 //   File    — `path`, opened by the parent before the child exists (so a
 //             bad path is an error naming it, not a child that exits 127):
 //             stdin read-only, stdout/stderr created 0644, truncated or
-//             appended.
+//             appended. The open never waits: a FIFO to read opens at once
+//             (with no writer the child reads end of file), a FIFO to
+//             write with no reader is an error naming it; the child's
+//             descriptor is an ordinary blocking one.
 enum class StdioMode : std::uint8_t { Inherit, Null, Pipe, File };
 
 struct StdioSpec {
@@ -53,8 +56,13 @@ class Cgroup;
 // duration of spawn() only.
 struct SpawnSpec {
   // An absolute or relative path (containing '/'), or a name looked up in
-  // PATH. Never interpreted by a shell.
+  // PATH, resolved as chdir(working_dir) then execvp would (open_program).
+  // Never interpreted by a shell.
   const char* program = nullptr;
+  // The file to execute, held open by open_program: the child executes
+  // exactly it (execveat), whatever `program` names by then; `program`
+  // only names it in errors. -1: spawn resolves `program` itself.
+  int program_fd = -1;
   // argv[0..], terminated by nullptr. Null: just { program }.
   const char* const* argv = nullptr;
   // "NAME=value" entries terminated by nullptr; null: inherit the parent's.
@@ -81,6 +89,7 @@ struct SpawnSpec {
 struct ExitStatus {
   int code = 0;     // valid when signal == 0
   int signal = 0;   // non-zero: killed by this signal
+  bool core_dumped = false;  // killed by `signal`, and the kernel dumped its core
   // The shell convention: code, or 128 + signal.
   int shell_status() const noexcept { return signal != 0 ? 128 + signal : code; }
 };
@@ -148,8 +157,71 @@ Result<void> signal(Process& p, int sig) noexcept;
 // (PIDFD_SIGNAL_PROCESS_GROUP) on kernels that have it (>= 6.9).
 Result<void> signal_group(Process& leader, int sig) noexcept;
 
-// True when signal_group goes through the pidfd (detected once).
+// True when signal_group goes through the pidfd (detected once, and not
+// turned off by force_group_signal_fallback).
 bool group_signal_by_pidfd() noexcept;
+
+// For tests: makes group signals take the path of kernels without
+// PIDFD_SIGNAL_PROCESS_GROUP (killpg while the leader is unreaped), so that
+// it can be exercised on a newer kernel. Set it before any group exists.
+void force_group_signal_fallback(bool on) noexcept;
+
+// A process group this runtime created, held for as long as it may need
+// signals: a second pidfd of its leader, taken at spawn, which outlives the
+// leader's reaping. A pgid is only a number: once the group is empty it can
+// name an unrelated group, so nothing here signals or inspects a group by
+// its number unless the group provably still owns it:
+//   - with PIDFD_SIGNAL_PROCESS_GROUP (Linux >= 6.9) the signal goes
+//     through the pidfd, whose kernel pid object is the group's own: it
+//     reaches this group's processes or, once the group is empty, nobody
+//     (ESRCH), whatever process has the number since;
+//   - without it, killpg is used only while the leader is unreaped (a
+//     zombie at worst), which keeps the number from being reused. The
+//     holder must keep the leader unreaped while the group has other
+//     processes (peek_exit reads its status without reaping it).
+// Move-only; closing it signals nothing.
+class ProcessGroup {
+ public:
+  ProcessGroup() = default;
+  ProcessGroup(ProcessGroup&& o) noexcept;
+  ProcessGroup& operator=(ProcessGroup&& o) noexcept;
+  ProcessGroup(const ProcessGroup&) = delete;
+  ProcessGroup& operator=(const ProcessGroup&) = delete;
+  ~ProcessGroup();
+
+  // The group `leader` leads (it must be unreaped, and lead its group).
+  static Result<ProcessGroup> of(const Process& leader) noexcept;
+
+  bool valid() const noexcept { return fd_ >= 0; }
+  int pgid() const noexcept { return pgid_; }
+  // The held pidfd (owned by this object), open until it is destroyed:
+  // what a guardian can signal the group through after the leader's reap.
+  int handle() const noexcept { return fd_; }
+  // True while the group's number names this group and no other: it
+  // still has a process (pidfd), or its leader is unreaped (fallback). A
+  // pgid read from /proc before this returns true was this group's.
+  bool owns_number() const noexcept;
+  // Sends `sig` to every process of the group. Ok(true): sent; Ok(false):
+  // not sent, because the group has no process left or (fallback) its
+  // number is no longer provably its own. Never for pgid <= 1.
+  Result<bool> signal(int sig) noexcept;
+  // True when no process other than an ended leader is in the group.
+  bool empty() const noexcept;
+
+ private:
+  int fd_ = -1;
+  int pgid_ = -1;
+  int leader_ = -1;
+};
+
+// Reads the status of an ended process without reaping it (it stays a
+// zombie, its pid reserved); Timeout while it runs.
+Result<ExitStatus> peek_exit(const Process& p) noexcept;
+
+// reap_group_members and running_in_group for a held group: nothing when
+// the group no longer owns its number.
+std::size_t reap_group_members(const ProcessGroup& g, int keep, int sig, std::size_t* killed_by) noexcept;
+std::size_t running_in_group(const ProcessGroup& g) noexcept;
 
 // Sends `sig` to a process group whose leader this runtime has already
 // reaped, while the group still has members: a pgid is not reused while
@@ -173,6 +245,9 @@ Result<void> become_subreaper() noexcept;
 // could report: a cheap test before a look at /proc. Helpers started with
 // no exit signal (the guardian) do not count.
 bool has_children() noexcept;
+// True when a child of this process has ended and waits to be reaped
+// (waitid with WNOWAIT: nothing is reaped). Same children as has_children.
+bool has_ended_child() noexcept;
 
 // The pids of this process's children — spawned or adopted as orphans —
 // up to `capacity` of them; returns how many there are (may exceed it).
@@ -211,9 +286,33 @@ std::size_t running_in_group(int pgid) noexcept;
 // (a zombie orphan); false if it is not ended or not our child.
 bool reap_ended_child(int pid, ExitStatus& status) noexcept;
 
-// Resolves `program` as exec would (a name with '/' is a path, else each
-// PATH entry), into `out`; errors name the program ("not found in PATH",
-// "is a directory", "is not executable").
+// A file's identity: what a hard link or a bind mount shares with it.
+struct FileIdentity {
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+
+// Finds `program` as chdir(working_dir) followed by execvp would: a name
+// containing '/' is a path, relative to `working_dir` (null: the current
+// directory); any other name is looked up in this process's PATH, where a
+// relative entry (an empty one means ".") is relative to `working_dir`
+// too. The file found is held open (O_PATH, close-on-exec; the caller
+// closes it) and its fully resolved path — every symlink, "." and ".."
+// resolved, as the kernel names the open file — written to `out`, with
+// its identity to `identity` when not null. Pass the descriptor as
+// SpawnSpec::program_fd to execute exactly the file that was judged.
+// Errors name the program ("not found in PATH", "is a directory", "is not
+// executable", "working_dir '...' does not exist"). Never allocates.
+Result<int> open_program(const char* program, const char* working_dir, char* out, std::size_t capacity,
+                         FileIdentity* identity = nullptr) noexcept;
+
+// The identity of the file `path` names (symlinks followed); false when
+// there is none.
+bool file_identity(const char* path, FileIdentity& out) noexcept;
+
+// open_program relative to the current directory, without keeping the
+// descriptor: `out` gets the fully resolved path.
 Result<void> resolve_program(const char* program, char* out, std::size_t capacity) noexcept;
 
 // This process's environment ("NAME=value" entries, nullptr-terminated).
@@ -222,7 +321,10 @@ const char* const* inherited_environment() noexcept;
 // Whether process `pid`'s initial environment holds exactly `entry`
 // ("NAME=value"). Unknown while /proc cannot tell: the process is between
 // the two halves of an execve (its new memory has no environment yet) or
-// is on its way out (its memory is gone, it is not a zombie yet). Absent
+// is on its way out (its memory is gone, it is not a zombie yet), or kept
+// execing while it was read (a read that an execve cut short or emptied is
+// never taken for Absent: the environment's bounds must be the same, and
+// set, before and after it). Absent
 // for an ended process (a zombie), one that is gone, and one whose
 // environment this process may not read.
 enum class Presence : unsigned char { Absent, Present, Unknown };

@@ -46,11 +46,16 @@ struct SecurityContext {
 
 // Everything the executor does or sees, as the middleware observes it.
 struct ProcessEvent {
-  enum class Kind : std::uint8_t { Spawn, Signal, GroupKill, Wait, Exit, OrphanAdopted, Teardown, Cleanup, Denied };
+  enum class Kind : std::uint8_t {
+    Spawn, Signal, GroupKill, Wait, Exit, OrphanAdopted, Teardown, Cleanup, Denied,
+    StaleSwept,  // trees a dead runtime left in its cgroups, killed when the cgroup root opened
+  };
   Kind kind = Kind::Spawn;
   std::int64_t time_ns = 0;          // wall clock
   std::string_view principal;
-  std::string_view program;          // Spawn, Denied
+  std::string_view program;          // Spawn, Denied: as given (argv[0])
+  std::string_view executable;       // Spawn, Denied: the fully resolved file exec runs, once known
+  const SpawnProcessOperation* spawn = nullptr;  // Spawn, Denied: argv, working_dir, env (names for the audit)
   int pid = -1;
   int pgid = -1;
   Containment containment = Containment::None;
@@ -59,6 +64,8 @@ struct ProcessEvent {
   ExitStatus status;                 // Exit
   const TeardownReport* teardown = nullptr;  // Teardown
   const Error* error = nullptr;      // null: the operation succeeded
+  std::size_t trees = 0;             // StaleSwept: live trees of dead runtimes killed
+  std::size_t processes = 0;         // StaleSwept: the processes in them
 };
 const char* to_string(ProcessEvent::Kind k) noexcept;
 
@@ -67,7 +74,11 @@ struct OperationView {
   enum class Kind : std::uint8_t { Spawn, Signal, GroupKill, Wait, Teardown };
   Kind kind = Kind::Spawn;
   const SpawnProcessOperation* spawn = nullptr;
-  std::string_view resolved_program;  // Spawn: the absolute path exec will run
+  // Spawn: the file exec will run — its path with every symlink and ".."
+  // resolved, and its identity (device and inode) — held open until the
+  // exec, so that the file judged is the file that runs.
+  std::string_view resolved_program;
+  arch::FileIdentity program_identity;
   int pid = -1;
   int pgid = -1;
   int signal = 0;
@@ -150,7 +161,12 @@ class ProcessExecutor {
     std::uint64_t cleaned = 0;        // managed trees torn down completely
     std::uint64_t killed = 0;         // processes reaped after SIGKILL
     std::uint64_t orphans_adopted = 0;
+    // Escapees of a live tree that a sweep found but could not hold (the
+    // process table was full): left running, adopted by a later sweep; one
+    // Full OrphanAdopted event per second says so.
+    std::uint64_t orphans_refused = 0;
     std::uint64_t detached = 0;
+    std::uint64_t stale_trees = 0;    // live trees of dead runtimes killed (cgroup mode, at the root's opening)
   };
   Counters counters() const noexcept;
   // How many table entries are in use (for tests: 0 when all is reaped).
@@ -182,6 +198,8 @@ class ProcessExecutor {
   void report_exit_locked(Entry& e, ExitStatus st, std::string_view principal) noexcept;
   void begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept;
   void signal_tree_locked(Entry& leader, int sig) noexcept;
+  void report_group_skip_locked(Entry& leader, int sig) noexcept;
+  void report_table_full_locked(const Entry& tree, int pid, int pgid, bool ended) noexcept;
   bool group_empty_locked(Entry& leader) noexcept;
   void reactor_loop() noexcept;
   void reactor_handle_exit(std::uint32_t index) noexcept;
@@ -196,6 +214,7 @@ class ProcessExecutor {
   std::unique_ptr<arch::CgroupRoot> cgroup_root_;
   Error cgroup_error_;
   bool cgroup_tried_ = false;
+  std::uint32_t guarded_root_incarnation_ = 0;  // the root's incarnation the guardian holds
   bool subreaper_ = false;
   std::unique_ptr<arch::Guardian> guardian_;
   std::uint64_t next_group_id_ = 1;
@@ -206,6 +225,9 @@ class ProcessExecutor {
   ExitSink* sink_ = nullptr;
   std::thread reactor_;
   std::atomic<bool> stopping_{false};
+  // Rate limit of the table-full events (report_table_full_locked).
+  std::int64_t last_full_event_ns_ = 0;
+  std::uint64_t full_since_event_ = 0;
 };
 
 }  // namespace airssys::osl

@@ -61,6 +61,8 @@ struct StdioConfig {
   static constexpr StdioConfig inherit() noexcept { return {}; }
   static constexpr StdioConfig null() noexcept { return {StdioMode::Null, {}, false}; }
   static constexpr StdioConfig pipe() noexcept { return {StdioMode::Pipe, {}, false}; }
+  // Opened without waiting: a FIFO nobody reads is an error for stdout or
+  // stderr, and end of file for stdin when nobody writes it.
   static constexpr StdioConfig file(std::string_view p, bool append_to = false) noexcept {
     return {StdioMode::File, p, append_to};
   }
@@ -70,10 +72,18 @@ struct StdioConfig {
 // given). Never through a shell. Strings are views: they are copied (with
 // their terminating NULs) into the executor's spawn buffer, so a NUL byte
 // inside one is an error that names it.
+//
+// `program` is found as chdir(working_dir) then execvp would find it: with
+// a '/', a path relative to `working_dir`; without, looked up in the
+// runtime's PATH, relative entries relative to `working_dir`. The file
+// found is what the policy judges (every symlink resolved) and exactly
+// what runs (docs/processes.md, "Spawning").
 struct SpawnProcessOperation {
   std::string_view program;
   std::span<const std::string_view> args;
-  std::span<const std::string_view> env;  // "NAME=value"
+  // "NAME=value"; a name given twice gets its last value, once, and
+  // replaces an inherited entry of that name.
+  std::span<const std::string_view> env;
   EnvMode env_mode = EnvMode::InheritWithOverrides;
   std::string_view working_dir;           // empty: the runtime's
   ProcessGroupConfig process_group = ProcessGroupConfig::new_group();

@@ -19,11 +19,17 @@ class SecurityPolicy final : public Middleware {
   static constexpr std::size_t kMaxRules = 32;
   static constexpr std::size_t kMaxPattern = 160;
 
-  // Rules are checked in the order they were added; the first whose
-  // pattern matches the resolved absolute path of the program decides. The
-  // path is normalised lexically ("//", ".", ".." collapsed, relative made
-  // absolute); symlinks are not followed, so allow("/bin/sh") means that
-  // spelling, and a deny is only as strong as the paths it names.
+  // Rules are checked in the order they were added; the first that matches
+  // the file the spawn will execute decides. That file is judged, not its
+  // spelling: the executor resolves the program fully (PATH, working_dir,
+  // every symlink, "." and "..": "/bin/sh" is "/usr/bin/dash" on Debian)
+  // and executes exactly the file it resolved, held open from the check to
+  // the exec. A pattern matches that resolved path; a pattern without '*'
+  // or '?' also matches the very file its own path names now (same device
+  // and inode), so deny("/usr/bin/rm") also holds for "/bin/rm", a symlink,
+  // a hard link or a bind mount of it. Write glob patterns in resolved
+  // form ("/usr/bin/*", not "/bin/*"). Only the file exec is given is
+  // judged: a script's interpreter ("#!") is not.
   // Patterns must be absolute ("/usr/bin/*"). Full / InvalidArgument.
   Result<void> allow(std::string_view pattern) noexcept;
   Result<void> deny(std::string_view pattern) noexcept;
@@ -35,6 +41,7 @@ class SecurityPolicy final : public Middleware {
  private:
   struct Rule {
     bool allow = false;
+    bool exact = false;  // no glob character: also matched by file identity
     char pattern[kMaxPattern] = {};
   };
   Result<void> add(bool allow, std::string_view pattern) noexcept;

@@ -19,6 +19,8 @@ using osl::SpawnProcessResult;
 // process from the actor's ProcessSet first either way.
 struct ProcessExited {
   int pid = -1;
+  // Exit code, or the signal that killed it; status.core_dumped says
+  // whether that signal also dumped a core (a crash, not only a kill).
   ExitStatus status;
 };
 
