@@ -221,6 +221,7 @@ std::size_t AuditLog::format(const ProcessEvent& e, char* buf, std::size_t cap) 
   if (e.kind == K::Exit || (e.kind == K::Wait && e.error == nullptr)) {
     number_field("exit_code", e.status.code);
     number_field("exit_signal", e.status.signal);
+    bool_field("core_dumped", e.status.core_dumped);
   }
   if (e.kind == K::StaleSwept) { number_field("trees", static_cast<long long>(e.trees)); number_field("processes", static_cast<long long>(e.processes)); }
   if (e.teardown != nullptr) {

@@ -267,6 +267,7 @@ TEST_CASE("a spawn and its wait write a spawn line and an exit line, each one JS
   CHECK(e.at("event") == "exit");
   CHECK(e.at("exit_code") == "3");
   CHECK(e.at("exit_signal") == "0");
+  CHECK(e.at("core_dumped") == "false");
   check_time(e);
   const Fields w = parsed(wait);
   CHECK(w.at("event") == "wait");
