@@ -606,3 +606,41 @@ TEST_CASE("a timer to an actor on the timer's own worker is delivered under ever
   REQUIRE(log.get() == std::vector<int>{1, 2, 3});
   REQUIRE(sys.shutdown().ok());
 }
+
+TEST_CASE("a TimerId of one System cancels nothing in another") {
+  // Each System arms one timer on worker 0, so both get the same entry of
+  // their wheels; cancelling A's id in B must leave B's timer armed.
+  SystemConfig cfg;
+  cfg.workers = 1;
+  System a(cfg);
+  System b(cfg);
+  Log<int> fired_b;
+  std::mutex mu;
+  TimerId id_a{};
+  std::atomic<int> armed{0};
+  auto arm = [&](TimerId* out, int delay_ms) {
+    return [&, out, delay_ms](Context<int>& ctx) {
+      auto t = ctx.send_after(ctx.self(), 7, ms(delay_ms));
+      if (!t) return;  // never counted as armed: the wait below fails
+      if (out != nullptr) {
+        std::lock_guard<std::mutex> lock(mu);
+        *out = *t;
+      }
+      armed.fetch_add(1);
+    };
+  };
+  REQUIRE(spawn_scripted(a, 0, arm(&id_a, 60'000), nullptr).ok());
+  REQUIRE(spawn_scripted(b, 0, arm(nullptr, 300), [&fired_b](Context<int>&, int m) { fired_b.push(m); }).ok());
+  REQUIRE(test::wait_for([&] { return armed.load() == 2; }));
+  TimerId foreign;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    foreign = id_a;
+  }
+  CHECK_FALSE(b.cancel(foreign));
+  REQUIRE(test::wait_for([&] { return fired_b.size() == 1; }));
+  CHECK(fired_b.get() == std::vector<int>{7});
+  CHECK(a.cancel(foreign));  // still A's own, and still armed there
+  REQUIRE(a.shutdown().ok());
+  REQUIRE(b.shutdown().ok());
+}
