@@ -87,7 +87,7 @@ int read_populated(int events_fd) noexcept {
 
 // Waits for `populated 0` on an events descriptor, up to timeout_ns.
 bool wait_unpopulated(int events_fd, std::int64_t timeout_ns) noexcept {
-  const std::int64_t deadline = monotonic_ns() + timeout_ns;
+  const std::int64_t deadline = add_saturated(monotonic_ns(), timeout_ns);
   for (;;) {
     const int p = read_populated(events_fd);
     if (p == 0) return true;

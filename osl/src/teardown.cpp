@@ -671,7 +671,7 @@ void ProcessExecutor::reactor_advance_teardowns(std::int64_t now) noexcept {
 
 void ProcessExecutor::reactor_loop() noexcept {
   arch::name_thread("airssys-procs");
-  std::int64_t next_scan = arch::monotonic_ns() + config_.orphan_scan_ns;
+  std::int64_t next_scan = arch::add_saturated(arch::monotonic_ns(), config_.orphan_scan_ns);
   std::uint64_t ready[64];
   while (!stopping_.load(std::memory_order_acquire)) {
     std::int64_t timeout = -1;
