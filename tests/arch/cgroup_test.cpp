@@ -13,6 +13,7 @@
 
 #include "support/arch_spawn.hpp"
 #include "support/fd.hpp"
+#include "support/cgroup_base.hpp"
 #include "support/proc_table.hpp"
 #include "support/wait_for.hpp"
 
@@ -88,8 +89,8 @@ struct NothingLeft {
   }
 };
 
-CgroupRoot open_root() {
-  auto r = CgroupRoot::open();
+CgroupRoot open_root(const char* base = nullptr) {
+  auto r = CgroupRoot::open(base);
   INFO(r.error().message());
   REQUIRE(r.ok());
   return std::move(*r);
@@ -215,8 +216,8 @@ TEST_CASE("CgroupRoot::open() makes airssys-<pid>-<n> in a cgroup2 directory and
 
 TEST_CASE("CgroupRoot::open() removes the roots nobody holds, never one whose lock is held") {
   NothingLeft check;
-  const std::string mount = test::cgroup2_mount_point();
-  REQUIRE_FALSE(mount.empty());
+  test::PrivateCgroupBase base;  // this test's open is the only sweep
+  const std::string mount = base.path;
   // A pid that is certainly gone: a child that has been reaped.
   const pid_t dead = ::fork();
   REQUIRE(dead >= 0);
@@ -259,7 +260,7 @@ TEST_CASE("CgroupRoot::open() removes the roots nobody holds, never one whose lo
   REQUIRE(lock.fd >= 0);
   REQUIRE(::flock(lock.fd, LOCK_EX | LOCK_NB) == 0);
   {
-    auto root = open_root();
+    auto root = open_root(base.c_str());
     REQUIRE(root.valid());
     CHECK_FALSE(is_dir(legacy_stale));
     CHECK(is_dir(legacy_kept));
@@ -324,6 +325,7 @@ std::string value_of(const std::multimap<std::string, std::string>& got, const s
 
 TEST_CASE("CgroupRoot::open() kills the trees of a runtime that is gone, removes its cgroups and says so") {
   NothingLeft check;
+  test::PrivateCgroupBase base;  // this test's open is the only sweep
   // The dead runtime: a child that opens a root, starts a tree in g1 (a
   // leader, its sleep, a setsid escapee) and moves one process into a
   // cgroup it makes below g1, then dies by SIGKILL (no destructor, no
@@ -331,7 +333,7 @@ TEST_CASE("CgroupRoot::open() kills the trees of a runtime that is gone, removes
   // subreaper, to be reaped at the end.
   Pipe up;
   const pid_t runtime = in_child([&] {
-    auto root = CgroupRoot::open();
+    auto root = CgroupRoot::open(base.c_str());
     if (!root) return 1;
     auto g = root->create(1);
     if (!g) return 2;
@@ -381,7 +383,7 @@ TEST_CASE("CgroupRoot::open() kills the trees of a runtime that is gone, removes
   REQUIRE_FALSE(dead(leader));
   REQUIRE_FALSE(dead(deep));
   {
-    auto root = open_root();
+    auto root = open_root(base.c_str());
     const arch::StaleSweep& swept = root.swept();
     CHECK(swept.roots >= 1);
     CHECK(swept.trees >= 1);

@@ -19,6 +19,7 @@
 
 #include "support/fd.hpp"
 #include "support/osl_spawn.hpp"
+#include "support/cgroup_base.hpp"
 #include "support/proc_table.hpp"
 #include "support/process_guard.hpp"
 #include "support/wait_for.hpp"
@@ -218,6 +219,7 @@ TEST_CASE("a living cgroup tree whose background jobs end as orphans leaves no z
 
 TEST_CASE("the first runtime to open a cgroup base kills the trees a dead runtime left there, counts and audits them") {
   NothingLeft guard;
+  test::PrivateCgroupBase base;  // this test's executor is the only sweeper
   // The dead runtime: a child of ours that opens a root, starts a tree in
   // it (a sleep, and a shell with a sleep of its own) and dies by SIGKILL
   // with no guardian; the tree lives on.
@@ -228,7 +230,7 @@ TEST_CASE("the first runtime to open a cgroup base kills the trees a dead runtim
   const pid_t runtime = ::fork();
   REQUIRE(runtime >= 0);
   if (runtime == 0) {
-    auto root = arch::CgroupRoot::open();
+    auto root = arch::CgroupRoot::open(base.c_str());
     if (!root) ::_exit(1);
     auto g = root->create(1);
     if (!g) ::_exit(2);
@@ -269,7 +271,9 @@ TEST_CASE("the first runtime to open a cgroup base kills the trees a dead runtim
 
   Recorder rec;
   {
-    ProcessExecutor ex;
+    osl::ExecutorConfig cfg;
+    cfg.cgroup_base = base.c_str();
+    ProcessExecutor ex(cfg);
     REQUIRE(ex.use(rec).ok());
     REQUIRE(ex.auto_containment() == Containment::Cgroup);  // opens the root: the base is swept
     CHECK(ex.counters().stale_trees >= 1);
