@@ -424,10 +424,16 @@ int supervise(System& system, const Options& o, const sigset_t& signals, Totals&
 // Reaps every ended child of ours but `keep`. Each is our child until we
 // reap it, so its number is still its own.
 void reap_other_children(int keep) {
+  // Every child, however many (an init may have thousands): a zombie listed
+  // after the first few must be reaped too.
+  std::vector<int> pids(64);
   for (bool reaped = true; reaped;) {
     reaped = false;
-    int pids[64];
-    const std::size_t n = std::min<std::size_t>(airssys::arch::list_children(pids, 64), 64);
+    std::size_t n = airssys::arch::list_children(pids.data(), pids.size());
+    if (n > pids.size()) {
+      pids.resize(n + 64);
+      n = std::min(airssys::arch::list_children(pids.data(), pids.size()), pids.size());
+    }
     for (std::size_t i = 0; i < n; ++i) {
       airssys::arch::ProcessInfo info;
       ExitStatus ignored;

@@ -110,6 +110,16 @@ constexpr int kNameTries = 16;   // root names tried before giving up
 // `dir` ("." for `dir` itself).
 int open_dir_at(int dir, const char* name) noexcept { return openat(dir, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC); }
 
+// A directory stream over `name` below `dir`, or null; the descriptor it
+// opens is closed when fdopendir fails (on success closedir closes it).
+DIR* open_dir_stream(int dir, const char* name) noexcept {
+  const int fd = open_dir_at(dir, name);
+  if (fd < 0) return nullptr;
+  DIR* d = fdopendir(fd);
+  if (d == nullptr) close(fd);
+  return d;
+}
+
 // Removes every cgroup below the directory `dir`, deepest first. A
 // listing that changes under it may skip an entry, so a pass that removed
 // something is followed by another. rmdir refuses a populated cgroup:
@@ -117,7 +127,7 @@ int open_dir_at(int dir, const char* name) noexcept { return openat(dir, name, O
 void remove_below(int dir, int depth) noexcept {
   if (depth > kMaxDepth) return;
   for (int pass = 0; pass < 4; ++pass) {
-    DIR* d = fdopendir(open_dir_at(dir, "."));
+    DIR* d = open_dir_stream(dir, ".");
     if (d == nullptr) return;
     bool removed = false;
     while (dirent* e = readdir(d)) {
@@ -163,7 +173,7 @@ __attribute__((noinline)) std::size_t count_lines_at(int dir, const char* name) 
 std::size_t count_procs_below(int dir, int depth) noexcept {
   std::size_t lines = count_lines_at(dir, "cgroup.procs");
   if (depth >= kMaxDepth) return lines;
-  if (DIR* d = fdopendir(open_dir_at(dir, "."))) {
+  if (DIR* d = open_dir_stream(dir, ".")) {
     while (dirent* e = readdir(d)) {
       if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
       const int sub = open_dir_at(dir, e->d_name);
@@ -192,7 +202,7 @@ int populated_at(int dir, const char* name) noexcept {
 // deepest first. The caller holds the root's lock (or judged it by pid).
 void sweep_root(int base, const char* name, int root, StaleSweep& out) noexcept {
   std::size_t trees = 0;
-  if (DIR* d = fdopendir(open_dir_at(root, "."))) {
+  if (DIR* d = open_dir_stream(root, ".")) {
     while (dirent* g = readdir(d))
       if (g->d_type == DT_DIR && g->d_name[0] != '.') trees += populated_at(root, g->d_name) == 1;
     closedir(d);
@@ -226,7 +236,7 @@ bool pid_exists(int pid) noexcept {
 // is held while it is. A root named the older way holds no lock: it is
 // judged by its pid, which is only meaningful in our own PID namespace.
 void sweep_stale_roots(int base, StaleSweep& out) noexcept {
-  DIR* d = fdopendir(open_dir_at(base, "."));
+  DIR* d = open_dir_stream(base, ".");
   if (d == nullptr) return;
   const pid_t self = getpid();
   while (dirent* e = readdir(d)) {

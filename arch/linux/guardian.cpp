@@ -291,7 +291,7 @@ enum class Served { Idle, Stop, HostGone };
 // Handles every request that is waiting, without blocking.
 AIRSSYS_GUARDIAN_CODE Served serve(Guardian::Region* r) noexcept {
   for (;;) {
-    Request req;
+    Request req{};  // a short message leaves the rest zero, never stale
     struct iovec iov;
     iov.iov_base = &req;
     iov.iov_len = sizeof req;
@@ -678,11 +678,8 @@ bool Guardian::running() const noexcept {
 
 bool Guardian::alive() const noexcept {
   std::lock_guard<std::mutex> lock(mu_);
-  if (pid_ <= 0) return false;
-  struct pollfd p = {pidfd_, POLLIN, 0};
-  while (poll(&p, 1, 0) < 0 && errno == EINTR) {
-  }
-  return (p.revents & POLLIN) == 0;
+  // The pidfd turns readable when the guardian has exited.
+  return pid_ > 0 && !wait_readable(pidfd_, 0);
 }
 
 Result<void> Guardian::restart() noexcept {

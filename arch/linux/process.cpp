@@ -1104,13 +1104,6 @@ bool file_identity(const char* path, FileIdentity& out) noexcept {
   return true;
 }
 
-Result<void> resolve_program(const char* program, char* out, std::size_t capacity) noexcept {
-  auto fd = open_program(program, nullptr, out, capacity);
-  if (!fd) return fd.error();
-  close(fd.value());
-  return {};
-}
-
 const char* const* inherited_environment() noexcept { return environ; }
 
 namespace {

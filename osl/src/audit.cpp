@@ -1,5 +1,7 @@
 #include <airssys/osl/audit.hpp>
 
+#include "env_entry.hpp"
+
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -142,17 +144,6 @@ class Out {
   bool truncated_ = false;
 };
 
-// The name part of "NAME=value".
-std::string_view env_name(std::string_view entry) noexcept { return entry.substr(0, entry.find('=')); }
-
-// Whether env[i] is the last entry of its name (the one the child gets).
-bool last_of_its_name(std::span<const std::string_view> env, std::size_t i) noexcept {
-  const std::string_view name = env_name(env[i]);
-  for (std::size_t j = i + 1; j < env.size(); ++j)
-    if (env_name(env[j]) == name) return false;
-  return true;
-}
-
 // Per-string budgets (escaped bytes), so that the fixed fields of a spawn
 // always leave room for its argv.
 constexpr std::size_t kNameBudget = 256;
@@ -273,8 +264,8 @@ std::size_t AuditLog::format(const ProcessEvent& e, char* buf, std::size_t cap) 
     };
     // The environment names get at most half of what is left, so that a
     // long argv cannot hide an LD_PRELOAD, nor many names the argv.
-    list("env_set", op->env.size(), o.room() / 2, [&](std::size_t i) { return env_name(op->env[i]); },
-         [&](std::size_t i) { return last_of_its_name(op->env, i); }, "env_elided");
+    list("env_set", op->env.size(), o.room() / 2, [&](std::size_t i) { return detail::env_name(op->env[i]); },
+         [&](std::size_t i) { return !detail::overridden(op->env[i], op->env.subspan(i + 1)); }, "env_elided");
     list("argv", op->args.size() + 1, o.room(),
          [&](std::size_t i) { return i == 0 ? op->program : op->args[i - 1]; }, [](std::size_t) { return true; },
          "argv_elided");

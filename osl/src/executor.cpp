@@ -1,5 +1,6 @@
 #include <airssys/osl/executor.hpp>
 
+#include "env_entry.hpp"
 #include "executor_entry.hpp"
 
 #include <airssys/arch/cgroup.hpp>
@@ -78,16 +79,6 @@ class Packer {
 };
 
 bool has_nul(std::string_view s) noexcept { return s.find('\0') != std::string_view::npos; }
-
-// The name part of "NAME=value".
-std::string_view env_name(std::string_view entry) noexcept { return entry.substr(0, entry.find('=')); }
-
-bool overridden(std::string_view entry, std::span<const std::string_view> env) noexcept {
-  const std::string_view name = env_name(entry);
-  for (auto e : env)
-    if (env_name(e) == name) return true;
-  return false;
-}
 
 Error too_long(std::string_view program, std::size_t limit) noexcept {
   return Error::make_code_os(Errc::InvalidArgument, 7 /* E2BIG */,
@@ -360,11 +351,11 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
   if (envp == nullptr) return fail(too_long(op.program, pack.size()));
   std::size_t n_env = 0;
   for (std::size_t i = 0; i < inherited; ++i)
-    if (!overridden(parent_env[i], op.env)) envp[n_env++] = parent_env[i];
+    if (!detail::overridden(parent_env[i], op.env)) envp[n_env++] = parent_env[i];
   // A name given twice gets its last value, once: libcs and shells
   // disagree on which of two entries they read.
   for (std::size_t i = 0; i < op.env.size(); ++i)
-    if (!overridden(op.env[i], op.env.subspan(i + 1)) && (envp[n_env++] = pack.string(op.env[i])) == nullptr)
+    if (!detail::overridden(op.env[i], op.env.subspan(i + 1)) && (envp[n_env++] = pack.string(op.env[i])) == nullptr)
       return fail(too_long(op.program, pack.size()));
   envp[n_env] = nullptr;
   arch::SpawnSpec spec;

@@ -311,10 +311,6 @@ Result<int> open_program(const char* program, const char* working_dir, char* out
 // there is none.
 bool file_identity(const char* path, FileIdentity& out) noexcept;
 
-// open_program relative to the current directory, without keeping the
-// descriptor: `out` gets the fully resolved path.
-Result<void> resolve_program(const char* program, char* out, std::size_t capacity) noexcept;
-
 // This process's environment ("NAME=value" entries, nullptr-terminated).
 const char* const* inherited_environment() noexcept;
 

@@ -55,8 +55,10 @@ struct SystemStats {
 // What a system holds of its pools, for leak checks: message blocks taken
 // (queued or in-flight messages, armed timers, uncollected replies, and the
 // blocks a worker keeps cached) and ask entries still outstanding. Exact
-// while nothing sends, replies or arms a timer (after shutdown() returned,
-// every count is 0); not meant for hot paths.
+// while nothing sends, replies or arms a timer. After shutdown() returned
+// every count is 0, except a reply that reached a plain thread's
+// System::ask during shutdown: that thread still holds it until it takes it.
+// Not meant for hot paths.
 struct PoolUsage {
   std::uint64_t message_blocks = 0;
   std::uint32_t pending_asks = 0;

@@ -175,6 +175,10 @@ inline bool at_bound(const Cell* c, std::uint64_t& w) noexcept {
   // relaxed: local_pending is a count only its home worker writes; a racing
   // read is the inexactness the design accepts for mixed local and foreign
   // senders.
+  // A closed mailbox is never "at its bound": its slot's counts are being
+  // reset (the word before handled_foreign), and a difference read across
+  // the reset wraps.
+  if ((w & word::kClosed) != 0) return false;
   return foreign_pending(w, handled) + c->local_pending.load(std::memory_order_relaxed) >=
          c->capacity.load(std::memory_order_relaxed);
 }
