@@ -21,6 +21,7 @@ struct ProcessExecutor::Entry {
   bool tearing_down = false;
   bool kill_sent = false;
   bool report_to_sink = false;
+  bool owner_wide = false;   // counted by a request_teardown of its owner
   bool blocking = false;     // a TeardownOperation steps it, not the reactor
   bool leader_kept = false;  // ended, kept unreaped to pin its group's number (no pidfd group signals)
   bool group_skipped = false;          // a group signal found the group gone and was not sent
@@ -41,6 +42,7 @@ struct ProcessExecutor::Entry {
   std::uint64_t group_id = 0;
   std::int64_t deadline = 0;
   std::int64_t give_up = 0;
+  int first_signal = 15;         // a teardown's first signal (TERM unless asked otherwise)
   int pending_signal = 0;        // held back until the stopped group is still
   std::int64_t quiesce_until = 0;  // when it is sent anyway
   std::size_t adopted = 0;   // escapees of this tree adopted so far (leader)

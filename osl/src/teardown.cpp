@@ -231,9 +231,10 @@ void ProcessExecutor::report_group_skip_locked(Entry& leader, int sig) noexcept 
   emit(ev);
 }
 
-void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept {
+void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns, int first_signal) noexcept {
   if (leader.tearing_down) return;
   leader.tearing_down = true;
+  leader.first_signal = first_signal > 0 ? first_signal : arch::term_signal();
   leader.report = TeardownReport{};
   leader.report.containment = leader.containment;
   if (leader.state == Entry::State::Exited) leader.report.leader_status = leader.status;
@@ -243,7 +244,7 @@ void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_tim
   if (term_timeout_ns > 0) {
     // Escapees get the same chance to end cleanly: those already held, and
     // those the sweep finds (it signals what it adopts during a teardown).
-    signal_tree_locked(leader, arch::term_signal());
+    signal_tree_locked(leader, leader.first_signal);
   }
   if (poller_ && leader.cgroup.valid() && !leader.events_polled) {
     const std::uint64_t data = (static_cast<std::uint64_t>(leader.generation) << 32) | kEventsFlag |
@@ -374,7 +375,7 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
     auto adopted = arch::adopt_child(pid);
     if (!adopted) continue;
     if (tree->tearing_down)
-      signal_and_continue(adopted.value(), tree->kill_sent ? arch::kill_signal() : arch::term_signal());
+      signal_and_continue(adopted.value(), tree->kill_sent ? arch::kill_signal() : tree->first_signal);
     ++tree->adopted;
     ++counters_.orphans_adopted;
     if (slot == nullptr) {
@@ -459,9 +460,10 @@ bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noex
     signal_tree_locked(leader, arch::kill_signal());
   }
   const bool sent = send_pending(leader);
-  report_group_skip_locked(leader, leader.kill_sent ? arch::kill_signal() : arch::term_signal());
+  report_group_skip_locked(leader, leader.kill_sent ? arch::kill_signal() : leader.first_signal);
   const bool done = sent && tree_gone_locked(leader);
   if (!done && now < leader.give_up) return false;
+  leader.report.gave_up = !done;
   if (!leader.kill_sent) leader.report.exited_on_term = true;
   leader.report.orphans_adopted = leader.adopted;
   return true;
@@ -472,6 +474,7 @@ bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noex
 TeardownReport ProcessExecutor::complete_teardown_locked(Entry& leader, std::string_view principal,
                                                          ProcessEvent::Kind kind) noexcept {
   TeardownReport report = leader.report;
+  report.owner_wide = leader.owner_wide;
   counters_.killed += report.killed;
   ++counters_.cleaned;
   ProcessEvent ev;
@@ -599,17 +602,21 @@ Result<void> ProcessExecutor::start_reactor(ExitSink& sink) noexcept {
   return {};
 }
 
-std::size_t ProcessExecutor::request_teardown(std::uint64_t owner, std::int64_t term_timeout_ns) noexcept {
+std::size_t ProcessExecutor::request_teardown(std::uint64_t owner, std::int64_t term_timeout_ns,
+                                              int first_signal) noexcept {
   std::size_t n = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (std::size_t i = 0; i < config_.max_processes; ++i) {
       Entry& e = entries_[i];
       if ((e.state != Entry::State::Live && e.state != Entry::State::Exited) || !e.leads || e.owner != owner ||
-          e.lifetime != ProcessLifetime::Managed || e.tearing_down || e.orphan)
+          e.lifetime != ProcessLifetime::Managed || e.orphan || e.owner_wide)
         continue;
-      begin_teardown_locked(e, term_timeout_ns);
+      // A tree already being torn down (one tree at a time, for an
+      // integration actor) keeps its teardown, and is counted here too.
+      begin_teardown_locked(e, term_timeout_ns, first_signal);
       e.report_to_sink = true;
+      e.owner_wide = true;
       ++n;
     }
   }

@@ -46,7 +46,8 @@ Result<osl::ProcessExecutor*> System::processes() noexcept {
   process_items_.reset(new (std::nothrow) ChildProcess[sets * per]);
   process_counts_.reset(new (std::nothrow) std::uint8_t[sets]());
   process_links_.reset(new (std::nothrow) std::atomic<std::uint32_t>[sets]);
-  if (!executor_owner_ || !process_sink_ || !process_items_ || !process_counts_ || !process_links_)
+  tree_waits_.reset(new (std::nothrow) TreeWait[sets]);
+  if (!executor_owner_ || !process_sink_ || !process_items_ || !process_counts_ || !process_links_ || !tree_waits_)
     return Error::make(Errc::Full, "no memory for the process executor");
   free_process_sets_.init(process_links_.get(), static_cast<std::uint32_t>(sets), true);
   for (auto* m : config_.process_middleware)
@@ -69,6 +70,11 @@ Result<SpawnProcessResult> System::spawn_process(detail::Turn& t, const SpawnPro
         return Error::make(Errc::Full, "actor #%u: no ProcessSet free (SystemConfig::process_owners = %u)", t.slot,
                            config_.process_owners);
       process_counts_[set] = 0;
+      // relaxed: the reactor reads it under tree_reports_mu_ only to find
+      // the set of a teardown this actor requests later, after a request
+      // that synchronises through the executor's mutex.
+      tree_waits_[set].owner.store(owner_of(ActorId{t.slot, detail::word::gen(c->word.load(std::memory_order_relaxed))}),
+                                   std::memory_order_relaxed);
       c->process_set = static_cast<std::uint16_t>(set + 1);
     }
     if (process_counts_[c->process_set - 1u] >= per)
@@ -136,18 +142,116 @@ std::int64_t kill_timeout_ns(std::chrono::milliseconds t) noexcept {
 }  // namespace
 
 // On the actor's worker, as it stops or restarts: its trees are torn down
-// by the reactor; the set is emptied (and returned when the actor stops).
+// by the reactor, with the actor's first signal and kill timeout
+// (SpawnOptions); the set is emptied, and returned once the trees are gone
+// (continue_finalize).
 void System::teardown_processes(Cell* c, ActorId owner) noexcept {
   if (c->process_set == 0) return;
-  if (auto* ex = executor_.load(std::memory_order_acquire))
-    ex->request_teardown(owner_of(owner), kill_timeout_ns(config_.process_kill_timeout));
-  process_counts_[c->process_set - 1u] = 0;
+  const auto* holder = static_cast<const detail::ActorHolder*>(c->reserved);
+  const std::int64_t timeout =
+      holder->kill_timeout_ns >= 0 ? holder->kill_timeout_ns : kill_timeout_ns(config_.process_kill_timeout);
+  if (auto* ex = executor_.load(std::memory_order_acquire)) {
+    const std::size_t n = ex->request_teardown(owner_of(owner), timeout, holder->first_signal);
+    TreeWait& tw = tree_waits_[set_of(c)];
+    // Only this worker writes `requested`; the reactor compares its count
+    // of reports with it (seq_cst, see trees_pending).
+    tw.requested.store(tw.requested.load(std::memory_order_relaxed) + static_cast<std::uint32_t>(n),
+                       std::memory_order_seq_cst);
+  }
+  process_counts_[set_of(c)] = 0;
 }
 
 void System::release_process_set(Cell* c) noexcept {
   if (c->process_set == 0) return;
-  free_process_sets_.push(c->process_set - 1u);
+  TreeWait& tw = tree_waits_[set_of(c)];
+  tw.owner.store(0, std::memory_order_relaxed);
+  tw.requested.store(0, std::memory_order_relaxed);
+  tw.done.store(0, std::memory_order_relaxed);
+  tw.waiting.store(0, std::memory_order_relaxed);
+  // The free stack's push releases the resets to the set's next owner.
+  free_process_sets_.push(set_of(c));
   c->process_set = 0;
+}
+
+// On the home worker, in continue_finalize with every message accounted
+// for: true if some of the actor's trees are still being torn down. The
+// cell then leaves its worker's queues; the reactor's report of the last
+// tree (tree_torn_down) schedules it again. The two meet Dekker-style:
+// this side publishes `waiting` then reads `done`, the reactor adds to
+// `done` then reads `requested` and claims `waiting` (all seq_cst); the one
+// that wins the claim of `waiting` goes on, so the cell runs exactly once
+// more.
+bool System::trees_pending(detail::Worker&, Cell* c, bool foreign) noexcept {
+  if (tree_reports_detached_) return false;  // the final drain: the executor's end kills the rest
+  TreeWait& tw = tree_waits_[set_of(c)];
+  const std::uint32_t requested = tw.requested.load(std::memory_order_relaxed);
+  if (tw.done.load(std::memory_order_seq_cst) == requested) return false;
+  // A foreign run holds kQueued: give it up so that the reactor can queue
+  // the cell again (the word is closed: no sender sets it meanwhile).
+  if (foreign) c->word.fetch_and(~detail::word::kQueued, std::memory_order_seq_cst);
+  const std::uint64_t owner = tw.owner.load(std::memory_order_relaxed);
+  tw.waiting.store(owner, std::memory_order_seq_cst);
+  if (tw.done.load(std::memory_order_seq_cst) != requested) return true;
+  std::uint64_t expected = owner;
+  if (tw.waiting.compare_exchange_strong(expected, 0, std::memory_order_seq_cst)) {
+    // Done meanwhile, and the reactor did not claim the wake-up: go on
+    // here. The cell is in no queue now, as after a local run.
+    if (foreign) c->word.fetch_or(detail::word::kQueued, std::memory_order_relaxed);
+    return false;
+  }
+  return true;  // the reactor claimed it and queued the cell
+}
+
+// On the reactor thread: one tree of `owner`, requested by teardown_processes, is gone.
+void System::tree_torn_down(std::uint64_t owner) noexcept {
+  std::lock_guard<std::mutex> lock(tree_reports_mu_);
+  if (tree_reports_detached_ || !tree_waits_) return;
+  TreeWait* tw = nullptr;
+  for (std::uint32_t i = 0; i < config_.process_owners && tw == nullptr; ++i)
+    if (tree_waits_[i].owner.load(std::memory_order_relaxed) == owner) tw = &tree_waits_[i];
+  if (tw == nullptr) return;
+  const std::uint32_t done = tw->done.fetch_add(1, std::memory_order_seq_cst) + 1;
+  if (done != tw->requested.load(std::memory_order_seq_cst)) return;
+  std::uint64_t expected = owner;
+  // Only a finalising actor publishes `waiting`, and with its own id: a
+  // claim cannot wake another occupant of the set or the slot.
+  if (!tw->waiting.compare_exchange_strong(expected, 0, std::memory_order_seq_cst)) return;
+  Cell* c = &cells_[actor_of(owner).slot];
+  // acq_rel: the run this schedules sees the cell as its worker left it.
+  if ((c->word.fetch_or(detail::word::kQueued, std::memory_order_acq_rel) & detail::word::kQueued) == 0)
+    schedule_foreign(c);
+}
+
+void System::detach_tree_reports() noexcept {
+  std::lock_guard<std::mutex> lock(tree_reports_mu_);
+  tree_reports_detached_ = true;
+}
+
+Result<void> System::report_started(detail::Turn& t) noexcept {
+  auto* holder = static_cast<detail::ActorHolder*>(t.cell->reserved);
+  const ActorId parent = holder->notify_started;
+  if (!parent.valid()) return {};
+  holder->notify_started = ActorId{};
+  Node* n = alloc_node(0, t.worker);
+  if (n == nullptr) return pool_exhausted(0, parent);
+  n->kind = NodeKind::Started;
+  new (detail::payload<Started>(n)) Started{ActorId{t.slot, detail::word::gen(t.cell->word.load(std::memory_order_relaxed))}};
+  if (post_system(parent, n, t.worker)) return {};
+  free_node(n, t.worker);
+  return Error::make(Errc::Dead, "actor #%u: the actor that spawned it (#%u) has stopped; Started not sent", t.slot,
+                     parent.slot);
+}
+
+Result<void> System::probe_health(detail::Turn& t, ActorId target) noexcept {
+  Node* n = alloc_node(0, t.worker);
+  if (n == nullptr) return pool_exhausted(0, target);
+  n->kind = NodeKind::Probe;
+  const ActorId self{t.slot, detail::word::gen(t.cell->word.load(std::memory_order_relaxed))};
+  new (detail::payload<detail::ProbeRecord>(n)) detail::ProbeRecord{self, HealthReport{target, Health::Healthy}};
+  if (post_system(target, n, t.worker)) return {};
+  free_node(n, t.worker);
+  return Error::make(Errc::Dead, "health probe of actor #%u (generation %u): it has stopped", target.slot,
+                     target.gen);
 }
 
 // On the reactor thread.

@@ -27,6 +27,15 @@ const char* to_string(StopReason r) noexcept {
   return "unknown";
 }
 
+const char* to_string(Health h) noexcept {
+  switch (h) {
+    case Health::Healthy: return "healthy";
+    case Health::Degraded: return "degraded";
+    case Health::Failed: return "failed";
+  }
+  return "unknown";
+}
+
 using detail::foreign_pending;
 using detail::raise_high_water;
 
@@ -444,8 +453,24 @@ void System::release_unstarted(std::uint32_t slot) noexcept {
 }
 
 Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* holder,
-                                    const SpawnOptions& options, ActorId parent) noexcept {
+                                    const SpawnOptions& options, ActorId parent, bool notify_started) noexcept {
   Cell* c = &cells_[slot];
+  if (options.first_signal < 1 || options.first_signal > 64) {
+    free_holder(holder);
+    release_unstarted(slot);
+    return Error::make(Errc::InvalidArgument, "SpawnOptions::first_signal = %d (must be a signal, 1..64)",
+                       options.first_signal);
+  }
+  holder->first_signal = static_cast<std::uint8_t>(options.first_signal);
+  if (options.kill_timeout.count() < 0) {
+    holder->kill_timeout_ns = -1;
+  } else {
+    constexpr std::int64_t kNsPerMs = 1'000'000;  // milliseconds::max() saturates: never KILL
+    holder->kill_timeout_ns = options.kill_timeout.count() > INT64_MAX / kNsPerMs
+                                  ? INT64_MAX
+                                  : options.kill_timeout.count() * kNsPerMs;
+  }
+  holder->notify_started = notify_started ? parent : ActorId{};
   // The admitted count in the cell's word has 29 bits; a bound at or above
   // that could never be reached (the count wraps), so the limit is the one
   // SystemConfig::mailbox_capacity has.
@@ -707,6 +732,24 @@ bool System::deliver(Turn& t, Node* n) noexcept {
     case NodeKind::Monitor:
       link_monitor(c, n);
       return false;
+    case NodeKind::Started:
+    case NodeKind::HealthReply:
+      AIRSSYS_GUARD(t, c->actor->invoke(t, n));
+      break;
+    case NodeKind::Probe: {
+      auto* rec = detail::payload<detail::ProbeRecord>(n);
+      Health h = Health::Failed;  // a health_check that throws says Failed
+      AIRSSYS_GUARD(t, h = c->actor->invoke_health(t));
+      if (t.failed) {
+        t.failed = false;
+        h = Health::Failed;
+      }
+      rec->report.health = h;
+      n->kind = NodeKind::HealthReply;
+      if (post_system(rec->watcher, n, t.worker)) return false;
+      n->kind = NodeKind::Probe;
+      return true;
+    }
     case NodeKind::Exit: {
       auto* rec = detail::payload<detail::MonitorRecord>(n);
       t.failed = true;
@@ -741,6 +784,8 @@ void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
       begin_finalize(w, c, t.reason, foreign);
       return;
     }
+    if (!t.defer_started && static_cast<detail::ActorHolder*>(c->reserved)->notify_started.valid())
+      (void)report_started(t);
   }
   if ((c->word.load(std::memory_order_acquire) & word::kStop) != 0) {
     begin_finalize(w, c, shutting_down() ? StopReason::Shutdown : StopReason::Requested, foreign);
@@ -816,11 +861,10 @@ void System::begin_finalize(Worker& w, Cell* c, StopReason reason, bool foreign)
     Turn t{this, c, &w, slot_of(c)};
     AIRSSYS_GUARD(t, c->actor->invoke_stop(t, reason));
   }
-  // on_stop has run: the actor's process trees go (asynchronously).
-  if (c->process_set != 0) {
+  // on_stop has run: the actor's process trees go (asynchronously); the
+  // set is released once they are gone (continue_finalize).
+  if (c->process_set != 0)
     teardown_processes(c, ActorId{slot_of(c), word::gen(c->word.load(std::memory_order_relaxed))});
-    release_process_set(c);
-  }
   continue_finalize(w, c, foreign);
 }
 
@@ -851,6 +895,9 @@ void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
       case NodeKind::Down:
       case NodeKind::Exit:
       case NodeKind::ProcessExit:
+      case NodeKind::Started:
+      case NodeKind::Probe:
+      case NodeKind::HealthReply:
         free_node(n, &w);
         break;
     }
@@ -860,7 +907,14 @@ void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
     requeue(w, c, foreign);  // a sender admitted before the close is still pushing
     return;
   }
-  // Every message is accounted for. Tell the watchers, then drop the state.
+  // Every message is accounted for. Its process trees must be gone before
+  // the watchers hear of it (a supervisor then starts a replacement that
+  // can bind the ports the old tree held).
+  if (c->process_set != 0) {
+    if (trees_pending(w, c, foreign)) return;
+    release_process_set(c);
+  }
+  // Tell the watchers, then drop the state.
   Node* m = c->monitors != 0 ? static_cast<Node*>(messages_.block(0, c->monitors - 1)) : nullptr;
   c->monitors = 0;
   while (m != nullptr) {
@@ -1238,6 +1292,9 @@ Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
 // With the workers joined, the calling thread plays each worker in turn to
 // finish every actor and free every queued message and timer.
 void System::drain_everything() noexcept {
+  // The reactor no longer finishes anyone's finalisation: what is left of
+  // the trees goes with the executor, after this.
+  detach_tree_reports();
   for (int round = 0; round < 2; ++round) {
     for (std::uint32_t wi = 0; wi < config_.workers; ++wi) {
       Worker& w = workers_[wi];

@@ -19,11 +19,13 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 using namespace airssys;
 using airssys::test::Gate;
 using airssys::test::OpenOnExit;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -697,4 +699,195 @@ TEST_CASE("an actor's state object is destroyed exactly once") {
   }
   // The System is gone: nothing was destroyed twice or left behind.
   CHECK(g_constructed.load() == g_destroyed.load());
+}
+
+// ---------------------------------------------------------------------------
+// Start acknowledgements, stop reasons and health probes (what supervisors
+// are built on).
+
+namespace {
+
+using SupMsg = std::variant<int, Started, Down, HealthReport>;
+
+// A child whose on_start does what the test says: 0 start, 1 fail, 2 stop.
+struct StartingChild : Actor<int> {
+  int mode;
+  std::atomic<Health>* health;
+  explicit StartingChild(int m, std::atomic<Health>* h = nullptr) : mode(m), health(h) {}
+  void on_start(Context<int>& ctx) override {
+    if (mode == 1) ctx.fail(Error::make(Errc::InvalidArgument, "child refuses to start"));
+    if (mode == 2) ctx.stop();
+  }
+  void on_message(Context<int>& ctx, int& v) override {
+    if (v == 99) ctx.stop(StopReason::Shutdown);
+  }
+  Health health_check(Context<int>&) override {
+    return health != nullptr ? health->load() : Health::Healthy;
+  }
+};
+
+struct ParentLog {
+  test::Log<std::string> events;
+};
+
+// Spawns one child per mode with spawn_supervised and logs what comes back.
+struct Parent : Actor<SupMsg> {
+  ParentLog* log;
+  std::vector<int> modes;
+  std::atomic<Health>* health;
+  bool defer;
+  Parent(ParentLog* l, std::vector<int> m, std::atomic<Health>* h = nullptr, bool d = false)
+      : log(l), modes(std::move(m)), health(h), defer(d) {}
+  std::vector<ActorId> kids;
+  void on_start(Context<SupMsg>& ctx) override {
+    if (defer) ctx.defer_started();
+    for (int mode : modes) {
+      auto h = health;
+      auto r = ctx.spawn_supervised<StartingChild>(SpawnOptions{}, [mode, h] { return StartingChild(mode, h); });
+      REQUIRE(r);
+      kids.push_back(r->id);
+      REQUIRE(ctx.monitor(*r));
+    }
+  }
+  int index_of(ActorId id) const {
+    for (std::size_t i = 0; i < kids.size(); ++i)
+      if (kids[i] == id) return static_cast<int>(i);
+    return -1;
+  }
+  void on_message(Context<SupMsg>& ctx, SupMsg& m) override {
+    if (auto* s = std::get_if<Started>(&m)) {
+      log->events.push("started " + std::to_string(index_of(s->who)));
+    } else if (auto* d = std::get_if<Down>(&m)) {
+      log->events.push("down " + std::to_string(index_of(d->who)) + " " + to_string(d->reason));
+    } else if (auto* h = std::get_if<HealthReport>(&m)) {
+      log->events.push("health " + std::to_string(index_of(h->who)) + " " + to_string(h->health));
+    } else if (auto* v = std::get_if<int>(&m)) {
+      if (*v == 1) (void)ctx.report_started();
+      if (*v == 2) (void)ctx.probe_health(kids.at(0));
+      if (*v == 3) (void)ctx.send(ActorRef<int>{kids.at(0)}, 99);
+    }
+  }
+};
+
+bool logged(const ParentLog& log, const std::string& e) {
+  auto v = log.events.get();
+  return std::find(v.begin(), v.end(), e) != v.end();
+}
+
+}  // namespace
+
+TEST_CASE("a child spawned with spawn_supervised reports Started only when its on_start succeeded") {
+  auto sys = System::create(SystemConfig{});
+  REQUIRE(sys);
+  ParentLog log;
+  auto p = (*sys)->spawn<Parent>(&log, std::vector<int>{0, 1, 2});
+  REQUIRE(p);
+  REQUIRE(test::wait_for([&] { return log.events.size() >= 3; }));
+  CHECK(logged(log, "started 0"));
+  CHECK(logged(log, "down 1 failed"));   // failed in on_start: Down, never Started
+  CHECK(logged(log, "down 2 normal"));   // stopped in on_start: Down, never Started
+  CHECK_FALSE(logged(log, "started 1"));
+  CHECK_FALSE(logged(log, "started 2"));
+}
+
+TEST_CASE("an actor that defers its Started sends it when it reports it, once") {
+  auto sys = System::create(SystemConfig{});
+  REQUIRE(sys);
+  // Grand spawns a Parent that defers its Started; the test then tells that
+  // Parent (message 1) to report it, twice.
+  struct Grand : Actor<SupMsg> {
+    ParentLog* log;
+    ParentLog* inner;
+    std::atomic<std::uint64_t>* inner_id;
+    Grand(ParentLog* l, ParentLog* i, std::atomic<std::uint64_t>* id) : log(l), inner(i), inner_id(id) {}
+    void on_start(Context<SupMsg>& ctx) override {
+      auto in = inner;
+      auto r = ctx.spawn_supervised<Parent>(SpawnOptions{}, [in] {
+        return Parent(in, std::vector<int>{0}, nullptr, true);
+      });
+      REQUIRE(r);
+      inner_id->store((std::uint64_t{r->id.slot} << 32) | r->id.gen);
+    }
+    void on_message(Context<SupMsg>&, SupMsg& m) override {
+      if (std::holds_alternative<Started>(m)) log->events.push("inner started");
+    }
+  };
+  ParentLog outer, inner;
+  std::atomic<std::uint64_t> inner_id{0};
+  auto g = (*sys)->spawn<Grand>(&outer, &inner, &inner_id);
+  REQUIRE(g);
+  REQUIRE(test::wait_for([&] { return logged(inner, "started 0"); }));
+  const std::uint64_t v = inner_id.load();
+  const ActorRef<SupMsg> in{ActorId{static_cast<std::uint32_t>(v >> 32), static_cast<std::uint32_t>(v)}};
+  // Deferred: its on_start returned long ago, and its own child started,
+  // yet no Started reached Grand. A message round trip proves Grand has
+  // handled everything sent to it before.
+  REQUIRE((*sys)->send(in, SupMsg{7}));
+  REQUIRE(test::wait_for([&] { return (*sys)->stats(in.id) && (*sys)->stats(in.id)->handled >= 2; }));
+  CHECK(outer.events.size() == 0);
+  REQUIRE((*sys)->send(in, SupMsg{1}));
+  REQUIRE((*sys)->send(in, SupMsg{1}));
+  REQUIRE(test::wait_for([&] { return outer.events.size() == 1; }));
+  REQUIRE((*sys)->send(in, SupMsg{7}));
+  REQUIRE(test::wait_for([&] { return (*sys)->stats(in.id)->handled >= 5; }));
+  REQUIRE((*sys)->send(*g, SupMsg{7}));
+  REQUIRE(test::wait_for([&] { return (*sys)->stats(g->id)->handled >= 2; }));
+  CHECK(outer.events.size() == 1);
+}
+
+TEST_CASE("an actor stopped with a reason of its choosing is reported with that reason") {
+  auto sys = System::create(SystemConfig{});
+  REQUIRE(sys);
+  ParentLog log;
+  auto p = (*sys)->spawn<Parent>(&log, std::vector<int>{0});
+  REQUIRE(p);
+  REQUIRE(test::wait_for([&] { return logged(log, "started 0"); }));
+  REQUIRE((*sys)->send(*p, SupMsg{3}));  // the child stops itself with Shutdown
+  REQUIRE(test::wait_for([&] { return logged(log, "down 0 shutdown"); }));
+}
+
+TEST_CASE("a health probe is answered with the actor's own health_check, and a probe of a stopped actor is Dead") {
+  auto sys = System::create(SystemConfig{});
+  REQUIRE(sys);
+  ParentLog log;
+  std::atomic<Health> health{Health::Healthy};
+  auto p = (*sys)->spawn<Parent>(&log, std::vector<int>{0}, &health);
+  REQUIRE(p);
+  REQUIRE(test::wait_for([&] { return logged(log, "started 0"); }));
+  REQUIRE((*sys)->send(*p, SupMsg{2}));
+  REQUIRE(test::wait_for([&] { return logged(log, "health 0 healthy"); }));
+  health = Health::Degraded;
+  REQUIRE((*sys)->send(*p, SupMsg{2}));
+  REQUIRE(test::wait_for([&] { return logged(log, "health 0 degraded"); }));
+  health = Health::Failed;
+  REQUIRE((*sys)->send(*p, SupMsg{2}));
+  REQUIRE(test::wait_for([&] { return logged(log, "health 0 failed"); }));
+
+  // A probe of a stopped actor, from a scripted prober.
+  std::atomic<int> code{-1};
+  auto child = (*sys)->spawn<StartingChild>(0);
+  REQUIRE(child);
+  REQUIRE((*sys)->stop(child->id));
+  REQUIRE(test::wait_for([&] { return !(*sys)->alive(child->id); }));
+  auto prober = test::spawn_scripted<SupMsg>(**sys, 0, [&, id = child->id](Context<SupMsg>& ctx) {
+    auto r = ctx.probe_health(id);
+    code = r ? 0 : static_cast<int>(r.code());
+  }, nullptr);
+  REQUIRE(prober);
+  REQUIRE(test::wait_for([&] { return code.load() != -1; }));
+  CHECK(code.load() == static_cast<int>(Errc::Dead));
+}
+
+TEST_CASE("a first_signal that is not a signal is refused at spawn with InvalidArgument naming it") {
+  auto sys = System::create(SystemConfig{});
+  REQUIRE(sys);
+  for (int sig : {0, -3, 65}) {
+    SpawnOptions o;
+    o.first_signal = sig;
+    auto r = (*sys)->spawn_with<StartingChild>(o, [] { return StartingChild(0); });
+    REQUIRE_FALSE(r);
+    CHECK(r.code() == Errc::InvalidArgument);
+    CHECK(contains(r.error().message(), "first_signal"));
+  }
+  CHECK((*sys)->stats().live_actors == 0);
 }

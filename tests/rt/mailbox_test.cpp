@@ -925,3 +925,31 @@ TEST_CASE("a mailbox that can never fill is never reported full and drops nothin
   REQUIRE(sys.shutdown().ok());
   CHECK(handled.load() == accepted.load());
 }
+
+TEST_CASE("System::post delivers past a full mailbox, in order after what was queued, and a stopped actor is Dead") {
+  auto sys = System::create(SystemConfig{});
+  REQUIRE(sys);
+  Gate gate;
+  test::Log<int> seen;
+  auto a = test::spawn_scripted<int>(**sys, 0, nullptr, [&](Context<int>&, int& v) {
+    if (v == 0) gate.wait();
+    seen.push(v);
+  });
+  OpenOnExit open{gate};
+  REQUIRE(a);
+  // Capacity 1024 (default): hold the actor in message 0, fill the rest.
+  REQUIRE((*sys)->send(*a, 0));
+  REQUIRE(test::wait_for([&] { return (*sys)->stats(a->id)->handled == 1; }));
+  std::uint32_t sent = 0;
+  while ((*sys)->send(*a, static_cast<int>(sent + 1))) ++sent;
+  CHECK((*sys)->send(*a, -1).code() == Errc::Full);
+  for (int i = 0; i < 3; ++i) REQUIRE((*sys)->post(*a, 100000 + i));
+  gate.release();
+  REQUIRE(test::wait_for([&] { return seen.size() == sent + 4; }));
+  auto v = seen.get();
+  CHECK(v[sent + 1] == 100000);
+  CHECK(v[sent + 3] == 100002);
+  REQUIRE((*sys)->stop(a->id));
+  REQUIRE(test::wait_for([&] { return !(*sys)->alive(a->id); }));
+  CHECK((*sys)->post(*a, 5).code() == Errc::Dead);
+}

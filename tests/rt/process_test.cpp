@@ -1045,3 +1045,103 @@ TEST_CASE("validate refuses ProcessSet capacities a cell cannot index") {
   cfg.process_owners = 65535;
   CHECK(System::validate(cfg));
 }
+
+namespace {
+
+// What a watcher saw when Down came: whether every pid of the tree was
+// already gone from the process table, and when.
+struct DownSeen {
+  std::atomic<int> downs{0};
+  std::atomic<bool> tree_gone_at_down{false};
+  std::atomic<std::int64_t> at_ns{0};
+};
+using WatchMsg = std::variant<int, Down>;
+
+Result<ActorRef<Msg>> spawn_owner_with(System& sys, SpawnOptions o, Handle h, Probe* p) {
+  return sys.spawn_with<Owner>(o, [h, p] { return Owner(h, ErrorAction::Stop, p); });
+}
+
+}  // namespace
+
+TEST_CASE("Down reaches a monitor only once every process of the stopped actor's trees is gone") {
+  for (const Containment c : kContainments) {
+    INFO("containment " << osl::to_string(c));
+    Hygiene hygiene;
+    TempDir dir{"airssys-rt-process"};
+    TreeSpec tree(dir.path, "pids", c);
+    Probe p;
+    auto sys = make_system(5000ms);
+    SpawnOptions o = on_worker(0);
+    o.kill_timeout = 300ms;  // per actor: the system default (5 s) would be the wait otherwise
+    auto a = spawn_owner_with(*sys, o, standard(&tree.op(), &p), &p);
+    REQUIRE(a.ok());
+    const auto pids = start_tree(*sys, *a, tree, p);
+    DownSeen seen;
+    std::map<std::string, int> watched = pids;
+    auto w = test::spawn_scripted<WatchMsg>(
+        *sys, 1, [a = *a](Context<WatchMsg>& ctx) { REQUIRE(ctx.monitor(a)); },
+        [&seen, watched](Context<WatchMsg>&, WatchMsg& m) {
+          if (std::holds_alternative<Down>(m)) {
+            seen.tree_gone_at_down = all_gone(watched);
+            seen.at_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+            seen.downs.fetch_add(1);
+          }
+        });
+    REQUIRE(w);
+    std::this_thread::sleep_for(50ms);  // the monitor is linked
+    const auto t0 = std::chrono::steady_clock::now().time_since_epoch().count();
+    REQUIRE(send_cmd(*sys, *a, Cmd::Crash));
+    REQUIRE(wait_for([&] { return seen.downs.load() == 1; }));
+    INFO(describe(pids));
+    CHECK(seen.tree_gone_at_down.load());
+    // Every level ignores TERM: the tree went at the actor's own KILL
+    // deadline, not the system's.
+    CHECK(seen.at_ns.load() - t0 >= 300'000'000);
+    CHECK(sys->process_counters().killed >= kTreeSize);
+    REQUIRE(sys->shutdown().ok());
+  }
+}
+
+TEST_CASE("an actor's trees get its own first signal, and a zero kill_timeout kills them at once") {
+  // The leader traps USR1 (ends cleanly) and ignores TERM; so does its
+  // child. (Not INT: a background job of a script starts with INT ignored,
+  // and a shell cannot trap what it started with ignored.)
+  const std::string script =
+      "trap 'exit 0' USR1; trap '' TERM; echo \"leader $$\" >> \"$PIDFILE\";"
+      " sh -c 'trap \"exit 0\" USR1; trap \"\" TERM; echo \"child $$\" >> \"$PIDFILE\"; while :; do sleep 0.05; done' &"
+      " while :; do sleep 0.05; done";
+  for (const Containment c : kContainments) {
+    for (const bool brutal : {false, true}) {
+      INFO("containment " << osl::to_string(c) << (brutal ? ", kill_timeout 0" : ", first signal USR1"));
+      Hygiene hygiene;
+      TempDir dir{"airssys-rt-process"};
+      const std::string pidfile = (dir.path / "pids").string();
+      auto spec = std::make_unique<OpSpec>("/bin/sh", std::vector<std::string>{"-c", script},
+                                           std::vector<std::string>{"PIDFILE=" + pidfile, marker()}, c);
+      Probe p;
+      auto sys = make_system(5000ms);
+      SpawnOptions o = on_worker(0);
+      if (brutal) {
+        o.kill_timeout = 0ms;
+      } else {
+        o.first_signal = SIGUSR1;
+        o.kill_timeout = std::chrono::milliseconds::max();  // never KILL: only USR1 can end it
+      }
+      auto a = spawn_owner_with(*sys, o, standard(&spec->op, &p), &p);
+      REQUIRE(a.ok());
+      REQUIRE(send_cmd(*sys, *a, Cmd::Spawn));
+      std::map<std::string, int> pids;
+      REQUIRE(wait_for([&] { return (pids = read_pids(pidfile)).size() == 2; }));
+      REQUIRE(send_cmd(*sys, *a, Cmd::Stop));
+      REQUIRE(wait_for([&] { return all_gone(pids) && sys->processes_held() == 0; }));
+      const auto k = sys->process_counters();
+      INFO("killed " << k.killed);
+      if (brutal) {
+        CHECK(k.killed >= 2);  // both by KILL (and their sleeps), none given a TERM to ignore
+      } else {
+        CHECK(k.killed == 0);  // both ended on USR1
+      }
+      REQUIRE(sys->shutdown().ok());
+    }
+  }
+}

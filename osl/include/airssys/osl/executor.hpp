@@ -150,10 +150,14 @@ class ProcessExecutor {
   // Starts the reactor thread: from now on exits are reaped by it and
   // reported to `sink`; WaitProcessOperation is refused. Idempotent.
   Result<void> start_reactor(ExitSink& sink) noexcept;
-  // Asynchronous teardown of every managed tree `owner` holds: TERM now,
-  // KILL after `term_timeout_ns`, reports through the sink. Needs the
-  // reactor. Returns how many trees are being torn down.
-  std::size_t request_teardown(std::uint64_t owner, std::int64_t term_timeout_ns) noexcept;
+  // Asynchronous teardown of every managed tree `owner` holds:
+  // `first_signal` now (0: TERM; none when term_timeout_ns <= 0), KILL after
+  // `term_timeout_ns`, then reaped; each tree is reported through the sink's
+  // on_teardown with TeardownReport::owner_wide set. Needs the reactor.
+  // Returns how many trees it counted: every managed tree of `owner` not
+  // counted by an earlier call, those already being torn down one by one
+  // included (their teardown goes on as it was).
+  std::size_t request_teardown(std::uint64_t owner, std::int64_t term_timeout_ns, int first_signal = 0) noexcept;
 
 
   struct Counters {
@@ -196,7 +200,7 @@ class ProcessExecutor {
   bool tree_gone_locked(Entry& leader) noexcept;
   void release_locked(Entry& e) noexcept;
   void report_exit_locked(Entry& e, ExitStatus st, std::string_view principal) noexcept;
-  void begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns) noexcept;
+  void begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns, int first_signal = 0) noexcept;
   void signal_tree_locked(Entry& leader, int sig) noexcept;
   void report_group_skip_locked(Entry& leader, int sig) noexcept;
   void report_table_full_locked(const Entry& tree, int pid, int pgid, bool ended) noexcept;

@@ -142,6 +142,13 @@ struct TeardownReport {
   std::size_t reaped = 0;        // processes we reaped in all
   std::size_t orphans_adopted = 0;
   ExitStatus leader_status;      // how the spawned process itself ended
+  // The tree was not confirmed gone within 5 s of its KILL (a process stuck
+  // in the kernel, a cgroup that stayed populated): the teardown failed and
+  // its entries were released anyway. Monitoring raises an alert for it.
+  bool gave_up = false;
+  // Counted by ProcessExecutor::request_teardown (every tree of its owner),
+  // as opposed to a teardown of this one tree only.
+  bool owner_wide = false;
 };
 
 }  // namespace airssys::osl

@@ -81,6 +81,30 @@ struct Reply {
   Result<Rep> result;
 };
 
+// Delivered (on the system lane) to an actor that spawned a child with
+// Context::spawn_supervised, once that child has started: its on_start
+// returned without failing or stopping (or, if it deferred, it called
+// Context::report_started). A child that fails to start sends no Started;
+// its Down comes instead. The receiver's message type must be
+// constructible from Started.
+struct Started {
+  ActorId who;
+};
+
+// What an actor says of itself when probed (Actor::health_check).
+//   Healthy  — working as intended;
+//   Degraded — working, but not as well (reported, not acted on);
+//   Failed   — not working: a supervisor counts it toward a restart.
+enum class Health : std::uint8_t { Healthy, Degraded, Failed };
+const char* to_string(Health h) noexcept;
+
+// The answer to Context::probe_health, delivered on the system lane to the
+// prober, whose message type must be constructible from HealthReport.
+struct HealthReport {
+  ActorId who;
+  Health health = Health::Healthy;
+};
+
 // Handle to an armed timer; cancel() with it from any thread.
 struct TimerId {
   std::uint32_t worker = ~0u;
@@ -102,6 +126,7 @@ struct Turn {
   std::uint32_t slot;
   bool stop_self = false;
   bool failed = false;
+  bool defer_started = false;  // on_start asked to report Started itself
   StopReason reason = StopReason::Normal;
   Error error;
 };
@@ -109,6 +134,13 @@ struct Turn {
 struct MonitorRecord {
   ActorId watcher;
   Down down;
+};
+
+// A health probe on its way to the probed actor (NodeKind::Probe) and back
+// to the prober (NodeKind::HealthReply), in one node.
+struct ProbeRecord {
+  ActorId watcher;
+  HealthReport report;
 };
 
 class ActorHolder;
@@ -130,6 +162,7 @@ class ActorBase {
   virtual void invoke(Turn& t, Node* n) = 0;
   virtual void invoke_stop(Turn& t, StopReason r) = 0;
   virtual ErrorAction invoke_error(Turn& t, const Error& e) = 0;
+  virtual Health invoke_health(Turn& t) = 0;
 };
 
 // Owns an actor's storage and the factory that (re)builds it; lives in one
@@ -144,6 +177,12 @@ class ActorHolder {
   // constructor failed) while messages for it are queued.
   virtual void discard(Node* n) noexcept = 0;
   std::uint8_t size_class = 0;
+  // How the actor's process trees are torn down (SpawnOptions).
+  std::uint8_t first_signal = 0;      // 0: TERM
+  std::int64_t kill_timeout_ns = -1;  // <0: SystemConfig::process_kill_timeout
+  // The actor that asked for Started (Context::spawn_supervised); cleared
+  // once it is sent.
+  ActorId notify_started;
 };
 
 template <class A, class F>
@@ -179,12 +218,16 @@ class Actor : public detail::ActorBase {
   virtual void on_message(Context<M>& ctx, M& msg) = 0;
   virtual void on_stop(Context<M>&, StopReason) {}
   virtual ErrorAction on_error(Context<M>&, const Error&) { return ErrorAction::Stop; }
+  // Answers Context::probe_health (a supervisor's periodic health check),
+  // on this actor's worker between its messages. Keep it short.
+  virtual Health health_check(Context<M>&) { return Health::Healthy; }
 
  private:
   void invoke_start(detail::Turn& t) final;
   void invoke(detail::Turn& t, detail::Node* n) final;
   void invoke_stop(detail::Turn& t, StopReason r) final;
   ErrorAction invoke_error(detail::Turn& t, const Error& e) final;
+  Health invoke_health(detail::Turn& t) final;
 };
 
 }  // namespace airssys

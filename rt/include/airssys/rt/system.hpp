@@ -23,10 +23,16 @@
 
 namespace airssys {
 
-// Where and how to spawn an actor.
+// Where and how to spawn an actor, and how its OS process trees are torn
+// down when it stops, crashes or restarts: `first_signal` to each managed
+// tree, then KILL after `kill_timeout` if the tree has not emptied (0: KILL
+// at once; milliseconds::max(): never KILL; negative: the system's
+// SystemConfig::process_kill_timeout).
 struct SpawnOptions {
   int worker = -1;                    // home worker; -1: round robin
   std::uint32_t mailbox_capacity = 0; // 0: SystemConfig::mailbox_capacity; else 1..kMaxMailboxCapacity
+  std::chrono::milliseconds kill_timeout{-1};
+  int first_signal = 15;              // SIGTERM; 1..64
 };
 
 // Counters of one actor. `received` counts every message that entered the
@@ -234,8 +240,18 @@ class System {
     return send_on(to, std::forward<U>(msg), bp, false);
   }
 
+  // Like send, on the system lane: the mailbox bound does not refuse it
+  // (only an exhausted message pool does, with Full). For notifications
+  // that must not be lost and that their sender bounds in number (one per
+  // readiness of a descriptor, per tick); ordinary traffic uses send.
+  template <class M, class U>
+  Result<void> post(ActorRef<M> to, U&& msg) {
+    return send_on(to, std::forward<U>(msg), Backpressure::Error, true);
+  }
+
   // Asks the actor to stop after its current message; queued messages are
-  // discarded as dead letters. Dead if it already stopped.
+  // discarded as dead letters. Dead if it already stopped. Its Down reaches
+  // its monitors once its managed process trees are gone too.
   Result<void> stop(ActorId id) noexcept;
   bool alive(ActorId id) const noexcept;
 
@@ -262,6 +278,12 @@ class System {
 
   Registry& registry() noexcept { return registry_; }
   Broker& broker() noexcept { return broker_; }
+
+  // The process executor (osl), built with its reactor thread on first use
+  // as the first Context::spawn_process builds it. For integration actors
+  // that use the reactor (descriptor watching); ShuttingDown once shutdown
+  // began and it was never built.
+  Result<osl::ProcessExecutor*> process_executor() noexcept { return processes(); }
 
   // Process counters (all zero while no actor has spawned a process):
   // groups spawned, cleaned, processes killed, orphans adopted.
@@ -379,10 +401,19 @@ class System {
     return actors_.allocate(size_class, nullptr);
   }
   Result<ActorId> start_actor(std::uint32_t slot, detail::ActorHolder* holder,
-                              const SpawnOptions& options, ActorId parent) noexcept;
+                              const SpawnOptions& options, ActorId parent, bool notify_started) noexcept;
   template <class A, class F>
   Result<ActorRef<typename A::Message>> spawn_linked(const SpawnOptions& options, F factory,
-                                                     ActorId parent);
+                                                     ActorId parent, bool notify_started = false);
+  // Started and health probes.
+  Result<void> report_started(detail::Turn& t) noexcept;
+  Result<void> probe_health(detail::Turn& t, ActorId target) noexcept;
+  // Deferred finalisation: an actor whose trees are being torn down is
+  // finalised (Down sent, slot released) once the reactor reports them gone.
+  std::uint32_t set_of(const detail::Cell* c) const noexcept { return c->process_set - 1u; }
+  bool trees_pending(detail::Worker& w, detail::Cell* c, bool foreign) noexcept;
+  void tree_torn_down(std::uint64_t owner) noexcept;
+  void detach_tree_reports() noexcept;
 
   // Worker side.
   void run_worker(detail::Worker& w) noexcept;
@@ -449,6 +480,9 @@ class System {
     void on_exit(std::uint64_t owner, int pid, ExitStatus status) noexcept override {
       system_.deliver_process_exit(owner, pid, status);
     }
+    void on_teardown(std::uint64_t owner, int, const osl::TeardownReport& report) noexcept override {
+      if (report.owner_wide) system_.tree_torn_down(owner);
+    }
 
    private:
     System& system_;
@@ -461,6 +495,18 @@ class System {
   std::unique_ptr<std::uint8_t[]> process_counts_;
   std::unique_ptr<std::atomic<std::uint32_t>[]> process_links_;
   detail::IndexStack free_process_sets_;
+  // Per ProcessSet: the teardowns its actor requested and those the reactor
+  // reported done, and the owner (ActorId, 64-bit) waiting for the two to
+  // meet (0: none). See trees_pending / tree_torn_down.
+  struct TreeWait {
+    std::atomic<std::uint64_t> owner{0};
+    std::atomic<std::uint32_t> requested{0};
+    std::atomic<std::uint32_t> done{0};
+    std::atomic<std::uint64_t> waiting{0};
+  };
+  std::unique_ptr<TreeWait[]> tree_waits_;
+  std::mutex tree_reports_mu_;     // reactor reports vs. the final drain
+  bool tree_reports_detached_ = false;
 };
 
 // What a handler sees of the runtime: its own handle, sending, spawning
@@ -491,11 +537,41 @@ class Context {
   Result<ActorRef<typename A::Message>> spawn_with(const SpawnOptions& options, F factory) const {
     return t_.system->template spawn_linked<A>(options, std::move(factory), self().id);
   }
+  // Like spawn_with, and this actor receives Started{child} once the child
+  // has started (see Started). M must be constructible from Started.
+  template <class A, class F>
+  Result<ActorRef<typename A::Message>> spawn_supervised(const SpawnOptions& options, F factory) const {
+    static_assert(std::is_constructible_v<M, Started>,
+                  "a supervising actor's message type must be constructible from airssys::Started");
+    return t_.system->template spawn_linked<A>(options, std::move(factory), self().id, true);
+  }
+  // In on_start: this actor's Started is not sent when on_start returns,
+  // but when report_started() is called (a supervisor is started once its
+  // children are). Outside on_start it does nothing.
+  void defer_started() noexcept { t_.defer_started = true; }
+  // Sends this actor's Started to the actor that spawned it with
+  // spawn_supervised, once; later calls and actors not spawned so do nothing.
+  Result<void> report_started() const noexcept { return t_.system->report_started(t_); }
+  // Asks `target` for its Actor::health_check() on the system lane; this
+  // actor then receives HealthReport{target, health}, unless `target` stops
+  // first (its Down tells). Dead if it is gone. M must be constructible from
+  // HealthReport.
+  Result<void> probe_health(ActorId target) const noexcept {
+    static_assert(std::is_constructible_v<M, HealthReport>,
+                  "a probing actor's message type must be constructible from airssys::HealthReport");
+    return t_.system->probe_health(t_, target);
+  }
 
   // Stops this actor once the handler returns (reason Normal).
   void stop() noexcept {
     t_.stop_self = true;
     t_.reason = StopReason::Normal;
+  }
+  // The same with the reason its monitors see (a supervisor that gave up
+  // stops with Shutdown).
+  void stop(StopReason reason) noexcept {
+    t_.stop_self = true;
+    t_.reason = reason;
   }
   Result<void> stop(ActorId other) const noexcept { return t_.system->stop(other); }
   // Reports that the current handler failed; on_error decides what follows.
@@ -590,6 +666,16 @@ void Actor<M>::invoke(detail::Turn& t, detail::Node* n) {
       M m(*detail::payload<ProcessExited>(n));
       on_message(ctx, m);
     }
+  } else if (n->kind == detail::NodeKind::Started) {
+    if constexpr (std::is_constructible_v<M, Started>) {
+      M m(*detail::payload<Started>(n));
+      on_message(ctx, m);
+    }
+  } else if (n->kind == detail::NodeKind::HealthReply) {
+    if constexpr (std::is_constructible_v<M, HealthReport>) {
+      M m(detail::payload<detail::ProbeRecord>(n)->report);
+      on_message(ctx, m);
+    }
   } else if constexpr (std::is_constructible_v<M, Down>) {
     // Down: only reaches actors whose M accepts it (Context::monitor checks).
     M m(detail::payload<detail::MonitorRecord>(n)->down);
@@ -609,6 +695,12 @@ ErrorAction Actor<M>::invoke_error(detail::Turn& t, const Error& e) {
   return on_error(ctx, e);
 }
 
+template <class M>
+Health Actor<M>::invoke_health(detail::Turn& t) {
+  Context<M> ctx(t);
+  return health_check(ctx);
+}
+
 template <class A, class... Args>
 Result<ActorRef<typename A::Message>> System::spawn(Args&&... args) {
   return spawn_with<A>(SpawnOptions{}, [... a = std::decay_t<Args>(std::forward<Args>(args))]() {
@@ -623,7 +715,7 @@ Result<ActorRef<typename A::Message>> System::spawn_with(const SpawnOptions& opt
 
 template <class A, class F>
 Result<ActorRef<typename A::Message>> System::spawn_linked(const SpawnOptions& options, F factory,
-                                                           ActorId parent) {
+                                                           ActorId parent, bool notify_started) {
   using M = typename A::Message;
   using Holder = detail::HolderFor<A, F>;
   static_assert(std::is_base_of_v<Actor<M>, A>, "A must derive from airssys::Actor<M>");
@@ -651,7 +743,7 @@ Result<ActorRef<typename A::Message>> System::spawn_linked(const SpawnOptions& o
   holder = new (block) Holder(std::move(factory));
 #endif
   holder->size_class = static_cast<std::uint8_t>(cls);
-  auto id = start_actor(*slot, holder, options, parent);
+  auto id = start_actor(*slot, holder, options, parent, notify_started);
   if (!id) return id.error();
   return ActorRef<M>{*id};
 }

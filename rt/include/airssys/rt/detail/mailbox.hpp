@@ -19,6 +19,9 @@ enum class NodeKind : std::uint8_t {
   Monitor,  // payload: MonitorRecord; a request to watch this actor
   Exit,     // payload: MonitorRecord; link from child to parent (escalation)
   ProcessExit,  // payload: ProcessExited; a process the actor spawned ended
+  Started,      // payload: Started; a child spawned with spawn_supervised has started
+  Probe,        // payload: ProbeRecord; a health probe for this actor
+  HealthReply,  // payload: ProbeRecord; the answer to this actor's probe
 };
 
 // The 16-byte header in front of every message. `link` chains the node into
