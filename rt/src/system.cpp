@@ -512,6 +512,23 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
     new (detail::payload<detail::MonitorRecord>(link))
         detail::MonitorRecord{parent, Down{ActorId{}, StopReason::Escalated}};
     link_monitor(c, link);
+    if (notify_started) {
+      // A supervising parent monitors the child from its birth: no stop of
+      // the child can come before the monitor (Context::monitor after the
+      // spawn could find it already stopping, and hear NoActor at once).
+      Node* mon = alloc_node(0, w);
+      if (mon == nullptr) {
+        free_node(static_cast<Node*>(messages_.block(0, c->monitors - 1)), w);
+        c->monitors = 0;
+        free_holder(holder);
+        release_unstarted(slot);
+        return pool_exhausted(0, parent);
+      }
+      mon->kind = NodeKind::Monitor;
+      new (detail::payload<detail::MonitorRecord>(mon))
+          detail::MonitorRecord{parent, Down{ActorId{}, StopReason::NoActor}};
+      link_monitor(c, mon);
+    }
   }
   c->home.store(static_cast<std::uint8_t>(home), std::memory_order_relaxed);
   c->capacity.store(options.mailbox_capacity != 0 ? options.mailbox_capacity : config_.mailbox_capacity,
@@ -884,14 +901,11 @@ void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
         dead_letters_.fetch_add(1, std::memory_order_relaxed);
         free_node(n, &w);
         break;
-      case NodeKind::Monitor: {
-        // Watching an actor that is stopping: answer at once.
-        auto* rec = detail::payload<detail::MonitorRecord>(n);
-        rec->down = Down{self, c->stop_reason};
-        n->kind = NodeKind::Down;
-        if (!post_system(rec->watcher, n, &w)) free_node(n, &w);
+      case NodeKind::Monitor:
+        // Watching an actor that is stopping: its Down goes with the
+        // others, once its process trees are gone.
+        link_monitor(c, n);
         break;
-      }
       case NodeKind::Down:
       case NodeKind::Exit:
       case NodeKind::ProcessExit:

@@ -1054,6 +1054,7 @@ struct DownSeen {
   std::atomic<int> downs{0};
   std::atomic<bool> tree_gone_at_down{false};
   std::atomic<std::int64_t> at_ns{0};
+  std::atomic<bool> monitoring{false};
 };
 using WatchMsg = std::variant<int, Down>;
 
@@ -1079,7 +1080,7 @@ TEST_CASE("Down reaches a monitor only once every process of the stopped actor's
     DownSeen seen;
     std::map<std::string, int> watched = pids;
     auto w = test::spawn_scripted<WatchMsg>(
-        *sys, 1, [a = *a](Context<WatchMsg>& ctx) { REQUIRE(ctx.monitor(a)); },
+        *sys, 1, [a = *a, &seen](Context<WatchMsg>& ctx) { seen.monitoring = ctx.monitor(a).ok(); },
         [&seen, watched](Context<WatchMsg>&, WatchMsg& m) {
           if (std::holds_alternative<Down>(m)) {
             seen.tree_gone_at_down = all_gone(watched);
@@ -1088,7 +1089,7 @@ TEST_CASE("Down reaches a monitor only once every process of the stopped actor's
           }
         });
     REQUIRE(w);
-    std::this_thread::sleep_for(50ms);  // the monitor is linked
+    REQUIRE(wait_for([&] { return seen.monitoring.load(); }));
     const auto t0 = std::chrono::steady_clock::now().time_since_epoch().count();
     REQUIRE(send_cmd(*sys, *a, Cmd::Crash));
     REQUIRE(wait_for([&] { return seen.downs.load() == 1; }));

@@ -251,7 +251,8 @@ class System {
 
   // Asks the actor to stop after its current message; queued messages are
   // discarded as dead letters. Dead if it already stopped. Its Down reaches
-  // its monitors once its managed process trees are gone too.
+  // its monitors once its managed process trees are gone too (a monitor
+  // placed once it has begun to stop hears NoActor at once).
   Result<void> stop(ActorId id) noexcept;
   bool alive(ActorId id) const noexcept;
 
@@ -538,11 +539,14 @@ class Context {
     return t_.system->template spawn_linked<A>(options, std::move(factory), self().id);
   }
   // Like spawn_with, and this actor receives Started{child} once the child
-  // has started (see Started). M must be constructible from Started.
+  // has started (see Started), and monitors the child from its birth: it
+  // receives Down{child, reason} when the child stops, once the child's
+  // process trees are gone (no separate monitor() call is needed; one adds
+  // a second Down). M must be constructible from Started and from Down.
   template <class A, class F>
   Result<ActorRef<typename A::Message>> spawn_supervised(const SpawnOptions& options, F factory) const {
-    static_assert(std::is_constructible_v<M, Started>,
-                  "a supervising actor's message type must be constructible from airssys::Started");
+    static_assert(std::is_constructible_v<M, Started> && std::is_constructible_v<M, Down>,
+                  "a supervising actor's message type must be constructible from airssys::Started and Down");
     return t_.system->template spawn_linked<A>(options, std::move(factory), self().id, true);
   }
   // In on_start: this actor's Started is not sent when on_start returns,
