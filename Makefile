@@ -7,7 +7,7 @@ CMAKE      ?= cmake
 CTEST_ARGS ?= --output-on-failure -j2
 BENCH_ARGS ?=
 
-.PHONY: all build deps test bench sanitize asan tsan noexcept clean
+.PHONY: all build deps test bench demo sanitize asan tsan noexcept clean
 
 all: build
 
@@ -24,6 +24,14 @@ test: build
 
 bench: build
 	$(BUILD)/bin/airssys-bench $(BENCH_ARGS)
+
+# The examples and a short airssys-run --procfile session (examples/Procfile.demo):
+# each must exit 0 and leave nothing in the process table (tools/demo.sh checks).
+demo: deps
+	$(CMAKE) -S . -B $(BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release \
+	  -DAIRSSYS_TESTS=ON -DAIRSSYS_BENCH=ON -DAIRSSYS_EXCEPTIONS=ON -DAIRSSYS_SANITIZE=
+	$(CMAKE) --build $(BUILD) --target airssys-run example_supervised_workers example_process_pool
+	tools/demo.sh $(BUILD)/bin
 
 # ASan+UBSan, then TSan: each its own build tree, tests only.
 sanitize: asan tsan

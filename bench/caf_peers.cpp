@@ -190,8 +190,92 @@ void BM_caf_spawn_stop(benchmark::State& state) {
   // ~actor_system waits for them before tearing the scheduler down.
 }
 
+// ---------------------------------------------------------------------------
+// caf/monitor_respawn
+// ---------------------------------------------------------------------------
+//
+// The CAF way to keep a child alive: the parent monitors it and spawns a new
+// one from its down_msg handler. One iteration: the child crashes (quits
+// with an error), the parent's down handler respawns and monitors a fresh
+// child, and the new child handles one message (a ping it sends itself when
+// it starts), the shape of rt/supervisor/restart_one_for_one. Each ping
+// crashes its child until the batch is done; the benchmark thread starts a
+// batch through the parent, which crashes the child that is up.
+
+using ping_atom = caf::atom_constant<caf::atom("ping")>;
+using kick_atom = caf::atom_constant<caf::atom("kick")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+
+constexpr std::int32_t kRespawnBatch = 10000;
+
+struct respawn_shared {
+  BatchSignal done;
+  // Pings handled, and the count that ends the batch. Children run one
+  // after another (each spawned from the previous one's down_msg), the
+  // benchmark thread reads them only after done.signal().
+  std::int64_t handled = 0;
+  std::int64_t target = 0;
+};
+
+caf::behavior respawned_child(caf::event_based_actor* self, respawn_shared* shared) {
+  self->send(self, ping_atom::value);
+  return {
+    [=](ping_atom) {
+      if (++shared->handled == shared->target) {
+        shared->done.signal();
+        return;
+      }
+      self->quit(caf::sec::runtime_error);
+    },
+    [=](kick_atom) { self->quit(caf::sec::runtime_error); },
+  };
+}
+
+struct respawn_parent_state {
+  caf::actor child;
+};
+
+caf::behavior respawn_parent(caf::stateful_actor<respawn_parent_state>* self, respawn_shared* shared) {
+  self->set_down_handler([=](caf::down_msg& down) {
+    if (down.source != self->state.child.address())
+      return;
+    self->state.child = self->spawn(respawned_child, shared);
+    self->monitor(self->state.child);
+  });
+  self->state.child = self->spawn(respawned_child, shared);
+  self->monitor(self->state.child);
+  return {
+    [=](kick_atom) { self->send(self->state.child, kick_atom::value); },
+    // The end: the child first (nothing respawns it once this one quit).
+    [=](stop_atom) {
+      self->send_exit(self->state.child, caf::exit_reason::user_shutdown);
+      self->quit();
+    },
+  };
+}
+
+void BM_caf_monitor_respawn(benchmark::State& state) {
+  // Declared before the system so it outlives every actor that touches it.
+  respawn_shared shared;
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  shared.target = 1; // the first child's own ping ends the warm-up
+  auto warm = shared.done.current();
+  auto parent = sys.spawn(respawn_parent, &shared);
+  shared.done.wait_past(warm);
+  while (state.KeepRunningBatch(kRespawnBatch)) {
+    shared.target += kRespawnBatch;
+    auto seen = shared.done.current();
+    caf::anon_send(parent, kick_atom::value);
+    shared.done.wait_past(seen);
+  }
+  caf::anon_send(parent, stop_atom::value);
+  // ~actor_system waits for the parent and its last child.
+}
+
 } // namespace
 
 BENCHMARK(BM_caf_pingpong)->Name("caf/pingpong")->UseRealTime();
 BENCHMARK(BM_caf_fanin_4to1)->Name("caf/fanin/4to1")->UseRealTime();
 BENCHMARK(BM_caf_spawn_stop)->Name("caf/spawn_stop")->UseRealTime();
+BENCHMARK(BM_caf_monitor_respawn)->Name("caf/monitor_respawn")->UseRealTime();

@@ -38,7 +38,14 @@ const Pair kPairs[] = {
     {"peer/boost_process/spawn_group/rss_mb:1024", "osl/spawn/managed_pgroup/rss_mb:1024", ">= 30", 30, true},
     {"osl/teardown/tree100/cgroup", "limit/teardown/tree100", "<= 2", 2, false},
     {"osl/teardown/tree100/pgroup", "limit/teardown/tree100", "<= 2", 2, false},
+    // Supervision: a restart against CAF's monitor + respawn, and a restart
+    // that tears down and respawns a process against kill + reap + spawn.
+    {"caf/monitor_respawn", "rt/supervisor/restart_one_for_one", ">= 20", 20, true},
+    {"rt/supervisor/restart_with_process", "limit/respawn_process", "<= 1.3", 1.3, false},
 };
+
+// Benchmarks whose allocs_per_op target is 0, checked in the table.
+const std::string_view kZeroAllocs[] = {"rt/supervisor/restart_one_for_one"};
 
 // The name a run is known by in kPairs: benchmark_name() without the
 // components the run options add ("iterations:500", "min_time:0.500",
@@ -112,8 +119,11 @@ class TableReporter : public benchmark::ConsoleReporter {
       auto al = m.counters.find("allocs_per_op");
       if (al == m.counters.end()) continue;
       auto by = m.counters.find("bytes_per_actor");
-      std::printf("%-44s %14.4f %16s\n", name.c_str(), al->second,
-                  by == m.counters.end() ? "-" : std::to_string(static_cast<int>(by->second)).c_str());
+      // Benchmarks whose target is no allocation at all say whether they met it.
+      const bool zero_target = std::find(std::begin(kZeroAllocs), std::end(kZeroAllocs), name) != std::end(kZeroAllocs);
+      std::printf("%-44s %14.4f %16s%s\n", name.c_str(), al->second,
+                  by == m.counters.end() ? "-" : std::to_string(static_cast<int>(by->second)).c_str(),
+                  zero_target ? (al->second == 0 ? "  target 0: met" : "  target 0: MISSED") : "");
     }
     std::fflush(stdout);
   }

@@ -13,6 +13,15 @@
 // everything, escapees included); the main thread waits for that to finish
 // before it restarts PROGRAM or exits, so two runs' trees never overlap and
 // nothing outlives airssys-run.
+//
+// --procfile FILE runs every line of a Procfile as a service under one
+// Supervisor instead (tools/run/services.hpp); the parsing, signal
+// blocking and PID 1 handling below serve both modes.
+
+#include "run/exit_status.hpp"
+#include "run/services.hpp"
+#include "run/signals.hpp"
+#include "run/usage.hpp"
 
 #include <airssys/arch/process.hpp>
 #include <airssys/osl/audit.hpp>
@@ -52,53 +61,11 @@ using airssys::System;
 using airssys::SystemConfig;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kExitUsage = 2;
-constexpr int kExitInternal = 125;     // airssys-run itself failed
-constexpr int kExitCannotRun = 126;    // found, but not executable (shells' convention)
-constexpr int kExitCannotStart = 127;  // not found, bad --cwd, ...
-
-constexpr const char* usage_text =
-    "usage: airssys-run [OPTIONS] [--] PROGRAM [ARGS...]\n"
-    "\n"
-    "Runs PROGRAM as a contained process tree under a supervising actor,\n"
-    "forwards SIGINT, SIGTERM and SIGHUP to it, tears the whole tree down\n"
-    "when it ends, and exits with its status (its exit code, or 128+N when\n"
-    "signal N killed it).\n"
-    "\n"
-    "options:\n"
-    "  --containment auto|cgroup|pgroup\n"
-    "                      how the tree is held together: a cgroup of its own,\n"
-    "                      or its process group with airssys-run as child\n"
-    "                      subreaper; auto: cgroup when usable (default auto)\n"
-    "  --kill-timeout MS   how long a tree has to end after SIGTERM before it\n"
-    "                      is killed with SIGKILL (default 5000)\n"
-    "  --cwd DIR           working directory of PROGRAM\n"
-    "  --audit FILE        append one JSON line per process event to FILE\n"
-    "  --restart never|on-failure|always\n"
-    "                      start PROGRAM again when it exits: on-failure when\n"
-    "                      its status is not 0, always after any exit; the old\n"
-    "                      tree is torn down first (default never)\n"
-    "  --max-restarts N    give up, exiting with the last status, rather than\n"
-    "                      restart more than N times (default 3) ...\n"
-    "  --period S          ... within S seconds (default 60)\n"
-    "  --verbose           print a one-line summary on stderr at the end\n"
-    "  --help              print this help and exit\n"
-    "\n"
-    "signals: SIGHUP is forwarded to PROGRAM. The first SIGINT or SIGTERM is\n"
-    "forwarded too and ends the restarts; if PROGRAM has not exited\n"
-    "--kill-timeout ms later, it is killed with SIGKILL. A second SIGINT or\n"
-    "SIGTERM kills it at once. Once PROGRAM has exited, what is left of its\n"
-    "tree gets SIGTERM, then SIGKILL after --kill-timeout ms. If airssys-run\n"
-    "itself is killed, even with SIGKILL, the tree is killed with it.\n"
-    "\n"
-    "as PID 1 (a container's init), airssys-run also reaps every process\n"
-    "that ends in the container, whether it came from PROGRAM's tree or not.\n"
-    "\n"
-    "exit status: PROGRAM's; 2 for a usage error or an --audit FILE that\n"
-    "cannot be opened; 126 when PROGRAM is not executable or is a directory;\n"
-    "127 when it cannot be started otherwise (not found, bad --cwd, ...);\n"
-    "125 when airssys-run itself fails (an audit record that could not be\n"
-    "written included).\n";
+using airssys::run::kExitInternal;
+using airssys::run::kExitUsage;
+using airssys::run::next_signal;
+using airssys::run::start_failure_status;
+using airssys::run::usage_text;
 
 enum class RestartPolicy : std::uint8_t { Never, OnFailure, Always };
 
@@ -111,6 +78,10 @@ struct Options {
   std::uint32_t max_restarts = 3;
   std::int64_t period_s = 60;
   bool verbose = false;
+  const char* procfile = nullptr;
+  bool strategy_given = false;
+  airssys::Strategy strategy = airssys::Strategy::OneForOne;
+  const char* metrics = nullptr;
   std::string_view program;
   std::vector<std::string_view> args;
 };
@@ -164,7 +135,8 @@ Parsed parse(int argc, char** argv, Options& o) {
       value_z = argv[i] + eq + 1;
     }
     const bool known = name == "--containment" || name == "--kill-timeout" || name == "--cwd" ||
-                       name == "--audit" || name == "--restart" || name == "--max-restarts" || name == "--period";
+                       name == "--audit" || name == "--restart" || name == "--max-restarts" || name == "--period" ||
+                       name == "--procfile" || name == "--strategy" || name == "--metrics";
     if (!known) return bad("unknown option '%s'", argv[i]);
     if (value_z == nullptr) {
       if (i + 1 >= argc) return bad("option '%s' needs a value", argv[i]);
@@ -197,12 +169,30 @@ Parsed parse(int argc, char** argv, Options& o) {
       if (!parse_number(value, 0, 1'000'000, n))
         return bad("--max-restarts: '%s' is not a count (0..1000000)", value_z);
       o.max_restarts = static_cast<std::uint32_t>(n);
+    } else if (name == "--procfile") {
+      if (value.empty()) return bad("--procfile: %s", "the file name is empty");
+      o.procfile = value_z;
+    } else if (name == "--strategy") {
+      if (value == "one-for-one") o.strategy = airssys::Strategy::OneForOne;
+      else if (value == "one-for-all") o.strategy = airssys::Strategy::OneForAll;
+      else if (value == "rest-for-one") o.strategy = airssys::Strategy::RestForOne;
+      else return bad("--strategy: '%s' is not one-for-one, one-for-all or rest-for-one", value_z);
+      o.strategy_given = true;
+    } else if (name == "--metrics") {
+      if (value.empty()) return bad("--metrics: %s", "the file name is empty");
+      o.metrics = value_z;
     } else {  // --period
       if (!parse_number(value, 1, 31'536'000, n))
         return bad("--period: '%s' is not a number of seconds (1..31536000)", value_z);
       o.period_s = n;
     }
   }
+  if (o.procfile != nullptr) {
+    if (i < argc) return bad("--procfile runs the file's services; '%s' cannot be run beside them", argv[i]);
+    return Parsed::Run;
+  }
+  if (o.strategy_given) return bad("%s", "--strategy needs --procfile");
+  if (o.metrics != nullptr) return bad("%s", "--metrics needs --procfile");
   if (i >= argc) return bad("%s", "no PROGRAM given");
   o.program = argv[i];
   if (o.program.empty()) return bad("%s", "PROGRAM is empty");
@@ -308,32 +298,6 @@ sigset_t forwarded_signals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
   return set;
-}
-
-// Waits up to `timeout` for one of the forwarded signals; 0 if none came.
-// The short timeout is how the main thread also notices a run ending: the
-// runtime has no callback into a non-actor thread, and 10 ms of latency at
-// exit costs nothing.
-int next_signal(const sigset_t& set, std::chrono::milliseconds timeout) {
-  timespec ts{};
-  ts.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  ts.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1'000'000);
-  siginfo_t info;
-  const int sig = sigtimedwait(&set, &info, &ts);
-  return sig > 0 ? sig : 0;  // EAGAIN: timeout; EINTR: some other signal
-}
-
-// Exit status for a PROGRAM that could not be started, as shells do: 126
-// and 127 say something about PROGRAM or its arguments (the spawn names
-// them as InvalidArgument or NotFound). Anything else — a containment that
-// is not available, a full table, no guardian — is airssys-run's own
-// failure, not PROGRAM's.
-int start_failure_status(const Error& e) {
-  if (e.code() == Errc::InvalidArgument &&
-      (e.os_error() == EACCES || e.os_error() == EISDIR || e.os_error() == ENOEXEC))
-    return kExitCannotRun;
-  if (e.code() == Errc::InvalidArgument || e.code() == Errc::NotFound) return kExitCannotStart;
-  return kExitInternal;
 }
 
 struct Totals {
@@ -501,6 +465,29 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     audit = std::move(log.value());
+  }
+
+  if (options.procfile != nullptr) {
+    airssys::run::ProcfileOptions p;
+    p.procfile = options.procfile;
+    p.strategy = options.strategy;
+    p.restart = options.restart == RestartPolicy::Always      ? airssys::RestartType::Permanent
+                : options.restart == RestartPolicy::OnFailure ? airssys::RestartType::Transient
+                                                              : airssys::RestartType::Temporary;
+    p.max_restarts = options.max_restarts;
+    p.period_s = options.period_s;
+    p.kill_timeout_ms = options.kill_timeout_ms;
+    p.containment = options.containment;
+    p.cwd = options.cwd;
+    p.audit = audit.get();
+    p.metrics = options.metrics;
+    const int status = airssys::run::run_procfile(p, signals);
+    if (audit && audit->write_failures() > 0) {
+      std::fprintf(stderr, "airssys-run: --audit: %llu records could not be written: %s\n",
+                   static_cast<unsigned long long>(audit->write_failures()), audit->last_failure().message());
+      return kExitInternal;
+    }
+    return status;
   }
 
   // One actor at a time and a handful of messages: small pools.

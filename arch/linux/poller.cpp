@@ -2,6 +2,8 @@
 
 #include "poll_timeout.hpp"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -53,6 +55,24 @@ Result<void> Poller::add(int fd, bool priority, std::uint64_t data) noexcept {
   return {};
 }
 
+Result<void> Poller::add_oneshot(int fd, std::uint64_t data) noexcept {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLONESHOT;
+  ev.data.u64 = data;
+  if (epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) != 0)
+    return Error::make_os(errno, "poller: watching fd %d: %s", fd, std::strerror(errno));
+  return {};
+}
+
+Result<void> Poller::rearm(int fd, std::uint64_t data) noexcept {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLONESHOT;
+  ev.data.u64 = data;
+  if (epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &ev) != 0)
+    return Error::make_os(errno, "poller: re-arming fd %d: %s", fd, std::strerror(errno));
+  return {};
+}
+
 void Poller::remove(int fd) noexcept { epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr); }
 
 std::size_t Poller::wait(std::uint64_t* out, std::size_t capacity, std::int64_t timeout_ns) noexcept {
@@ -73,6 +93,61 @@ std::size_t Poller::wait(std::uint64_t* out, std::size_t capacity, std::int64_t 
 void Poller::wake() noexcept {
   const std::uint64_t one = 1;
   (void)!write(wake_, &one, sizeof one);
+}
+
+Result<void> set_nonblocking(int fd) noexcept {
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+    return Error::make_os(errno, "fd %d cannot be made non-blocking: %s", fd, std::strerror(errno));
+  return {};
+}
+
+PipeResult read_pipe(int fd, void* buf, std::size_t capacity) noexcept {
+  for (;;) {
+    const ssize_t n = read(fd, buf, capacity);
+    if (n > 0) return {PipeIo::Ok, static_cast<std::size_t>(n), 0};
+    if (n == 0) return {PipeIo::End, 0, 0};
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return {PipeIo::WouldBlock, 0, 0};
+    return {PipeIo::Failed, 0, errno};
+  }
+}
+
+PipeResult write_pipe(int fd, const void* data, std::size_t length) noexcept {
+  // A reader that is gone must give EPIPE, not a SIGPIPE that ends this
+  // process: the signal is blocked for this thread around the write, and
+  // one it raised is taken back before the mask is restored.
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  sigset_t pending;
+  sigemptyset(&pending);
+  sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  PipeResult r;
+  for (;;) {
+    const ssize_t n = write(fd, data, length);
+    if (n >= 0) {
+      r = {PipeIo::Ok, static_cast<std::size_t>(n), 0};
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      r = {PipeIo::WouldBlock, 0, 0};
+    } else if (errno == EPIPE) {
+      r = {PipeIo::End, 0, EPIPE};
+      if (!was_pending) {
+        const timespec zero{0, 0};
+        while (sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+        }
+      }
+    } else {
+      r = {PipeIo::Failed, 0, errno};
+    }
+    break;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return r;
 }
 
 }  // namespace airssys::arch

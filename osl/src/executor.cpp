@@ -14,6 +14,14 @@
 
 namespace airssys::osl {
 
+namespace {
+// Poller data of a watched descriptor: generation << 32 | kWatchFlag |
+// index. Entry data (teardown.cpp) keeps its index below 1024 and uses bit
+// 31 for cgroup.events, so bit 30 tells a watch apart.
+constexpr std::uint64_t kWatchFlag = 1u << 30;
+constexpr std::size_t kMaxWatches = 1u << 20;
+}  // namespace
+
 const char* to_string(Containment c) noexcept {
   switch (c) {
     case Containment::Auto: return "auto";
@@ -37,6 +45,7 @@ const char* to_string(ProcessEvent::Kind k) noexcept {
     case K::Cleanup: return "cleanup";
     case K::Denied: return "denied";
     case K::StaleSwept: return "stale_swept";
+    case K::GuardianRestarted: return "guardian_restarted";
   }
   return "?";
 }
@@ -101,6 +110,9 @@ ProcessExecutor::ProcessExecutor(const ExecutorConfig& config) : config_(config)
   buffers_->memory.reset(new char[config_.spawn_buffers * config_.spawn_buffer_bytes]);
   buffers_->busy.reset(new std::atomic<bool>[config_.spawn_buffers]);
   for (std::size_t i = 0; i < config_.spawn_buffers; ++i) buffers_->busy[i].store(false);
+  if (config_.fd_watches == 0) config_.fd_watches = 1;
+  if (config_.fd_watches > kMaxWatches) config_.fd_watches = kMaxWatches;
+  watches_.reset(new Watch[config_.fd_watches]);
 }
 
 ProcessExecutor::~ProcessExecutor() {
@@ -402,8 +414,7 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
       if (!guardian_) return fail(Error::make(Errc::Full, "no memory for the guardian"));
     }
     // Also a new guardian if the last one died (killed on its own, say).
-    if (auto r = keep_guardian(*guardian_, cgroup_root_.get(), entries_.get(), config_.max_processes, poller_.get());
-        !r)
+    if (auto r = keep_guardian_locked(); !r)
       return fail(r.error());
   }
   Entry* entry = nullptr;
@@ -700,6 +711,138 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
                                 static_cast<long long>(op.timeout_ns / 1'000'000)));
     }
     arch::wait_readable(ready_fd, wait_ns);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Single trees, for integration actors.
+
+Result<void> ProcessExecutor::request_tree_teardown(std::uint64_t owner, int pid, std::int64_t term_timeout_ns,
+                                                    int first_signal) noexcept {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!poller_) return Error::make(Errc::Unavailable, "teardown of the tree of pid %d needs the reactor", pid);
+    Entry* leader = nullptr;
+    for (std::size_t i = 0; i < config_.max_processes; ++i) {
+      Entry& e = entries_[i];
+      if ((e.state == Entry::State::Live || e.state == Entry::State::Exited) && e.leads && !e.orphan &&
+          e.pid == pid && e.owner == owner && e.lifetime == ProcessLifetime::Managed) {
+        leader = &e;
+        break;
+      }
+    }
+    if (leader == nullptr)
+      return Error::make(Errc::NotFound, "no managed tree led by pid %d is held for owner %llu", pid,
+                         static_cast<unsigned long long>(owner));
+    if (leader->tearing_down) return {};
+    begin_teardown_locked(*leader, term_timeout_ns, first_signal);
+    leader->report_to_sink = true;
+  }
+  poller_->wake();
+  return {};
+}
+
+Result<arch::TreeUsage> ProcessExecutor::tree_usage(int pid) noexcept {
+  int pgid = -1;
+  char cgroup_dir[sizeof(Entry::cgroup_suffix)] = {};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Entry* leader = nullptr;
+    for (std::size_t i = 0; i < config_.max_processes; ++i) {
+      Entry& e = entries_[i];
+      if ((e.state == Entry::State::Live || e.state == Entry::State::Exited) && e.leads && !e.orphan && e.pid == pid) {
+        leader = &e;
+        break;
+      }
+    }
+    if (leader == nullptr) return Error::make(Errc::NotFound, "no tree led by pid %d is held", pid);
+    // The group's number is counted only while the held group still owns
+    // it (its leader unreaped, or held through the pidfd).
+    if (leader->held_group.valid() && leader->held_group.owns_number()) pgid = leader->pgid;
+    if (leader->containment == Containment::Cgroup)
+      std::memcpy(cgroup_dir, leader->cgroup_suffix, sizeof cgroup_dir);
+  }
+  // The /proc pass runs without the lock: a process that ends meanwhile is
+  // simply not counted.
+  return arch::tree_usage(pgid, cgroup_dir);
+}
+
+// ---------------------------------------------------------------------------
+// Watched descriptors.
+
+Result<void> ProcessExecutor::watch_readable(int fd, FdWatcher& w) noexcept {
+  if (fd < 0) return Error::make(Errc::InvalidArgument, "cannot watch fd %d", fd);
+  std::lock_guard<std::mutex> lock(watch_mu_);
+  if (!poller_) return Error::make(Errc::Unavailable, "watching fd %d needs the process reactor", fd);
+  Watch* slot = nullptr;
+  for (std::size_t i = 0; i < config_.fd_watches; ++i) {
+    Watch& x = watches_[i];
+    if (x.fd == fd) return Error::make(Errc::AlreadyExists, "fd %d is already watched", fd);
+    if (slot == nullptr && x.fd < 0 && !x.in_call) slot = &x;
+  }
+  if (slot == nullptr)
+    return Error::make(Errc::Full, "cannot watch fd %d: all %zu watches are taken (ExecutorConfig::fd_watches)", fd,
+                       config_.fd_watches);
+  const auto index = static_cast<std::uint64_t>(slot - watches_.get());
+  ++slot->generation;
+  const std::uint64_t data = (std::uint64_t{slot->generation} << 32) | kWatchFlag | index;
+  if (auto r = poller_->add_oneshot(fd, data); !r) return r.error();
+  slot->fd = fd;
+  slot->watcher = &w;
+  return {};
+}
+
+Result<void> ProcessExecutor::rearm(int fd) noexcept {
+  std::lock_guard<std::mutex> lock(watch_mu_);
+  for (std::size_t i = 0; i < config_.fd_watches; ++i) {
+    Watch& x = watches_[i];
+    if (x.fd != fd) continue;
+    return poller_->rearm(fd, (std::uint64_t{x.generation} << 32) | kWatchFlag | i);
+  }
+  return Error::make(Errc::NotFound, "fd %d is not watched", fd);
+}
+
+void ProcessExecutor::unwatch(int fd) noexcept {
+  std::unique_lock<std::mutex> lock(watch_mu_);
+  for (std::size_t i = 0; i < config_.fd_watches; ++i) {
+    Watch& x = watches_[i];
+    if (x.fd != fd) continue;
+    poller_->remove(fd);
+    x.fd = -1;
+    x.watcher = nullptr;
+    // A readiness the poller already reported carries the old generation
+    // and is ignored.
+    ++x.generation;
+    if (std::this_thread::get_id() != reactor_.get_id())
+      watch_done_.wait(lock, [&x] { return !x.in_call; });
+    return;
+  }
+}
+
+void ProcessExecutor::dispatch_watches(std::uint64_t* ready, std::size_t n) noexcept {
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::uint64_t d = ready[k];
+    if (d == arch::Poller::kWake || d == kGuardianData || (d & kWatchFlag) == 0 || (d & (1u << 31)) != 0) continue;
+    ready[k] = arch::Poller::kWake;
+    const auto index = static_cast<std::size_t>(d & (kWatchFlag - 1));
+    const auto gen = static_cast<std::uint32_t>(d >> 32);
+    FdWatcher* w = nullptr;
+    int fd = -1;
+    {
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      if (index >= config_.fd_watches) continue;
+      Watch& x = watches_[index];
+      if (x.fd < 0 || x.generation != gen) continue;  // unwatched since
+      x.in_call = true;
+      w = x.watcher;
+      fd = x.fd;
+    }
+    w->on_readable(fd);
+    {
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      watches_[index].in_call = false;
+    }
+    watch_done_.notify_all();
   }
 }
 

@@ -476,7 +476,62 @@ TeardownReport ProcessExecutor::complete_teardown_locked(Entry& leader, std::str
   TeardownReport report = leader.report;
   report.owner_wide = leader.owner_wide;
   counters_.killed += report.killed;
-  ++counters_.cleaned;
+  const int index = static_cast<int>(&leader - entries_.get());
+  // A teardown that gave up may hold processes SIGKILL did not end (stuck
+  // in the kernel). Releasing their entries would reap them, which waits
+  // until they end, here on the reactor with the table locked. Each stays
+  // held on its own instead (polled, guarded) and is reaped when it ends;
+  // a stuck leader keeps its group's resources until then.
+  std::size_t stuck = 0;
+  int first_stuck = -1;
+  bool keep_leader = false;
+  if (report.gave_up) {
+    // Those that left the tree's group are held by a sweep first (a cgroup
+    // tree's steps sweep only once the cgroup is empty).
+    (void)sweep_orphans_locked(&leader);
+    for (std::size_t i = 0; i < config_.max_processes; ++i) {
+      Entry& e = entries_[i];
+      if (e.state != Entry::State::Live || !e.proc.valid() || (e.group != index && &e != &leader)) continue;
+      ExitStatus ended;
+      if (reap_held(e, ended)) continue;  // ended meanwhile: released below
+      ++stuck;
+      if (first_stuck < 0) first_stuck = e.pid;
+      if (&e == &leader) {
+        keep_leader = true;
+        continue;
+      }
+      e.group = static_cast<int>(i);
+      e.orphan = true;  // its end is no longer its owner's news
+    }
+  }
+  // A teardown that failed says so in its event's error (Monitoring turns
+  // it into an alert): a give-up, or a tree whose processes are gone but
+  // whose cgroup cannot be removed (a directory someone holds in it),
+  // never a silent leftover.
+  Error failure;
+  if (report.gave_up && stuck > 0) {
+    failure = Error::make(Errc::Timeout,
+                          "teardown of tree %d (pgid %d, %s) gave up 5 s after SIGKILL: %zu of its processes "
+                          "(first %d) still alive, held until they end",
+                          leader.pid, leader.pgid, to_string(leader.containment), stuck, first_stuck);
+  } else if (report.gave_up && leader.cgroup.valid()) {
+    failure = Error::make(Errc::Timeout,
+                          "teardown of tree %d (pgid %d, cgroup) gave up 5 s after SIGKILL: %zu processes left in "
+                          "its cgroup",
+                          leader.pid, leader.pgid, leader.cgroup.count_processes());
+  } else if (report.gave_up) {
+    failure = Error::make(Errc::Timeout, "teardown of tree %d (pgid %d, %s) gave up 5 s after SIGKILL: not confirmed gone",
+                          leader.pid, leader.pgid, to_string(leader.containment));
+  } else if (leader.cgroup.valid()) {
+    if (leader.events_polled && poller_) poller_->remove(leader.cgroup.events_handle());
+    leader.events_polled = false;
+    if (auto r = leader.cgroup.remove(); !r) {
+      const int os = r.error().os_error();
+      failure = Error::make_code_os(Errc::Failed, os, "teardown of tree %d: its cgroup '%s' could not be removed: %s",
+                                    leader.pid, leader.cgroup_suffix, os != 0 ? std::strerror(os) : r.error().message());
+    }
+  }
+  if (!keep_leader) ++counters_.cleaned;  // else when it ends (reactor_handle_exit)
   ProcessEvent ev;
   ev.kind = kind;
   ev.principal = principal;
@@ -484,12 +539,18 @@ TeardownReport ProcessExecutor::complete_teardown_locked(Entry& leader, std::str
   ev.pgid = leader.pgid;
   ev.containment = leader.containment;
   ev.teardown = &report;
+  if (failure.code() != Errc::Ok) ev.error = &failure;
   emit(ev);
   if (sink_ != nullptr && leader.report_to_sink) sink_->on_teardown(leader.owner, leader.pid, report);
-  const int index = static_cast<int>(&leader - entries_.get());
   for (std::size_t i = 0; i < config_.max_processes; ++i)
     if (entries_[i].state != Entry::State::Free && entries_[i].group == index && &entries_[i] != &leader)
       release_locked(entries_[i]);
+  if (keep_leader) {
+    leader.tearing_down = false;
+    leader.report_to_sink = false;
+    leader.blocking = false;
+    return report;
+  }
   release_locked(leader);
   return report;
 }
@@ -572,6 +633,24 @@ Result<void> keep_guardian(arch::Guardian& guardian, const arch::CgroupRoot* roo
     }
   }
   return {};
+}
+
+// A guardian that was running and is not the same one afterwards died and
+// was replaced: the trees were unguarded for a moment, which the middleware
+// hears of (as it does when the replacement fails).
+Result<void> ProcessExecutor::keep_guardian_locked() noexcept {
+  const int before = guardian_->pid();
+  auto r = keep_guardian(*guardian_, cgroup_root_.get(), entries_.get(), config_.max_processes, poller_.get());
+  const int after = guardian_->pid();
+  if (before > 0 && (!r || after != before)) {
+    ProcessEvent ev;
+    ev.kind = ProcessEvent::Kind::GuardianRestarted;
+    ev.principal = "runtime";
+    ev.pid = after;
+    if (!r) ev.error = &r.error();
+    emit(ev);
+  }
+  return r;
 }
 
 // ---- the reactor ------------------------------------------------------------
@@ -696,13 +775,13 @@ void ProcessExecutor::reactor_loop() noexcept {
       if (tearing && (timeout < 0 || timeout > 1'000'000)) timeout = 1'000'000;
     }
     const std::size_t n = poller_->wait(ready, 64, timeout);
+    dispatch_watches(ready, n);  // before mu_: a watcher never runs under the table's lock
     std::lock_guard<std::mutex> lock(mu_);
     for (std::size_t k = 0; k < n; ++k) {
       if (ready[k] == kGuardianData) {
         // The guardian died (killed on its own): a new one, told of every
         // tree still held, before the host could die unguarded.
-        if (guardian_)
-          (void)keep_guardian(*guardian_, cgroup_root_.get(), entries_.get(), config_.max_processes, poller_.get());
+        if (guardian_) (void)keep_guardian_locked();
         continue;
       }
       if (ready[k] == arch::Poller::kWake || (ready[k] & kEventsFlag) != 0) continue;

@@ -29,12 +29,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 using namespace airssys;
@@ -850,4 +852,71 @@ TEST_CASE("a Detached process survives the executor, in a session of its own and
   CHECK(WIFSIGNALED(st));
   CHECK(WTERMSIG(st) == SIGKILL);
   CHECK_FALSE(test::process_exists(pid));
+}
+
+TEST_CASE("a watched descriptor is reported once per arming, never after unwatch returns, within a bounded table") {
+  NothingLeft guard;
+  struct Sink final : osl::ExitSink {
+    void on_exit(std::uint64_t, int, osl::ExitStatus) noexcept override {}
+  } sink;
+  struct Counter final : osl::FdWatcher {
+    std::atomic<int> calls{0};
+    std::atomic<bool> slow{false}, inside{false}, finished{false};
+    void on_readable(int) noexcept override {
+      if (slow.load()) {
+        inside = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        finished = true;
+      }
+      calls.fetch_add(1);
+    }
+  };
+  ExecutorConfig cfg;
+  cfg.fd_watches = 2;
+  ProcessExecutor ex(cfg);
+  int a[2], b[2], c[2];
+  REQUIRE(::pipe2(a, O_CLOEXEC | O_NONBLOCK) == 0);
+  REQUIRE(::pipe2(b, O_CLOEXEC | O_NONBLOCK) == 0);
+  REQUIRE(::pipe2(c, O_CLOEXEC | O_NONBLOCK) == 0);
+  Counter wa, wb, wc;
+  auto early = ex.watch_readable(a[0], wa);
+  REQUIRE_FALSE(early);
+  CHECK(early.code() == Errc::Unavailable);
+  REQUIRE(ex.start_reactor(sink).ok());
+
+  REQUIRE(ex.watch_readable(a[0], wa).ok());
+  CHECK(ex.watch_readable(a[0], wa).code() == Errc::AlreadyExists);
+  REQUIRE(ex.watch_readable(b[0], wb).ok());
+  auto full = ex.watch_readable(c[0], wc);
+  CHECK(full.code() == Errc::Full);
+  CHECK_THAT(full.error().message(), Catch::Contains("fd " + std::to_string(c[0])));
+
+  // One-shot: unread data is reported again only after rearm.
+  REQUIRE(::write(a[1], "x", 1) == 1);
+  REQUIRE(test::wait_for([&] { return wa.calls.load() == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(wa.calls.load() == 1);
+  REQUIRE(ex.rearm(a[0]).ok());
+  REQUIRE(test::wait_for([&] { return wa.calls.load() == 2; }));
+  char byte;
+  REQUIRE(::read(a[0], &byte, 1) == 1);
+
+  // unwatch waits for a call in progress, and none comes after it.
+  wa.slow = true;
+  REQUIRE(ex.rearm(a[0]).ok());
+  REQUIRE(::write(a[1], "y", 1) == 1);
+  REQUIRE(test::wait_for([&] { return wa.inside.load(); }));
+  ex.unwatch(a[0]);
+  CHECK(wa.finished.load());
+  const int after = wa.calls.load();
+  CHECK(ex.rearm(a[0]).code() == Errc::NotFound);
+  REQUIRE(::write(a[1], "z", 1) == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(wa.calls.load() == after);
+  // Its slot is free again.
+  REQUIRE(ex.watch_readable(c[0], wc).ok());
+  ex.unwatch(b[0]);
+  ex.unwatch(c[0]);
+  for (int fd : {a[0], a[1], b[0], b[1], c[0], c[1]}) ::close(fd);
+  CHECK(wb.calls.load() == 0);
 }

@@ -24,7 +24,10 @@
 
 #include <airssys/osl/operations.hpp>
 
+#include <airssys/arch/usage.hpp>
+
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -49,6 +52,7 @@ struct ProcessEvent {
   enum class Kind : std::uint8_t {
     Spawn, Signal, GroupKill, Wait, Exit, OrphanAdopted, Teardown, Cleanup, Denied,
     StaleSwept,  // trees a dead runtime left in its cgroups, killed when the cgroup root opened
+    GuardianRestarted,  // the guardian died and a new one was started (pid); error: it could not be
   };
   Kind kind = Kind::Spawn;
   std::int64_t time_ns = 0;          // wall clock
@@ -113,6 +117,16 @@ class ExitSink {
   }
 };
 
+// Told by the reactor that a watched descriptor (a pipe's read end) has
+// data or is at its end, on the reactor's thread. One-shot: not told again
+// until ProcessExecutor::rearm. Must not block, and must not call back into
+// the executor (a post to an actor's mailbox is what it is for).
+class FdWatcher {
+ public:
+  virtual ~FdWatcher() = default;
+  virtual void on_readable(int fd) noexcept = 0;
+};
+
 struct ExecutorConfig {
   std::size_t max_processes = 256;       // spawned, adopted and not yet reaped (at most 1024)
   std::size_t spawn_buffers = 8;         // concurrent spawns
@@ -121,6 +135,9 @@ struct ExecutorConfig {
   // How often the reactor looks for escaped orphans while process-group
   // contained trees live (adopted ones are then guarded too).
   std::int64_t orphan_scan_ns = 50'000'000;
+  // Descriptors the reactor can watch at once (watch_readable), reserved
+  // at construction.
+  std::size_t fd_watches = 128;
 };
 
 class ProcessExecutor {
@@ -158,6 +175,29 @@ class ProcessExecutor {
   // counted by an earlier call, those already being torn down one by one
   // included (their teardown goes on as it was).
   std::size_t request_teardown(std::uint64_t owner, std::int64_t term_timeout_ns, int first_signal = 0) noexcept;
+  // The same for the one tree led by `pid`, which `owner` spawned (Managed):
+  // for an integration actor that ends one tree and keeps the others.
+  // NotFound if `owner` holds no such tree (it was already torn down and
+  // released, or is not its); a tree already being torn down is left to
+  // that teardown.
+  Result<void> request_tree_teardown(std::uint64_t owner, int pid, std::int64_t term_timeout_ns,
+                                     int first_signal = 0) noexcept;
+  // CPU time and memory of the live processes of the tree led by `pid`
+  // (its process group, and its cgroup in cgroup containment). NotFound if
+  // no tree led by `pid` is held.
+  Result<arch::TreeUsage> tree_usage(int pid) noexcept;
+
+  // Readiness of descriptors on the reactor (needs start_reactor): `w` is
+  // told once when `fd` is readable (or at its end), then again only after
+  // rearm(fd). Fixed capacity (ExecutorConfig::fd_watches): Full when every
+  // watch is taken, AlreadyExists if `fd` is watched, Unavailable without a
+  // reactor. Nothing allocates per event.
+  Result<void> watch_readable(int fd, FdWatcher& w) noexcept;
+  Result<void> rearm(int fd) noexcept;
+  // Stops watching `fd`: once it returns, no on_readable for it runs or
+  // will run (a call in progress on the reactor is waited for, unless
+  // unwatch is called from that call). Call it before closing `fd`.
+  void unwatch(int fd) noexcept;
 
 
   struct Counters {
@@ -186,6 +226,8 @@ class ProcessExecutor {
 
  private:
   void emit(ProcessEvent& e) noexcept;
+  // keep_guardian (executor_entry.hpp), emitting GuardianRestarted when a guardian that ran was replaced.
+  Result<void> keep_guardian_locked() noexcept;
   using SignalTarget = Result<void> (ProcessExecutor::*)(const OperationView&, ProcessEvent&) noexcept;
   Result<void> signal_operation(const OperationView& view, const SecurityContext& who, SignalTarget send) noexcept;
   Result<void> signal_group_locked(const OperationView& view, ProcessEvent& ev) noexcept;
@@ -208,6 +250,9 @@ class ProcessExecutor {
   void reactor_loop() noexcept;
   void reactor_handle_exit(std::uint32_t index) noexcept;
   void reactor_advance_teardowns(std::int64_t now) noexcept;
+  // Runs the watchers of ready watched descriptors and marks their entries
+  // in `ready` as handled (kWake). Before the reactor takes mu_.
+  void dispatch_watches(std::uint64_t* ready, std::size_t n) noexcept;
 
   ExecutorConfig config_;
   mutable std::mutex mu_;
@@ -229,6 +274,17 @@ class ProcessExecutor {
   ExitSink* sink_ = nullptr;
   std::thread reactor_;
   std::atomic<bool> stopping_{false};
+  // Watched descriptors (watch_readable): their own lock, never held
+  // across a watcher's call, so that a watcher may take anything but it.
+  struct Watch {
+    int fd = -1;
+    FdWatcher* watcher = nullptr;
+    std::uint32_t generation = 0;
+    bool in_call = false;
+  };
+  std::mutex watch_mu_;
+  std::condition_variable watch_done_;
+  std::unique_ptr<Watch[]> watches_;
   // Rate limit of the table-full events (report_table_full_locked).
   std::int64_t last_full_event_ns_ = 0;
   std::uint64_t full_since_event_ = 0;

@@ -1,0 +1,539 @@
+#include <airssys/rt/monitoring.hpp>
+
+#include <airssys/arch/wait.hpp>
+
+#include <cstring>
+#include <new>
+#include <type_traits>
+
+namespace airssys {
+
+// ---- the ring -----------------------------------------------------------------
+//
+// Each slot has a state word: (tag << 2) | state, where tag = sequence + 1
+// of the event that last claimed the slot (0: never used) and state is
+//   Free      — no valid event for `tag` (never written, or lost);
+//   Writing   — the producer of `tag` owns the slot and is storing words;
+//   Done      — the event `tag` is whole;
+//   Contested — the producer of an older tag still writes, and the producer
+//               of `tag` came by: both events are lost; the older producer,
+//               on finishing, turns the word into (tag, Free).
+// Only a producer that owns the slot (Writing) stores its words, so two
+// producers never write one slot at once. A producer never waits: finding
+// the slot taken by an older one, it gives its own event up (Contested);
+// finding a newer tag, its event was already overwritten. Every sequence
+// handed out thus ends Done, or is seen by a reader as lost.
+
+namespace {
+
+constexpr std::uint64_t kFree = 0;
+constexpr std::uint64_t kWriting = 1;
+constexpr std::uint64_t kDone = 2;
+constexpr std::uint64_t kContested = 3;
+constexpr std::uint64_t word(std::uint64_t tag, std::uint64_t state) noexcept { return (tag << 2) | state; }
+constexpr std::uint64_t tag_of(std::uint64_t w) noexcept { return w >> 2; }
+constexpr std::uint64_t state_of(std::uint64_t w) noexcept { return w & 3; }
+
+constexpr std::size_t kWords = sizeof(MonitorEvent) / sizeof(std::uint64_t);
+static_assert(std::is_trivially_copyable_v<MonitorEvent>, "the ring copies events word by word");
+constexpr std::size_t kMaxEvents = std::size_t{1} << 24;
+constexpr std::size_t kMaxNames = 4096;
+
+std::size_t round_up_pow2(std::size_t n) noexcept {
+  std::size_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+// FNV-1a; never 0 (0 marks a free name slot).
+std::uint64_t name_key(std::string_view s) noexcept {
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h | 1;
+}
+
+std::string_view cut(std::string_view s) noexcept {
+  return s.size() < MonitorEvent::kNameSize ? s : s.substr(0, MonitorEvent::kNameSize - 1);
+}
+
+}  // namespace
+
+struct Monitoring::Slot {
+  std::atomic<std::uint64_t> state{0};
+  std::atomic<std::uint64_t> words[kWords] = {};
+};
+
+// A row of the per-child table. `key` is claimed once (0 -> the name's
+// key) and never changes; `name` is written by the claimer before `named`
+// is released and never again.
+struct Monitoring::NameSlot {
+  std::atomic<std::uint64_t> key{0};
+  std::atomic<bool> named{false};
+  std::atomic<std::uint64_t> count{0};
+  char name[MonitorEvent::kNameSize] = {};
+};
+
+MonitorEvent MonitorEvent::make(Kind k, ActorId a, std::string_view n, std::uint64_t c) noexcept {
+  MonitorEvent e;
+  e.kind = k;
+  e.actor = a;
+  e.count = c;
+  e.set_name(n);
+  return e;
+}
+
+void MonitorEvent::set_name(std::string_view n) noexcept {
+  n = cut(n);
+  if (!n.empty()) std::memcpy(name, n.data(), n.size());  // an empty view may hold no pointer
+  std::memset(name + n.size(), 0, kNameSize - n.size());
+}
+
+std::string_view MonitorEvent::name_view() const noexcept { return std::string_view(name, ::strnlen(name, kNameSize)); }
+
+const char* to_string(MonitorEvent::Kind k) noexcept {
+  using K = MonitorEvent::Kind;
+  switch (k) {
+    case K::ActorStarted: return "actor_started";
+    case K::ActorStopped: return "actor_stopped";
+    case K::ActorFailed: return "actor_failed";
+    case K::ActorRestarted: return "actor_restarted";
+    case K::StrategyApplied: return "strategy_applied";
+    case K::IntensityExceeded: return "intensity_exceeded";
+    case K::TreeSpawned: return "tree_spawned";
+    case K::TreeTerminated: return "tree_terminated";
+    case K::TreeKilled: return "tree_killed";
+    case K::OrphanAdopted: return "orphan_adopted";
+    case K::TeardownFailed: return "teardown_failed";
+    case K::StaleTreeSwept: return "stale_tree_swept";
+    case K::GuardianRestarted: return "guardian_restarted";
+    case K::TreeLeftAtShutdown: return "tree_left_at_shutdown";
+  }
+  return "?";
+}
+
+bool needs_alert(const MonitorEvent& e) noexcept {
+  using K = MonitorEvent::Kind;
+  switch (e.kind) {
+    case K::TeardownFailed:
+    case K::OrphanAdopted:
+    case K::StaleTreeSwept:
+    case K::TreeLeftAtShutdown: return true;
+    case K::GuardianRestarted: return e.error != Errc::Ok;  // trees are unguarded until one runs again
+    default: return false;
+  }
+}
+
+Monitoring::Monitoring(const MonitoringConfig& config) noexcept {
+  std::size_t n = config.events == 0 ? 1 : (config.events > kMaxEvents ? kMaxEvents : config.events);
+  n = round_up_pow2(n);
+  slots_.reset(new (std::nothrow) Slot[n]);
+  mask_ = slots_ ? n - 1 : 0;
+  const std::size_t names = config.child_names > kMaxNames ? kMaxNames : config.child_names;
+  if (names > 0) {
+    names_.reset(new (std::nothrow) NameSlot[names]);
+    name_capacity_ = names_ ? names : 0;
+  }
+  if (config.alert != nullptr) (void)set_alert_hook(config.alert, config.alert_cookie);
+}
+
+Monitoring::~Monitoring() = default;
+
+Result<void> Monitoring::validate(const MonitoringConfig& config) noexcept {
+  if (config.events == 0 || config.events > kMaxEvents)
+    return Error::make(Errc::InvalidArgument, "MonitoringConfig::events is %zu; it must be 1 .. %zu", config.events,
+                       kMaxEvents);
+  if (config.child_names > kMaxNames)
+    return Error::make(Errc::InvalidArgument, "MonitoringConfig::child_names is %zu; it must be at most %zu",
+                       config.child_names, kMaxNames);
+  return {};
+}
+
+Result<void> Monitoring::set_alert_hook(AlertHook hook, void* cookie) noexcept {
+  if (hook == nullptr) return Error::make(Errc::InvalidArgument, "alert hook is null");
+  // acq_rel: one caller wins; the winner alone writes the cookie.
+  if (alert_claimed_.exchange(true, std::memory_order_acq_rel))
+    return Error::make(Errc::AlreadyExists, "the alert hook is already set (it is set once)");
+  alert_cookie_ = cookie;
+  // release: a recording thread that sees the hook sees the cookie.
+  alert_.store(hook, std::memory_order_release);
+  return {};
+}
+
+std::uint64_t Monitoring::recorded() const noexcept {
+  return head_.load(std::memory_order_relaxed);  // relaxed: a count
+}
+
+void Monitoring::record(const MonitorEvent& event) noexcept {
+  // relaxed: the sequence only has to be unique; the slot's state word
+  // orders the event's words.
+  const std::uint64_t seq = head_.fetch_add(1, std::memory_order_relaxed);
+  MonitorEvent e = event;
+  e.sequence = seq;
+  if (e.time_ns == 0) e.time_ns = arch::monotonic_ns();
+  const auto kind = static_cast<std::size_t>(e.kind);
+  // relaxed: counters are read as a snapshot, not to order anything.
+  if (kind < MonitorEvent::kKinds) kinds_[kind].fetch_add(1, std::memory_order_relaxed);
+  if (e.kind == MonitorEvent::Kind::ActorRestarted) count_restart(e);
+
+  if (slots_) {
+    Slot& s = slots_[seq & mask_];
+    const std::uint64_t tag = seq + 1;
+    // acquire: a claim that follows the last owner's release of the slot
+    // stores its words after that owner's (per-word modification order).
+    std::uint64_t cur = s.state.load(std::memory_order_acquire);
+    for (;;) {
+      if (tag_of(cur) >= tag) break;  // a newer event already took the slot: ours counts as overwritten
+      const std::uint64_t st = state_of(cur);
+      if (st == kWriting || st == kContested) {
+        // An older producer is still writing (preempted a whole lap):
+        // give ours up rather than wait; readers see `tag` as lost.
+        // acquire: as for the load above (nothing of ours is published).
+        if (s.state.compare_exchange_weak(cur, word(tag, kContested), std::memory_order_acquire,
+                                          std::memory_order_acquire))
+          break;
+        continue;
+      }
+      // acquire on success: as for the load above.
+      if (!s.state.compare_exchange_weak(cur, word(tag, kWriting), std::memory_order_acquire,
+                                         std::memory_order_acquire))
+        continue;
+      std::uint64_t w[kWords];
+      std::memcpy(w, &e, sizeof e);
+      // release (a plain store on x86): a reader whose acquire load reads
+      // one of these words also sees our claim above when it reads the
+      // state again, and so drops what it copied. (No fences: GCC's TSan
+      // does not model them.)
+      for (std::size_t i = 0; i < kWords; ++i) s.words[i].store(w[i], std::memory_order_release);
+      // Done, or, if a newer producer contested the slot while we wrote
+      // (our words are then neither ours nor theirs), Free under its tag.
+      // Only contesters change the word while we own it, each to a newer
+      // Contested tag, so this ends. release: a reader that sees Done sees
+      // every word; the next owner's acquire orders its words after ours.
+      std::uint64_t now = word(tag, kWriting);
+      for (;;) {
+        const std::uint64_t want = state_of(now) == kWriting ? word(tag, kDone) : word(tag_of(now), kFree);
+        if (s.state.compare_exchange_weak(now, want, std::memory_order_release, std::memory_order_relaxed)) break;
+      }
+      break;
+    }
+  }
+
+  if (needs_alert(e)) {
+    alerts_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+    // acquire: pairs with set_alert_hook's release; the cookie is set.
+    if (AlertHook hook = alert_.load(std::memory_order_acquire)) hook(e, alert_cookie_);
+  }
+}
+
+EventRead Monitoring::read(EventCursor& cursor, std::span<MonitorEvent> out) const noexcept {
+  EventRead r;
+  // relaxed: only bounds how far to look; each slot's state word orders
+  // what is read from it.
+  const std::uint64_t head = head_.load(std::memory_order_relaxed);
+  std::uint64_t next = cursor.next_;
+  const std::uint64_t slots = slots_ ? mask_ + 1 : 0;
+  if (head - next > slots) {
+    // Overwritten (or, with no ring, never kept) before we looked.
+    r.missed += head - slots - next;
+    next = head - slots;
+  }
+  while (next < head && r.events < out.size()) {
+    const Slot& s = slots_[next & mask_];
+    const std::uint64_t tag = next + 1;
+    // acquire: pairs with the producer's release of Done.
+    const std::uint64_t w1 = s.state.load(std::memory_order_acquire);
+    if (tag_of(w1) < tag) break;  // its producer has not claimed it yet, or writes it now
+    if (w1 != word(tag, kDone)) {
+      // Newer (ours was overwritten), or ours lost (Free / Contested).
+      if (tag_of(w1) == tag && state_of(w1) == kWriting) break;
+      ++r.missed;
+      ++next;
+      continue;
+    }
+    std::uint64_t w[kWords];
+    // acquire: if a word came from a newer producer, its claim of the slot
+    // (before its release store of the word) is visible to the load below.
+    for (std::size_t i = 0; i < kWords; ++i) w[i] = s.words[i].load(std::memory_order_acquire);
+    // relaxed: ordered after the word loads by their acquire.
+    const std::uint64_t w2 = s.state.load(std::memory_order_relaxed);
+    if (w2 != w1) {
+      ++r.missed;  // overwritten while we copied it
+      ++next;
+      continue;
+    }
+    std::memcpy(&out[r.events], w, sizeof w);
+    ++r.events;
+    ++next;
+  }
+  cursor.next_ = next;
+  cursor.missed_ += r.missed;
+  return r;
+}
+
+// ---- counters -----------------------------------------------------------------
+
+void Monitoring::count_restart(const MonitorEvent& e) noexcept {
+  const std::string_view name = e.name_view();
+  if (name.empty() || name_capacity_ == 0) {
+    untracked_restarts_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+    return;
+  }
+  const std::uint64_t key = name_key(name);
+  for (std::size_t i = 0; i < name_capacity_; ++i) {
+    NameSlot& n = names_[(key + i) % name_capacity_];
+    // acquire: if the row is named, its name is visible.
+    std::uint64_t k = n.key.load(std::memory_order_acquire);
+    if (k == 0) {
+      // acquire (failure): as for the load above; on success the name is
+      // published by `named` below, not by the key.
+      if (n.key.compare_exchange_strong(k, key, std::memory_order_acquire, std::memory_order_acquire)) {
+        std::memcpy(n.name, name.data(), name.size());
+        n.name[name.size()] = '\0';
+        n.named.store(true, std::memory_order_release);  // release: the name is written
+        n.count.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+        return;
+      }
+      // Another name took it first: k holds its key.
+    }
+    if (k != key) continue;
+    // Same key. A row still being named is taken to be ours (a 63-bit key
+    // collision between two live names is the only way it is not); a named
+    // row must match the name.
+    if (n.named.load(std::memory_order_acquire) && std::string_view(n.name) != name) continue;
+    n.count.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+    return;
+  }
+  untracked_restarts_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+}
+
+MonitoringSnapshot Monitoring::snapshot(const ActorCounts& actors,
+                                        const osl::ProcessExecutor::Counters& processes) const noexcept {
+  using K = MonitorEvent::Kind;
+  MonitoringSnapshot s;
+  // relaxed throughout: each counter is exact on its own; the snapshot is
+  // not one instant across counters while producers run.
+  for (std::size_t i = 0; i < MonitorEvent::kKinds; ++i) {
+    s.events[i] = kinds_[i].load(std::memory_order_relaxed);
+    s.recorded += s.events[i];
+  }
+  s.alerts = alerts_.load(std::memory_order_relaxed);
+  s.restarts = s.events[static_cast<std::size_t>(K::ActorRestarted)];
+  s.restarts_untracked = untracked_restarts_.load(std::memory_order_relaxed);
+  s.actors = actors;
+  s.trees_spawned = processes.spawned;
+  s.trees_cleaned = processes.cleaned;
+  s.trees_live = processes.spawned >= processes.cleaned ? processes.spawned - processes.cleaned : 0;
+  s.processes_killed = processes.killed;
+  s.orphans_adopted = processes.orphans_adopted;
+  s.orphans_refused = processes.orphans_refused;
+  s.stale_trees = processes.stale_trees;
+  s.teardown_failures = s.events[static_cast<std::size_t>(K::TeardownFailed)];
+  s.guardian_restarts = s.events[static_cast<std::size_t>(K::GuardianRestarted)];
+  s.trees_left_at_shutdown = s.events[static_cast<std::size_t>(K::TreeLeftAtShutdown)];
+  return s;
+}
+
+std::size_t Monitoring::child_restarts(std::span<ChildRestarts> out) const noexcept {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < name_capacity_ && n < out.size(); ++i) {
+    const NameSlot& row = names_[i];
+    if (!row.named.load(std::memory_order_acquire)) continue;  // acquire: the name is written
+    std::memcpy(out[n].name, row.name, sizeof row.name);
+    out[n].restarts = row.count.load(std::memory_order_relaxed);  // relaxed: a counter
+    ++n;
+  }
+  return n;
+}
+
+// ---- Prometheus text ----------------------------------------------------------
+
+namespace {
+
+// Appends while there is room and counts every byte, so that a buffer too
+// small still learns the size it needed.
+class TextOut {
+ public:
+  explicit TextOut(std::span<char> out) noexcept : out_(out) {}
+  void put(char c) noexcept {
+    if (len_ < out_.size()) out_[len_] = c;
+    ++len_;
+  }
+  void put(std::string_view s) noexcept {
+    for (char c : s) put(c);
+  }
+  void put(std::uint64_t v) noexcept {
+    char digits[20];
+    std::size_t n = 0;
+    do {
+      digits[n++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    while (n > 0) put(digits[--n]);
+  }
+  // A label value: backslash, double quote and line feed escaped (the
+  // exposition format's three escapes).
+  void put_label_value(std::string_view s) noexcept {
+    for (char c : s) {
+      if (c == '\\') put("\\\\");
+      else if (c == '"') put("\\\"");
+      else if (c == '\n') put("\\n");
+      else put(c);
+    }
+  }
+  void family(std::string_view name, std::string_view type, std::string_view help) noexcept {
+    put("# HELP ");
+    put(name);
+    put(' ');
+    put(help);
+    put("\n# TYPE ");
+    put(name);
+    put(' ');
+    put(type);
+    put('\n');
+  }
+  void sample(std::string_view name, std::uint64_t v) noexcept {
+    put(name);
+    put(' ');
+    put(v);
+    put('\n');
+  }
+  void sample(std::string_view name, std::string_view label, std::string_view value, std::uint64_t v) noexcept {
+    put(name);
+    put('{');
+    put(label);
+    put("=\"");
+    put_label_value(value);
+    put("\"} ");
+    put(v);
+    put('\n');
+  }
+  void counter(std::string_view name, std::string_view help, std::uint64_t v) noexcept {
+    family(name, "counter", help);
+    sample(name, v);
+  }
+  void gauge(std::string_view name, std::string_view help, std::uint64_t v) noexcept {
+    family(name, "gauge", help);
+    sample(name, v);
+  }
+  std::size_t size() const noexcept { return len_; }
+
+ private:
+  std::span<char> out_;
+  std::size_t len_ = 0;
+};
+
+}  // namespace
+
+Result<std::size_t> Monitoring::write_prometheus(std::span<char> out, const ActorCounts& actors,
+                                                 const osl::ProcessExecutor::Counters& processes) const noexcept {
+  const MonitoringSnapshot s = snapshot(actors, processes);
+  TextOut t(out);
+  t.family("airssys_events_total", "counter", "Monitoring events recorded, by kind.");
+  for (std::size_t i = 0; i < MonitorEvent::kKinds; ++i)
+    t.sample("airssys_events_total", "kind", to_string(static_cast<MonitorEvent::Kind>(i)), s.events[i]);
+  t.counter("airssys_alerts_total", "Events that called for a human (the alert hook's events).", s.alerts);
+  t.counter("airssys_restarts_total", "Actor restarts.", s.restarts);
+  t.family("airssys_child_restarts_total", "counter", "Restarts per child name.");
+  for (std::size_t i = 0; i < name_capacity_; ++i) {
+    const NameSlot& row = names_[i];
+    if (!row.named.load(std::memory_order_acquire)) continue;  // acquire: the name is written
+    t.sample("airssys_child_restarts_total", "child", row.name, row.count.load(std::memory_order_relaxed));
+  }
+  t.counter("airssys_child_restarts_untracked_total",
+            "Restarts of unnamed children, or of names the per-child table had no room for.", s.restarts_untracked);
+  t.gauge("airssys_actors_live", "Actors alive now.", s.actors.live);
+  t.counter("airssys_actors_spawned_total", "Actors spawned.", s.actors.spawned);
+  t.counter("airssys_actors_stopped_total", "Actors stopped.", s.actors.stopped);
+  t.counter("airssys_messages_total", "Messages handled.", s.actors.messages);
+  t.counter("airssys_dead_letters_total", "Messages never handled (dropped, or left when their actor stopped).",
+            s.actors.dead_letters);
+  t.counter("airssys_process_trees_spawned_total", "Managed process trees spawned.", s.trees_spawned);
+  t.counter("airssys_process_trees_cleaned_total", "Managed process trees ended and reaped completely.",
+            s.trees_cleaned);
+  t.gauge("airssys_process_trees_live", "Managed process trees spawned and not yet cleaned.", s.trees_live);
+  t.counter("airssys_processes_killed_total", "Processes reaped after SIGKILL.", s.processes_killed);
+  t.counter("airssys_orphans_adopted_total", "Escaped processes of managed trees adopted and reaped.",
+            s.orphans_adopted);
+  t.counter("airssys_orphans_refused_total", "Escaped processes the process table had no room for.",
+            s.orphans_refused);
+  t.counter("airssys_stale_trees_swept_total", "Live trees of dead runtimes killed.", s.stale_trees);
+  t.counter("airssys_teardown_failures_total", "Teardowns that failed.", s.teardown_failures);
+  t.counter("airssys_guardian_restarts_total", "Guardians restarted after the previous one died.",
+            s.guardian_restarts);
+  t.counter("airssys_trees_left_at_shutdown_total", "Managed trees still alive when the process executor ended.",
+            s.trees_left_at_shutdown);
+  if (t.size() > out.size())
+    return Error::make(Errc::Full, "Prometheus text needs %zu bytes; the buffer holds %zu", t.size(), out.size());
+  return t.size();
+}
+
+// ---- the process events -------------------------------------------------------
+
+namespace {
+
+std::string_view file_name(std::string_view path) noexcept {
+  const auto slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+void MonitoringMiddleware::observe(const osl::ProcessEvent& ev) noexcept {
+  using P = osl::ProcessEvent::Kind;
+  using K = MonitorEvent::Kind;
+  MonitorEvent e;
+  e.pid = ev.pid;
+  e.pgid = ev.pgid;
+  switch (ev.kind) {
+    case P::Spawn:
+      // A managed tree is one whose spawned process leads its group.
+      if (ev.error != nullptr || ev.lifetime != osl::ProcessLifetime::Managed || ev.pid <= 0 || ev.pid != ev.pgid)
+        return;
+      e.kind = K::TreeSpawned;
+      e.set_name(file_name(ev.program));
+      break;
+    case P::Teardown:
+    case P::Cleanup:
+      e.set_name(ev.principal);
+      if (ev.error != nullptr) {
+        // A refused request (no such managed process, one already being
+        // torn down) tore nothing down and left nothing behind.
+        const Errc c = ev.error->code();
+        if (c == Errc::InvalidArgument || c == Errc::AlreadyExists) return;
+        e.kind = K::TeardownFailed;
+        e.set_error(*ev.error);
+        break;
+      }
+      if (ev.teardown == nullptr) return;
+      if (ev.kind == P::Cleanup) {
+        e.kind = K::TreeLeftAtShutdown;
+        e.count = ev.teardown->killed;
+      } else if (ev.teardown->exited_on_term && ev.teardown->killed == 0) {
+        e.kind = K::TreeTerminated;
+        e.count = ev.teardown->reaped;
+      } else {
+        e.kind = K::TreeKilled;
+        e.count = ev.teardown->killed;
+      }
+      break;
+    case P::OrphanAdopted:
+      e.kind = K::OrphanAdopted;
+      if (ev.error != nullptr) e.set_error(*ev.error);
+      break;
+    case P::StaleSwept:
+      e.kind = K::StaleTreeSwept;
+      e.count = ev.trees;
+      break;
+    case P::GuardianRestarted:
+      e.kind = K::GuardianRestarted;
+      if (ev.error != nullptr) e.set_error(*ev.error);
+      break;
+    default: return;
+  }
+  monitoring_.record(e);
+}
+
+}  // namespace airssys

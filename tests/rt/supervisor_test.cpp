@@ -1,0 +1,984 @@
+// Supervisors on a real System with real actors: the OTP semantics table
+// (strategy x restart type x exit reason), intensity escalation through
+// three levels, shutdown order, start-failure rollback, dynamic children,
+// significant children, health checks, backoff, and the zero-allocation
+// restart cycle. Children record their starts and stops in a lock-free log
+// that the test reads and compares with the expected sequence.
+
+#include <airssys/rt/supervisor.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "support/alloc_counter.hpp"
+#include "support/osl_spawn.hpp"
+#include "support/process_guard.hpp"
+#include "support/proc_table.hpp"
+#include "support/rt_test.hpp"
+#include "support/wait_for.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace airssys;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Starts ("+a") and stops ("-a") in the order the children made them.
+// Lock-free and allocation-free on the writing side.
+class EventLog {
+ public:
+  static constexpr std::uint32_t kCapacity = 8192;
+  void push(const char* who, char what) noexcept {
+    const std::uint32_t i = next_.fetch_add(1, std::memory_order_relaxed);
+    if (i >= kCapacity) return;
+    Entry& e = entries_[i];
+    e.text[0] = what;
+    std::size_t n = 0;
+    while (who[n] != '\0' && n + 2 < sizeof(e.text)) {
+      e.text[n + 1] = who[n];
+      ++n;
+    }
+    e.text[n + 1] = '\0';
+    // release: the reader that sees ready sees the text.
+    e.ready.store(true, std::memory_order_release);
+  }
+  std::vector<std::string> get() const {
+    const std::uint32_t n = std::min(next_.load(std::memory_order_acquire), kCapacity);
+    std::vector<std::string> out;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      while (!entries_[i].ready.load(std::memory_order_acquire)) std::this_thread::yield();
+      out.emplace_back(entries_[i].text);
+    }
+    return out;
+  }
+  std::uint32_t size() const noexcept { return next_.load(std::memory_order_acquire); }
+  // The events from `from` on.
+  std::vector<std::string> since(std::size_t from) const {
+    auto all = get();
+    return {all.begin() + static_cast<std::ptrdiff_t>(std::min(from, all.size())), all.end()};
+  }
+
+ private:
+  struct Entry {
+    std::atomic<bool> ready{false};
+    char text[15];
+  };
+  std::atomic<std::uint32_t> next_{0};
+  std::array<Entry, kCapacity> entries_{};
+};
+
+// What the test knows of each child, by the first letter of its name.
+struct Board {
+  EventLog log;
+  std::array<std::atomic<std::uint64_t>, 26> refs{};
+  std::array<std::atomic<int>, 26> starts{};
+  std::array<std::atomic<int>, 26> unhealthy{};
+  std::array<std::atomic<int>, 26> checks{};
+  test::Gate gate;  // a child told kBlock waits on it inside its handler
+  std::atomic<int> blocked{0};
+  std::atomic<int> last_pid{0};  // TreeOwner: its process, and predecessors still there
+  std::atomic<int> overlaps{0};
+  std::atomic<char> overlap_state{'-'};
+  test::Log<int> pids;
+  static std::size_t at(const char* name) { return static_cast<std::size_t>(name[0] - 'a'); }
+  ActorRef<int> ref(const char* name) const {
+    const std::uint64_t v = refs[at(name)].load(std::memory_order_acquire);
+    return ActorRef<int>{ActorId{static_cast<std::uint32_t>(v >> 32), static_cast<std::uint32_t>(v)}};
+  }
+  int started(const char* name) const { return starts[at(name)].load(std::memory_order_acquire); }
+};
+
+enum Command : int { kCrash = 1, kStopNormal = 2, kStopShutdown = 3, kEscalate = 4, kBlock = 5,
+                     kStopRequested = 6 /* the test calls System::stop */ };
+
+// A worker that logs its starts and stops and obeys commands.
+struct Worker : Actor<int> {
+  const char* name;
+  Board* board;
+  bool fail_on_start;
+  bool escalate = false;
+  Worker(const char* n, Board* b, bool fail_start = false) : name(n), board(b), fail_on_start(fail_start) {}
+  void on_start(Context<int>& ctx) override {
+    board->log.push(name, '+');
+    if (fail_on_start) {
+      ctx.fail(Error::make(Errc::Failed, "worker '%s' cannot start", name));
+      return;
+    }
+    const ActorId id = ctx.self().id;
+    board->refs[Board::at(name)].store((std::uint64_t{id.slot} << 32) | id.gen, std::memory_order_release);
+    board->starts[Board::at(name)].fetch_add(1, std::memory_order_acq_rel);
+  }
+  void on_message(Context<int>& ctx, int& m) override {
+    switch (m) {
+      case kCrash: ctx.fail(Error::make(Errc::Failed, "told to crash")); break;
+      case kStopNormal: ctx.stop(); break;
+      case kStopShutdown: ctx.stop(StopReason::Shutdown); break;
+      case kEscalate:
+        escalate = true;
+        ctx.fail(Error::make(Errc::Failed, "told to escalate"));
+        break;
+      case kBlock:
+        board->blocked.fetch_add(1, std::memory_order_acq_rel);
+        board->gate.wait();
+        break;
+      default: break;
+    }
+  }
+  void on_stop(Context<int>&, StopReason) override { board->log.push(name, '-'); }
+  ErrorAction on_error(Context<int>&, const Error&) override {
+    return escalate ? ErrorAction::Escalate : ErrorAction::Stop;
+  }
+  Health health_check(Context<int>&) override {
+    const bool failed = board->unhealthy[Board::at(name)].load(std::memory_order_acquire) != 0;
+    board->checks[Board::at(name)].fetch_add(1, std::memory_order_acq_rel);  // after the read: the test may flip it now
+    return failed ? Health::Failed : Health::Healthy;
+  }
+};
+
+ChildSpec worker(const char* name, Board& b, RestartType r = RestartType::Permanent) {
+  return ChildSpec::worker<Worker>(name, name, &b).restart(r);
+}
+
+SystemConfig small_config() {
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.actor_capacity = 256;
+  return cfg;
+}
+
+// Shuts the system down on scope exit. Declared after the specs of its
+// scope, it stops their supervisors (also after a failed REQUIRE) before
+// the specs are destroyed: a spec must outlive its supervisor.
+struct ShutdownOnExit {
+  System& sys;
+  ~ShutdownOnExit() { (void)sys.shutdown(); }
+};
+
+using Events = std::vector<std::string>;
+
+// Waits until the log holds `n` events from `from` on, then lets the
+// supervisor answer a request (so that it has handled everything before),
+// and returns those events.
+Events events_after(const Board& b, const SupervisorRef& sup, std::size_t from, std::size_t n) {
+  (void)test::wait_for([&] { return b.log.size() >= from + n; });
+  (void)sup.count_children();
+  return b.log.since(from);
+}
+
+// The next start of `name` after `before` starts, with the new ref stored.
+bool restarted(const Board& b, const char* name, int before) {
+  return test::wait_for([&] { return b.started(name) > before; });
+}
+
+std::uint32_t running_children(const SupervisorRef& sup) {
+  auto c = sup.count_children();
+  return c ? c->active : ~0u;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+TEST_CASE("the OTP table: each strategy, restart type and exit reason restarts exactly the expected children in order") {
+  struct Case {
+    Strategy strategy;
+    RestartType type;
+    Command cmd;
+  };
+  const Strategy strategies[] = {Strategy::OneForOne, Strategy::OneForAll, Strategy::RestForOne};
+  const RestartType types[] = {RestartType::Permanent, RestartType::Transient, RestartType::Temporary};
+  const Command cmds[] = {kStopNormal, kStopShutdown, kStopRequested, kCrash};
+  for (Strategy s : strategies) {
+    for (RestartType t : types) {
+      for (Command c : cmds) {
+        INFO("strategy " << to_string(s) << ", b is " << to_string(t) << ", exit "
+                         << (c == kStopNormal     ? "normal"
+                             : c == kStopShutdown ? "shutdown"
+                             : c == kStopRequested ? "requested"
+                                                  : "crash"));
+        Board b;
+        System sys(small_config());
+        SupervisorSpec spec(SupervisorFlags{.strategy = s, .intensity = 10}, 4);
+        REQUIRE(spec.add(worker("a", b)).ok());
+        REQUIRE(spec.add(worker("b", b, t)).ok());
+        REQUIRE(spec.add(worker("c", b)).ok());
+        ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+        auto sup = start_supervisor(sys, spec);
+        REQUIRE(sup.ok());
+        REQUIRE(b.log.get() == Events{"+a", "+b", "+c"});
+
+        const bool restart = t == RestartType::Permanent || (t == RestartType::Transient && c == kCrash);
+        Events expected;
+        if (!restart) {
+          expected = {"-b"};
+        } else if (s == Strategy::OneForOne) {
+          expected = {"-b", "+b"};
+        } else if (s == Strategy::OneForAll) {
+          expected = {"-b", "-c", "-a", "+a", "+b", "+c"};
+        } else {
+          expected = {"-b", "-c", "+b", "+c"};
+        }
+        const std::size_t from = b.log.size();
+        if (c == kStopRequested) {
+          REQUIRE(sys.stop(b.ref("b")).ok());  // stopped by someone else
+        } else {
+          REQUIRE(sys.send(b.ref("b"), static_cast<int>(c)).ok());
+        }
+        (void)events_after(b, *sup, from, expected.size());
+        // Once the supervisor has handled the Down, a restart would have
+        // spawned in the same handler: the spawn count shows any extra one.
+        REQUIRE(test::wait_for([&] { return running_children(*sup) == (restart ? 3u : 2u); }));
+        CHECK(b.log.since(from) == expected);
+        CHECK(sys.stats().spawned == 4 + static_cast<std::uint64_t>(std::count_if(
+                                             expected.begin(), expected.end(), [](const std::string& e) { return e[0] == '+'; })));
+
+        std::array<ChildInfo, 4> infos{};
+        auto n = sup->which_children(infos);
+        REQUIRE(n.ok());
+        // A Temporary child's spec goes when it ends; the others stay.
+        CHECK(*n == (t == RestartType::Temporary ? 2u : 3u));
+        REQUIRE(sup->stop().ok());
+        REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+      }
+    }
+  }
+}
+
+TEST_CASE("SimpleOneForOne restarts only the instance that ended, by its restart type and exit reason") {
+  const RestartType types[] = {RestartType::Permanent, RestartType::Transient, RestartType::Temporary};
+  const Command cmds[] = {kStopNormal, kStopShutdown, kCrash};
+  for (RestartType t : types) {
+    for (Command c : cmds) {
+      INFO("instances are " << to_string(t) << ", exit " << static_cast<int>(c));
+      Board b;
+      System sys(small_config());
+      SupervisorSpec spec(SupervisorFlags{.strategy = Strategy::SimpleOneForOne, .intensity = 10}, 4);
+      REQUIRE(spec.add(ChildSpec::worker<Worker>("job", "x", &b).restart(t)).ok());
+      ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+      auto sup = start_supervisor(sys, spec);
+      REQUIRE(sup.ok());
+      for (const char* name : {"a", "b", "c"})
+        REQUIRE(sup->start_child(ChildSpec::worker<Worker>("job", name, &b).restart(t)).ok());
+      REQUIRE(b.log.get() == Events{"+a", "+b", "+c"});
+      const bool restart = t == RestartType::Permanent || (t == RestartType::Transient && c == kCrash);
+      const Events expected = restart ? Events{"-b", "+b"} : Events{"-b"};
+      const std::size_t from = b.log.size();
+      REQUIRE(sys.send(b.ref("b"), static_cast<int>(c)).ok());
+      (void)events_after(b, *sup, from, expected.size());
+      REQUIRE(test::wait_for([&] { return running_children(*sup) == (restart ? 3u : 2u); }));
+      CHECK(b.log.since(from) == expected);
+      CHECK(sys.stats().spawned == (restart ? 5u : 4u));  // the supervisor, three instances, a restart
+      auto counts = sup->count_children();
+      REQUIRE(counts.ok());
+      CHECK(counts->specs == 1);
+      CHECK(counts->active == (restart ? 3u : 2u));
+      CHECK(counts->workers == (restart ? 3u : 2u));  // an instance that ended is gone
+      REQUIRE(sup->stop().ok());
+      REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+    }
+  }
+}
+
+TEST_CASE("a Temporary sibling stopped by a OneForAll restart is removed, not restarted") {
+  Board b;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.strategy = Strategy::OneForAll, .intensity = 10}, 4);
+  REQUIRE(spec.add(worker("a", b)).ok());
+  REQUIRE(spec.add(worker("t", b, RestartType::Temporary)).ok());
+  REQUIRE(spec.add(worker("c", b)).ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  const std::size_t from = b.log.size();
+  REQUIRE(sys.send(b.ref("c"), static_cast<int>(kCrash)).ok());
+  CHECK(events_after(b, *sup, from, 5) == Events{"-c", "-t", "-a", "+a", "+c"});
+  std::array<ChildInfo, 4> infos{};
+  auto n = sup->which_children(infos);
+  REQUIRE(n.ok());
+  REQUIRE(*n == 2);
+  CHECK(std::string(infos[0].id) == "a");
+  CHECK(std::string(infos[1].id) == "c");
+  REQUIRE(sup->stop().ok());
+}
+
+TEST_CASE("an escalated failure is abnormal: a Transient child that escalates is restarted") {
+  Board b;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.intensity = 10}, 2);
+  REQUIRE(spec.add(worker("e", b, RestartType::Transient)).ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  const std::size_t from = b.log.size();
+  REQUIRE(sys.send(b.ref("e"), static_cast<int>(kEscalate)).ok());
+  CHECK(events_after(b, *sup, from, 2) == Events{"-e", "+e"});
+  CHECK(sys.alive(sup->ref));
+  REQUIRE(sup->stop().ok());
+}
+
+// ---------------------------------------------------------------------------
+// Intensity
+
+TEST_CASE("more than intensity restarts within the period escalate through three levels of supervisors") {
+  ManualClock clock;
+  Board b;
+  System sys(small_config());
+  const SupervisorFlags flags{.strategy = Strategy::OneForOne, .intensity = 1, .period = 5s, .clock = &clock};
+  SupervisorSpec leaf(flags, 2), mid(flags, 2), top(flags, 2);
+  REQUIRE(leaf.add(worker("w", b)).ok());
+  REQUIRE(mid.add(ChildSpec::supervisor("leaf", leaf)).ok());
+  REQUIRE(top.add(ChildSpec::supervisor("mid", mid)).ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, top);
+  REQUIRE(sup.ok());
+  REQUIRE(b.started("w") == 1);
+
+  // Each crash restarts w somewhere up the tree: the 2nd and 4th exceed
+  // leaf's intensity (mid restarts leaf, then exceeds its own at the 4th:
+  // top restarts mid); the 8th exceeds top's too, and everything stops.
+  for (int crash = 1; crash <= 7; ++crash) {
+    INFO("crash " << crash);
+    const int before = b.started("w");
+    REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+    REQUIRE(restarted(b, "w", before));
+    CHECK(sys.alive(sup->ref));
+  }
+  REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+  REQUIRE(test::wait_for([&] { return !sys.alive(sup->ref); }));
+  CHECK(b.started("w") == 8);
+  CHECK(b.log.get().back() == "-w");
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+}
+
+TEST_CASE("restarts older than the period are forgotten") {
+  ManualClock clock;
+  Board b;
+  System sys(small_config());
+  const SupervisorFlags flags{.intensity = 1, .period = 5s, .clock = &clock};
+  SupervisorSpec leaf(flags, 2), top(flags, 2);
+  REQUIRE(leaf.add(worker("w", b)).ok());
+  REQUIRE(top.add(ChildSpec::supervisor("leaf", leaf)).ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, top);
+  REQUIRE(sup.ok());
+  for (int crash = 1; crash <= 6; ++crash) {
+    INFO("crash " << crash);
+    clock.advance(5s + 1ns);  // the previous restart is now outside the window
+    const int before = b.started("w");
+    REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+    REQUIRE(restarted(b, "w", before));
+  }
+  // Only leaf restarted w: top never restarted leaf.
+  std::array<ChildInfo, 2> infos{};
+  REQUIRE(sup->which_children(infos).ok());
+  CHECK(infos[0].restarts == 0);
+  CHECK(b.log.get() == Events{"+w", "-w", "+w", "-w", "+w", "-w", "+w", "-w", "+w", "-w", "+w", "-w", "+w"});
+  SECTION("and a second restart within the period exceeds an intensity of one") {
+    const int before = b.started("w");
+    REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+    REQUIRE(restarted(b, "w", before));  // top restarted leaf, which started w
+    REQUIRE(test::wait_for([&] { return running_children(*sup) == 1; }));
+    REQUIRE(sup->which_children(infos).ok());
+    CHECK(infos[0].restarts == 1);
+  }
+  REQUIRE(sup->stop().ok());
+}
+
+TEST_CASE("an intensity of zero lets no restart happen") {
+  ManualClock clock;
+  Board b;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.intensity = 0, .clock = &clock}, 2);
+  REQUIRE(spec.add(worker("a", b)).ok());
+  REQUIRE(spec.add(worker("w", b)).ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+  REQUIRE(test::wait_for([&] { return !sys.alive(sup->ref); }));
+  CHECK(b.log.get() == Events{"+a", "+w", "-w", "-a"});
+}
+
+// ---------------------------------------------------------------------------
+// Order: shutdown and start failure
+
+TEST_CASE("a supervisor stops its children in reverse start order, a child supervisor's subtree in its place") {
+  Board b;
+  System sys(small_config());
+  SupervisorSpec sub(SupervisorFlags{}, 2);
+  REQUIRE(sub.add(worker("x", b)).ok());
+  REQUIRE(sub.add(worker("y", b)).ok());
+  SupervisorSpec spec(SupervisorFlags{}, 4);
+  REQUIRE(spec.add(worker("a", b)).ok());
+  REQUIRE(spec.add(ChildSpec::supervisor("sub", sub)).ok());
+  REQUIRE(spec.add(worker("c", b)).ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  CHECK(b.log.get() == Events{"+a", "+x", "+y", "+c"});
+  REQUIRE(sup->stop().ok());
+  CHECK(b.log.get() == Events{"+a", "+x", "+y", "+c", "-c", "-y", "-x", "-a"});
+  CHECK_FALSE(sys.alive(sup->ref));
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+}
+
+TEST_CASE("a child supervisor's shutdown spec bounds its orderly stop, or waits for it with Infinity") {
+  Board b;
+  // x blocks its worker: it gets one of its own, away from the supervisors.
+  SystemConfig cfg = small_config();
+  cfg.workers = 3;
+  System sys(cfg);
+  SupervisorSpec sub(SupervisorFlags{}, 1);
+  REQUIRE(sub.add(worker("x", b).options(test::on_worker(2))).ok());
+  SupervisorSpec spec(SupervisorFlags{}, 1);
+  ShutdownOnExit down{sys};
+  test::OpenOnExit open{b.gate};  // after `down`: the gate opens first
+  const SpawnOptions sub_worker = test::on_worker(1);
+  SECTION("Timeout: once it runs out, the child supervisor is stopped at once") {
+    REQUIRE(spec.add(ChildSpec::supervisor("sub", sub).options(sub_worker).shutdown(ShutdownSpec::after(20ms))).ok());
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE(sup.ok());
+    const ActorRef<int> x = b.ref("x");
+    REQUIRE(sys.send(x, static_cast<int>(kBlock)).ok());
+    REQUIRE(test::wait_for([&] { return b.blocked.load() == 1; }));
+    auto stopped = sup->stop();  // x is still inside its handler
+    INFO(stopped.error().message());
+    REQUIRE(stopped.ok());
+    CHECK(sys.alive(x));
+    b.gate.release();
+    REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+    CHECK(b.log.get() == Events{"+x", "-x"});
+  }
+  SECTION("Infinity: the parent waits as long as the subtree takes") {
+    REQUIRE(spec.add(ChildSpec::supervisor("sub", sub).options(sub_worker)).ok());
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE(sup.ok());
+    REQUIRE(sys.send(b.ref("x"), static_cast<int>(kBlock)).ok());
+    REQUIRE(test::wait_for([&] { return b.blocked.load() == 1; }));
+    CHECK(sup->stop(50ms).code() == Errc::Timeout);
+    CHECK(sys.alive(sup->ref));
+    b.gate.release();
+    REQUIRE(test::wait_for([&] { return !sys.alive(sup->ref); }));
+    CHECK(b.log.get() == Events{"+x", "-x"});
+  }
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+}
+
+TEST_CASE("a child that fails to start rolls back the started ones in reverse and fails the start, naming it") {
+  Board b;
+  System sys(small_config());
+  SECTION("its on_start fails") {
+    SupervisorSpec spec(SupervisorFlags{}, 4);
+    REQUIRE(spec.add(worker("a", b)).ok());
+    REQUIRE(spec.add(worker("b", b)).ok());
+    REQUIRE(spec.add(ChildSpec::worker<Worker>("fails", "f", &b, true)).ok());
+    REQUIRE(spec.add(worker("c", b)).ok());
+    ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE_FALSE(sup.ok());
+    INFO(sup.error().message());
+    CHECK(std::strstr(sup.error().message(), "child 'fails'") != nullptr);
+    CHECK(b.log.get() == Events{"+a", "+b", "+f", "-f", "-b", "-a"});
+    SECTION("and the spec is free again: a second start fails the same way, not as in use") {
+      auto again = start_supervisor(sys, spec);
+      REQUIRE_FALSE(again.ok());
+      CHECK(std::strstr(again.error().message(), "child 'fails'") != nullptr);
+    }
+  }
+  SECTION("its spawn is refused") {
+    SupervisorSpec spec(SupervisorFlags{}, 4);
+    REQUIRE(spec.add(worker("a", b)).ok());
+    REQUIRE(spec.add(worker("b", b).options(SpawnOptions{.worker = 99})).ok());
+    ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE_FALSE(sup.ok());
+    INFO(sup.error().message());
+    CHECK(sup.error().code() == Errc::InvalidArgument);
+    CHECK(std::strstr(sup.error().message(), "child 'b'") != nullptr);
+    CHECK(b.log.get() == Events{"+a", "-a"});
+  }
+  SECTION("it is in a child supervisor: that one fails, and so does its parent's start") {
+    SupervisorSpec sub(SupervisorFlags{}, 2);
+    REQUIRE(sub.add(worker("x", b)).ok());
+    REQUIRE(sub.add(ChildSpec::worker<Worker>("broken", "f", &b, true)).ok());
+    SupervisorSpec spec(SupervisorFlags{}, 3);
+    REQUIRE(spec.add(worker("a", b)).ok());
+    REQUIRE(spec.add(ChildSpec::supervisor("sub", sub)).ok());
+    REQUIRE(spec.add(worker("c", b)).ok());
+    ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE_FALSE(sup.ok());
+    INFO(sup.error().message());
+    CHECK(std::strstr(sup.error().message(), "child 'sub'") != nullptr);
+    CHECK(std::strstr(sup.error().message(), "child 'broken'") != nullptr);
+    CHECK(b.log.get() == Events{"+a", "+x", "+f", "-f", "-x", "-a"});
+  }
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+}
+
+// ---------------------------------------------------------------------------
+// Runtime API
+
+TEST_CASE("children added, terminated, restarted and deleted at run time, up to the table's capacity") {
+  Board b;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.intensity = 10}, 3);
+  REQUIRE(spec.add(worker("a", b)).ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+
+  auto late = spec.add(worker("b", b));
+  CHECK(late.code() == Errc::InvalidArgument);  // the spec belongs to the running supervisor now
+  CHECK(std::strstr(late.error().message(), "start_child") != nullptr);
+
+  auto bref = sup->start_child(worker("b", b));
+  REQUIRE(bref.ok());
+  CHECK(*bref == b.ref("b").id);
+  auto dup = sup->start_child(worker("b", b));
+  CHECK(dup.code() == Errc::AlreadyExists);
+  CHECK(std::strstr(dup.error().message(), "child 'b'") != nullptr);
+  REQUIRE(sup->start_child(worker("c", b)).ok());
+  auto full = sup->start_child(worker("d", b));
+  CHECK(full.code() == Errc::Full);
+  CHECK(std::strstr(full.error().message(), "child 'd'") != nullptr);
+
+  std::array<ChildInfo, 8> infos{};
+  auto n = sup->which_children(infos);
+  REQUIRE(n.ok());
+  REQUIRE(*n == 3);
+  CHECK(std::string(infos[0].id) == "a");
+  CHECK(std::string(infos[1].id) == "b");
+  CHECK(std::string(infos[2].id) == "c");
+  CHECK(infos[1].running);
+  CHECK(infos[1].ref == b.ref("b").id);
+  auto counts = sup->count_children();
+  REQUIRE(counts.ok());
+  CHECK(counts->specs == 3);
+  CHECK(counts->active == 3);
+  CHECK(counts->workers == 3);
+  CHECK(counts->supervisors == 0);
+
+  auto running = sup->restart_child("a");
+  CHECK(running.code() == Errc::InvalidArgument);
+  CHECK(std::string(running.error().message()) == "child 'a' is running; terminate it first");
+  CHECK(sup->delete_child("a").code() == Errc::InvalidArgument);
+  CHECK(sup->terminate_child("nope").code() == Errc::NotFound);
+
+  REQUIRE(sup->terminate_child("b").ok());
+  CHECK_FALSE(sys.alive(b.ref("b")));
+  CHECK(running_children(*sup) == 2);
+  // A terminated child stays as a spec until deleted.
+  auto again = sup->restart_child("b");
+  REQUIRE(again.ok());
+  CHECK(*again == b.ref("b").id);
+  REQUIRE(sup->terminate_child("b").ok());
+  REQUIRE(sup->delete_child("b").ok());
+  CHECK(sup->restart_child("b").code() == Errc::NotFound);
+  REQUIRE(sup->start_child(worker("d", b)).ok());  // room again
+  n = sup->which_children(infos);
+  REQUIRE(n.ok());
+  REQUIRE(*n == 3);
+  CHECK(std::string(infos[2].id) == "d");
+  REQUIRE(sup->stop().ok());
+  CHECK(b.log.since(0).back() == "-a");
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+}
+
+TEST_CASE("a child spec that breaks the rules is refused at add(), with its id in the message") {
+  Board b;
+  SupervisorSpec spec(SupervisorFlags{}, 1);
+  auto sig = spec.add(worker("s", b).significant());
+  CHECK(sig.code() == Errc::InvalidArgument);
+  CHECK(std::strstr(sig.error().message(), "child 's'") != nullptr);
+  CHECK(spec.add(worker("", b)).code() == Errc::InvalidArgument);
+  CHECK(spec.add(ChildSpec::worker<Worker>("a-name-that-is-far-too-long-for-32", "a", &b)).code() ==
+        Errc::InvalidArgument);
+  CHECK(spec.add(ChildSpec{}).code() == Errc::InvalidArgument);
+  CHECK(spec.add(worker("b", b).backoff(Backoff{.min = 2s, .max = 1s})).code() == Errc::InvalidArgument);
+  REQUIRE(spec.add(worker("a", b)).ok());
+  CHECK(spec.add(worker("a", b)).code() == Errc::AlreadyExists);
+  auto full = spec.add(worker("c", b));
+  CHECK(full.code() == Errc::Full);
+  CHECK(std::strstr(full.error().message(), "child 'c'") != nullptr);
+  SupervisorSpec simple(SupervisorFlags{.strategy = Strategy::SimpleOneForOne}, 2);
+  REQUIRE(simple.add(worker("t", b)).ok());
+  CHECK(simple.add(worker("u", b)).code() == Errc::InvalidArgument);
+  SupervisorSpec bad(SupervisorFlags{.period = 0s}, 2);
+  CHECK(bad.add(worker("a", b)).code() == Errc::InvalidArgument);
+  System sys(small_config());
+  CHECK(start_supervisor(sys, bad).code() == Errc::InvalidArgument);
+}
+
+TEST_CASE("SimpleOneForOne instances start from the template, are terminated by ref and stop together") {
+  Board b;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.strategy = Strategy::SimpleOneForOne}, 3);
+  REQUIRE(spec.add(ChildSpec::worker<Worker>("job", "t", &b).restart(RestartType::Transient)).ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  CHECK(b.log.size() == 0);  // nothing starts with the supervisor
+  auto first = sup->start_child();
+  REQUIRE(first.ok());
+  REQUIRE(sup->start_child(ChildSpec::worker<Worker>("job", "u", &b)).ok());
+  REQUIRE(sup->start_child(ChildSpec::worker<Worker>("job", "v", &b)).ok());
+  CHECK(sup->start_child().code() == Errc::Full);
+  CHECK(sup->start_child(ChildSpec::worker<Worker>("other", "w", &b)).code() == Errc::InvalidArgument);
+  CHECK(sup->restart_child("job").code() == Errc::InvalidArgument);
+  CHECK(sup->delete_child("job").code() == Errc::InvalidArgument);
+  CHECK(sup->terminate_child(ActorId{200, 1}).code() == Errc::NotFound);
+  REQUIRE(sup->terminate_child(*first).ok());
+  CHECK_FALSE(sys.alive(*first));
+  auto counts = sup->count_children();
+  REQUIRE(counts.ok());
+  CHECK(counts->specs == 1);
+  CHECK(counts->active == 2);
+  REQUIRE(sup->stop().ok());
+  const auto log = b.log.get();
+  REQUIRE(log.size() == 6);
+  CHECK(log[3] == "-t");
+  // The last two stopped in parallel: no order between them.
+  CHECK(std::is_permutation(log.begin() + 4, log.end(), Events{"-u", "-v"}.begin()));
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+}
+
+// ---------------------------------------------------------------------------
+// Significant children
+
+TEST_CASE("significant children shut the supervisor down as auto_shutdown says, only when they end by themselves") {
+  Board b;
+  System sys(small_config());
+  SECTION("Never: a significant child's end changes nothing") {
+    SupervisorSpec spec(SupervisorFlags{.auto_shutdown = AutoShutdown::Never}, 2);
+    REQUIRE(spec.add(worker("a", b)).ok());
+    REQUIRE(spec.add(worker("s", b, RestartType::Transient).significant()).ok());
+    ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE(sup.ok());
+    REQUIRE(sys.send(b.ref("s"), static_cast<int>(kStopNormal)).ok());
+    CHECK(events_after(b, *sup, 2, 1) == Events{"-s"});
+    CHECK(sys.alive(sup->ref));
+    REQUIRE(sup->stop().ok());
+  }
+  SECTION("AnySignificant: the first one that ends stops everything") {
+    SupervisorSpec spec(SupervisorFlags{.auto_shutdown = AutoShutdown::AnySignificant}, 3);
+    REQUIRE(spec.add(worker("a", b)).ok());
+    REQUIRE(spec.add(worker("s", b, RestartType::Transient).significant()).ok());
+    REQUIRE(spec.add(worker("t", b, RestartType::Temporary).significant()).ok());
+    ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE(sup.ok());
+    SECTION("a crash of a Transient one restarts it instead") {
+      REQUIRE(sys.send(b.ref("s"), static_cast<int>(kCrash)).ok());
+      CHECK(events_after(b, *sup, 3, 2) == Events{"-s", "+s"});
+      CHECK(sys.alive(sup->ref));
+    }
+    SECTION("one terminated through the API does not count") {
+      REQUIRE(sup->terminate_child("s").ok());
+      CHECK(sys.alive(sup->ref));
+    }
+    REQUIRE(sys.send(b.ref("t"), static_cast<int>(kCrash)).ok());
+    REQUIRE(test::wait_for([&] { return !sys.alive(sup->ref); }));
+    const auto log = b.log.get();
+    CHECK(log.back() == "-a");
+  }
+  SECTION("AllSignificant: the supervisor stops when the last one has ended") {
+    SupervisorSpec spec(SupervisorFlags{.auto_shutdown = AutoShutdown::AllSignificant}, 3);
+    REQUIRE(spec.add(worker("a", b)).ok());
+    REQUIRE(spec.add(worker("s", b, RestartType::Transient).significant()).ok());
+    REQUIRE(spec.add(worker("t", b, RestartType::Temporary).significant()).ok());
+    ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE(sup.ok());
+    REQUIRE(sys.send(b.ref("s"), static_cast<int>(kStopNormal)).ok());
+    CHECK(events_after(b, *sup, 3, 1) == Events{"-s"});
+    CHECK(sys.alive(sup->ref));
+    REQUIRE(sys.send(b.ref("t"), static_cast<int>(kStopShutdown)).ok());
+    REQUIRE(test::wait_for([&] { return !sys.alive(sup->ref); }));
+    CHECK(b.log.get() == Events{"+a", "+s", "+t", "-s", "-t", "-a"});
+  }
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+}
+
+// ---------------------------------------------------------------------------
+// Beyond OTP: health checks and backoff, on a manual clock
+
+TEST_CASE("consecutive failed health checks restart the child as a crash would") {
+  ManualClock clock;
+  Board b;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.intensity = 10, .clock = &clock}, 2);
+  REQUIRE(spec.add(worker("a", b)).ok());
+  REQUIRE(spec.add(worker("h", b, RestartType::Transient)
+                       .health(HealthCheckSpec{.interval = 1s, .failures_to_restart = 2}))
+              .ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  // One interval later, the k-th probe. Ticks repeat until it is made: the
+  // previous report may still be on its way (a probe waits for it), and a
+  // tick at the same time never probes twice.
+  auto probe = [&](int k) {
+    clock.advance(1s);
+    REQUIRE(test::wait_for([&] {
+      (void)sup->tick();
+      return b.checks[Board::at("h")].load() >= k;
+    }));
+  };
+  SECTION("healthy children are probed every interval and left alone") {
+    for (int k = 1; k <= 4; ++k) probe(k);
+    CHECK(b.started("h") == 1);
+    SECTION("no probe before the interval has passed") {
+      REQUIRE(sup->tick().ok());
+      (void)sup->count_children();
+      CHECK(b.checks[Board::at("h")].load() == 4);
+    }
+  }
+  SECTION("a Failed report below the threshold is not enough, and a Healthy one resets the count") {
+    b.unhealthy[Board::at("h")] = 1;
+    probe(1);
+    b.unhealthy[Board::at("h")] = 0;
+    probe(2);
+    b.unhealthy[Board::at("h")] = 1;
+    probe(3);
+    CHECK(b.started("h") == 1);
+    probe(4);  // the second consecutive Failed
+    REQUIRE(restarted(b, "h", 1));
+    CHECK(events_after(b, *sup, 2, 2) == Events{"-h", "+h"});
+  }
+  REQUIRE(sup->stop().ok());
+}
+
+TEST_CASE("backoff delays each consecutive restart on the injected clock, then gives up by escalating") {
+  ManualClock clock;
+  Board b;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.intensity = 100, .clock = &clock}, 2);
+  REQUIRE(spec.add(worker("a", b)).ok());
+  REQUIRE(spec.add(worker("w", b).backoff(Backoff{.min = 1s, .max = 2s, .reset_after = 60s, .give_up_after = 3}))
+              .ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  // Crash, then check that w is back only once `delay` has passed.
+  auto crash_and_wait = [&](std::chrono::seconds delay) {
+    const int before = b.started("w");
+    REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+    // The Down handled: the delay counts from the clock's time now.
+    REQUIRE(test::wait_for([&] { return running_children(*sup) == 1; }));
+    for (std::chrono::milliseconds waited{0}; waited < delay; waited += 500ms) {
+      REQUIRE(sup->tick().ok());
+      (void)sup->count_children();
+      CHECK(b.started("w") == before);  // still waiting
+      clock.advance(500ms);
+    }
+    REQUIRE(sup->tick().ok());
+    REQUIRE(restarted(b, "w", before));
+    // Its Started handled: its uptime counts from the clock's time now.
+    REQUIRE(test::wait_for([&] { return running_children(*sup) == 2; }));
+  };
+  crash_and_wait(1s);
+  crash_and_wait(2s);
+  crash_and_wait(2s);  // capped at max
+  SECTION("a healthy uptime of reset_after brings the delay back to min") {
+    clock.advance(60s);
+    crash_and_wait(1s);
+    REQUIRE(sup->stop().ok());
+  }
+  SECTION("the restart after give_up_after consecutive ones escalates: the supervisor stops everything") {
+    REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+    REQUIRE(test::wait_for([&] { return !sys.alive(sup->ref); }));
+    CHECK(b.log.since(b.log.size() - 2) == Events{"-w", "-a"});
+  }
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+}
+
+TEST_CASE("a request that changes the children waits for the restart in progress, and a stop request preempts it") {
+  ManualClock clock;
+  Board b;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.intensity = 10, .clock = &clock}, 2);
+  REQUIRE(spec.add(worker("a", b)).ok());
+  REQUIRE(spec.add(worker("w", b).backoff(Backoff{.min = 1s})).ok());
+  ShutdownOnExit down{sys};
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+  REQUIRE(test::wait_for([&] { return running_children(*sup) == 1; }));  // w's restart waits for the clock
+  const std::size_t from = b.log.size();
+  SECTION("terminate_child is answered once the restart is done") {
+    std::atomic<bool> done{false};
+    Result<void> terminated;
+    std::thread asker([&] {
+      terminated = sup->terminate_child("a");
+      done.store(true);
+    });
+    (void)sup->count_children();  // read-only requests are answered meanwhile
+    CHECK_FALSE(done.load());     // it cannot be: w's restart holds it until the clock moves
+    clock.advance(1s);
+    REQUIRE(sup->tick().ok());
+    asker.join();
+    CHECK(terminated.ok());
+    CHECK(b.log.since(from) == Events{"+w", "-a"});
+    REQUIRE(sup->stop().ok());
+  }
+  SECTION("stop does not wait for the backoff") {
+    REQUIRE(sup->stop().ok());
+    CHECK(b.started("w") == 1);
+    CHECK(b.log.since(from) == Events{"-a"});
+  }
+}
+
+TEST_CASE("on the monotonic clock, backoff and health checks arm their own timers") {
+  Board b;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.intensity = 10000}, 2);  // h may fail a few probes more before the test heals it
+  REQUIRE(spec.add(worker("w", b).backoff(Backoff{.min = 5ms, .max = 20ms, .jitter = 0.5})).ok());
+  REQUIRE(spec.add(worker("h", b).health(HealthCheckSpec{.interval = 2ms, .failures_to_restart = 1})).ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  for (int k = 0; k < 3; ++k) {
+    const int before = b.started("w");
+    REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+    REQUIRE(restarted(b, "w", before));
+  }
+  REQUIRE(test::wait_for([&] { return b.checks[Board::at("h")].load() >= 3; }));
+  b.unhealthy[Board::at("h")] = 1;
+  REQUIRE(restarted(b, "h", 1));
+  b.unhealthy[Board::at("h")] = 0;
+  REQUIRE(sup->stop().ok());
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+}
+
+// ---------------------------------------------------------------------------
+
+TEST_CASE("a supervisor stopped from outside stops its children too") {
+  Board b;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{}, 2);
+  REQUIRE(spec.add(worker("a", b)).ok());
+  REQUIRE(spec.add(worker("c", b)).ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  REQUIRE(sys.stop(sup->ref).ok());
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+  const auto log = b.log.get();
+  CHECK(std::is_permutation(log.begin() + 2, log.end(), Events{"-a", "-c"}.begin()));
+  SECTION("and its spec can run again") {
+    auto again = start_supervisor(sys, spec);
+    REQUIRE(again.ok());
+    REQUIRE(again->stop().ok());
+  }
+}
+
+TEST_CASE("ShutdownSpec maps onto the child's process teardown timeout") {
+  STATIC_REQUIRE(ShutdownSpec::brutal_kill().kill_timeout() == std::chrono::milliseconds(0));
+  STATIC_REQUIRE(ShutdownSpec::after(250ms).kill_timeout() == 250ms);
+  STATIC_REQUIRE(ShutdownSpec::infinity().kill_timeout() == std::chrono::milliseconds::max());
+  Board b;
+  CHECK(worker("a", b).shutdown_spec().kind == ShutdownSpec::Kind::Timeout);
+  CHECK(worker("a", b).shutdown_spec().timeout == 5000ms);
+  SupervisorSpec sub(SupervisorFlags{}, 1);
+  CHECK(ChildSpec::supervisor("s", sub).shutdown_spec().kind == ShutdownSpec::Kind::Infinity);
+}
+
+// A worker that owns a managed `sleep` from its on_start, and records
+// whether its predecessor's process still existed (running or unreaped)
+// when it started.
+struct TreeOwner : Actor<int> {
+  Board* board;
+  const std::string_view* env;
+  TreeOwner(Board* b, const std::string_view* e) : board(b), env(e) {}
+  void on_start(Context<int>& ctx) override {
+    const int previous = board->last_pid.load(std::memory_order_acquire);
+    test::ProcEntry e;
+    if (previous > 0 && test::read_proc(previous, e)) {
+      board->overlaps.fetch_add(1, std::memory_order_acq_rel);
+      board->overlap_state.store(e.state, std::memory_order_release);
+    }
+    osl::SpawnProcessOperation op = test::quiet("/bin/sleep", test::kSleep);
+    op.env = std::span<const std::string_view>(env, 1);
+    auto r = ctx.spawn_process(op);
+    if (!r) {
+      ctx.fail(r.error());
+      return;
+    }
+    board->last_pid.store(r->pid, std::memory_order_release);
+    board->pids.push(r->pid);
+    board->starts[Board::at("o")].fetch_add(1, std::memory_order_acq_rel);
+    const ActorId id = ctx.self().id;
+    board->refs[Board::at("o")].store((std::uint64_t{id.slot} << 32) | id.gen, std::memory_order_release);
+  }
+  void on_message(Context<int>& ctx, int& m) override {
+    if (m == kCrash) ctx.fail(Error::make(Errc::Failed, "told to crash"));
+  }
+};
+
+TEST_CASE("a restarted child's process tree is gone before its replacement starts, for each shutdown spec") {
+  const std::string marker = "AIRSSYS_SUPERVISOR_TEST=" + std::to_string(test::self_pid());
+  test::NothingLeftCensus census(marker);
+  const std::string_view env[] = {marker};
+  const ShutdownSpec specs[] = {ShutdownSpec::brutal_kill(), ShutdownSpec::after(100ms), ShutdownSpec::infinity()};
+  for (const ShutdownSpec sd : specs) {
+    INFO("shutdown kind " << static_cast<int>(sd.kind));
+    Board b;
+    System sys(small_config());
+    SupervisorSpec spec(SupervisorFlags{.intensity = 10}, 1);
+    REQUIRE(spec.add(ChildSpec::worker<TreeOwner>("o", &b, env).shutdown(sd)).ok());
+    ShutdownOnExit down{sys};
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE(sup.ok());
+    for (int crash = 1; crash <= 3; ++crash) {
+      const int before = b.started("o");
+      REQUIRE(sys.send(b.ref("o"), static_cast<int>(kCrash)).ok());
+      REQUIRE(restarted(b, "o", before));
+    }
+    INFO("a predecessor's process was in state " << b.overlap_state.load());
+    CHECK(b.overlaps.load() == 0);
+    REQUIRE(sup->stop().ok());
+    const auto pids = b.pids.get();
+    CHECK(pids.size() == 4);
+    for (int pid : pids) {
+      CHECK_FALSE(test::process_exists(pid));
+      census.pids.push_back(pid);
+    }
+  }
+}
+
+TEST_CASE("a crash and restart cycle under a supervisor allocates nothing") {
+  Board b;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.strategy = Strategy::RestForOne, .intensity = 1'000'000}, 4);
+  REQUIRE(spec.add(worker("a", b)).ok());
+  REQUIRE(spec.add(worker("w", b)).ok());
+  REQUIRE(spec.add(worker("c", b)).ok());
+  ShutdownOnExit down{sys};  // before the specs go, also after a failed REQUIRE
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  constexpr int kCycles = 1000 / test::kScale;
+  int failures = 0;
+  const std::uint64_t before = test::allocations();
+  for (int k = 0; k < kCycles && failures == 0; ++k) {
+    const int started = b.started("c");
+    if (!sys.send(b.ref("w"), static_cast<int>(kCrash))) ++failures;
+    if (!test::wait_for([&] { return b.started("c") != started; })) ++failures;
+  }
+  const std::uint64_t after = test::allocations();
+  CHECK(failures == 0);
+  CHECK(b.started("w") == kCycles + 1);
+  INFO("malloc counted too: " << test::counts_malloc());
+  CHECK(after - before == 0);
+  REQUIRE(sup->stop().ok());
+}
