@@ -13,10 +13,6 @@
 namespace airssys {
 
 namespace {
-// The tag System gives an actor's processes in the executor (the owner
-// its ExitSink reports): generation in the high half, slot in the low.
-std::uint64_t owner_tag(ActorId id) noexcept { return (std::uint64_t{id.gen} << 32) | id.slot; }
-
 std::int64_t to_ns(std::chrono::milliseconds t) noexcept {
   constexpr std::int64_t kNsPerMs = 1'000'000;
   return t.count() > INT64_MAX / kNsPerMs ? INT64_MAX : t.count() * kNsPerMs;
@@ -511,7 +507,7 @@ void ProcessActor::handle(Ctx& ctx, StdinClose& m) {
 void ProcessActor::cleanup_tree(Ctx& ctx, Proc& p, int first_signal, std::int64_t timeout_ns) noexcept {
   if (executor_ == nullptr) return;
   // NotFound: the tree is already gone (and released) — nothing to do.
-  (void)executor_->request_tree_teardown(owner_tag(ctx.self().id), p.pid, timeout_ns, first_signal);
+  (void)executor_->request_tree_teardown(ctx.self().id.to_bits(), p.pid, timeout_ns, first_signal);
 }
 
 void ProcessActor::handle(Ctx& ctx, ProcessExited& m) {

@@ -10,10 +10,6 @@
 namespace airssys {
 
 namespace {
-// The tag System gives an actor's processes in the executor (see
-// process_actor.cpp).
-std::uint64_t owner_tag(ActorId id) noexcept { return (std::uint64_t{id.gen} << 32) | id.slot; }
-
 std::int64_t to_ns(std::chrono::milliseconds t) noexcept {
   constexpr std::int64_t kNsPerMs = 1'000'000;
   return t.count() > INT64_MAX / kNsPerMs ? INT64_MAX : t.count() * kNsPerMs;
@@ -252,7 +248,7 @@ void ProcessPoolActor::handle(Ctx& ctx, ProcessExited& m) {
   if (job == nullptr) return;
   // What the job left running in its tree goes with it.
   if (auto ex = ctx.system().process_executor(); ex)
-    (void)ex.value()->request_tree_teardown(owner_tag(ctx.self().id), m.pid, job->kill_timeout_ns,
+    (void)ex.value()->request_tree_teardown(ctx.self().id.to_bits(), m.pid, job->kill_timeout_ns,
                                             job->first_signal);
   --total_.running;
   ++(job->kill_requested ? total_.killed : total_.exited);
@@ -293,7 +289,7 @@ void ProcessPoolActor::handle(Ctx& ctx, Down& m) {
     Job& j = running_[i];
     if (j.id == 0 || j.requester != m.who || j.kill_requested) continue;
     j.kill_requested = true;
-    if (ex) (void)ex.value()->request_tree_teardown(owner_tag(ctx.self().id), j.pid, j.kill_timeout_ns, j.first_signal);
+    if (ex) (void)ex.value()->request_tree_teardown(ctx.self().id.to_bits(), j.pid, j.kill_timeout_ns, j.first_signal);
   }
   start_ready(ctx);
 }

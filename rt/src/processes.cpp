@@ -1,8 +1,11 @@
-// System: the actors' OS processes — the executor built on first use,
-// ProcessSets, exits turned into messages, teardown at stop.
-#include <airssys/rt/system.hpp>
+// The actors' OS processes: detail::ProcessSets — the executor built on
+// first use, one ProcessSet per owning actor, and the count of teardowns a
+// finalising actor waits for — and System's side of it: spawn_process,
+// exits turned into messages, teardown at stop and restart.
+#include <airssys/rt/detail/process_sets.hpp>
 
 #include <airssys/arch/wait.hpp>
+#include <airssys/rt/system.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -16,123 +19,19 @@ using detail::Node;
 using detail::NodeKind;
 
 namespace {
-std::uint64_t owner_of(ActorId id) noexcept { return (std::uint64_t{id.gen} << 32) | id.slot; }
-ActorId actor_of(std::uint64_t owner) noexcept {
-  return ActorId{static_cast<std::uint32_t>(owner), static_cast<std::uint32_t>(owner >> 32)};
-}
-
 // Who the policy and the audit log see: "actor#<slot>".
 struct Principal {
   explicit Principal(std::uint32_t slot) noexcept { std::snprintf(name, sizeof name, "actor#%u", slot); }
   osl::SecurityContext context() const noexcept { return osl::SecurityContext{name}; }
   char name[32];
 };
-}  // namespace
 
-Result<osl::ProcessExecutor*> System::processes() noexcept {
-  // acquire: pairs with the release store below; the executor and the
-  // ProcessSets are fully built when the pointer is seen.
-  if (auto* ex = executor_.load(std::memory_order_acquire)) return ex;
-  std::lock_guard<std::mutex> lock(processes_mu_);
-  if (auto* ex = executor_.load(std::memory_order_acquire)) return ex;
-  if (shutting_down()) return Error::make(Errc::ShuttingDown, "spawn_process refused: the system is shutting down");
-  osl::ExecutorConfig cfg;
-  cfg.max_processes = config_.max_processes;
-  cfg.cgroup_base = config_.cgroup_base;
-  const std::size_t sets = config_.process_owners;
-  const std::size_t per = config_.processes_per_actor;
-  executor_owner_.reset(new (std::nothrow) osl::ProcessExecutor(cfg));
-  process_sink_.reset(new (std::nothrow) ProcessSink(*this));
-  process_items_.reset(new (std::nothrow) ChildProcess[sets * per]);
-  process_counts_.reset(new (std::nothrow) std::uint8_t[sets]());
-  process_links_.reset(new (std::nothrow) std::atomic<std::uint32_t>[sets]);
-  tree_waits_.reset(new (std::nothrow) TreeWait[sets]);
-  if (!executor_owner_ || !process_sink_ || !process_items_ || !process_counts_ || !process_links_ || !tree_waits_)
-    return Error::make(Errc::Full, "no memory for the process executor");
-  free_process_sets_.init(process_links_.get(), static_cast<std::uint32_t>(sets), true);
-  for (auto* m : config_.process_middleware)
-    if (m != nullptr) (void)executor_owner_->use(*m);
-  if (auto r = executor_owner_->start_reactor(*process_sink_); !r) return r.error();
-  executor_.store(executor_owner_.get(), std::memory_order_release);
-  return executor_owner_.get();
-}
-
-Result<SpawnProcessResult> System::spawn_process(detail::Turn& t, const SpawnProcessOperation& op) noexcept {
-  auto ex = processes();
-  if (!ex) return ex.error();
-  Cell* c = t.cell;
-  const bool managed = op.lifetime == ProcessLifetime::Managed;
-  const std::size_t per = config_.processes_per_actor;
-  if (managed) {
-    if (c->process_set == 0) {
-      std::uint32_t set;
-      if (!free_process_sets_.pop(set))
-        return Error::make(Errc::Full, "actor #%u: no ProcessSet free (SystemConfig::process_owners = %u)", t.slot,
-                           config_.process_owners);
-      process_counts_[set] = 0;
-      // relaxed: the reactor reads it under tree_reports_mu_ only to find
-      // the set of a teardown this actor requests later, after a request
-      // that synchronises through the executor's mutex.
-      tree_waits_[set].owner.store(owner_of(ActorId{t.slot, detail::word::gen(c->word.load(std::memory_order_relaxed))}),
-                                   std::memory_order_relaxed);
-      c->process_set = static_cast<std::uint16_t>(set + 1);
-    }
-    if (process_counts_[c->process_set - 1u] >= per)
-      return Error::make(Errc::Full, "ProcessSet of actor #%u is full (%zu processes)", t.slot, per);
-  }
-  const ActorId self{t.slot, detail::word::gen(c->word.load(std::memory_order_relaxed))};
-  auto r = ex.value()->execute(op, Principal(t.slot).context(), owner_of(self));
-  if (!r) return r.error();
-  if (managed) {
-    const std::size_t set = c->process_set - 1u;
-    process_items_[set * per + process_counts_[set]++] =
-        ChildProcess{r.value().pid, r.value().pgid, r.value().containment};
-  }
-  return r;
-}
-
-std::span<const ChildProcess> System::child_processes(const Cell* c) const noexcept {
-  if (c->process_set == 0) return {};
-  const std::size_t set = c->process_set - 1u;
-  return {process_items_.get() + set * config_.processes_per_actor, process_counts_[set]};
-}
-
-void System::remove_child_process(Cell* c, int pid) noexcept {
-  if (c->process_set == 0) return;
-  const std::size_t set = c->process_set - 1u;
-  ChildProcess* items = process_items_.get() + set * config_.processes_per_actor;
-  std::uint8_t& n = process_counts_[set];
-  for (std::size_t i = 0; i < n; ++i)
-    if (items[i].pid == pid) {
-      items[i] = items[--n];  // order is not kept
-      return;
-    }
-}
-
-namespace {
 bool owns(std::span<const ChildProcess> set, int pid, int pgid) noexcept {
   for (const auto& p : set)
     if ((pid > 0 && p.pid == pid) || (pgid > 1 && p.pgid == pgid && p.pid == pgid)) return true;
   return false;
 }
-}  // namespace
 
-Result<void> System::signal_own_process(detail::Turn& t, int pid, int sig) noexcept {
-  if (!owns(child_processes(t.cell), pid, 0))
-    return Error::make(Errc::InvalidArgument, "actor #%u does not own process %d", t.slot, pid);
-  return executor_.load(std::memory_order_acquire)
-      ->execute(osl::SignalProcessOperation{pid, sig}, Principal(t.slot).context());
-}
-
-Result<void> System::kill_own_group(detail::Turn& t, int pgid, int sig) noexcept {
-  if (pgid <= 1) return Error::make(Errc::InvalidArgument, "KillProcessGroup of pgid %d refused", pgid);
-  if (!owns(child_processes(t.cell), 0, pgid))
-    return Error::make(Errc::InvalidArgument, "actor #%u does not own a group with pgid %d", t.slot, pgid);
-  return executor_.load(std::memory_order_acquire)
-      ->execute(osl::KillProcessGroupOperation{pgid, sig}, Principal(t.slot).context());
-}
-
-namespace {
 // milliseconds::max() means "never KILL": saturate instead of overflowing
 // the conversion to nanoseconds.
 std::int64_t kill_timeout_ns(std::chrono::milliseconds t) noexcept {
@@ -141,27 +40,166 @@ std::int64_t kill_timeout_ns(std::chrono::milliseconds t) noexcept {
 }
 }  // namespace
 
+// ---------------------------------------------------------------------------
+// System's side
+
+Result<osl::ProcessExecutor*> System::processes() noexcept {
+  if (auto* ex = processes_.built()) return ex;
+  return processes_.build(*this, shutting_down());
+}
+
+Result<SpawnProcessResult> System::spawn_process(detail::Turn& t, const SpawnProcessOperation& op) noexcept {
+  auto ex = processes();
+  if (!ex) return ex.error();
+  return processes_.spawn(**ex, t.cell, id_of(t.cell), op);
+}
+
 // On the actor's worker, as it stops or restarts: its trees are torn down
 // by the reactor, with the actor's first signal and kill timeout
 // (SpawnOptions); the set is emptied, and returned once the trees are gone
 // (continue_finalize).
-void System::teardown_processes(Cell* c, ActorId owner) noexcept {
-  if (c->process_set == 0) return;
+void System::teardown_processes(Cell* c) noexcept {
   const auto* holder = static_cast<const detail::ActorHolder*>(c->reserved);
   const std::int64_t timeout =
       holder->kill_timeout_ns >= 0 ? holder->kill_timeout_ns : kill_timeout_ns(config_.process_kill_timeout);
-  if (auto* ex = executor_.load(std::memory_order_acquire)) {
-    const std::size_t n = ex->request_teardown(owner_of(owner), timeout, holder->first_signal);
+  processes_.teardown(c, id_of(c), timeout, holder->first_signal);
+}
+
+// On the reactor thread.
+void System::deliver_process_exit(std::uint64_t owner, int pid, ExitStatus status) noexcept {
+  Node* n = alloc_node(0, nullptr);
+  if (n == nullptr) return;  // message pool exhausted: the set entry stays until the actor stops
+  n->kind = NodeKind::ProcessExit;
+  new (detail::payload<ProcessExited>(n)) ProcessExited{pid, status};
+  if (!post_system(ActorId::from_bits(owner), n, nullptr)) free_node(n, nullptr);
+}
+
+osl::ProcessExecutor::Counters System::process_counters() const noexcept { return processes_.counters(); }
+
+std::size_t System::processes_held() const noexcept { return processes_.held(); }
+
+namespace detail {
+
+// ---------------------------------------------------------------------------
+// ProcessSets
+
+// The reactor's reports, passed to the System.
+class ProcessSets::Sink final : public osl::ExitSink {
+ public:
+  explicit Sink(System& s) noexcept : system_(s) {}
+  void on_exit(std::uint64_t owner, int pid, ExitStatus status) noexcept override {
+    system_.deliver_process_exit(owner, pid, status);
+  }
+  void on_teardown(std::uint64_t owner, int, const osl::TeardownReport& report) noexcept override {
+    if (report.owner_wide) system_.processes_.tree_torn_down(system_, owner);
+  }
+
+ private:
+  System& system_;
+};
+
+ProcessSets::~ProcessSets() = default;
+
+Result<osl::ProcessExecutor*> ProcessSets::build(System& system, bool shutting_down) noexcept {
+  std::lock_guard<std::mutex> lock(build_mu_);
+  if (auto* ex = executor_.load(std::memory_order_acquire)) return ex;
+  if (shutting_down) return Error::make(Errc::ShuttingDown, "spawn_process refused: the system is shutting down");
+  osl::ExecutorConfig cfg;
+  cfg.max_processes = config_.max_processes;
+  cfg.cgroup_base = config_.cgroup_base;
+  const std::size_t sets = config_.process_owners;
+  const std::size_t per = config_.processes_per_actor;
+  executor_owner_.reset(new (std::nothrow) osl::ProcessExecutor(cfg));
+  sink_.reset(new (std::nothrow) Sink(system));
+  items_.reset(new (std::nothrow) ChildProcess[sets * per]);
+  counts_.reset(new (std::nothrow) std::uint8_t[sets]());
+  links_.reset(new (std::nothrow) std::atomic<std::uint32_t>[sets]);
+  tree_waits_.reset(new (std::nothrow) TreeWait[sets]);
+  if (!executor_owner_ || !sink_ || !items_ || !counts_ || !links_ || !tree_waits_)
+    return Error::make(Errc::Full, "no memory for the process executor");
+  free_sets_.init(links_.get(), static_cast<std::uint32_t>(sets), true);
+  for (auto* m : config_.process_middleware)
+    if (m != nullptr) (void)executor_owner_->use(*m);
+  if (auto r = executor_owner_->start_reactor(*sink_); !r) return r.error();
+  // release: see built().
+  executor_.store(executor_owner_.get(), std::memory_order_release);
+  return executor_owner_.get();
+}
+
+Result<SpawnProcessResult> ProcessSets::spawn(osl::ProcessExecutor& ex, Cell* c, ActorId self,
+                                              const SpawnProcessOperation& op) noexcept {
+  const bool managed = op.lifetime == ProcessLifetime::Managed;
+  const std::size_t per = config_.processes_per_actor;
+  if (managed) {
+    if (c->process_set == 0) {
+      std::uint32_t set;
+      if (!free_sets_.pop(set))
+        return Error::make(Errc::Full, "actor #%u: no ProcessSet free (SystemConfig::process_owners = %u)",
+                           self.slot, config_.process_owners);
+      counts_[set] = 0;
+      // relaxed: the reactor reads it under reports_mu_ only to find the
+      // set of a teardown this actor requests later, after a request that
+      // synchronises through the executor's mutex.
+      tree_waits_[set].owner.store(self.to_bits(), std::memory_order_relaxed);
+      c->process_set = static_cast<std::uint16_t>(set + 1);
+    }
+    if (counts_[set_of(c)] >= per)
+      return Error::make(Errc::Full, "ProcessSet of actor #%u is full (%zu processes)", self.slot, per);
+  }
+  auto r = ex.execute(op, Principal(self.slot).context(), self.to_bits());
+  if (!r) return r.error();
+  if (managed) {
+    const std::size_t set = set_of(c);
+    items_[set * per + counts_[set]++] = ChildProcess{r.value().pid, r.value().pgid, r.value().containment};
+  }
+  return r;
+}
+
+std::span<const ChildProcess> ProcessSets::children(const Cell* c) const noexcept {
+  if (c->process_set == 0) return {};
+  const std::size_t set = set_of(c);
+  return {items_.get() + set * config_.processes_per_actor, counts_[set]};
+}
+
+void ProcessSets::remove(Cell* c, int pid) noexcept {
+  if (c->process_set == 0) return;
+  const std::size_t set = set_of(c);
+  ChildProcess* items = items_.get() + set * config_.processes_per_actor;
+  std::uint8_t& n = counts_[set];
+  for (std::size_t i = 0; i < n; ++i)
+    if (items[i].pid == pid) {
+      items[i] = items[--n];  // order is not kept
+      return;
+    }
+}
+
+Result<void> ProcessSets::signal(const Cell* c, std::uint32_t slot, int pid, int sig) noexcept {
+  if (!owns(children(c), pid, 0))
+    return Error::make(Errc::InvalidArgument, "actor #%u does not own process %d", slot, pid);
+  return built()->execute(osl::SignalProcessOperation{pid, sig}, Principal(slot).context());
+}
+
+Result<void> ProcessSets::kill_group(const Cell* c, std::uint32_t slot, int pgid, int sig) noexcept {
+  if (pgid <= 1) return Error::make(Errc::InvalidArgument, "KillProcessGroup of pgid %d refused", pgid);
+  if (!owns(children(c), 0, pgid))
+    return Error::make(Errc::InvalidArgument, "actor #%u does not own a group with pgid %d", slot, pgid);
+  return built()->execute(osl::KillProcessGroupOperation{pgid, sig}, Principal(slot).context());
+}
+
+void ProcessSets::teardown(Cell* c, ActorId owner, std::int64_t timeout_ns, int first_signal) noexcept {
+  if (c->process_set == 0) return;
+  if (auto* ex = built()) {
+    const std::size_t n = ex->request_teardown(owner.to_bits(), timeout_ns, first_signal);
     TreeWait& tw = tree_waits_[set_of(c)];
     // Only this worker writes `requested`; the reactor compares its count
     // of reports with it (seq_cst, see trees_pending).
     tw.requested.store(tw.requested.load(std::memory_order_relaxed) + static_cast<std::uint32_t>(n),
                        std::memory_order_seq_cst);
   }
-  process_counts_[set_of(c)] = 0;
+  counts_[set_of(c)] = 0;
 }
 
-void System::release_process_set(Cell* c) noexcept {
+void ProcessSets::release(Cell* c) noexcept {
   if (c->process_set == 0) return;
   TreeWait& tw = tree_waits_[set_of(c)];
   tw.owner.store(0, std::memory_order_relaxed);
@@ -169,7 +207,7 @@ void System::release_process_set(Cell* c) noexcept {
   tw.done.store(0, std::memory_order_relaxed);
   tw.waiting.store(0, std::memory_order_relaxed);
   // The free stack's push releases the resets to the set's next owner.
-  free_process_sets_.push(set_of(c));
+  free_sets_.push(set_of(c));
   c->process_set = 0;
 }
 
@@ -181,14 +219,14 @@ void System::release_process_set(Cell* c) noexcept {
 // `done` then reads `requested` and claims `waiting` (all seq_cst); the one
 // that wins the claim of `waiting` goes on, so the cell runs exactly once
 // more.
-bool System::trees_pending(detail::Worker&, Cell* c, bool foreign) noexcept {
-  if (tree_reports_detached_) return false;  // the final drain: the executor's end kills the rest
+bool ProcessSets::trees_pending(Cell* c, bool foreign) noexcept {
+  if (reports_detached_) return false;  // the final drain: the executor's end kills the rest
   TreeWait& tw = tree_waits_[set_of(c)];
   const std::uint32_t requested = tw.requested.load(std::memory_order_relaxed);
   if (tw.done.load(std::memory_order_seq_cst) == requested) return false;
   // A foreign run holds kQueued: give it up so that the reactor can queue
   // the cell again (the word is closed: no sender sets it meanwhile).
-  if (foreign) c->word.fetch_and(~detail::word::kQueued, std::memory_order_seq_cst);
+  if (foreign) c->word.fetch_and(~word::kQueued, std::memory_order_seq_cst);
   const std::uint64_t owner = tw.owner.load(std::memory_order_relaxed);
   tw.waiting.store(owner, std::memory_order_seq_cst);
   if (tw.done.load(std::memory_order_seq_cst) != requested) return true;
@@ -196,16 +234,18 @@ bool System::trees_pending(detail::Worker&, Cell* c, bool foreign) noexcept {
   if (tw.waiting.compare_exchange_strong(expected, 0, std::memory_order_seq_cst)) {
     // Done meanwhile, and the reactor did not claim the wake-up: go on
     // here. The cell is in no queue now, as after a local run.
-    if (foreign) c->word.fetch_or(detail::word::kQueued, std::memory_order_relaxed);
+    if (foreign) c->word.fetch_or(word::kQueued, std::memory_order_relaxed);
     return false;
   }
   return true;  // the reactor claimed it and queued the cell
 }
 
-// On the reactor thread: one tree of `owner`, requested by teardown_processes, is gone.
-void System::tree_torn_down(std::uint64_t owner) noexcept {
-  std::lock_guard<std::mutex> lock(tree_reports_mu_);
-  if (tree_reports_detached_ || !tree_waits_) return;
+// On the reactor thread: one tree of `owner`, requested by teardown(), is
+// gone. Under reports_mu_ throughout, so that no cell is queued once the
+// final drain has detached the reports.
+void ProcessSets::tree_torn_down(System& system, std::uint64_t owner) noexcept {
+  std::lock_guard<std::mutex> lock(reports_mu_);
+  if (reports_detached_ || !tree_waits_) return;
   TreeWait* tw = nullptr;
   for (std::uint32_t i = 0; i < config_.process_owners && tw == nullptr; ++i)
     if (tree_waits_[i].owner.load(std::memory_order_relaxed) == owner) tw = &tree_waits_[i];
@@ -216,60 +256,24 @@ void System::tree_torn_down(std::uint64_t owner) noexcept {
   // Only a finalising actor publishes `waiting`, and with its own id: a
   // claim cannot wake another occupant of the set or the slot.
   if (!tw->waiting.compare_exchange_strong(expected, 0, std::memory_order_seq_cst)) return;
-  Cell* c = &cells_[actor_of(owner).slot];
+  Cell* c = &system.cells_[ActorId::from_bits(owner).slot];
   // acq_rel: the run this schedules sees the cell as its worker left it.
-  if ((c->word.fetch_or(detail::word::kQueued, std::memory_order_acq_rel) & detail::word::kQueued) == 0)
-    schedule_foreign(c);
+  if ((c->word.fetch_or(word::kQueued, std::memory_order_acq_rel) & word::kQueued) == 0)
+    system.schedule_foreign(c);
 }
 
-void System::detach_tree_reports() noexcept {
-  std::lock_guard<std::mutex> lock(tree_reports_mu_);
-  tree_reports_detached_ = true;
+void ProcessSets::detach_reports() noexcept {
+  std::lock_guard<std::mutex> lock(reports_mu_);
+  reports_detached_ = true;
 }
 
-Result<void> System::report_started(detail::Turn& t) noexcept {
-  auto* holder = static_cast<detail::ActorHolder*>(t.cell->reserved);
-  const ActorId parent = holder->notify_started;
-  if (!parent.valid()) return {};
-  holder->notify_started = ActorId{};
-  Node* n = alloc_node(0, t.worker);
-  if (n == nullptr) return pool_exhausted(0, parent);
-  n->kind = NodeKind::Started;
-  new (detail::payload<Started>(n)) Started{ActorId{t.slot, detail::word::gen(t.cell->word.load(std::memory_order_relaxed))}};
-  if (post_system(parent, n, t.worker)) return {};
-  free_node(n, t.worker);
-  return Error::make(Errc::Dead, "actor #%u: the actor that spawned it (#%u) has stopped; Started not sent", t.slot,
-                     parent.slot);
-}
-
-Result<void> System::probe_health(detail::Turn& t, ActorId target) noexcept {
-  Node* n = alloc_node(0, t.worker);
-  if (n == nullptr) return pool_exhausted(0, target);
-  n->kind = NodeKind::Probe;
-  const ActorId self{t.slot, detail::word::gen(t.cell->word.load(std::memory_order_relaxed))};
-  new (detail::payload<detail::ProbeRecord>(n)) detail::ProbeRecord{self, HealthReport{target, Health::Healthy}};
-  if (post_system(target, n, t.worker)) return {};
-  free_node(n, t.worker);
-  return Error::make(Errc::Dead, "health probe of actor #%u (generation %u): it has stopped", target.slot,
-                     target.gen);
-}
-
-// On the reactor thread.
-void System::deliver_process_exit(std::uint64_t owner, int pid, ExitStatus status) noexcept {
-  Node* n = alloc_node(0, nullptr);
-  if (n == nullptr) return;  // message pool exhausted: the set entry stays until the actor stops
-  n->kind = NodeKind::ProcessExit;
-  new (detail::payload<ProcessExited>(n)) ProcessExited{pid, status};
-  if (!post_system(actor_of(owner), n, nullptr)) free_node(n, nullptr);
-}
-
-osl::ProcessExecutor::Counters System::process_counters() const noexcept {
-  auto* ex = executor_.load(std::memory_order_acquire);
+osl::ProcessExecutor::Counters ProcessSets::counters() const noexcept {
+  auto* ex = built();
   return ex != nullptr ? ex->counters() : osl::ProcessExecutor::Counters{};
 }
 
-std::size_t System::processes_held() const noexcept {
-  auto* ex = executor_.load(std::memory_order_acquire);
+std::size_t ProcessSets::held() const noexcept {
+  auto* ex = built();
   return ex != nullptr ? ex->live() : 0;
 }
 
@@ -277,10 +281,16 @@ std::size_t System::processes_held() const noexcept {
 // with the thread that spawned it): waits for the trees of the stopped
 // actors to be torn down, up to the deadline. The executor itself, with
 // its reactor and guardian, goes at the end of shutdown.
-void System::shutdown_processes(std::int64_t deadline_ns) noexcept {
-  auto* ex = executor_.load(std::memory_order_acquire);
+void ProcessSets::wait_managed_gone(std::int64_t deadline_ns) noexcept {
+  auto* ex = built();
   if (ex == nullptr) return;
   while (ex->managed() != 0 && arch::monotonic_ns() < deadline_ns) arch::sleep_ns(500'000);
 }
 
+void ProcessSets::stop_executor() noexcept {
+  executor_.store(nullptr, std::memory_order_release);
+  executor_owner_.reset();
+}
+
+}  // namespace detail
 }  // namespace airssys

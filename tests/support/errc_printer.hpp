@@ -3,7 +3,7 @@
 // prints its name ("NotFound") instead of a number. One specialization for
 // every test binary, so it lives here.
 
-#include <airssys/arch/error.hpp>
+#include <airssys/error.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -2,7 +2,7 @@
 // airssys-run's own exit statuses, shared by its single-command and
 // Procfile modes.
 
-#include <airssys/arch/error.hpp>
+#include <airssys/error.hpp>
 
 #include <cerrno>
 

@@ -6,7 +6,7 @@
 // in the same directory, then a rename), so a scraper never reads half a
 // file.
 
-#include <airssys/arch/error.hpp>
+#include <airssys/error.hpp>
 
 #include <cstdint>
 #include <string>

@@ -6,7 +6,7 @@
 // line longer than kMaxLine bytes is written in pieces of kMaxLine, each a
 // line of its own.
 
-#include <airssys/arch/error.hpp>
+#include <airssys/error.hpp>
 #include <airssys/arch/poller.hpp>
 
 #include <chrono>

@@ -6,7 +6,7 @@
 // reaches every descendant, including ones that called setsid() and those
 // in cgroups the tree made below its own.
 
-#include <airssys/arch/error.hpp>
+#include <airssys/error.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -28,7 +28,7 @@
 // becomes readable; restart() starts a new one with nothing registered,
 // and the owner registers again everything it still holds.
 
-#include <airssys/arch/error.hpp>
+#include <airssys/error.hpp>
 
 #include <cstddef>
 #include <cstdint>

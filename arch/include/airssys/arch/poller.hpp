@@ -4,7 +4,7 @@
 // readable when their process ends, cgroup.events signals priority data
 // when a cgroup empties.
 
-#include <airssys/arch/error.hpp>
+#include <airssys/error.hpp>
 
 #include <cstddef>
 #include <cstdint>

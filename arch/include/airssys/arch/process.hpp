@@ -7,7 +7,8 @@
 // while its process still runs kills it (SIGKILL) and reaps it: a handle
 // can be dropped, a process cannot be leaked.
 
-#include <airssys/arch/error.hpp>
+#include <airssys/error.hpp>
+#include <airssys/exit_status.hpp>
 
 #include <cstdint>
 
@@ -85,14 +86,8 @@ struct SpawnSpec {
   const Cgroup* cgroup = nullptr;
 };
 
-// How a process ended: exit code, or the signal that killed it.
-struct ExitStatus {
-  int code = 0;     // valid when signal == 0
-  int signal = 0;   // non-zero: killed by this signal
-  bool core_dumped = false;  // killed by `signal`, and the kernel dumped its core
-  // The shell convention: code, or 128 + signal.
-  int shell_status() const noexcept { return signal != 0 ? 128 + signal : code; }
-};
+// How a process ended (exit code or signal): the base layer's value.
+using airssys::ExitStatus;
 
 // A spawned, not yet reaped process. Move-only.
 class Process {

@@ -3,7 +3,7 @@
 // child's output pipes themselves (airssys-run's Procfile mode) and need to
 // know whether they write to a terminal.
 
-#include <airssys/arch/error.hpp>
+#include <airssys/error.hpp>
 
 #include <cstddef>
 

@@ -3,7 +3,7 @@
 // spawn and how, which group to signal, what to wait for. A
 // ProcessExecutor runs them through its middleware chain (policy, audit).
 
-#include <airssys/arch/error.hpp>
+#include <airssys/error.hpp>
 #include <airssys/arch/process.hpp>
 
 #include <cstddef>

@@ -1,7 +1,13 @@
 #pragma once
-// Actors, their handles, and the values the runtime hands to them.
+// Actors: the base class Actor<M>, what a handler's failure leads to
+// (ErrorAction), and the type-erased faces the runtime drives. The bodies
+// of Actor<M>'s hooks run a Context, so they live in context.hpp. This
+// header needs neither the System nor the process layer.
 
-#include <airssys/rt/error.hpp>
+#include <airssys/error.hpp>
+#include <airssys/rt/actor_ref.hpp>
+#include <airssys/rt/fwd.hpp>
+#include <airssys/rt/messages.hpp>
 #include <airssys/rt/detail/mailbox.hpp>
 
 #include <cstdint>
@@ -10,21 +16,6 @@
 #include <utility>
 
 namespace airssys {
-
-class System;
-template <class M>
-class Context;
-
-// Why an actor stopped, as reported in Down and to on_stop.
-enum class StopReason : std::uint8_t {
-  Normal,     // the actor called ctx.stop()
-  Requested,  // another actor or thread called stop(ref)
-  Failed,     // a handler failed and on_error answered Stop
-  Escalated,  // a handler failed and on_error answered Escalate
-  Shutdown,   // System::shutdown()
-  NoActor,    // (Down only) the monitored actor was already gone
-};
-const char* to_string(StopReason r) noexcept;
 
 // What the runtime does after a handler fails (Context::fail, or an
 // exception escaping it when exceptions are on).
@@ -36,81 +27,6 @@ const char* to_string(StopReason r) noexcept;
 //              with Errc::ChildEscalated (parent = the actor that spawned
 //              this one through its Context; none for top-level actors).
 enum class ErrorAction : std::uint8_t { Resume, Restart, Stop, Escalate };
-
-// An untyped actor handle: slot index plus the slot's generation when the
-// handle was made. Trivially copyable; a handle to a stopped actor never
-// reaches the slot's next occupant, because the generation differs.
-struct ActorId {
-  std::uint32_t slot = ~0u;
-  std::uint32_t gen = 0;
-  bool valid() const noexcept { return slot != ~0u; }
-  friend bool operator==(ActorId, ActorId) = default;
-};
-
-// A typed handle to an actor whose message type is M. Sending through it
-// checks the generation: a stopped actor gives Errc::Dead, never a
-// use-after-free or a message to the slot's next occupant.
-template <class M>
-struct ActorRef {
-  ActorId id;
-  bool valid() const noexcept { return id.valid(); }
-  operator ActorId() const noexcept { return id; }
-  friend bool operator==(ActorRef, ActorRef) = default;
-};
-
-// Delivered to a monitoring actor when the monitored one stops. The
-// monitoring actor's message type must be constructible from Down.
-struct Down {
-  ActorId who;
-  StopReason reason;
-};
-
-// A one-shot reply address for ask(). Trivially copyable; replying after the
-// asker gave up (timeout) is refused with Errc::Dead and the reply is dropped.
-template <class Rep>
-struct ReplyTo {
-  std::uint32_t index = ~0u;
-  std::uint32_t gen = 0;
-};
-
-// Delivered to an actor that asked with Context::ask(): the request id it
-// got back from ask() and the reply or the error (Errc::Timeout).
-template <class Rep>
-struct Reply {
-  std::uint64_t request;
-  Result<Rep> result;
-};
-
-// Delivered (on the system lane) to an actor that spawned a child with
-// Context::spawn_supervised, once that child has started: its on_start
-// returned without failing or stopping (or, if it deferred, it called
-// Context::report_started). A child that fails to start sends no Started;
-// its Down comes instead. The receiver's message type must be
-// constructible from Started.
-struct Started {
-  ActorId who;
-};
-
-// What an actor says of itself when probed (Actor::health_check).
-//   Healthy  — working as intended;
-//   Degraded — working, but not as well (reported, not acted on);
-//   Failed   — not working: a supervisor counts it toward a restart.
-enum class Health : std::uint8_t { Healthy, Degraded, Failed };
-const char* to_string(Health h) noexcept;
-
-// The answer to Context::probe_health, delivered on the system lane to the
-// prober, whose message type must be constructible from HealthReport.
-struct HealthReport {
-  ActorId who;
-  Health health = Health::Healthy;
-};
-
-// Handle to an armed timer; cancel() with it from any thread.
-struct TimerId {
-  std::uint32_t worker = ~0u;
-  std::uint32_t index = 0;
-  std::uint32_t gen = 0;
-};
 
 namespace detail {
 

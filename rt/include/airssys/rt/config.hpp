@@ -3,12 +3,17 @@
 // construction.
 
 #include <array>
-
-#include <airssys/osl/executor.hpp>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 
 namespace airssys {
+
+// Process middleware is only named here (stored by pointer); a user that
+// writes one includes <airssys/osl/executor.hpp> itself.
+namespace osl {
+class Middleware;
+}
 
 // What an idle worker does. `Spin` gives the lowest wake-up latency and burns
 // its core; `Park` sleeps on a futex at once; `SpinThenPark` spins for

@@ -1,21 +1,34 @@
 #pragma once
-// System: the runtime. Owns the workers, the actor slots, every pool, the
-// timers, the registry and the broker.
+// System: the runtime. Owns the workers, the actor slots, every pool, and
+// one object per concept: each worker's TimerWheel (timers.hpp), the
+// AskTable (detail/asks.hpp), the Registry, the Broker and the ProcessSets
+// (detail/process_sets.hpp). Its own code is split by concept too:
+// system.cpp (build, validate, stats), send.cpp (admission, scheduling;
+// the fast path is inline below), worker.cpp (the worker loop),
+// lifecycle.cpp (spawn, stop, failure, finalisation), shutdown.cpp.
+//
+// Including this header gives a user everything: actors, Context, the
+// registry, the broker and the process types.
 
+#include <airssys/error.hpp>
 #include <airssys/rt/actor.hpp>
+#include <airssys/rt/broker.hpp>
 #include <airssys/rt/config.hpp>
-#include <airssys/rt/error.hpp>
+#include <airssys/rt/fwd.hpp>
+#include <airssys/rt/messages.hpp>
 #include <airssys/rt/process.hpp>
+#include <airssys/rt/registry.hpp>
+#include <airssys/rt/timers.hpp>
+#include <airssys/rt/detail/asks.hpp>
 #include <airssys/rt/detail/mailbox.hpp>
-#include <airssys/rt/detail/name_table.hpp>
 #include <airssys/rt/detail/pool.hpp>
+#include <airssys/rt/detail/process_sets.hpp>
 #include <airssys/rt/detail/worker.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string_view>
 #include <type_traits>
@@ -70,27 +83,7 @@ struct PoolUsage {
   std::uint32_t pending_asks = 0;
 };
 
-// Result of Broker::publish: subscribers reached and subscribers refused.
-struct PublishReport {
-  std::uint32_t delivered = 0;
-  std::uint32_t failed = 0;
-};
-
 namespace detail {
-template <class T>
-void destroy_user_node(Node* n) noexcept {
-  payload<T>(n)->~T();
-}
-
-template <class M>
-std::uintptr_t type_tag() noexcept {
-  static const char tag = 0;
-  return reinterpret_cast<std::uintptr_t>(&tag);
-}
-inline std::uint64_t pack(ActorId id) noexcept { return (std::uint64_t{id.slot} << 32) | id.gen; }
-inline ActorId unpack(std::uint64_t v) noexcept {
-  return ActorId{static_cast<std::uint32_t>(v >> 32), static_cast<std::uint32_t>(v)};
-}
 
 // A System's identity among the Systems alive in the process: an 8-bit tag,
 // distinct for up to 256 live Systems (beyond that, tags are shared), which
@@ -117,85 +110,7 @@ class SystemTag {
   bool held_ = false;
 };
 
-// One outstanding ask(). `state` is gen << 2 | phase: 0 free, 1 waiting,
-// 2 replied (thread asker may take `reply`), 3 claimed by a replier.
-struct PendingAsk {
-  std::atomic<std::uint32_t> state{0};
-  std::atomic<std::uint32_t> free_link{0};
-  Node* reply = nullptr;
-  ActorId asker;           // valid for an actor's ask
-  std::uint64_t request = 0;
-  TimerId timer;
-  // Delivers the reply (a Rep on the replier's stack) to the asking actor.
-  Result<void> (*complete)(System&, PendingAsk&, void* rep) = nullptr;
-};
 }  // namespace detail
-
-// A fixed-capacity directory of named actors. Lookups are lock-free; a name
-// is bound to one actor, and frees itself when that actor stops (reclaimed
-// lazily on the next lookup, add or when the table is full).
-class Registry {
- public:
-  // Binds `name` (1..31 bytes) to `ref`. AlreadyExists if a live actor
-  // holds it, Full if `registry_capacity` live names exist.
-  template <class M>
-  Result<void> add(std::string_view name, ActorRef<M> ref) noexcept {
-    return add_id(name, ref.id, detail::type_tag<M>());
-  }
-  // NotFound if absent or its actor stopped; TypeMismatch if the actor's
-  // message type is not M.
-  template <class M>
-  Result<ActorRef<M>> find(std::string_view name) const noexcept {
-    std::uintptr_t tag = 0;
-    auto id = find_id(name, tag);
-    if (!id) return id.error();
-    if (tag != detail::type_tag<M>())
-      return Error::make(Errc::TypeMismatch, "actor named '%.*s' takes another message type",
-                         static_cast<int>(name.size()), name.data());
-    return ActorRef<M>{*id};
-  }
-  Result<void> remove(std::string_view name) noexcept;
-  std::uint32_t size() const noexcept { return table_.size(); }
-  std::uint32_t capacity() const noexcept { return table_.capacity(); }
-
- private:
-  friend class System;
-  explicit Registry(System& s) : system_(s) {}
-  Result<void> add_id(std::string_view name, ActorId id, std::uintptr_t tag) noexcept;
-  Result<ActorId> find_id(std::string_view name, std::uintptr_t& tag) const noexcept;
-  void sweep() noexcept;
-  System& system_;
-  mutable detail::NameTable table_;
-};
-
-// A fixed-capacity publish/subscribe hub. A topic is created by its first
-// subscriber and typed by its message type; `publish` sends a copy to each
-// subscriber (lock-free) and removes subscribers that have stopped.
-class Broker {
- public:
-  template <class M>
-  Result<void> subscribe(std::string_view topic, ActorRef<M> ref) noexcept {
-    return subscribe_id(topic, ref.id, detail::type_tag<M>());
-  }
-  Result<void> unsubscribe(std::string_view topic, ActorId id) noexcept;
-  template <class M>
-  Result<PublishReport> publish(std::string_view topic, const M& msg,
-                                Backpressure bp = Backpressure::Drop) noexcept;
-  std::uint32_t topics() const noexcept { return table_.size(); }
-
- private:
-  friend class System;
-  explicit Broker(System& s) : system_(s) {}
-  ~Broker();
-  void init(std::uint32_t topics, std::uint32_t per_topic);
-  Result<void> subscribe_id(std::string_view topic, ActorId id, std::uintptr_t tag) noexcept;
-  Result<std::atomic<std::uint64_t>*> topic_for_publish(std::string_view topic,
-                                                        std::uintptr_t tag) const noexcept;
-  System& system_;
-  detail::NameTable table_;
-  std::atomic<std::uint64_t>* subscribers_ = nullptr;  // topics x per_topic, 0 = empty
-  std::uint32_t per_topic_ = 0;
-};
 
 // The actor runtime. Construction reserves every pool and starts the
 // workers; after it returns, spawn, send, receive, stop, timers and ask
@@ -290,7 +205,7 @@ class System {
   // groups spawned, cleaned, processes killed, orphans adopted.
   osl::ProcessExecutor::Counters process_counters() const noexcept;
   // True once an actor has spawned a process (the reactor thread runs).
-  bool processes_started() const noexcept { return executor_.load(std::memory_order_acquire) != nullptr; }
+  bool processes_started() const noexcept { return processes_.built() != nullptr; }
   // Processes held (spawned or adopted, not yet reaped), for tests.
   std::size_t processes_held() const noexcept;
 
@@ -306,9 +221,10 @@ class System {
   friend class Context;
   template <class M>
   friend class Actor;
-  friend class Registry;
-  friend class Broker;
+  friend class detail::TimerWheel;
+  friend class detail::ProcessSets;
 
+  // ---- Sending and scheduling (send.cpp; the fast path inline here).
   enum class Admission : std::uint8_t { Local, Foreign, ForeignSchedule, Dropped, Refused };
 
   // send() on the user lane, or on the system lane (never refused for room).
@@ -377,23 +293,9 @@ class System {
   // Delivers a runtime-built node on the system lane (never refused for
   // room). On Dead the node is handed back: returns false.
   bool post_system(ActorId to, detail::Node* n, detail::Worker* w) noexcept;
-  void link_monitor(detail::Cell* c, detail::Node* n) noexcept;
+  void count_dead_letter() noexcept { dead_letters_.fetch_add(1, std::memory_order_relaxed); }
 
-  // Processes: the executor is built on the first spawn_process.
-  class ProcessSink;
-  Result<osl::ProcessExecutor*> processes() noexcept;
-  Result<SpawnProcessResult> spawn_process(detail::Turn& t, const SpawnProcessOperation& op) noexcept;
-  std::span<const ChildProcess> child_processes(const detail::Cell* c) const noexcept;
-  Result<void> signal_own_process(detail::Turn& t, int pid, int sig) noexcept;
-  Result<void> kill_own_group(detail::Turn& t, int pgid, int sig) noexcept;
-  void remove_child_process(detail::Cell* c, int pid) noexcept;
-  void teardown_processes(detail::Cell* c, ActorId owner) noexcept;
-  void release_process_set(detail::Cell* c) noexcept;
-  void deliver_process_exit(std::uint64_t owner, int pid, ExitStatus status) noexcept;
-  void shutdown_processes(std::int64_t deadline_ns) noexcept;
-  void free_holder(detail::ActorHolder* holder) noexcept;
-
-  // Spawn plumbing.
+  // ---- Lifecycle: spawn, stop, failure, escalation, finalisation (lifecycle.cpp).
   Result<std::uint32_t> acquire_slot(const char* what) noexcept;
   void release_slot(std::uint32_t slot) noexcept { free_slots_.push(slot); }
   void leave_spawn_gate() noexcept;
@@ -406,62 +308,62 @@ class System {
   template <class A, class F>
   Result<ActorRef<typename A::Message>> spawn_linked(const SpawnOptions& options, F factory,
                                                      ActorId parent, bool notify_started = false);
-  // Started and health probes.
+  void free_holder(detail::ActorHolder* holder) noexcept;
+  void link_monitor(detail::Cell* c, detail::Node* n) noexcept;
   Result<void> report_started(detail::Turn& t) noexcept;
   Result<void> probe_health(detail::Turn& t, ActorId target) noexcept;
-  // Deferred finalisation: an actor whose trees are being torn down is
-  // finalised (Down sent, slot released) once the reactor reports them gone.
-  std::uint32_t set_of(const detail::Cell* c) const noexcept { return c->process_set - 1u; }
-  bool trees_pending(detail::Worker& w, detail::Cell* c, bool foreign) noexcept;
-  void tree_torn_down(std::uint64_t owner) noexcept;
-  void detach_tree_reports() noexcept;
-
-  // Worker side.
-  void run_worker(detail::Worker& w) noexcept;
-  void run_turn(detail::Worker& w, detail::Cell* c, bool foreign) noexcept;
-  void idle(detail::Worker& w, std::int64_t& idle_since) noexcept;
-  bool deliver(detail::Turn& t, detail::Node* n) noexcept;
-  void handle_failure(detail::Turn& t) noexcept;
   bool build_actor(detail::Turn& t) noexcept;
-  void requeue(detail::Worker& w, detail::Cell* c, bool foreign) noexcept;
+  void handle_failure(detail::Turn& t) noexcept;
+  // Stop: on_stop, the process trees torn down, the mailbox drained, then
+  // (once the trees are gone) Down to the watchers and the slot freed.
   void begin_finalize(detail::Worker& w, detail::Cell* c, StopReason reason, bool foreign) noexcept;
   void continue_finalize(detail::Worker& w, detail::Cell* c, bool foreign) noexcept;
   void release_if_unqueued(detail::Worker& w, detail::Cell* c, bool foreign) noexcept;
-  void notify_space(detail::Worker& w) noexcept;
+  ActorId id_of(const detail::Cell* c) const noexcept {
+    return ActorId{slot_of(c), detail::word::gen(c->word.load(std::memory_order_relaxed))};
+  }
   std::uint32_t slot_of(const detail::Cell* c) const noexcept {
     return static_cast<std::uint32_t>(c - cells_);
   }
 
-  // Timers.
-  Result<TimerId> arm_timer(detail::Worker& w, detail::Node* n, ActorId target,
-                            std::chrono::nanoseconds delay, void (*destroy)(detail::Node*) noexcept,
-                            std::uint32_t guard_index, std::uint32_t guard_gen) noexcept;
-  void poll_timers(detail::Worker& w) noexcept;
-  // False: the entry must stay armed one more round (see the ask guard).
-  bool fire_timer(detail::Worker& w, detail::TimerEntry& e) noexcept;
+  // ---- The worker loop (worker.cpp).
+  void run_worker(detail::Worker& w) noexcept;
+  void run_turn(detail::Worker& w, detail::Cell* c, bool foreign) noexcept;
+  void idle(detail::Worker& w, std::int64_t& idle_since) noexcept;
+  bool deliver(detail::Turn& t, detail::Node* n) noexcept;
+  void requeue(detail::Worker& w, detail::Cell* c, bool foreign) noexcept;
+  void notify_space(detail::Worker& w) noexcept;
 
-  // Asks.
-  Result<std::uint32_t> acquire_pending() noexcept;
-  void release_pending(std::uint32_t index) noexcept;
-  Result<void> wait_reply(std::uint32_t index, std::chrono::nanoseconds timeout,
-                          detail::Node*& reply) noexcept;
-  Result<std::uint32_t> claim_pending(std::uint32_t index, std::uint32_t gen) noexcept;
-  void finish_claim(std::uint32_t index, detail::Node* reply) noexcept;
-  void abandon_claim(std::uint32_t index, std::uint32_t gen) noexcept;
-  void stop_all() noexcept;
+  // ---- The actors' processes (processes.cpp, over detail::ProcessSets).
+  Result<osl::ProcessExecutor*> processes() noexcept;
+  Result<SpawnProcessResult> spawn_process(detail::Turn& t, const SpawnProcessOperation& op) noexcept;
+  std::span<const ChildProcess> child_processes(const detail::Cell* c) const noexcept {
+    return processes_.children(c);
+  }
+  Result<void> signal_own_process(detail::Turn& t, int pid, int sig) noexcept {
+    return processes_.signal(t.cell, t.slot, pid, sig);
+  }
+  Result<void> kill_own_group(detail::Turn& t, int pgid, int sig) noexcept {
+    return processes_.kill_group(t.cell, t.slot, pgid, sig);
+  }
+  void teardown_processes(detail::Cell* c) noexcept;
+  // The reactor's report of an exit (its thread).
+  void deliver_process_exit(std::uint64_t owner, int pid, ExitStatus status) noexcept;
+
+  // ---- Stats and shutdown (system.cpp, shutdown.cpp).
   std::uint64_t stopped_count() const noexcept;
   std::uint64_t live_count() const noexcept;
+  void stop_all() noexcept;
   void drain_everything() noexcept;
 
   SystemConfig config_;
   detail::SystemTag tag_;  // before the cells: their first generation comes from it
   detail::Cell* cells_ = nullptr;
   detail::Worker* workers_ = nullptr;
-  detail::PendingAsk* pending_ = nullptr;
   detail::IndexStack free_slots_;
-  detail::IndexStack free_pending_;
   detail::SizedPools messages_;
   detail::SizedPools actors_;
+  detail::AskTable asks_;
   Registry registry_{*this};
   Broker broker_{*this};
 
@@ -474,236 +376,8 @@ class System {
   alignas(64) std::atomic<std::uint64_t> spawn_gate_{0};
   std::atomic<std::uint32_t> shutdown_state_{0};  // 0 running, 1 shutting down, 2 done
 
-  // Processes, built by the first spawn_process (processes()).
-  class ProcessSink final : public osl::ExitSink {
-   public:
-    explicit ProcessSink(System& s) noexcept : system_(s) {}
-    void on_exit(std::uint64_t owner, int pid, ExitStatus status) noexcept override {
-      system_.deliver_process_exit(owner, pid, status);
-    }
-    void on_teardown(std::uint64_t owner, int, const osl::TeardownReport& report) noexcept override {
-      if (report.owner_wide) system_.tree_torn_down(owner);
-    }
-
-   private:
-    System& system_;
-  };
-  std::mutex processes_mu_;  // taken once, to build the executor
-  std::atomic<osl::ProcessExecutor*> executor_{nullptr};
-  std::unique_ptr<osl::ProcessExecutor> executor_owner_;
-  std::unique_ptr<ProcessSink> process_sink_;
-  std::unique_ptr<ChildProcess[]> process_items_;  // process_owners x processes_per_actor
-  std::unique_ptr<std::uint8_t[]> process_counts_;
-  std::unique_ptr<std::atomic<std::uint32_t>[]> process_links_;
-  detail::IndexStack free_process_sets_;
-  // Per ProcessSet: the teardowns its actor requested and those the reactor
-  // reported done, and the owner (ActorId, 64-bit) waiting for the two to
-  // meet (0: none). See trees_pending / tree_torn_down.
-  struct TreeWait {
-    std::atomic<std::uint64_t> owner{0};
-    std::atomic<std::uint32_t> requested{0};
-    std::atomic<std::uint32_t> done{0};
-    std::atomic<std::uint64_t> waiting{0};
-  };
-  std::unique_ptr<TreeWait[]> tree_waits_;
-  std::mutex tree_reports_mu_;     // reactor reports vs. the final drain
-  bool tree_reports_detached_ = false;
+  detail::ProcessSets processes_{config_};
 };
-
-// What a handler sees of the runtime: its own handle, sending, spawning
-// children, stopping, failing, timers, monitors and asks. Valid only during
-// the handler call it was passed to.
-template <class M>
-class Context {
- public:
-  System& system() const noexcept { return *t_.system; }
-  ActorRef<M> self() const noexcept {
-    return ActorRef<M>{ActorId{t_.slot, detail::word::gen(t_.cell->word.load(std::memory_order_relaxed))}};
-  }
-
-  template <class T, class U>
-  Result<void> send(ActorRef<T> to, U&& msg) const {
-    return t_.system->send(to, std::forward<U>(msg));
-  }
-  template <class T, class U>
-  Result<void> send(ActorRef<T> to, U&& msg, Backpressure bp) const {
-    return t_.system->send(to, std::forward<U>(msg), bp);
-  }
-
-  // Spawns a child. If the child's on_error answers Escalate, this actor's
-  // on_error runs with Errc::ChildEscalated.
-  template <class A, class... Args>
-  Result<ActorRef<typename A::Message>> spawn(Args&&... args) const;
-  template <class A, class F>
-  Result<ActorRef<typename A::Message>> spawn_with(const SpawnOptions& options, F factory) const {
-    return t_.system->template spawn_linked<A>(options, std::move(factory), self().id);
-  }
-  // Like spawn_with, and this actor receives Started{child} once the child
-  // has started (see Started), and monitors the child from its birth: it
-  // receives Down{child, reason} when the child stops, once the child's
-  // process trees are gone (no separate monitor() call is needed; one adds
-  // a second Down). M must be constructible from Started and from Down.
-  template <class A, class F>
-  Result<ActorRef<typename A::Message>> spawn_supervised(const SpawnOptions& options, F factory) const {
-    static_assert(std::is_constructible_v<M, Started> && std::is_constructible_v<M, Down>,
-                  "a supervising actor's message type must be constructible from airssys::Started and Down");
-    return t_.system->template spawn_linked<A>(options, std::move(factory), self().id, true);
-  }
-  // In on_start: this actor's Started is not sent when on_start returns,
-  // but when report_started() is called (a supervisor is started once its
-  // children are). Outside on_start it does nothing.
-  void defer_started() noexcept { t_.defer_started = true; }
-  // Sends this actor's Started to the actor that spawned it with
-  // spawn_supervised, once; later calls and actors not spawned so do nothing.
-  Result<void> report_started() const noexcept { return t_.system->report_started(t_); }
-  // Asks `target` for its Actor::health_check() on the system lane; this
-  // actor then receives HealthReport{target, health}, unless `target` stops
-  // first (its Down tells). Dead if it is gone. M must be constructible from
-  // HealthReport.
-  Result<void> probe_health(ActorId target) const noexcept {
-    static_assert(std::is_constructible_v<M, HealthReport>,
-                  "a probing actor's message type must be constructible from airssys::HealthReport");
-    return t_.system->probe_health(t_, target);
-  }
-
-  // Stops this actor once the handler returns (reason Normal).
-  void stop() noexcept {
-    t_.stop_self = true;
-    t_.reason = StopReason::Normal;
-  }
-  // The same with the reason its monitors see (a supervisor that gave up
-  // stops with Shutdown).
-  void stop(StopReason reason) noexcept {
-    t_.stop_self = true;
-    t_.reason = reason;
-  }
-  Result<void> stop(ActorId other) const noexcept { return t_.system->stop(other); }
-  // Reports that the current handler failed; on_error decides what follows.
-  void fail(const Error& e) noexcept {
-    t_.failed = true;
-    t_.error = e;
-  }
-
-  // Delivers `msg` to `to` after `delay` (1 ms resolution), on the system
-  // lane: the mailbox bound does not refuse it. Full if this worker's
-  // timers are all armed; InvalidArgument if `delay` is negative. A delay
-  // of nanoseconds::max() never fires (it holds its timer until cancelled).
-  template <class T, class U>
-  Result<TimerId> send_after(ActorRef<T> to, U&& msg, std::chrono::nanoseconds delay) const;
-  bool cancel(TimerId id) const noexcept { return t_.system->cancel(id); }
-
-  // Watches `other`: when it stops, this actor receives Down{other, reason}
-  // (NoActor at once if it is already gone). M must be constructible from Down.
-  template <class T>
-  Result<void> monitor(ActorRef<T> other) const noexcept;
-
-  // Sends make(ReplyTo<Rep>) to `to`; later this actor receives exactly one
-  // Reply<Rep> carrying the returned request id: the reply, or Timeout after
-  // `timeout` (nanoseconds::max(): never; negative: InvalidArgument). A reply
-  // that fails (Full) gives the request back, and the timeout still answers.
-  // Only this actor's own stop (or shutdown) ends the promise. M must be
-  // constructible from Reply<Rep>.
-  template <class Rep, class T, class Make>
-  Result<std::uint64_t> ask(ActorRef<T> to, Make&& make, std::chrono::nanoseconds timeout) const;
-  template <class Rep, class U>
-  Result<void> reply(ReplyTo<Rep> to, U&& value) const {
-    return t_.system->reply(to, std::forward<U>(value));
-  }
-
-  // Spawns an OS process owned by this actor (see osl::ProcessExecutor for
-  // what Managed and Detached guarantee). A Managed process is recorded in
-  // the actor's ProcessSet; when it ends the actor receives ProcessExited
-  // (if M is constructible from it), and when the actor stops, restarts or
-  // crashes, its trees are torn down asynchronously (SIGTERM, then SIGKILL
-  // after SystemConfig::process_kill_timeout). The first call builds the
-  // process executor and starts its reactor thread.
-  Result<SpawnProcessResult> spawn_process(const SpawnProcessOperation& op) const noexcept {
-    return t_.system->spawn_process(t_, op);
-  }
-  // The managed processes this actor owns and that have not been reaped.
-  // An empty span, without a call or an allocation, for an actor that never
-  // spawned one.
-  std::span<const ChildProcess> child_processes() const noexcept {
-    if (t_.cell->process_set == 0) return {};
-    return t_.system->child_processes(t_.cell);
-  }
-  // Signals one of this actor's processes, or a group one of them leads.
-  Result<void> signal_process(int pid, int sig) const noexcept { return t_.system->signal_own_process(t_, pid, sig); }
-  Result<void> kill_process_group(int pgid, int sig) const noexcept {
-    return t_.system->kill_own_group(t_, pgid, sig);
-  }
-
-  // True once a stop of this actor or a shutdown has been requested.
-  bool stopping() const noexcept {
-    return (t_.cell->word.load(std::memory_order_relaxed) & detail::word::kStop) != 0 ||
-           t_.system->shutting_down();
-  }
-
- private:
-  template <class>
-  friend class Actor;
-  explicit Context(detail::Turn& t) noexcept : t_(t) {}
-  detail::Turn& t_;
-};
-
-// ---------------------------------------------------------------------------
-// Template definitions.
-
-template <class M>
-void Actor<M>::invoke_start(detail::Turn& t) {
-  Context<M> ctx(t);
-  on_start(ctx);
-}
-
-template <class M>
-void Actor<M>::invoke(detail::Turn& t, detail::Node* n) {
-  Context<M> ctx(t);
-  if (n->kind == detail::NodeKind::User) {
-    M* m = detail::payload<M>(n);
-    struct Destroy {
-      M* m;
-      ~Destroy() { m->~M(); }
-    } guard{m};
-    on_message(ctx, *m);
-  } else if (n->kind == detail::NodeKind::ProcessExit) {
-    if constexpr (std::is_constructible_v<M, ProcessExited>) {
-      M m(*detail::payload<ProcessExited>(n));
-      on_message(ctx, m);
-    }
-  } else if (n->kind == detail::NodeKind::Started) {
-    if constexpr (std::is_constructible_v<M, Started>) {
-      M m(*detail::payload<Started>(n));
-      on_message(ctx, m);
-    }
-  } else if (n->kind == detail::NodeKind::HealthReply) {
-    if constexpr (std::is_constructible_v<M, HealthReport>) {
-      M m(detail::payload<detail::ProbeRecord>(n)->report);
-      on_message(ctx, m);
-    }
-  } else if constexpr (std::is_constructible_v<M, Down>) {
-    // Down: only reaches actors whose M accepts it (Context::monitor checks).
-    M m(detail::payload<detail::MonitorRecord>(n)->down);
-    on_message(ctx, m);
-  }
-}
-
-template <class M>
-void Actor<M>::invoke_stop(detail::Turn& t, StopReason r) {
-  Context<M> ctx(t);
-  on_stop(ctx, r);
-}
-
-template <class M>
-ErrorAction Actor<M>::invoke_error(detail::Turn& t, const Error& e) {
-  Context<M> ctx(t);
-  return on_error(ctx, e);
-}
-
-template <class M>
-Health Actor<M>::invoke_health(detail::Turn& t) {
-  Context<M> ctx(t);
-  return health_check(ctx);
-}
 
 template <class A, class... Args>
 Result<ActorRef<typename A::Message>> System::spawn(Args&&... args) {
@@ -795,28 +469,28 @@ Result<Rep> System::ask(ActorRef<M> to, Make&& make, std::chrono::nanoseconds ti
   if (timeout.count() < 0)
     return Error::make(Errc::InvalidArgument, "ask timeout %lld ns is negative",
                        static_cast<long long>(timeout.count()));
-  auto index = acquire_pending();
+  auto index = asks_.acquire();
   if (!index) return index.error();
-  detail::PendingAsk& p = pending_[*index];
-  std::uint32_t gen = p.state.load(std::memory_order_relaxed) >> 2;
+  detail::PendingAsk& p = asks_[*index];
+  const std::uint32_t gen = asks_.gen(*index);
   p.asker = ActorId{};
   Result<void> sent;
 #if __cpp_exceptions
   try {
     sent = send(to, make(ReplyTo<Rep>{*index, gen}));
   } catch (...) {
-    release_pending(*index);
+    asks_.release(*index);
     throw;
   }
 #else
   sent = send(to, make(ReplyTo<Rep>{*index, gen}));
 #endif
   if (!sent) {
-    release_pending(*index);
+    asks_.release(*index);
     return sent.error();
   }
   detail::Node* n = nullptr;
-  auto waited = wait_reply(*index, timeout, n);
+  auto waited = asks_.wait_reply(*index, timeout, shutting_down_, n);
   if (!waited) return waited.error();
   Rep* r = detail::payload<Rep>(n);
   Result<Rep> out(std::move(*r));
@@ -832,16 +506,16 @@ Result<void> System::reply(ReplyTo<Rep> to, U&& value) {
   // The value is built before the request is claimed, so that nothing that
   // can throw runs while the claim is held.
   Rep rep(std::forward<U>(value));
-  auto claimed = claim_pending(to.index, to.gen);
+  auto claimed = asks_.claim(to.index, to.gen);
   if (!claimed) return claimed.error();
-  detail::PendingAsk& p = pending_[to.index];
+  detail::PendingAsk& p = asks_[to.index];
   if (p.asker.valid()) {
     Result<void> r;
 #if __cpp_exceptions
     try {
       r = p.complete(*this, p, &rep);
     } catch (...) {
-      abandon_claim(to.index, to.gen);
+      asks_.abandon(to.index, to.gen);
       throw;
     }
 #else
@@ -850,17 +524,17 @@ Result<void> System::reply(ReplyTo<Rep> to, U&& value) {
     if (!r && r.code() != Errc::Dead) {
       // No room for the reply: give the request back; its timeout timer
       // (which waits while a claim is held) still answers the asker.
-      abandon_claim(to.index, to.gen);
+      asks_.abandon(to.index, to.gen);
       return r;
     }
     cancel(p.timer);  // answered, or the asker is gone
-    finish_claim(to.index, nullptr);
+    asks_.finish(to.index, nullptr);
     return r;
   }
   detail::Worker* w = this_worker();
   detail::Node* n = alloc_node(cls, w);
   if (n == nullptr) {
-    abandon_claim(to.index, to.gen);
+    asks_.abandon(to.index, to.gen);
     return pool_exhausted(cls, ActorId{});
   }
 #if __cpp_exceptions
@@ -868,142 +542,25 @@ Result<void> System::reply(ReplyTo<Rep> to, U&& value) {
     new (detail::payload<Rep>(n)) Rep(std::move(rep));
   } catch (...) {
     free_node(n, w);
-    abandon_claim(to.index, to.gen);
+    asks_.abandon(to.index, to.gen);
     throw;
   }
 #else
   new (detail::payload<Rep>(n)) Rep(std::move(rep));
 #endif
-  finish_claim(to.index, n);
+  asks_.finish(to.index, n);
   return {};
 }
 
-template <class M>
-Result<PublishReport> Broker::publish(std::string_view topic, const M& msg, Backpressure bp) noexcept {
-  auto subs = topic_for_publish(topic, detail::type_tag<M>());
-  if (!subs) return subs.error();
-  PublishReport report;
-  std::atomic<std::uint64_t>* list = *subs;
-  if (list == nullptr) return report;
-  for (std::uint32_t i = 0; i < per_topic_; ++i) {
-    std::uint64_t v = list[i].load(std::memory_order_acquire);
-    if (v == 0) continue;
-    auto r = system_.send(ActorRef<M>{detail::unpack(v)}, msg, bp);
-    if (r) {
-      ++report.delivered;
-    } else {
-      ++report.failed;
-      if (r.code() == Errc::Dead) list[i].compare_exchange_strong(v, 0, std::memory_order_acq_rel);
-    }
-  }
-  return report;
-}
 
+namespace detail {
 template <class M>
-template <class A, class... Args>
-Result<ActorRef<typename A::Message>> Context<M>::spawn(Args&&... args) const {
-  return spawn_with<A>(SpawnOptions{}, [... a = std::decay_t<Args>(std::forward<Args>(args))]() {
-    return A(a...);
-  });
+Result<void> send_published(System& s, ActorRef<M> to, const M& msg, Backpressure bp) {
+  return s.send(to, msg, bp);
 }
-
-
-template <class M>
-template <class T, class U>
-Result<TimerId> Context<M>::send_after(ActorRef<T> to, U&& msg, std::chrono::nanoseconds delay) const {
-  static_assert(std::is_constructible_v<T, U&&>, "message type does not accept this value");
-  constexpr std::size_t cls = detail::size_class_for(detail::kNodePayload + sizeof(T));
-  static_assert(cls < kSizeClasses, "message type exceeds the largest pool block (4 KiB)");
-  System& s = *t_.system;
-  detail::Node* n = s.alloc_node(cls, t_.worker);
-  if (n == nullptr) return s.pool_exhausted(cls, to.id);
-  new (detail::payload<T>(n)) T(std::forward<U>(msg));
-  auto id = s.arm_timer(*t_.worker, n, to.id, delay, &detail::destroy_user_node<T>, ~0u, 0);
-  if (!id) {
-    detail::destroy_user_node<T>(n);
-    s.free_node(n, t_.worker);
-  }
-  return id;
-}
-
-template <class M>
-template <class T>
-Result<void> Context<M>::monitor(ActorRef<T> other) const noexcept {
-  static_assert(std::is_constructible_v<M, Down>,
-                "a monitoring actor's message type must be constructible from airssys::Down");
-  System& s = *t_.system;
-  detail::Node* n = s.alloc_node(0, t_.worker);
-  if (n == nullptr) return s.pool_exhausted(0, other.id);
-  n->kind = detail::NodeKind::Monitor;
-  new (detail::payload<detail::MonitorRecord>(n))
-      detail::MonitorRecord{self().id, Down{other.id, StopReason::NoActor}};
-  if (s.post_system(other.id, n, t_.worker)) return {};
-  // Already gone: answer at once with NoActor.
-  n->kind = detail::NodeKind::Down;
-  if (!s.post_system(self().id, n, t_.worker)) s.free_node(n, t_.worker);
-  return {};
-}
-
-template <class M>
-template <class Rep, class T, class Make>
-Result<std::uint64_t> Context<M>::ask(ActorRef<T> to, Make&& make,
-                                      std::chrono::nanoseconds timeout) const {
-  static_assert(std::is_constructible_v<M, Reply<Rep>>,
-                "an asking actor's message type must be constructible from airssys::Reply<Rep>");
-  constexpr std::size_t cls = detail::size_class_for(detail::kNodePayload + sizeof(M));
-  if (timeout.count() < 0)
-    return Error::make(Errc::InvalidArgument, "ask timeout %lld ns is negative",
-                       static_cast<long long>(timeout.count()));
-  System& s = *t_.system;
-  auto index = s.acquire_pending();
-  if (!index) return index.error();
-  detail::PendingAsk& p = s.pending_[*index];
-  std::uint32_t gen = p.state.load(std::memory_order_relaxed) >> 2;
-  const std::uint64_t request = (std::uint64_t{gen} << 32) | *index;
-  p.asker = self().id;
-  p.request = request;
-  p.complete = [](System& sys, detail::PendingAsk& pa, void* rep) -> Result<void> {
-    return sys.send_on(ActorRef<M>{pa.asker},
-                       M(Reply<Rep>{pa.request, std::move(*static_cast<Rep*>(rep))}),
-                       Backpressure::Error, true);
-  };
-  detail::Node* n = s.alloc_node(cls, t_.worker);
-  if (n == nullptr) {
-    s.release_pending(*index);
-    return s.pool_exhausted(cls, to.id);
-  }
-  new (detail::payload<M>(n)) M(Reply<Rep>{
-      request, Error::make(Errc::Timeout, "request #%u to actor #%u got no reply within %lld ms",
-                           *index, to.id.slot,
-                           static_cast<long long>(timeout.count() / 1'000'000))});
-  auto timer = s.arm_timer(*t_.worker, n, self().id, timeout, &detail::destroy_user_node<M>, *index, gen);
-  if (!timer) {
-    detail::destroy_user_node<M>(n);
-    s.free_node(n, t_.worker);
-    s.release_pending(*index);
-    return timer.error();
-  }
-  p.timer = *timer;
-  Result<void> sent;
-#if __cpp_exceptions
-  try {
-    sent = s.send(to, make(ReplyTo<Rep>{*index, gen}));
-  } catch (...) {
-    // No request went out: no Reply may come for it either.
-    s.cancel(*timer);
-    s.release_pending(*index);
-    throw;
-  }
-#else
-  sent = s.send(to, make(ReplyTo<Rep>{*index, gen}));
-#endif
-  if (!sent) {
-    // The timer's guard finds the request gone and drops the timeout message.
-    s.cancel(*timer);
-    s.release_pending(*index);
-    return sent.error();
-  }
-  return request;
-}
+}  // namespace detail
 
 }  // namespace airssys
+
+// Context (and the bodies of Actor<M>'s hooks) need the complete System.
+#include <airssys/rt/context.hpp>

@@ -45,6 +45,27 @@ T* payload(Node* n) noexcept {
   return reinterpret_cast<T*>(reinterpret_cast<char*>(n) + kNodePayload);
 }
 
+// Destroys a node's payload of type T (a timer's message that is not
+// delivered).
+template <class T>
+void destroy_user_node(Node* n) noexcept {
+  payload<T>(n)->~T();
+}
+
+// The generation after `g`, skipping 0 (an actor's generation is never 0,
+// so ActorId::to_bits() is never 0 either).
+inline constexpr std::uint32_t next_gen(std::uint32_t g) noexcept { return g + 1 == 0 ? 1 : g + 1; }
+
+// The state word of an ask entry and of a timer entry: a 30-bit generation
+// above a 2-bit phase (each names its phases: AskTable::kWaiting,
+// TimerWheel::kArmed, ...), so that one CAS checks both.
+namespace gen_phase {
+inline constexpr std::uint32_t kMask = 3;
+inline constexpr std::uint32_t make(std::uint32_t gen, std::uint32_t phase) noexcept { return (gen << 2) | phase; }
+inline constexpr std::uint32_t gen(std::uint32_t state) noexcept { return state >> 2; }
+inline constexpr std::uint32_t phase(std::uint32_t state) noexcept { return state & kMask; }
+}  // namespace gen_phase
+
 // Intrusive multi-producer / single-consumer FIFO (Vyukov). Producers do
 // one atomic exchange; the consumer owns `head` and a stub node. A pop can
 // return null while a push is half done (tail swapped, link not yet

@@ -1,8 +1,10 @@
 #pragma once
-// A worker thread's state. Internal to the runtime; included by system.hpp
-// so that the send fast path can be inlined.
+// A worker thread's state: its ready queues, its timer wheel, its block
+// cache. Internal to the runtime; included by system.hpp so that the send
+// fast path can be inlined. The loop that runs it is in rt/src/worker.cpp.
 
 #include <airssys/rt/actor.hpp>
+#include <airssys/rt/timers.hpp>
 #include <airssys/rt/detail/mailbox.hpp>
 #include <airssys/rt/detail/pool.hpp>
 
@@ -11,36 +13,6 @@
 #include <thread>
 
 namespace airssys::detail {
-
-// One armed send_after timer. Owned by one worker; cancel() may come from
-// any thread and only flips `state`, the owner frees the entry when its tick
-// comes.
-struct TimerEntry {
-  // gen << 2 | phase; phase 0 free, 1 armed, 2 cancelled.
-  std::atomic<std::uint32_t> state{0};
-  std::uint32_t next = 0;      // bucket chain / free chain, index+1 (0 = none)
-  std::int64_t deadline = 0;   // tick
-  Node* node = nullptr;        // the message to deliver, already built
-  ActorId target;
-  void (*destroy)(Node*) noexcept = nullptr;
-  std::uint32_t guard_index = ~0u;  // pending ask this timer times out, if any
-  std::uint32_t guard_gen = 0;
-};
-
-// A hashed timing wheel of 1 ms ticks: entries hash to slot deadline % kSlots
-// and wait there whole rounds until their tick. Timers of one tick fire in
-// the order they were set.
-struct TimerWheel {
-  static constexpr std::uint32_t kSlots = 1024;
-  static constexpr std::int64_t kTickNs = 1'000'000;
-  TimerEntry* entries = nullptr;
-  std::uint32_t capacity = 0;
-  std::uint32_t free_head = 0;  // index+1
-  std::uint32_t armed = 0;
-  std::int64_t current = 0;     // last tick processed
-  std::uint32_t heads[kSlots] = {};
-  std::uint32_t tails[kSlots] = {};
-};
 
 struct alignas(64) Worker {
   System* system = nullptr;

@@ -1,4 +1,4 @@
-#include <airssys/arch/error.hpp>
+#include <airssys/error.hpp>
 
 #include <cstdio>
 

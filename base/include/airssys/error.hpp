@@ -1,6 +1,7 @@
 #pragma once
-// One error type for the whole library (arch, rt, osl), and Result<T> to
-// carry it.
+// The base layer: one error type for the whole library (arch, osl, rt and
+// the tools), and Result<T> to carry it. Every layer includes this header;
+// it includes nothing of the library.
 
 #include <cstdarg>
 #include <cstdint>

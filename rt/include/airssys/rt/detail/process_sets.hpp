@@ -1,0 +1,103 @@
+#pragma once
+// The actors' OS processes: the process executor (built with its reactor
+// on the first spawn_process), one ProcessSet per actor that owns managed
+// processes, and the count of tree teardowns each finalising actor waits
+// for before its Down goes out.
+
+#include <airssys/rt/config.hpp>
+#include <airssys/rt/process.hpp>
+#include <airssys/rt/detail/mailbox.hpp>
+#include <airssys/rt/detail/pool.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+
+namespace airssys {
+
+class System;
+
+namespace detail {
+
+class ProcessSets {
+ public:
+  explicit ProcessSets(const SystemConfig& config) noexcept : config_(config) {}
+  ProcessSets(const ProcessSets&) = delete;
+  ProcessSets& operator=(const ProcessSets&) = delete;
+  ~ProcessSets();
+
+  // The executor once built (null before, and after stop_executor).
+  osl::ProcessExecutor* built() const noexcept {
+    // acquire: pairs with the release store in build(); the executor and
+    // the sets are fully built when the pointer is seen.
+    return executor_.load(std::memory_order_acquire);
+  }
+  // Builds the executor and the sets once; its reactor reports exits and
+  // finished teardowns to `system`. ShuttingDown if `shutting_down`.
+  Result<osl::ProcessExecutor*> build(System& system, bool shutting_down) noexcept;
+
+  // On the actor's worker: spawns for actor `self` (cell `c`); a managed
+  // process goes into the actor's set, taken on its first managed spawn.
+  Result<SpawnProcessResult> spawn(osl::ProcessExecutor& ex, Cell* c, ActorId self,
+                                   const SpawnProcessOperation& op) noexcept;
+  std::span<const ChildProcess> children(const Cell* c) const noexcept;
+  void remove(Cell* c, int pid) noexcept;
+  Result<void> signal(const Cell* c, std::uint32_t slot, int pid, int sig) noexcept;
+  Result<void> kill_group(const Cell* c, std::uint32_t slot, int pgid, int sig) noexcept;
+
+  // On the actor's worker, as it stops or restarts: asks the reactor to
+  // tear down every tree of `owner` (first_signal, then KILL after
+  // `timeout_ns`) and empties the set.
+  void teardown(Cell* c, ActorId owner, std::int64_t timeout_ns, int first_signal) noexcept;
+  // Returns the set of a finalised actor whose trees are gone.
+  void release(Cell* c) noexcept;
+  // Deferred finalisation (see processes.cpp): true if some trees of the
+  // finalising actor are still being torn down; the reactor's report of
+  // the last one (tree_torn_down) then schedules its cell again.
+  bool trees_pending(Cell* c, bool foreign) noexcept;
+  // On the reactor thread: one tree of `owner` is gone; the last one the
+  // finalising owner waits for schedules its cell again.
+  void tree_torn_down(System& system, std::uint64_t owner) noexcept;
+  // The final drain: no finalisation waits for the reactor any more.
+  void detach_reports() noexcept;
+
+  osl::ProcessExecutor::Counters counters() const noexcept;
+  std::size_t held() const noexcept;
+  // Waits, up to `deadline_ns`, for the managed trees to be torn down.
+  void wait_managed_gone(std::int64_t deadline_ns) noexcept;
+  // Destroys the executor: the rest of the trees is killed and reaped, the
+  // reactor and the guardian stop.
+  void stop_executor() noexcept;
+
+ private:
+  class Sink;
+  std::uint32_t set_of(const Cell* c) const noexcept { return c->process_set - 1u; }
+
+  const SystemConfig& config_;
+  std::mutex build_mu_;  // taken once, to build the executor
+  std::atomic<osl::ProcessExecutor*> executor_{nullptr};
+  std::unique_ptr<osl::ProcessExecutor> executor_owner_;
+  std::unique_ptr<osl::ExitSink> sink_;
+  std::unique_ptr<ChildProcess[]> items_;  // process_owners x processes_per_actor
+  std::unique_ptr<std::uint8_t[]> counts_;
+  std::unique_ptr<std::atomic<std::uint32_t>[]> links_;
+  IndexStack free_sets_;
+  // Per ProcessSet: the teardowns its actor requested and those the reactor
+  // reported done, and the owner (ActorId::to_bits) waiting for the two to
+  // meet (0: none). See trees_pending / tree_torn_down.
+  struct TreeWait {
+    std::atomic<std::uint64_t> owner{0};
+    std::atomic<std::uint32_t> requested{0};
+    std::atomic<std::uint32_t> done{0};
+    std::atomic<std::uint64_t> waiting{0};
+  };
+  std::unique_ptr<TreeWait[]> tree_waits_;
+  std::mutex reports_mu_;     // reactor reports vs. the final drain
+  bool reports_detached_ = false;
+};
+
+}  // namespace detail
+}  // namespace airssys

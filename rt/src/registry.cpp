@@ -1,0 +1,61 @@
+// Registry: actors by name, over a lock-free NameTable of ActorId::to_bits().
+#include <airssys/rt/registry.hpp>
+
+#include <airssys/rt/system.hpp>
+
+namespace airssys {
+
+Result<void> Registry::add_id(std::string_view name, ActorId id, std::uintptr_t tag) noexcept {
+  auto n = detail::Name::make(name, "registry");
+  if (!n) return n.error();
+  if (!system_.alive(id))
+    return Error::make(Errc::Dead, "cannot register '%.*s': actor #%u has stopped",
+                       static_cast<int>(name.size()), name.data(), id.slot);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    detail::NameTable::Found old{};
+    auto r = table_.insert(*n, id.to_bits(), tag, &old);
+    if (r) return {};
+    if (r.code() == Errc::AlreadyExists) {
+      if (system_.alive(ActorId::from_bits(old.value)))
+        return Error::make(Errc::AlreadyExists, "name '%.*s' is already registered to actor #%u",
+                           static_cast<int>(name.size()), name.data(), ActorId::from_bits(old.value).slot);
+      table_.erase(old.index, old.value);  // held by a stopped actor: reclaim
+      continue;
+    }
+    if (attempt == 0) {
+      sweep();
+      continue;
+    }
+  }
+  return Error::make(Errc::Full, "registry is full (%u names) registering '%.*s'", table_.capacity(),
+                     static_cast<int>(name.size()), name.data());
+}
+
+Result<ActorId> Registry::find_id(std::string_view name, std::uintptr_t& tag) const noexcept {
+  auto n = detail::Name::make(name, "registry");
+  if (!n) return n.error();
+  detail::NameTable::Found f{};
+  if (table_.find(*n, f)) {
+    ActorId id = ActorId::from_bits(f.value);
+    if (system_.alive(id)) {
+      tag = f.tag;
+      return id;
+    }
+    table_.erase(f.index, f.value);
+  }
+  return Error::make(Errc::NotFound, "no live actor is registered as '%.*s'",
+                     static_cast<int>(name.size()), name.data());
+}
+
+Result<void> Registry::remove(std::string_view name) noexcept {
+  auto n = detail::Name::make(name, "registry");
+  if (!n) return n.error();
+  detail::NameTable::Found f{};
+  if (table_.find(*n, f) && table_.erase(f.index, f.value)) return {};
+  return Error::make(Errc::NotFound, "no actor is registered as '%.*s'", static_cast<int>(name.size()),
+                     name.data());
+}
+
+void Registry::sweep() noexcept { table_.erase_if([this](std::uint64_t v) { return !system_.alive(ActorId::from_bits(v)); }); }
+
+}  // namespace airssys
