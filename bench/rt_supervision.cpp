@@ -13,6 +13,8 @@
 //       BrutalKill): each iteration includes the teardown of the old
 //       process (KILL, reaped, confirmed gone before the Down) and the
 //       spawn of a new one in the new child's on_start.
+//   rt/supervisor/restart_with_process/cgroup  the same with the process in
+//       a cgroup of its own (what Containment::Auto picks as root).
 //   limit/respawn_process  the floor for that with no library: kill, reap
 //       and posix_spawn a new `sleep` (in a new process group, as ours).
 
