@@ -203,6 +203,31 @@ Result<void> System::probe_health(detail::Turn& t, ActorId target) noexcept {
                      target.gen);
 }
 
+// After an in-place restart: builds the new state and runs its on_start. A
+// restart that cannot build or start stops the actor rather than loop.
+void System::rebuild_actor(Turn& t) noexcept {
+  if (!build_actor(t)) {
+    t.stop_self = true;
+    t.reason = StopReason::Failed;
+    return;
+  }
+  AIRSSYS_GUARD(t, t.cell->actor->invoke_start(t));
+  if (t.failed) {
+    t.failed = false;
+    t.stop_self = true;
+    t.reason = StopReason::Failed;
+  }
+}
+
+// At the start of a run of a cell whose in-place restart waits for its old
+// trees: false (and the cell leaves the run) while they are being torn
+// down; once they are gone, rebuilds the actor and returns true.
+bool System::resume_restart(Turn& t, bool foreign) noexcept {
+  if (processes_.trees_pending(t.cell, foreign)) return false;
+  rebuild_actor(t);
+  return true;
+}
+
 bool System::build_actor(Turn& t) noexcept {
   auto* holder = static_cast<detail::ActorHolder*>(t.cell->reserved);
 #if __cpp_exceptions
@@ -222,6 +247,12 @@ void System::handle_failure(Turn& t) noexcept {
   t.failed = false;
   ErrorAction action = ErrorAction::Stop;
   Error error = t.error;
+  {
+    const ActorId self{t.slot, word::gen(t.cell->word.load(std::memory_order_relaxed))};
+    MonitorEvent e = MonitorEvent::make(MonitorEvent::Kind::ActorFailed, self);
+    e.set_error(error);
+    monitoring_.record(e);
+  }
   AIRSSYS_GUARD(t, action = t.cell->actor->invoke_error(t, error));
   if (t.failed) {  // on_error itself failed
     t.failed = false;
@@ -231,21 +262,20 @@ void System::handle_failure(Turn& t) noexcept {
     case ErrorAction::Resume:
       return;
     case ErrorAction::Restart: {
-      // A restarted actor starts without the old one's processes.
-      if (t.cell->process_set != 0) teardown_processes(t.cell);
+      monitoring_.record(MonitorEvent::Kind::ActorRestarted,
+                         ActorId{t.slot, word::gen(t.cell->word.load(std::memory_order_relaxed))});
       auto* holder = static_cast<detail::ActorHolder*>(t.cell->reserved);
       holder->destroy();
-      if (!build_actor(t)) {
-        t.stop_self = true;
-        t.reason = StopReason::Failed;
+      t.cell->actor = nullptr;
+      // A restarted actor starts without the old one's processes, and only
+      // once they are gone (as a supervisor's replacement does): the run
+      // loop rebuilds it (resume_restart) when the reactor reports the
+      // trees torn down. An actor without processes is rebuilt now.
+      if (t.cell->process_set != 0) {
+        teardown_processes(t.cell);
         return;
       }
-      AIRSSYS_GUARD(t, t.cell->actor->invoke_start(t));
-      if (t.failed) {  // a restart that cannot start: stop rather than loop
-        t.failed = false;
-        t.stop_self = true;
-        t.reason = StopReason::Failed;
-      }
+      rebuild_actor(t);
       return;
     }
     case ErrorAction::Stop:

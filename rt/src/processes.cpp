@@ -120,6 +120,8 @@ Result<osl::ProcessExecutor*> ProcessSets::build(System& system, bool shutting_d
   free_sets_.init(links_.get(), static_cast<std::uint32_t>(sets), true);
   for (auto* m : config_.process_middleware)
     if (m != nullptr) (void)executor_owner_->use(*m);
+  // Last: it records what the policy let through, and every event.
+  (void)executor_owner_->use(monitoring_);
   if (auto r = executor_owner_->start_reactor(*sink_); !r) return r.error();
   // release: see built().
   executor_.store(executor_owner_.get(), std::memory_order_release);
@@ -225,7 +227,9 @@ bool ProcessSets::trees_pending(Cell* c, bool foreign) noexcept {
   const std::uint32_t requested = tw.requested.load(std::memory_order_relaxed);
   if (tw.done.load(std::memory_order_seq_cst) == requested) return false;
   // A foreign run holds kQueued: give it up so that the reactor can queue
-  // the cell again (the word is closed: no sender sets it meanwhile).
+  // the cell again. (A finalising cell's word is closed, so no sender sets
+  // it meanwhile; a restarting one's is open, and a sender that sets it
+  // queues the cell for a run that will look again.)
   if (foreign) c->word.fetch_and(~word::kQueued, std::memory_order_seq_cst);
   const std::uint64_t owner = tw.owner.load(std::memory_order_relaxed);
   tw.waiting.store(owner, std::memory_order_seq_cst);
@@ -233,8 +237,9 @@ bool ProcessSets::trees_pending(Cell* c, bool foreign) noexcept {
   std::uint64_t expected = owner;
   if (tw.waiting.compare_exchange_strong(expected, 0, std::memory_order_seq_cst)) {
     // Done meanwhile, and the reactor did not claim the wake-up: go on
-    // here. The cell is in no queue now, as after a local run.
-    if (foreign) c->word.fetch_or(word::kQueued, std::memory_order_relaxed);
+    // here, unless a sender queued the cell since (an open word): then the
+    // run it queued goes on, and this one must not also hold kQueued.
+    if (foreign && (c->word.fetch_or(word::kQueued, std::memory_order_seq_cst) & word::kQueued) != 0) return true;
     return false;
   }
   return true;  // the reactor claimed it and queued the cell

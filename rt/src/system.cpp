@@ -59,6 +59,11 @@ Result<void> System::validate(const SystemConfig& c) noexcept {
     return Error::make(Errc::InvalidArgument, "mailbox_capacity = %u (must be 1..%u)",
                        c.mailbox_capacity, kMaxMailboxCapacity);
   if (c.budget < 1) return Error::make(Errc::InvalidArgument, "budget = 0 (must be at least 1)");
+  if (c.monitoring_events < 1 || c.monitoring_events > (1u << 24))
+    return Error::make(Errc::InvalidArgument, "monitoring_events = %u (must be 1..16777216)", c.monitoring_events);
+  if (c.monitoring_child_names > 4096)
+    return Error::make(Errc::InvalidArgument, "monitoring_child_names = %u (must be 0..4096)",
+                       c.monitoring_child_names);
   if (c.message_blocks[0] < 1)
     return Error::make(Errc::InvalidArgument, "message_blocks[0] = 0 (the 64-byte class is required)");
   {
@@ -96,7 +101,17 @@ Result<std::unique_ptr<System>> System::create(const SystemConfig& config) {
   return std::make_unique<System>(config);
 }
 
-System::System(const SystemConfig& config) : config_(config) {
+namespace {
+MonitoringConfig monitoring_config(const SystemConfig& c) noexcept {
+  MonitoringConfig m;
+  m.events = c.monitoring_events;
+  m.child_names = c.monitoring_child_names;
+  return m;
+}
+}  // namespace
+
+System::System(const SystemConfig& config)
+    : config_(config), monitoring_(monitoring_config(config)), processes_(config_, monitoring_) {
   if (!validate(config)) std::abort();
   messages_.init(config.message_blocks, config.workers);
   actors_.init(config.actor_blocks, config.workers);
@@ -219,6 +234,26 @@ PoolUsage System::pool_usage() const noexcept {
   u.message_blocks = messages_.in_use_quiescent();
   u.pending_asks = asks_.outstanding();
   return u;
+}
+
+
+ActorCounts System::actor_counts() const noexcept {
+  const SystemStats s = stats();
+  ActorCounts a;
+  a.live = s.live_actors;
+  a.spawned = s.spawned;
+  a.stopped = s.stopped;
+  a.messages = s.messages;
+  a.dead_letters = s.dead_letters;
+  return a;
+}
+
+MonitoringSnapshot System::monitoring_snapshot() const noexcept {
+  return monitoring_.snapshot(actor_counts(), process_counters());
+}
+
+Result<std::size_t> System::write_prometheus(std::span<char> out) const noexcept {
+  return monitoring_.write_prometheus(out, actor_counts(), process_counters());
 }
 
 }  // namespace airssys

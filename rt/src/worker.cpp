@@ -169,6 +169,13 @@ void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
     }
     if (!t.defer_started && static_cast<detail::ActorHolder*>(c->reserved)->notify_started.valid())
       (void)report_started(t);
+  } else if (c->actor == nullptr) {
+    // An in-place restart waits for the old instance's process trees.
+    if (!resume_restart(t, foreign)) return;
+    if (t.stop_self) {
+      begin_finalize(w, c, t.reason, foreign);
+      return;
+    }
   }
   if ((c->word.load(std::memory_order_acquire) & word::kStop) != 0) {
     begin_finalize(w, c, shutting_down() ? StopReason::Shutdown : StopReason::Requested, foreign);
@@ -193,7 +200,7 @@ void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
     }
     c->handled.store(c->handled.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (deliver(t, n)) free_node(n, &w);
-    if (t.stop_self) break;
+    if (t.stop_self || c->actor == nullptr) break;  // stopping, or restarting once its trees are gone
     if (c->stop_hint.load(std::memory_order_relaxed)) {
       c->stop_hint.store(false, std::memory_order_relaxed);
       if ((c->word.load(std::memory_order_acquire) & word::kStop) != 0) {
@@ -211,7 +218,7 @@ void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
     begin_finalize(w, c, shutting_down() ? StopReason::Shutdown : StopReason::Requested, foreign);
     return;
   }
-  if (handled == budget) {
+  if (handled == budget || c->actor == nullptr) {
     requeue(w, c, foreign);
     return;
   }

@@ -5,7 +5,7 @@
 // ProcessExecutor with real process trees (the process table is checked
 // after each).
 
-#include <airssys/rt/monitoring.hpp>
+#include <airssys/rt/system.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -871,4 +871,81 @@ TEST_CASE("a guardian that dies and is replaced is recorded with the new guardia
   const MonitoringSnapshot snap = m.snapshot();
   CHECK(snap.trees_left_at_shutdown == (reactor ? 1u : 2u));
   CHECK(snap.alerts == snap.trees_left_at_shutdown);
+}
+
+// ---- a System's own Monitoring -------------------------------------------------
+
+namespace {
+
+struct CrashingOwner : Actor<int> {
+  std::string_view marker;
+  std::atomic<int>* starts;
+  CrashingOwner(std::string_view m, std::atomic<int>* s) : marker(m), starts(s) {}
+  void on_start(Context<int>&) override { starts->fetch_add(1); }
+  void on_message(Context<int>& ctx, int& v) override {
+    if (v == 1) {
+      const std::string_view env[] = {marker};
+      osl::SpawnProcessOperation op = test::quiet("/bin/sleep", test::kSleep);
+      op.env = env;
+      (void)ctx.spawn_process(op);
+    } else if (v == 2) {
+      ctx.fail(Error::make(Errc::Failed, "told to crash"));
+    }
+  }
+  ErrorAction on_error(Context<int>&, const Error&) override { return ErrorAction::Restart; }
+};
+
+}  // namespace
+
+TEST_CASE("a System records its actors' failures and restarts and its process trees in its own Monitoring") {
+  NothingLeft guard;
+  SystemConfig cfg;
+  cfg.monitoring_events = 64;
+  auto sys = System::create(cfg);
+  REQUIRE(sys);
+  System& s = **sys;
+  std::atomic<int> starts{0};
+  auto a = s.spawn<CrashingOwner>(std::string_view(guard.marker), &starts);
+  REQUIRE(a);
+  REQUIRE(s.send(*a, 1));
+  REQUIRE(test::wait_for([&] { return s.process_counters().spawned == 1; }));
+  REQUIRE(s.send(*a, 2));  // crash: the tree goes, then the actor restarts in place
+  REQUIRE(test::wait_for([&] { return starts.load() == 2; }));
+  CHECK(s.process_counters().cleaned == 1);
+  const auto events = all_events(s.monitoring());
+  std::vector<Kind> kinds;
+  for (const auto& e : events) kinds.push_back(e.kind);
+  const std::vector<Kind> expected{Kind::TreeSpawned, Kind::ActorFailed, Kind::ActorRestarted, Kind::TreeTerminated};
+  CHECK(kinds == expected);
+  REQUIRE(events.size() == expected.size());
+  CHECK(events[1].actor == a->id);
+  CHECK(events[1].error == Errc::Failed);
+  CHECK(events[2].actor == a->id);
+
+  const MonitoringSnapshot snap = s.monitoring_snapshot();
+  CHECK(snap.trees_spawned == 1);
+  CHECK(snap.trees_cleaned == 1);
+  CHECK(snap.restarts == 1);
+  CHECK(snap.actors.live == 1);
+  char buf[8192];
+  auto n = s.write_prometheus(buf);
+  REQUIRE(n);
+  const std::string text(buf, *n);
+  CHECK(text.find("airssys_actors_live 1\n") != std::string::npos);
+  CHECK(text.find("airssys_process_trees_spawned_total 1\n") != std::string::npos);
+  CHECK(text.find("airssys_process_trees_cleaned_total 1\n") != std::string::npos);
+  REQUIRE(s.shutdown().ok());
+}
+
+TEST_CASE("a SystemConfig with monitoring sizes out of range is refused, naming the field") {
+  SystemConfig cfg;
+  cfg.monitoring_events = 0;
+  auto r = System::validate(cfg);
+  REQUIRE_FALSE(r);
+  CHECK(std::string(r.error().message()).find("monitoring_events") != std::string::npos);
+  cfg = SystemConfig{};
+  cfg.monitoring_child_names = 5000;
+  r = System::validate(cfg);
+  REQUIRE_FALSE(r);
+  CHECK(std::string(r.error().message()).find("monitoring_child_names") != std::string::npos);
 }

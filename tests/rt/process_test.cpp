@@ -518,7 +518,9 @@ void tree_is_torn_down(Ending how) {
     CHECK(k.orphans_adopted >= 1);
     if (how == Ending::Restart) {
       CHECK(sys->alive(*a));
-      CHECK(p.starts.load() == 2);
+      // The new instance starts once the reactor has reported the old
+      // tree gone, a moment after the process table shows it.
+      CHECK(wait_for([&] { return p.starts.load() == 2; }));
       const std::size_t before = p.sets.size();
       REQUIRE(send_cmd(*sys, *a, Cmd::Report));
       REQUIRE(wait_for([&] { return p.sets.size() > before; }));

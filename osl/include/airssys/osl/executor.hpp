@@ -142,7 +142,7 @@ struct ExecutorConfig {
 
 class ProcessExecutor {
  public:
-  static constexpr std::size_t kMaxMiddleware = 8;
+  static constexpr std::size_t kMaxMiddleware = 16;
 
   explicit ProcessExecutor(const ExecutorConfig& config = {});
   ~ProcessExecutor();

@@ -68,6 +68,12 @@ struct SystemConfig {
   std::uint32_t broker_topics = 64;        // distinct topics
   std::uint32_t subscribers_per_topic = 64;
 
+  // Monitoring (System::monitoring()): the event ring's slots, rounded up to
+  // a power of two (1 .. 2^24), and the per-child restart counters
+  // (0 .. 4096). Both are reserved at construction.
+  std::uint32_t monitoring_events = 1024;
+  std::uint32_t monitoring_child_names = 64;
+
   // OS processes (Context::spawn_process). Nothing below is reserved, and
   // no reactor thread starts, until an actor spawns its first process.
   std::uint32_t process_owners = 64;       // actors owning processes at once (ProcessSets)

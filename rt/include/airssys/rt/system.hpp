@@ -16,6 +16,7 @@
 #include <airssys/rt/config.hpp>
 #include <airssys/rt/fwd.hpp>
 #include <airssys/rt/messages.hpp>
+#include <airssys/rt/monitoring.hpp>
 #include <airssys/rt/process.hpp>
 #include <airssys/rt/registry.hpp>
 #include <airssys/rt/timers.hpp>
@@ -195,6 +196,22 @@ class System {
   Registry& registry() noexcept { return registry_; }
   Broker& broker() noexcept { return broker_; }
 
+  // What happened, for people and scrapers (see Monitoring): the event
+  // ring that supervisors, the runtime (actor failures, in-place restarts)
+  // and the process layer (trees spawned, terminated, killed, orphans,
+  // failed teardowns, stale trees, guardian restarts) record into, the
+  // counters, and the alert hook (Monitoring::set_alert_hook). Built with
+  // the System (SystemConfig::monitoring_events), lock-free, readable while
+  // the system runs.
+  Monitoring& monitoring() noexcept { return monitoring_; }
+  const Monitoring& monitoring() const noexcept { return monitoring_; }
+  // The counters with this system's actor and process counts filled in.
+  MonitoringSnapshot monitoring_snapshot() const noexcept;
+  // Every counter in the Prometheus text exposition format into `out`
+  // (Monitoring::write_prometheus with this system's counts): the bytes
+  // written, or Full naming the size needed. No allocation.
+  Result<std::size_t> write_prometheus(std::span<char> out) const noexcept;
+
   // The process executor (osl), built with its reactor thread on first use
   // as the first Context::spawn_process builds it. For integration actors
   // that use the reactor (descriptor watching); ShuttingDown once shutdown
@@ -313,6 +330,8 @@ class System {
   Result<void> report_started(detail::Turn& t) noexcept;
   Result<void> probe_health(detail::Turn& t, ActorId target) noexcept;
   bool build_actor(detail::Turn& t) noexcept;
+  void rebuild_actor(detail::Turn& t) noexcept;
+  bool resume_restart(detail::Turn& t, bool foreign) noexcept;
   void handle_failure(detail::Turn& t) noexcept;
   // Stop: on_stop, the process trees torn down, the mailbox drained, then
   // (once the trees are gone) Down to the watchers and the slot freed.
@@ -353,10 +372,14 @@ class System {
   // ---- Stats and shutdown (system.cpp, shutdown.cpp).
   std::uint64_t stopped_count() const noexcept;
   std::uint64_t live_count() const noexcept;
+  ActorCounts actor_counts() const noexcept;
   void stop_all() noexcept;
   void drain_everything() noexcept;
 
   SystemConfig config_;
+  // Before processes_: the executor's last events (trees left at its end)
+  // are recorded while it is destroyed.
+  Monitoring monitoring_;
   detail::SystemTag tag_;  // before the cells: their first generation comes from it
   detail::Cell* cells_ = nullptr;
   detail::Worker* workers_ = nullptr;
@@ -376,7 +399,7 @@ class System {
   alignas(64) std::atomic<std::uint64_t> spawn_gate_{0};
   std::atomic<std::uint32_t> shutdown_state_{0};  // 0 running, 1 shutting down, 2 done
 
-  detail::ProcessSets processes_{config_};
+  detail::ProcessSets processes_;
 };
 
 template <class A, class... Args>

@@ -5,6 +5,7 @@
 // for before its Down goes out.
 
 #include <airssys/rt/config.hpp>
+#include <airssys/rt/monitoring.hpp>
 #include <airssys/rt/process.hpp>
 #include <airssys/rt/detail/mailbox.hpp>
 #include <airssys/rt/detail/pool.hpp>
@@ -24,7 +25,9 @@ namespace detail {
 
 class ProcessSets {
  public:
-  explicit ProcessSets(const SystemConfig& config) noexcept : config_(config) {}
+  // `monitoring` records the executor's events (MonitoringMiddleware).
+  ProcessSets(const SystemConfig& config, Monitoring& monitoring) noexcept
+      : config_(config), monitoring_(monitoring) {}
   ProcessSets(const ProcessSets&) = delete;
   ProcessSets& operator=(const ProcessSets&) = delete;
   ~ProcessSets();
@@ -77,6 +80,7 @@ class ProcessSets {
   std::uint32_t set_of(const Cell* c) const noexcept { return c->process_set - 1u; }
 
   const SystemConfig& config_;
+  MonitoringMiddleware monitoring_;
   std::mutex build_mu_;  // taken once, to build the executor
   std::atomic<osl::ProcessExecutor*> executor_{nullptr};
   std::unique_ptr<osl::ProcessExecutor> executor_owner_;
