@@ -16,7 +16,9 @@
 //   rt/supervisor/restart_with_process/cgroup  the same with the process in
 //       a cgroup of its own (what Containment::Auto picks as root).
 //   limit/respawn_process  the floor for that with no library: kill, reap
-//       and posix_spawn a new `sleep` (in a new process group, as ours).
+//       and posix_spawn a new `sleep` (in a new process group, as ours),
+//       with the same environment as ours: the inherited one plus one
+//       entry the size of the tree marker the library adds.
 
 #include <airssys/rt/supervisor.hpp>
 #include <airssys/rt/system.hpp>
@@ -34,6 +36,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
 extern char** environ;
 
@@ -175,15 +178,21 @@ void BM_limit_respawn_process(benchmark::State& state) {
   char program[] = "/bin/sleep";
   char arg[] = "1000";
   char* const argv[] = {program, arg, nullptr};
+  // environ plus an entry as long as the library's "AIRSSYS_TREE=<pid>.<n>".
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+  std::string marker = "AIRSSYS_TREE=" + std::to_string(::getpid()) + ".1";
+  envp.push_back(marker.data());
+  envp.push_back(nullptr);
   pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, program, nullptr, &attr, argv, environ);
+  int rc = ::posix_spawn(&pid, program, nullptr, &attr, argv, envp.data());
   for (auto _ : state) {
     if (rc != 0) break;
     ::kill(pid, SIGKILL);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    rc = ::posix_spawn(&pid, program, nullptr, &attr, argv, environ);
+    rc = ::posix_spawn(&pid, program, nullptr, &attr, argv, envp.data());
   }
   if (rc == 0) {
     ::kill(pid, SIGKILL);

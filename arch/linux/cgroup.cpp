@@ -17,6 +17,7 @@
 
 #include <airssys/arch/wait.hpp>
 
+#include "dir_reader.hpp"
 #include "poll_timeout.hpp"
 
 namespace airssys::arch {
@@ -127,19 +128,23 @@ DIR* open_dir_stream(int dir, const char* name) noexcept {
 void remove_below(int dir, int depth) noexcept {
   if (depth > kMaxDepth) return;
   for (int pass = 0; pass < 4; ++pass) {
-    DIR* d = open_dir_stream(dir, ".");
-    if (d == nullptr) return;
+    // A reader, not a DIR stream: a tree's removal runs on every restart
+    // and allocates nothing.
+    const int listing = open_dir_at(dir, ".");
+    if (listing < 0) return;
+    detail::DirReader d(listing);
     bool removed = false;
-    while (dirent* e = readdir(d)) {
-      if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
-      const int sub = open_dir_at(dir, e->d_name);
+    unsigned char type = 0;
+    while (const char* name = d.next(&type)) {
+      if (type != DT_DIR || name[0] == '.') continue;
+      const int sub = open_dir_at(dir, name);
       if (sub >= 0) {
         remove_below(sub, depth + 1);
         close(sub);
       }
-      removed |= unlinkat(dir, e->d_name, AT_REMOVEDIR) == 0;
+      removed |= unlinkat(dir, name, AT_REMOVEDIR) == 0;
     }
-    closedir(d);
+    close(listing);
     if (!removed) return;
   }
 }
@@ -173,15 +178,18 @@ __attribute__((noinline)) std::size_t count_lines_at(int dir, const char* name) 
 std::size_t count_procs_below(int dir, int depth) noexcept {
   std::size_t lines = count_lines_at(dir, "cgroup.procs");
   if (depth >= kMaxDepth) return lines;
-  if (DIR* d = open_dir_stream(dir, ".")) {
-    while (dirent* e = readdir(d)) {
-      if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
-      const int sub = open_dir_at(dir, e->d_name);
+  const int listing = open_dir_at(dir, ".");
+  if (listing >= 0) {
+    detail::DirReader d(listing);
+    unsigned char type = 0;
+    while (const char* name = d.next(&type)) {
+      if (type != DT_DIR || name[0] == '.') continue;
+      const int sub = open_dir_at(dir, name);
       if (sub < 0) continue;
       lines += count_procs_below(sub, depth + 1);
       close(sub);
     }
-    closedir(d);
+    close(listing);
   }
   return lines;
 }

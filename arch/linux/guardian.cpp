@@ -698,9 +698,33 @@ int Guardian::wait_handle() const noexcept {
   return pidfd_;
 }
 
-Result<std::uint32_t> Guardian::watch(int kind, int fd, std::string_view marker) noexcept {
+Result<void> Guardian::settle_locked(bool all) noexcept {
+  while (unanswered_ > 0) {
+    int value = 0;
+    if (all || unanswered_ >= kUnanswered) {
+      auto answer = read_answer(sock_, pidfd_, pid_);
+      if (!answer) return answer.error();
+      value = answer.value();
+    } else if (recv(sock_, &value, sizeof value, MSG_DONTWAIT) != static_cast<ssize_t>(sizeof value)) {
+      return {};  // not answered yet (or the guardian died: the next wait says so)
+    }
+    --unanswered_;
+    if (value != 0) ++refused_;
+  }
+  return {};
+}
+
+std::uint64_t Guardian::refused() const noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  return refused_;
+}
+
+Result<std::uint32_t> Guardian::watch(int kind, int fd, std::string_view marker, bool wait) noexcept {
   std::lock_guard<std::mutex> lock(mu_);
   if (pid_ <= 0) return Error::make(Errc::Dead, "the guardian is not running");
+  // The next answer must be this request's (waited for), or there must be
+  // room to leave it unread (queued).
+  if (auto r = settle_locked(wait); !r) return r.error();
   if (kind != static_cast<int>(kKindMarker) && fd < 0)
     return Error::make(Errc::InvalidArgument, "guardian: a process handle that was already reaped");
   if (marker.size() >= kMarkerSize)
@@ -737,6 +761,12 @@ Result<std::uint32_t> Guardian::watch(int kind, int fd, std::string_view marker)
     if (errno == EBADF) return Error::make(Errc::InvalidArgument, "guardian: descriptor %d is not open", fd);
     return Error::make(Errc::Dead, "the guardian (pid %d) has died", pid_);
   }
+  if (!wait) {
+    used_[slot] = true;
+    ++unanswered_;
+    (void)settle_locked(false);  // answers already there, read without waiting
+    return slot;
+  }
   auto answer = read_answer(sock_, pidfd_, pid_);
   if (!answer) return answer.error();
   if (answer.value() != 0)
@@ -755,6 +785,17 @@ Result<std::uint32_t> Guardian::watch_group(const Process& leader, std::string_v
   if (!leader.leads_group() || leader.pgid() <= 1)
     return Error::make(Errc::InvalidArgument, "guardian: process %d does not lead a group", leader.pid());
   return watch(static_cast<int>(kKindGroup), leader.wait_handle(), marker);
+}
+
+Result<std::uint32_t> Guardian::watch_group_queued(const Process& leader, std::string_view marker) noexcept {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pid_ <= 0) return Error::make(Errc::Dead, "the guardian is not running");
+  }
+  if (!leader.valid()) return Error::make(Errc::InvalidArgument, "guardian: a process handle that was already reaped");
+  if (!leader.leads_group() || leader.pgid() <= 1)
+    return Error::make(Errc::InvalidArgument, "guardian: process %d does not lead a group", leader.pid());
+  return watch(static_cast<int>(kKindGroup), leader.wait_handle(), marker, false);
 }
 
 Result<std::uint32_t> Guardian::watch_process(const Process& p) noexcept {
@@ -802,6 +843,7 @@ void Guardian::stop_locked(bool orderly) noexcept {
   close(sock_);
   pidfd_ = sock_ = pid_ = -1;
   for (bool& u : used_) u = false;
+  unanswered_ = 0;  // their answers went with the socket
 }
 
 }  // namespace airssys::arch

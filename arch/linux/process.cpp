@@ -1,6 +1,7 @@
 #include <airssys/arch/process.hpp>
 #include <airssys/arch/cgroup.hpp>
 
+#include "dir_reader.hpp"
 #include "poll_timeout.hpp"
 
 #include <dirent.h>
@@ -783,16 +784,21 @@ bool has_ended_child() noexcept {
   return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0;
 }
 
-std::size_t list_children(int* pids, std::size_t capacity) noexcept {
-  // Orphans are re-parented to some thread of this process, so every
-  // thread's children list is read.
-  std::size_t count = 0;
-  DIR* tasks = opendir("/proc/self/task");
-  if (tasks == nullptr) return 0;
-  while (dirent* t = readdir(tasks)) {
-    if (t->d_name[0] == '.') continue;
-    char path[300];  // d_name is at most 255 bytes
-    std::snprintf(path, sizeof path, "/proc/self/task/%s/children", t->d_name);
+namespace {
+// Appends the children of process `who` ("self" or a pid) to pids[count..],
+// and returns the new count (which goes on counting past `capacity`).
+// A child is attached to the thread that forked it (and an orphan to
+// whichever thread it was re-parented to), so every thread's list is read.
+std::size_t append_children(const char* who, int* pids, std::size_t count, std::size_t capacity) noexcept {
+  char dir[32];
+  std::snprintf(dir, sizeof dir, "/proc/%s/task", who);
+  const int tasks = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (tasks < 0) return count;
+  detail::DirReader r(tasks);
+  while (const char* name = r.next()) {
+    if (name[0] == '.') continue;
+    char path[320];  // a name is at most 255 bytes
+    std::snprintf(path, sizeof path, "%s/%s/children", dir, name);
     char buf[4096];
     if (!read_text(path, buf, sizeof buf)) continue;
     for (char* p = buf; *p != '\0';) {
@@ -804,8 +810,13 @@ std::size_t list_children(int* pids, std::size_t capacity) noexcept {
       p = end;
     }
   }
-  closedir(tasks);
+  close(tasks);
   return count;
+}
+}  // namespace
+
+std::size_t list_children(int* pids, std::size_t capacity) noexcept {
+  return append_children("self", pids, 0, capacity);
 }
 
 Result<Process> adopt_child(int pid) noexcept {
@@ -896,20 +907,29 @@ bool process_info(int pid, ProcessInfo& out) noexcept {
   return true;
 }
 
-std::size_t running_in_group(int pgid) noexcept {
-  if (pgid <= 1) return 0;
+namespace {
+// Running processes of group `pgid` other than `except`, by a scan of
+// every process in /proc.
+std::size_t count_running(int pgid, int except) noexcept {
   std::size_t running = 0;
-  DIR* proc = opendir("/proc");
-  if (proc == nullptr) return 0;
-  while (dirent* d = readdir(proc)) {
+  const int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (proc < 0) return 0;
+  detail::DirReader r(proc);
+  while (const char* name = r.next()) {
     char* end = nullptr;
-    const long pid = std::strtol(d->d_name, &end, 10);
-    if (end == d->d_name || *end != '\0' || pid <= 1) continue;
+    const long pid = std::strtol(name, &end, 10);
+    if (end == name || *end != '\0' || pid <= 1 || pid == except) continue;
     ProcessInfo info;
     if (process_info(static_cast<int>(pid), info) && info.pgid == pgid && info.running) ++running;
   }
-  closedir(proc);
+  close(proc);
   return running;
+}
+}  // namespace
+
+std::size_t running_in_group(int pgid) noexcept {
+  if (pgid <= 1) return 0;
+  return count_running(pgid, -1);
 }
 
 bool reap_ended_child(int pid, ExitStatus& status) noexcept {
@@ -978,19 +998,20 @@ Result<bool> ProcessGroup::signal(int sig) noexcept {
 namespace {
 // Whether a process other than `except` has group `pgid` (a scan of /proc).
 bool group_has_process_besides(int pgid, int except) noexcept {
-  DIR* proc = opendir("/proc");
-  if (proc == nullptr) return true;  // cannot tell: not empty
+  const int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (proc < 0) return true;  // cannot tell: not empty
+  detail::DirReader r(proc);
   bool found = false;
   while (!found) {
-    dirent* d = readdir(proc);
-    if (d == nullptr) break;
+    const char* name = r.next();
+    if (name == nullptr) break;
     char* end = nullptr;
-    const long pid = std::strtol(d->d_name, &end, 10);
-    if (end == d->d_name || *end != '\0' || pid <= 1 || pid == except) continue;
+    const long pid = std::strtol(name, &end, 10);
+    if (end == name || *end != '\0' || pid <= 1 || pid == except) continue;
     ProcessInfo info;
     found = process_info(static_cast<int>(pid), info) && info.pgid == pgid;
   }
-  closedir(proc);
+  close(proc);
   return found;
 }
 }  // namespace
@@ -1058,9 +1079,45 @@ std::size_t reap_group_members(const ProcessGroup& g, int keep, int sig, std::si
 
 std::size_t running_in_group(const ProcessGroup& g) noexcept {
   if (!g.valid() || !g.owns_number()) return 0;
-  const std::size_t n = running_in_group(g.pgid());
+  // A walk down this process's descendants, not a scan of the host: only
+  // a descendant can become our zombie, the thing a member caught inside
+  // setsid() by the group's signal would leave unrecognisable. Members are
+  // descendants of the leader, or orphans re-parented to us (we are the
+  // subreaper) or to a subreaper among them. The leader is not counted: a
+  // group leader cannot call setsid(), and it is held by its handle.
+  constexpr std::size_t kWalk = 1024;
+  int pids[kWalk];
+  std::size_t n = list_children(pids, kWalk);
+  std::size_t running = 0;
+  std::size_t i = 0;
+  for (bool reread = false;; reread = true) {
+    for (; i < n && n <= kWalk; ++i) {
+      ProcessInfo info;
+      if (!process_info(pids[i], info)) continue;
+      if (info.pgid == g.pgid() && pids[i] != g.leader() && info.running) ++running;
+      char who[16];
+      std::snprintf(who, sizeof who, "%d", pids[i]);
+      n = append_children(who, pids, n, kWalk);
+    }
+    if (reread || n > kWalk) break;
+    // An orphan re-parented to us while the walk went down (its parent
+    // ended after our list was read, before its own was) is in neither
+    // list read so far: our list once more, and what is new in it.
+    int again[256];
+    const std::size_t m = list_children(again, 256);
+    if (m > 256) n = kWalk + 1;
+    for (std::size_t k = 0; k < m && n <= kWalk; ++k) {
+      bool seen = false;
+      for (std::size_t j = 0; j < n && !seen; ++j) seen = pids[j] == again[k];
+      if (seen) continue;
+      if (n < kWalk) pids[n] = again[k];
+      ++n;
+    }
+  }
+  // More descendants than the walk holds: the whole host, as before.
+  if (n > kWalk) running = count_running(g.pgid(), g.leader());
   // Counted by number: only if the group still owned it afterwards.
-  return g.owns_number() ? n : 0;
+  return g.owns_number() ? running : 0;
 }
 
 int kill_signal() noexcept { return SIGKILL; }

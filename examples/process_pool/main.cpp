@@ -104,6 +104,7 @@ int main() {
   airssys::ProcessPoolConfig pool_config;
   pool_config.max_running = kParallel;
   pool_config.max_queued = kJobCount;
+  pool_config.name = "jobs";  // the pool binds this name in the registry when it starts
   airssys::SupervisorSpec spec(airssys::SupervisorFlags{}, 1);
   if (auto r = spec.add(airssys::ChildSpec::worker<airssys::ProcessPoolActor>("pool", pool_config)); !r) {
     std::fprintf(stderr, "process_pool: %s\n", r.error().message());
@@ -114,15 +115,15 @@ int main() {
     std::fprintf(stderr, "process_pool: %s\n", supervisor.error().message());
     return 1;
   }
-  // From here on every path stops the supervisor before the spec goes.
-  airssys::ChildInfo child[1];
-  auto listed = supervisor.value().which_children(child);
-  if (!listed || listed.value() != 1 || !child[0].running) {
-    std::fprintf(stderr, "process_pool: the pool is not running\n");
+  // From here on every path stops the supervisor before the spec goes. The
+  // supervisor has started its child, so the name is bound.
+  auto found = sys.registry().find<airssys::ProcessPoolMsg>("jobs");
+  if (!found) {
+    std::fprintf(stderr, "process_pool: %s\n", found.error().message());
     (void)supervisor.value().stop();
     return 1;
   }
-  airssys::ProcessPoolRef pool(sys, airssys::ActorRef<airssys::ProcessPoolMsg>{child[0].ref});
+  airssys::ProcessPoolRef pool(sys, found.value());
 
   // One waiting thread per job: the pool, not the threads, keeps the bound.
   int status[kJobCount];

@@ -532,7 +532,9 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
     if (ns.id() != arch::cgroup_namespace_of(arch::own_pid())) entry->cgroup_ns = std::move(ns);
   }
   if (!detached && leads && containment == Containment::ProcessGroup) {
-    if (auto slot = guardian_->watch_group(entry->proc, entry->marker))
+    // Queued: guarded once the request is on the guardian's socket, with
+    // no wait for its process to be scheduled and answer.
+    if (auto slot = guardian_->watch_group_queued(entry->proc, entry->marker))
       entry->guardian_slot = static_cast<int>(slot.value());
   }
   entry->state = Entry::State::Live;

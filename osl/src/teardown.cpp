@@ -22,8 +22,9 @@ constexpr std::int64_t kQuiesceNs = 20'000'000;     // longest wait for a stoppe
 }  // namespace
 
 // Reaps a held process that has ended: records its status, reports it.
-// Returns false while it still runs.
-static bool reap_held(ProcessExecutor::Entry& e, ExitStatus& status) noexcept;
+// Returns false while it still runs. Takes its pidfd out of `poller` (may
+// be null) first: see its definition.
+static bool reap_held(ProcessExecutor::Entry& e, ExitStatus& status, arch::Poller* poller) noexcept;
 
 // Collects the exit of a held process: its status, and the reap. Without
 // pidfd group signals a group's number is safe to use only while its
@@ -43,16 +44,16 @@ bool collect_exit(ProcessExecutor::Entry& e, ExitStatus& status, arch::Poller* p
       return true;
     }
   }
-  return reap_held(e, status);
+  return reap_held(e, status, poller);
 }
 
 // Reaps a kept leader once nobody else is in its group. True when it is
 // not (or no longer) kept.
-static bool release_kept_leader(ProcessExecutor::Entry& e) noexcept {
+static bool release_kept_leader(ProcessExecutor::Entry& e, arch::Poller* poller) noexcept {
   if (!e.leader_kept) return true;
   if (!e.held_group.empty()) return false;
   ExitStatus already_reported;
-  (void)reap_held(e, already_reported);
+  (void)reap_held(e, already_reported, poller);
   e.leader_kept = false;
   return true;
 }
@@ -90,7 +91,7 @@ bool ProcessExecutor::group_empty_locked(Entry& leader) noexcept {
     }
   }
   if (leader.containment == Containment::Cgroup && leader.cgroup.valid()) {
-    (void)release_kept_leader(leader);
+    (void)release_kept_leader(leader, poller_.get());
     auto p = leader.cgroup.populated();
     return !held_alive && (!p || !p.value());
   }
@@ -105,7 +106,7 @@ bool ProcessExecutor::group_empty_locked(Entry& leader) noexcept {
     leader.report.reaped += reaped;
     leader.report.killed += killed;
   }
-  if (!release_kept_leader(leader)) return false;
+  if (!release_kept_leader(leader, poller_.get())) return false;
   return leader.held_group.empty();
 }
 
@@ -124,8 +125,19 @@ void ProcessExecutor::report_exit_locked(Entry& e, ExitStatus st, std::string_vi
   if (sink_ != nullptr && !e.orphan) sink_->on_exit(e.owner, e.pid, st);
 }
 
-static bool reap_held(ProcessExecutor::Entry& e, ExitStatus& status) noexcept {
+static bool reap_held(ProcessExecutor::Entry& e, ExitStatus& status, arch::Poller* poller) noexcept {
   if (!e.proc.valid()) return true;
+  if (e.polled && poller != nullptr) {
+    // Out of the poller before the reap closes the pidfd: closing it does
+    // not end the registration while another descriptor of the same file
+    // is open (the held group's duplicate, the guardian's copy until it
+    // reads the unwatch), and the pidfd of a reaped process stays
+    // readable, so the reactor would wake for it again and again.
+    auto ended = arch::peek_exit(e.proc);
+    if (!ended && ended.code() == Errc::Timeout) return false;
+    poller->remove(e.proc.wait_handle());
+    e.polled = false;
+  }
   auto r = arch::try_wait(e.proc);
   if (r) {
     status = r.value();
@@ -245,6 +257,12 @@ void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_tim
     // Escapees get the same chance to end cleanly: those already held, and
     // those the sweep finds (it signals what it adopts during a teardown).
     signal_tree_locked(leader, leader.first_signal);
+  } else {
+    // No grace period (BrutalKill): KILL at once, from here, as a first
+    // signal is sent. The deadline has passed already, so the reactor's
+    // first step would send the same KILL, only a wake-up later.
+    leader.kill_sent = true;
+    signal_tree_locked(leader, arch::kill_signal());
   }
   if (poller_ && leader.cgroup.valid() && !leader.events_polled) {
     const std::uint64_t data = (static_cast<std::uint64_t>(leader.generation) << 32) | kEventsFlag |
@@ -493,7 +511,7 @@ TeardownReport ProcessExecutor::complete_teardown_locked(Entry& leader, std::str
       Entry& e = entries_[i];
       if (e.state != Entry::State::Live || !e.proc.valid() || (e.group != index && &e != &leader)) continue;
       ExitStatus ended;
-      if (reap_held(e, ended)) continue;  // ended meanwhile: released below
+      if (reap_held(e, ended, poller_.get())) continue;  // ended meanwhile: released below
       ++stuck;
       if (first_stuck < 0) first_stuck = e.pid;
       if (&e == &leader) {
@@ -729,7 +747,7 @@ void ProcessExecutor::reactor_handle_exit(std::uint32_t index) noexcept {
   if (e.tearing_down || (e.group >= 0 && entries_[static_cast<std::size_t>(e.group)].tearing_down)) return;
   ExitStatus st;
   if (!collect_exit(e, st, poller_.get())) return;
-  e.polled = false;  // closing the pidfd (or collect_exit, for a kept leader) took it out of the poller
+  e.polled = false;  // collect_exit took it out of the poller
   e.status = st;
   report_exit_locked(e, st, "runtime");
   if (e.leads && e.lifetime == ProcessLifetime::Managed) {

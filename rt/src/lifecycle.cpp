@@ -142,10 +142,32 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
   return ActorId{slot, gen};
 }
 
-Result<void> System::stop(ActorId id) noexcept {
+Result<void> System::stop(ActorId id) noexcept { return stop(id, StopReason::Requested); }
+
+// Why a stop request stops the actor in cell `c`: Shutdown during
+// shutdown, else what stop(id, reason) asked for this generation, else
+// Requested. On the home worker, after it saw kStop (acquire).
+StopReason System::requested_reason(const Cell* c) const noexcept {
+  if (shutting_down()) return StopReason::Shutdown;
+  const std::uint16_t v = c->stop_as.load(std::memory_order_relaxed);
+  const std::uint32_t gen = word::gen(c->word.load(std::memory_order_relaxed));
+  if (v != 0 && (v >> 8) == (gen & 0xFFu)) return static_cast<StopReason>(v & 0xFFu);
+  return StopReason::Requested;
+}
+
+Result<void> System::stop(ActorId id, StopReason reason) noexcept {
+  if (reason != StopReason::Requested && reason != StopReason::Shutdown)
+    return Error::make(Errc::InvalidArgument, "stop of actor #%u with reason '%s' (must be requested or shutdown)",
+                       id.slot, to_string(reason));
   auto c = cell_for(id);
   if (!c) return c.error();
   std::uint64_t cur = (*c)->word.load(std::memory_order_acquire);
+  if (reason != StopReason::Requested && word::gen(cur) == id.gen && (cur & (word::kClosed | word::kStop)) == 0) {
+    // relaxed: the kStop CAS below releases it to the home worker. Of
+    // stops that race, one's reason is kept.
+    (*c)->stop_as.store(static_cast<std::uint16_t>(static_cast<std::uint16_t>(reason) | ((id.gen & 0xFFu) << 8)),
+                        std::memory_order_relaxed);
+  }
   for (;;) {
     if (word::gen(cur) != id.gen || (cur & word::kClosed) != 0)
       return Error::make(Errc::Dead, "actor #%u (generation %u) has stopped", id.slot, id.gen);
@@ -392,6 +414,7 @@ void System::release_if_unqueued(Worker&, Cell* c, bool foreign) noexcept {
   c->started = false;
   c->dead = false;
   c->stop_hint.store(false, std::memory_order_relaxed);
+  c->stop_as.store(0, std::memory_order_relaxed);
   release_slot(slot_of(c));
 }
 

@@ -11,21 +11,27 @@ Result<void> Registry::add_id(std::string_view name, ActorId id, std::uintptr_t 
   if (!system_.alive(id))
     return Error::make(Errc::Dead, "cannot register '%.*s': actor #%u has stopped",
                        static_cast<int>(name.size()), name.data(), id.slot);
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // Retried until the table gives a definite answer. A retry follows the
+  // removal of at least one entry of a stopped actor, which a concurrent add
+  // may take first: so a fixed number of attempts could report Full while
+  // the table holds stopped actors' names.
+  for (;;) {
     detail::NameTable::Found old{};
     auto r = table_.insert(*n, id.to_bits(), tag, &old);
     if (r) return {};
     if (r.code() == Errc::AlreadyExists) {
+      // Already this actor's: an actor restarted in place (on_error ->
+      // Restart) runs on_start again under the same ref.
+      if (old.value == id.to_bits() && old.tag == tag) return {};
       if (system_.alive(ActorId::from_bits(old.value)))
         return Error::make(Errc::AlreadyExists, "name '%.*s' is already registered to actor #%u",
                            static_cast<int>(name.size()), name.data(), ActorId::from_bits(old.value).slot);
-      table_.erase(old.index, old.value);  // held by a stopped actor: reclaim
+      table_.erase(old.index, old.value);  // held by a stopped actor: reclaim (or another add did)
       continue;
     }
-    if (attempt == 0) {
-      sweep();
-      continue;
-    }
+    // Full: only if no name held by a stopped actor is left to reclaim and
+    // no concurrent sweep or remove made room meanwhile.
+    if (sweep() == 0 && table_.size() >= table_.capacity()) break;
   }
   return Error::make(Errc::Full, "registry is full (%u names) registering '%.*s'", table_.capacity(),
                      static_cast<int>(name.size()), name.data());
@@ -56,6 +62,8 @@ Result<void> Registry::remove(std::string_view name) noexcept {
                      name.data());
 }
 
-void Registry::sweep() noexcept { table_.erase_if([this](std::uint64_t v) { return !system_.alive(ActorId::from_bits(v)); }); }
+std::uint32_t Registry::sweep() noexcept {
+  return table_.erase_if([this](std::uint64_t v) { return !system_.alive(ActorId::from_bits(v)); });
+}
 
 }  // namespace airssys

@@ -11,302 +11,54 @@
 // operation; a request that changes the children waits in a fixed ring. An
 // orderly stop (intensity exceeded, auto_shutdown, backoff giving up, a
 // stop request, a failed start) preempts whatever runs.
+// (The shared state is in supervisor_state.hpp; the requests of the runtime
+// API in supervisor_requests.cpp.)
 
-#include <airssys/rt/supervisor.hpp>
+#include "supervisor_state.hpp"
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <limits>
-#include <thread>
 
 namespace airssys {
-
-const char* to_string(Strategy s) noexcept {
-  switch (s) {
-    case Strategy::OneForOne: return "one_for_one";
-    case Strategy::OneForAll: return "one_for_all";
-    case Strategy::RestForOne: return "rest_for_one";
-    case Strategy::SimpleOneForOne: return "simple_one_for_one";
-  }
-  return "?";
-}
-
-const char* to_string(RestartType r) noexcept {
-  switch (r) {
-    case RestartType::Permanent: return "permanent";
-    case RestartType::Transient: return "transient";
-    case RestartType::Temporary: return "temporary";
-  }
-  return "?";
-}
-
-namespace {
-
-class SteadyClock final : public SupervisorClock {
- public:
-  std::int64_t now_ns() noexcept override {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  }
-};
-
-constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
-
-bool abnormal(StopReason r) noexcept { return r == StopReason::Failed || r == StopReason::Escalated; }
-
-std::int64_t add_sat(std::int64_t a, std::int64_t b) noexcept {
-  std::int64_t out;
-  return __builtin_add_overflow(a, b, &out) ? kNever : out;
-}
-
-using Ctx = Context<SupervisorMsg>;
-
-}  // namespace
-
-SupervisorClock& monotonic_clock() noexcept {
-  static SteadyClock clock;
-  return clock;
-}
-
 namespace detail {
 
-// start_state_ values, for start_supervisor.
-constexpr std::uint8_t kStartPending = 0;
-constexpr std::uint8_t kStartOk = 1;
-constexpr std::uint8_t kStartFailed = 2;
-
-class SupervisorState {
- public:
-  SupervisorState(const SupervisorFlags& flags, std::uint32_t max_children);
-
-  Result<void> add(const ChildSpec& spec);
-  void on_start(Ctx& ctx);
-  void on_message(Ctx& ctx, SupervisorMsg& msg);
-  void on_stop(Ctx& ctx, StopReason reason);
-
-  // Written by the supervisor (start_error_ first, then start_state_ with
-  // release), read by start_supervisor and by a parent supervisor after
-  // this one's Down (which the write happens before).
-  std::atomic<std::uint8_t> start_state_{kStartPending};
-  Error start_error_;
-  // One Supervisor instance per spec at a time.
-  std::atomic<bool> in_use_{false};
-  Error flags_error_;
-
- private:
-  enum class Phase : std::uint8_t { Stopped, Starting, Running, Stopping, Exited };
-  struct Child {
-    ChildSpec spec;
-    ActorId ref;
-    Phase phase = Phase::Stopped;
-    bool removed = false;  // a tombstone until compact()
-    bool to_stop = false;
-    bool to_start = false;
-    bool health_kill = false;  // stopped for failed health checks: its end is a crash
-    bool probe_out = false;
-    bool kill_armed = false;
-    StopReason exit_reason = StopReason::Normal;
-    std::uint32_t restarts = 0;
-    std::uint32_t consecutive = 0;  // restarts since the backoff was last reset
-    std::uint32_t health_failures = 0;
-    std::int64_t started_at = 0;
-    std::int64_t next_probe = kNever;
-    TimerId kill_timer;
-  };
-  enum class OpKind : std::uint8_t { None, InitialStart, Restart, Shutdown, Terminate, StartChild, RestartChild };
-  enum class ReplyKind : std::uint8_t { None, Id, Void };
-  struct Op {
-    OpKind kind = OpKind::None;
-    bool stopping = false;    // in the stop phase
-    bool fail_start = false;  // a Shutdown that rolls back a failed start
-    std::int64_t not_before = 0;
-    std::uint32_t target = ~0u;
-    ReplyKind reply_kind = ReplyKind::None;
-    ReplyTo<Result<ActorId>> reply_id;
-    ReplyTo<Result<void>> reply_void;
-  };
-  // Monitoring call sites (the lead wires these to the Monitoring ring).
-  enum class Note : std::uint8_t {
-    ChildStarted, ChildStopped, ChildFailed, ChildRestarted, StrategyApplied, IntensityExceeded
-  };
-  void note(Note, const Child*, StopReason) noexcept {}
-
-  bool simple() const noexcept { return flags_.strategy == Strategy::SimpleOneForOne; }
-  static bool live(const Child& c) noexcept {
-    return c.phase == Phase::Running || c.phase == Phase::Starting || c.phase == Phase::Stopping;
+// Each note becomes one event in the System's Monitoring ring:
+//   ChildStarted      ActorStarted      the child's instance, its id (not
+//                                       for the child a restart is for:
+//                                       its new instance is ChildRestarted)
+//   ChildStopped      ActorStopped      the instance, its id
+//   ChildFailed       ActorFailed       the instance (invalid if its spawn
+//                                       failed), its id, the start error
+//   ChildRestarted    ActorRestarted    the new instance, once spawned, its
+//                                       id (counted per child id by the ring)
+//   StrategyApplied   StrategyApplied   the supervisor, the child that ended,
+//                                       count: children the strategy restarts
+//   IntensityExceeded IntensityExceeded the supervisor, the child whose
+//                                       restart exceeded it, count: restarts
+//                                       inside the period
+// On the monotonic clock the event carries this message's clock read (the
+// ring would read the clock again per event); on an injected clock the
+// ring stamps it, as its time must be monotonic.
+void SupervisorState::note(Ctx& ctx, Note n, const Child& c, ActorId who, std::uint64_t count,
+                           const Error* error) noexcept {
+  using K = MonitorEvent::Kind;
+  K kind = K::ActorStarted;
+  switch (n) {
+    case Note::ChildStarted: kind = K::ActorStarted; break;
+    case Note::ChildStopped: kind = K::ActorStopped; break;
+    case Note::ChildFailed: kind = K::ActorFailed; break;
+    case Note::ChildRestarted: kind = K::ActorRestarted; break;
+    case Note::StrategyApplied: kind = K::StrategyApplied; break;
+    case Note::IntensityExceeded: kind = K::IntensityExceeded; break;
   }
-  Result<void> check_spec(const ChildSpec& spec) const noexcept;
-  std::uint32_t find_id(std::string_view id) const noexcept;
-  std::uint32_t find_ref(ActorId ref) const noexcept;
-  void compact() noexcept;
-  void clear_marks() noexcept;
-
-  void run(Ctx& ctx);
-  bool step(Ctx& ctx);
-  bool next_work(Ctx& ctx);
-  void finish_op(Ctx& ctx);
-  void start_one(Ctx& ctx, std::uint32_t i);
-  void stop_one(Ctx& ctx, std::uint32_t i);
-  void start_failed(Ctx& ctx, std::uint32_t i, const Error& e);
-  void handle_exit(Ctx& ctx, std::uint32_t i);
-  void apply_restart(Ctx& ctx, std::uint32_t i, std::int64_t delay);
-  bool add_restart(std::int64_t now) noexcept;
-  // The backoff delay of child i's next restart; false: give up.
-  bool backoff_delay(Child& c, std::int64_t now, std::int64_t& delay) noexcept;
-  void begin_shutdown(Ctx& ctx, bool fail_start, ReplyTo<Result<void>> reply);
-  void answer_op(Ctx& ctx, const Error& e);
-  void poll_due(Ctx& ctx);
-
-  void on_down(Ctx& ctx, const Down& d);
-  void on_started(Ctx& ctx, const Started& s);
-  void on_health(Ctx& ctx, const HealthReport& h);
-  void handle_request(Ctx& ctx, SupervisorMsg& msg);
-  void reject(Ctx& ctx, SupervisorMsg& msg, const Error& e);
-  ChildPage page(std::uint32_t offset) const noexcept;
-  ChildCounts counts() const noexcept;
-
-  SupervisorFlags flags_;
-  SupervisorClock* clock_;
-  std::uint32_t max_children_;
-  ActorRef<SupervisorMsg> self_;
-  // The specs given with add() (a restarted supervisor starts from these),
-  // and the running table.
-  std::unique_ptr<ChildSpec[]> statics_;
-  std::uint32_t static_count_ = 0;
-  std::unique_ptr<Child[]> children_;
-  std::uint32_t count_ = 0;
-  ChildSpec template_;  // SimpleOneForOne
-  bool has_template_ = false;
-  // Restart times within the period, oldest first (intensity + 1 places).
-  std::unique_ptr<std::int64_t[]> history_;
-  std::uint32_t history_cap_ = 0;
-  std::uint32_t history_len_ = 0;
-  std::unique_ptr<SupervisorMsg[]> deferred_;
-  std::uint32_t deferred_head_ = 0;
-  std::uint32_t deferred_len_ = 0;
-  Op op_;
-  bool stopped_self_ = false;
-  std::uint32_t health_children_ = 0;  // running children with health checks
-  bool timed_ = false;  // a child with health checks has started (poll_due has work)
-  std::int64_t armed_due_ = kNever;
-  TimerId timer_;
-  std::uint64_t rng_ = 0x9e3779b97f4a7c15ull;
-};
-
-SupervisorState::SupervisorState(const SupervisorFlags& flags, std::uint32_t max_children)
-    : flags_(flags),
-      clock_(flags.clock != nullptr ? flags.clock : &monotonic_clock()),
-      max_children_(max_children) {
-  if (flags.intensity > SupervisorSpec::kMaxIntensity) {
-    flags_error_ = Error::make(Errc::InvalidArgument, "SupervisorFlags::intensity = %u (at most %u)",
-                               flags.intensity, SupervisorSpec::kMaxIntensity);
-    flags_.intensity = 0;
-  } else if (flags.period.count() <= 0) {
-    flags_error_ = Error::make(Errc::InvalidArgument, "SupervisorFlags::period = %lld ns (must be positive)",
-                               static_cast<long long>(flags.period.count()));
-  } else if (max_children == 0) {
-    flags_error_ = Error::make(Errc::InvalidArgument, "SupervisorSpec max_children = 0 (must be at least 1)");
-  }
-  statics_ = std::make_unique<ChildSpec[]>(max_children_);
-  children_ = std::make_unique<Child[]>(max_children_);
-  history_cap_ = flags_.intensity + 1;
-  history_ = std::make_unique<std::int64_t[]>(history_cap_);
-  deferred_ = std::make_unique<SupervisorMsg[]>(SupervisorSpec::kDeferredRequests);
-  rng_ ^= reinterpret_cast<std::uintptr_t>(this);
-}
-
-Result<void> SupervisorState::check_spec(const ChildSpec& spec) const noexcept {
-  const auto id = spec.id();
-  if (id.empty() || spec.id_.too_long)
-    return Error::make(Errc::InvalidArgument, "child id '%.*s' must be 1..31 bytes",
-                       static_cast<int>(id.size()), id.data());
-  if (!spec.has_factory())
-    return Error::make(Errc::InvalidArgument, "child '%.*s' has no factory (use ChildSpec::worker)",
-                       static_cast<int>(id.size()), id.data());
-  if (spec.is_significant() && spec.restart_type() == RestartType::Permanent)
-    return Error::make(Errc::InvalidArgument,
-                       "child '%.*s' is significant and Permanent (significant needs Transient or Temporary)",
-                       static_cast<int>(id.size()), id.data());
-  const Backoff& b = spec.backoff_spec();
-  if (b.min.count() < 0 || b.max.count() < 0 || (b.max.count() > 0 && b.max < b.min) || !(b.jitter >= 0.0) ||
-      b.jitter > 1.0 || b.reset_after.count() < 0)
-    return Error::make(Errc::InvalidArgument,
-                       "child '%.*s' has a bad backoff (needs 0 <= min <= max, jitter in 0..1)",
-                       static_cast<int>(id.size()), id.data());
-  if (spec.health_spec().interval.count() < 0 ||
-      (spec.health_spec().interval.count() > 0 && spec.health_spec().failures_to_restart == 0))
-    return Error::make(Errc::InvalidArgument,
-                       "child '%.*s' has a bad health check (interval >= 0, failures_to_restart >= 1)",
-                       static_cast<int>(id.size()), id.data());
-  if (spec.child_spec_ != nullptr && spec.child_spec_->state_.get() == this)
-    return Error::make(Errc::InvalidArgument, "child '%.*s' is the supervisor's own spec",
-                       static_cast<int>(id.size()), id.data());
-  return {};
-}
-
-Result<void> SupervisorState::add(const ChildSpec& spec) {
-  if (flags_error_.code() != Errc::Ok) return flags_error_;
-  // acquire: pairs with the release in Supervisor::on_stop.
-  if (in_use_.load(std::memory_order_acquire))
-    return Error::make(Errc::InvalidArgument, "child '%.*s': add() while a Supervisor runs this spec (use start_child)",
-                       static_cast<int>(spec.id().size()), spec.id().data());
-  auto ok = check_spec(spec);
-  if (!ok) return ok;
-  const auto id = spec.id();
-  if (simple()) {
-    if (has_template_)
-      return Error::make(Errc::InvalidArgument,
-                         "child '%.*s': a SimpleOneForOne supervisor takes one spec, the template ('%s')",
-                         static_cast<int>(id.size()), id.data(), template_.id_.text);
-    template_ = spec;
-    has_template_ = true;
-    return {};
-  }
-  for (std::uint32_t i = 0; i < static_count_; ++i)
-    if (statics_[i].id() == id)
-      return Error::make(Errc::AlreadyExists, "child '%.*s' already exists", static_cast<int>(id.size()),
-                         id.data());
-  if (static_count_ == max_children_)
-    return Error::make(Errc::Full, "supervisor is full (%u children); child '%.*s' not added", max_children_,
-                       static_cast<int>(id.size()), id.data());
-  statics_[static_count_++] = spec;
-  return {};
-}
-
-std::uint32_t SupervisorState::find_id(std::string_view id) const noexcept {
-  for (std::uint32_t i = 0; i < count_; ++i)
-    if (!children_[i].removed && children_[i].spec.id() == id) return i;
-  return ~0u;
-}
-
-std::uint32_t SupervisorState::find_ref(ActorId ref) const noexcept {
-  if (!ref.valid()) return ~0u;
-  for (std::uint32_t i = 0; i < count_; ++i)
-    if (!children_[i].removed && children_[i].ref == ref) return i;
-  return ~0u;
-}
-
-// Drops tombstones, keeping the order. Only while no operation runs: an
-// operation's marks and target are table indices.
-void SupervisorState::compact() noexcept {
-  std::uint32_t out = 0;
-  for (std::uint32_t i = 0; i < count_; ++i) {
-    if (children_[i].removed) continue;
-    if (out != i) children_[out] = children_[i];
-    ++out;
-  }
-  for (std::uint32_t i = out; i < count_; ++i) children_[i] = Child{};
-  count_ = out;
-}
-
-void SupervisorState::clear_marks() noexcept {
-  for (std::uint32_t i = 0; i < count_; ++i) children_[i].to_stop = children_[i].to_start = false;
+  MonitorEvent e = MonitorEvent::make(kind, who, c.spec.id(), count);
+  if (error != nullptr) e.set_error(*error);
+  if (steady_) e.time_ns = now();
+  ctx.system().monitoring().record(e);
 }
 
 void SupervisorState::on_start(Ctx& ctx) {
+  begin_message();
   self_ = ctx.self();
   stopped_self_ = false;
   op_ = Op{};
@@ -369,6 +121,8 @@ bool SupervisorState::step(Ctx& ctx) {
           c.to_stop = false;
           if (c.phase == Phase::Exited) {
             // It ended by itself while the stop was coming: the stop it is.
+            note(ctx, abnormal(c.exit_reason) ? Note::ChildFailed : Note::ChildStopped, c, c.exited);
+            c.exited = ActorId{};
             c.phase = Phase::Stopped;
             if (c.spec.restart_type() == RestartType::Temporary || simple()) c.removed = !c.to_start;
           }
@@ -379,7 +133,7 @@ bool SupervisorState::step(Ctx& ctx) {
     }
     for (std::uint32_t i = 0; i < count_; ++i)
       if (children_[i].phase == Phase::Starting) return false;  // its Started comes
-    if (op_.not_before > 0 && clock_->now_ns() < op_.not_before) return false;  // backoff; poll_due arms the tick
+    if (op_.not_before > 0 && now() < op_.not_before) return false;  // backoff; poll_due arms the tick
     std::uint32_t next = ~0u;
     for (std::uint32_t i = 0; i < count_ && next == ~0u; ++i)
       if (children_[i].to_start && !children_[i].removed) next = i;
@@ -403,6 +157,9 @@ void SupervisorState::start_one(Ctx& ctx, std::uint32_t i) {
   // its Down (once its process trees are gone), comes.
   c.ref = *r;
   c.phase = Phase::Starting;
+  // Usually in the same message as the Down that caused the restart, so
+  // the event shares that message's one clock read.
+  if (op_.kind == OpKind::Restart && op_.target == i) note(ctx, Note::ChildRestarted, c, c.ref);
   if (c.spec.health_spec().interval.count() > 0) timed_ = true;
   c.health_kill = c.probe_out = false;
   c.health_failures = 0;
@@ -429,16 +186,17 @@ void SupervisorState::stop_one(Ctx& ctx, std::uint32_t i) {
     }
   }
   // Dead: it is already stopping; its Down is on the way (we monitor it).
-  (void)ctx.system().stop(c.ref);
+  (void)ctx.system().stop(c.ref, StopReason::Shutdown);
 }
 
 void SupervisorState::start_failed(Ctx& ctx, std::uint32_t i, const Error& e) {
   Child& c = children_[i];
+  const ActorId was = c.ref;  // invalid when the spawn itself failed
   c.phase = Phase::Stopped;
   c.ref = ActorId{};
   c.to_start = false;
   const auto id = c.spec.id();
-  note(Note::ChildFailed, &c, StopReason::Failed);
+  note(ctx, Note::ChildFailed, c, was, 0, &e);
   switch (op_.kind) {
     case OpKind::InitialStart: {
       start_error_ = Error::make(e.code() == Errc::Ok ? Errc::Failed : e.code(), "child '%.*s' failed to start: %s",
@@ -463,19 +221,7 @@ void SupervisorState::start_failed(Ctx& ctx, std::uint32_t i, const Error& e) {
       // A failed restart counts, and is tried again (as OTP's try_again).
       clear_marks();
       op_ = Op{};
-      const std::int64_t now = clock_->now_ns();
-      if (!add_restart(now)) {
-        note(Note::IntensityExceeded, &c, StopReason::Failed);
-        begin_shutdown(ctx, false, ReplyTo<Result<void>>{});
-        return;
-      }
-      ++c.restarts;
-      std::int64_t delay = 0;
-      if (!backoff_delay(c, now, delay)) {
-        begin_shutdown(ctx, false, ReplyTo<Result<void>>{});
-        return;
-      }
-      apply_restart(ctx, i, delay);
+      begin_restart(ctx, i);
       return;
     }
     case OpKind::None:
@@ -503,11 +249,11 @@ bool SupervisorState::add_restart(std::int64_t now) noexcept {
   return history_len_ <= flags_.intensity;
 }
 
-bool SupervisorState::backoff_delay(Child& c, std::int64_t now, std::int64_t& delay) noexcept {
+bool SupervisorState::backoff_delay(Child& c, std::int64_t& delay) noexcept {
   delay = 0;
   const Backoff& b = c.spec.backoff_spec();
   if (b.min.count() <= 0) return true;  // off: nothing to compute
-  if (b.reset_after.count() > 0 && c.started_at != 0 && now - c.started_at >= b.reset_after.count())
+  if (b.reset_after.count() > 0 && c.started_at != 0 && now() - c.started_at >= b.reset_after.count())
     c.consecutive = 0;
   ++c.consecutive;
   if (b.give_up_after != 0 && c.consecutive > b.give_up_after) return false;
@@ -534,7 +280,8 @@ void SupervisorState::handle_exit(Ctx& ctx, std::uint32_t i) {
   const StopReason r = c.exit_reason;
   c.phase = Phase::Stopped;
   c.ref = ActorId{};
-  note(abnormal(r) ? Note::ChildFailed : Note::ChildStopped, &c, r);
+  note(ctx, abnormal(r) ? Note::ChildFailed : Note::ChildStopped, c, c.exited);
+  c.exited = ActorId{};
   const RestartType rt = c.spec.restart_type();
   const bool restart = rt == RestartType::Permanent || (rt == RestartType::Transient && abnormal(r));
   if (!restart) {
@@ -551,15 +298,23 @@ void SupervisorState::handle_exit(Ctx& ctx, std::uint32_t i) {
     if (shut) begin_shutdown(ctx, false, ReplyTo<Result<void>>{});
     return;
   }
-  const std::int64_t now = clock_->now_ns();
-  if (!add_restart(now)) {
-    note(Note::IntensityExceeded, &c, r);
+  begin_restart(ctx, i);
+}
+
+// Counts a restart of child i (intensity, backoff) and applies the strategy;
+// past the intensity, or when backoff gives up, shuts the supervisor down
+// (escalating). The only clock read of a plain restart is the intensity
+// window's, and with intensity 0 (no restart allowed) there is none.
+void SupervisorState::begin_restart(Ctx& ctx, std::uint32_t i) {
+  Child& c = children_[i];
+  if (!add_restart(flags_.intensity == 0 ? 0 : now())) {
+    note(ctx, Note::IntensityExceeded, c, self_.id, history_len_);
     begin_shutdown(ctx, false, ReplyTo<Result<void>>{});
     return;
   }
   ++c.restarts;
   std::int64_t delay = 0;
-  if (!backoff_delay(c, now, delay)) {
+  if (!backoff_delay(c, delay)) {
     begin_shutdown(ctx, false, ReplyTo<Result<void>>{});  // backoff gave up: escalate
     return;
   }
@@ -567,13 +322,12 @@ void SupervisorState::handle_exit(Ctx& ctx, std::uint32_t i) {
 }
 
 void SupervisorState::apply_restart(Ctx& ctx, std::uint32_t i, std::int64_t delay) {
-  (void)ctx;
-  note(Note::StrategyApplied, &children_[i], StopReason::Failed);
   op_ = Op{};
   op_.kind = OpKind::Restart;
   op_.target = i;
-  op_.not_before = delay > 0 ? add_sat(clock_->now_ns(), delay) : 0;
+  op_.not_before = delay > 0 ? add_sat(now(), delay) : 0;
   children_[i].to_start = true;
+  std::uint64_t restarted = 1;
   if (flags_.strategy == Strategy::OneForAll || flags_.strategy == Strategy::RestForOne) {
     const std::uint32_t from = flags_.strategy == Strategy::OneForAll ? 0 : i + 1;
     for (std::uint32_t k = from; k < count_; ++k) {
@@ -585,8 +339,10 @@ void SupervisorState::apply_restart(Ctx& ctx, std::uint32_t i, std::int64_t dela
       }
       // A Temporary child is stopped and removed, never started again.
       o.to_start = o.spec.restart_type() != RestartType::Temporary;
+      restarted += o.to_start ? 1 : 0;
     }
   }
+  note(ctx, Note::StrategyApplied, children_[i], self_.id, restarted);
 }
 
 // Stops every child (reverse order; SimpleOneForOne in parallel), then the
@@ -604,7 +360,11 @@ void SupervisorState::begin_shutdown(Ctx& ctx, bool fail_start, ReplyTo<Result<v
     Child& c = children_[i];
     if (c.removed) continue;
     if (c.phase == Phase::Running || c.phase == Phase::Starting) c.to_stop = true;
-    if (c.phase == Phase::Exited) c.phase = Phase::Stopped;
+    if (c.phase == Phase::Exited) {  // ended by itself; not restarted now
+      note(ctx, abnormal(c.exit_reason) ? Note::ChildFailed : Note::ChildStopped, c, c.exited);
+      c.exited = ActorId{};
+      c.phase = Phase::Stopped;
+    }
   }
 }
 
@@ -644,9 +404,7 @@ void SupervisorState::finish_op(Ctx& ctx) {
     case OpKind::RestartChild:
       if (op.reply_id.index != ~0u) (void)ctx.reply(op.reply_id, Result<ActorId>(children_[op.target].ref));
       break;
-    case OpKind::Restart:
-      note(Note::ChildRestarted, &children_[op.target], StopReason::Failed);
-      break;
+    case OpKind::Restart:  // recorded when the replacement was spawned (start_one)
     case OpKind::None:
       break;
   }
@@ -668,7 +426,7 @@ bool SupervisorState::next_work(Ctx& ctx) {
       if (c.phase == Phase::Running && !c.health_kill && c.spec.health_spec().interval.count() > 0 &&
           c.health_failures >= c.spec.health_spec().failures_to_restart) {
         c.health_kill = true;
-        (void)ctx.system().stop(c.ref);
+        (void)ctx.system().stop(c.ref, StopReason::Shutdown);
       }
     }
   }
@@ -687,7 +445,7 @@ void SupervisorState::poll_due(Ctx& ctx) {
   std::int64_t next = kNever;
   if (op_.kind != OpKind::None && op_.not_before > 0) next = op_.not_before;
   health_children_ = 0;
-  const std::int64_t now = clock_->now_ns();
+  const std::int64_t now = this->now();
   for (std::uint32_t i = 0; i < count_; ++i) {
     Child& c = children_[i];
     const std::int64_t interval = c.spec.health_spec().interval.count();
@@ -723,7 +481,7 @@ void SupervisorState::on_down(Ctx& ctx, const Down& d) {
       // Stopped by this supervisor: reported as Shutdown, never counted.
       c.phase = Phase::Stopped;
       c.ref = ActorId{};
-      note(Note::ChildStopped, &c, StopReason::Shutdown);
+      note(ctx, Note::ChildStopped, c, d.who);
       if (c.spec.restart_type() == RestartType::Temporary || (simple() && !c.to_start)) c.removed = true;
       break;
     case Phase::Starting: {
@@ -742,11 +500,12 @@ void SupervisorState::on_down(Ctx& ctx, const Down& d) {
         // It ended by itself just before this operation would have stopped it.
         c.to_stop = false;
         c.phase = Phase::Stopped;
-        note(Note::ChildStopped, &c, r);
+        note(ctx, Note::ChildStopped, c, d.who);
         if (c.spec.restart_type() == RestartType::Temporary || (simple() && !c.to_start)) c.removed = true;
       } else {
         c.phase = Phase::Exited;
         c.exit_reason = r;
+        c.exited = d.who;
       }
       break;
     }
@@ -762,10 +521,17 @@ void SupervisorState::on_started(Ctx& ctx, const Started& s) {
   if (i == ~0u || children_[i].phase != Phase::Starting) return;
   Child& c = children_[i];
   c.phase = Phase::Running;
-  c.started_at = clock_->now_ns();
+  // The start time matters only to backoff's reset_after and to the first
+  // health probe: a child with neither costs no clock read here.
   const std::int64_t interval = c.spec.health_spec().interval.count();
+  const Backoff& b = c.spec.backoff_spec();
+  const bool timed = interval > 0 || (b.min.count() > 0 && b.reset_after.count() > 0);
+  c.started_at = timed ? now() : 0;
   c.next_probe = interval > 0 ? add_sat(c.started_at, interval) : kNever;
-  note(Note::ChildStarted, &c, StopReason::Normal);
+  // The child a restart is for was recorded once, as ActorRestarted when
+  // its replacement was spawned (start_one): one event per fact, and this
+  // message then needs neither a ring write nor a clock read.
+  if (op_.kind != OpKind::Restart || op_.target != i) note(ctx, Note::ChildStarted, c, c.ref);
   run(ctx);
 }
 
@@ -782,272 +548,9 @@ void SupervisorState::on_health(Ctx& ctx, const HealthReport& h) {
   run(ctx);  // next_work acts on a reached threshold once no operation runs
 }
 
-void SupervisorState::reject(Ctx& ctx, SupervisorMsg& msg, const Error& e) {
-  SupervisorVariant& v = msg;
-  if (auto* r = std::get_if<StartChildRequest>(&v)) (void)ctx.reply(r->reply, Result<ActorId>(e));
-  if (auto* r = std::get_if<RestartChildRequest>(&v)) (void)ctx.reply(r->reply, Result<ActorId>(e));
-  if (auto* r = std::get_if<TerminateChildRequest>(&v)) (void)ctx.reply(r->reply, Result<void>(e));
-  if (auto* r = std::get_if<DeleteChildRequest>(&v)) (void)ctx.reply(r->reply, Result<void>(e));
-}
-
-// A request that changes the children, with no operation running.
-void SupervisorState::handle_request(Ctx& ctx, SupervisorMsg& msg) {
-  SupervisorVariant& v = msg;
-  if (auto* r = std::get_if<StartChildRequest>(&v)) {
-    // SimpleOneForOne: an empty spec asks for an instance of the template.
-    const ChildSpec& spec = simple() && has_template_ && !r->spec.has_factory() && r->spec.id().empty() ? template_ : r->spec;
-    const auto id = spec.id();
-    auto ok = check_spec(spec);
-    if (!ok) {
-      (void)ctx.reply(r->reply, Result<ActorId>(ok.error()));
-      return;
-    }
-    if (simple()) {
-      if (!has_template_ || id != template_.id()) {
-        (void)ctx.reply(r->reply, Result<ActorId>(Error::make(
-                                      Errc::InvalidArgument, "child '%.*s' is not this SimpleOneForOne supervisor's template ('%s')",
-                                      static_cast<int>(id.size()), id.data(), has_template_ ? template_.id_.text : "")));
-        return;
-      }
-    } else if (const std::uint32_t k = find_id(id); k != ~0u) {
-      (void)ctx.reply(r->reply,
-                      Result<ActorId>(Error::make(Errc::AlreadyExists, "child '%.*s' already exists (%s)",
-                                                  static_cast<int>(id.size()), id.data(),
-                                                  live(children_[k]) ? "running" : "terminated; restart or delete it")));
-      return;
-    }
-    if (count_ == max_children_) {
-      (void)ctx.reply(r->reply, Result<ActorId>(Error::make(Errc::Full, "supervisor is full (%u children); child '%.*s' not started",
-                                                            max_children_, static_cast<int>(id.size()), id.data())));
-      return;
-    }
-    const std::uint32_t i = count_++;
-    children_[i] = Child{};
-    children_[i].spec = spec;
-    children_[i].to_start = true;
-    op_.kind = OpKind::StartChild;
-    op_.target = i;
-    op_.reply_kind = ReplyKind::Id;
-    op_.reply_id = r->reply;
-    return;
-  }
-  if (auto* r = std::get_if<TerminateChildRequest>(&v)) {
-    std::uint32_t i;
-    if (simple()) {
-      i = find_ref(r->instance);
-      if (i == ~0u) {
-        (void)ctx.reply(r->reply, Result<void>(Error::make(Errc::NotFound, "actor #%u is not a child of this supervisor",
-                                                           r->instance.slot)));
-        return;
-      }
-    } else {
-      i = find_id(r->id.view());
-      if (i == ~0u) {
-        (void)ctx.reply(r->reply, Result<void>(Error::make(Errc::NotFound, "no child '%s' in this supervisor", r->id.text)));
-        return;
-      }
-    }
-    Child& c = children_[i];
-    if (!live(c)) {
-      (void)ctx.reply(r->reply, Result<void>());  // already terminated: ok, as OTP
-      return;
-    }
-    c.to_stop = true;
-    op_.kind = OpKind::Terminate;
-    op_.stopping = true;
-    op_.target = i;
-    op_.reply_kind = ReplyKind::Void;
-    op_.reply_void = r->reply;
-    return;
-  }
-  if (auto* r = std::get_if<RestartChildRequest>(&v)) {
-    if (simple()) {
-      (void)ctx.reply(r->reply, Result<ActorId>(Error::make(Errc::InvalidArgument,
-                                                            "restart_child('%s'): a SimpleOneForOne supervisor has no child ids",
-                                                            r->id.text)));
-      return;
-    }
-    const std::uint32_t i = find_id(r->id.view());
-    if (i == ~0u) {
-      (void)ctx.reply(r->reply, Result<ActorId>(Error::make(Errc::NotFound, "no child '%s' in this supervisor", r->id.text)));
-      return;
-    }
-    if (live(children_[i])) {
-      (void)ctx.reply(r->reply, Result<ActorId>(Error::make(Errc::InvalidArgument,
-                                                            "child '%s' is running; terminate it first", r->id.text)));
-      return;
-    }
-    children_[i].to_start = true;
-    op_.kind = OpKind::RestartChild;
-    op_.target = i;
-    op_.reply_kind = ReplyKind::Id;
-    op_.reply_id = r->reply;
-    return;
-  }
-  if (auto* r = std::get_if<DeleteChildRequest>(&v)) {
-    if (simple()) {
-      (void)ctx.reply(r->reply, Result<void>(Error::make(Errc::InvalidArgument,
-                                                         "delete_child('%s'): a SimpleOneForOne supervisor has no child ids",
-                                                         r->id.text)));
-      return;
-    }
-    const std::uint32_t i = find_id(r->id.view());
-    if (i == ~0u) {
-      (void)ctx.reply(r->reply, Result<void>(Error::make(Errc::NotFound, "no child '%s' in this supervisor", r->id.text)));
-      return;
-    }
-    if (live(children_[i])) {
-      (void)ctx.reply(r->reply, Result<void>(Error::make(Errc::InvalidArgument,
-                                                         "child '%s' is running; terminate it first", r->id.text)));
-      return;
-    }
-    children_[i].removed = true;
-    compact();
-    (void)ctx.reply(r->reply, Result<void>());
-    return;
-  }
-}
-
-ChildPage SupervisorState::page(std::uint32_t offset) const noexcept {
-  ChildPage p;
-  for (std::uint32_t i = 0; i < count_; ++i) {
-    const Child& c = children_[i];
-    if (c.removed) continue;
-    const std::uint32_t n = p.total++;
-    if (n < offset || p.count == ChildPage::kSize) continue;
-    ChildInfo& info = p.items[p.count++];
-    std::memcpy(info.id, c.spec.id_.text, sizeof(info.id));
-    info.ref = c.phase == Phase::Running ? c.ref : ActorId{};
-    info.kind = c.spec.kind();
-    info.restart = c.spec.restart_type();
-    info.running = c.phase == Phase::Running;
-    info.restarts = c.restarts;
-  }
-  return p;
-}
-
-ChildCounts SupervisorState::counts() const noexcept {
-  ChildCounts n;
-  for (std::uint32_t i = 0; i < count_; ++i) {
-    const Child& c = children_[i];
-    if (c.removed) continue;
-    ++n.specs;
-    if (c.phase == Phase::Running) ++n.active;
-    if (c.spec.kind() == ChildKind::Supervisor) ++n.supervisors; else ++n.workers;
-  }
-  if (simple()) n.specs = has_template_ ? 1 : 0;  // as OTP: the one template
-  return n;
-}
-
-void SupervisorState::on_message(Ctx& ctx, SupervisorMsg& msg) {
-  SupervisorVariant& v = msg;
-  if (stopped_self_) {
-    reject(ctx, msg, Error::make(Errc::ShuttingDown, "supervisor #%u is shutting down", self_.id.slot));
-    if (auto* r = std::get_if<StopSupervisorRequest>(&v); r != nullptr && r->reply.index != ~0u)
-      (void)ctx.reply(r->reply, Result<void>());
-    return;
-  }
-  if (auto* d = std::get_if<Down>(&v)) return on_down(ctx, *d);
-  if (auto* s = std::get_if<Started>(&v)) return on_started(ctx, *s);
-  if (auto* h = std::get_if<HealthReport>(&v)) return on_health(ctx, *h);
-  if (std::holds_alternative<SupervisorTick>(v)) {
-    // Whatever sent it (the timer, maybe early by the wheel's resolution, or
-    // SupervisorRef::tick), poll_due arms the next one afresh.
-    if (armed_due_ != kNever) (void)ctx.cancel(timer_);
-    armed_due_ = kNever;
-    return run(ctx);
-  }
-  if (auto* k = std::get_if<SupervisorKillChild>(&v)) {
-    const std::uint32_t i = find_ref(k->who);
-    if (i != ~0u && children_[i].phase == Phase::Stopping) {
-      children_[i].kill_armed = false;
-      (void)ctx.system().stop(k->who);  // its orderly shutdown ran out of time
-    }
-    return;
-  }
-  if (auto* r = std::get_if<WhichChildrenRequest>(&v)) {
-    (void)ctx.reply(r->reply, Result<ChildPage>(page(r->offset)));
-    return;
-  }
-  if (auto* r = std::get_if<CountChildrenRequest>(&v)) {
-    (void)ctx.reply(r->reply, Result<ChildCounts>(counts()));
-    return;
-  }
-  if (auto* r = std::get_if<StopSupervisorRequest>(&v)) {
-    begin_shutdown(ctx, op_.kind == OpKind::InitialStart, r->reply);
-    if (op_.fail_start)
-      start_error_ = Error::make(Errc::ShuttingDown, "supervisor #%u was stopped before its children started",
-                                 self_.id.slot);
-    return run(ctx);
-  }
-  // A request that changes the children: in arrival order, after whatever runs.
-  if (deferred_len_ == SupervisorSpec::kDeferredRequests) {
-    reject(ctx, msg, Error::make(Errc::Full, "supervisor #%u is busy with %u requests waiting", self_.id.slot,
-                                 SupervisorSpec::kDeferredRequests));
-    return;
-  }
-  deferred_[(deferred_head_ + deferred_len_) % SupervisorSpec::kDeferredRequests] = std::move(msg);
-  ++deferred_len_;
-  run(ctx);
-}
-
-void SupervisorState::on_stop(Ctx& ctx, StopReason reason) {
-  // Stopped from outside (System::stop, shutdown, a failure) with children
-  // left: stop them all now, last first. They stop after their current
-  // handler; nothing waits for them here (see docs/supervision.md).
-  for (std::uint32_t k = count_; k-- > 0;) {
-    Child& c = children_[k];
-    if (c.kill_armed) (void)ctx.cancel(c.kill_timer);
-    c.kill_armed = false;
-    if (!c.removed && live(c)) (void)ctx.system().stop(c.ref);
-  }
-  if (armed_due_ != kNever) (void)ctx.cancel(timer_);
-  armed_due_ = kNever;
-  const Error gone = Error::make(Errc::ShuttingDown, "supervisor #%u stopped (%s)", self_.id.slot, to_string(reason));
-  answer_op(ctx, gone);
-  while (deferred_len_ > 0) {
-    reject(ctx, deferred_[deferred_head_], gone);
-    deferred_[deferred_head_] = SupervisorMsg{};
-    deferred_head_ = (deferred_head_ + 1) % SupervisorSpec::kDeferredRequests;
-    --deferred_len_;
-  }
-  if (start_state_.load(std::memory_order_relaxed) == kStartPending) {
-    start_error_ = Error::make(Errc::ShuttingDown, "supervisor #%u stopped (%s) before its children started",
-                               self_.id.slot, to_string(reason));
-    start_state_.store(kStartFailed, std::memory_order_release);
-  }
-  op_ = Op{};
-  stopped_self_ = true;
-}
-
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
-
-ChildSpec ChildSpec::supervisor(std::string_view id, SupervisorSpec& spec) {
-  ChildSpec s = worker_with<Supervisor>(id, [p = &spec] { return Supervisor(p); });
-  s.kind_ = ChildKind::Supervisor;
-  s.shutdown_ = ShutdownSpec::infinity();
-  s.child_spec_ = &spec;
-  return s;
-}
-
-SupervisorSpec::SupervisorSpec(const SupervisorFlags& flags, std::uint32_t max_children)
-    : flags_(flags), max_children_(max_children),
-      state_(std::make_unique<detail::SupervisorState>(flags, max_children)) {}
-
-SupervisorSpec::~SupervisorSpec() {
-  // A running Supervisor reads its spec at every message: destroying the
-  // spec under it would be a use-after-free, so the misuse is named instead.
-  if (state_ != nullptr && state_->in_use_.load(std::memory_order_acquire)) {
-    std::fputs("airssys: SupervisorSpec destroyed while a Supervisor runs it; stop the supervisor (or the "
-               "System) first\n",
-               stderr);
-    std::abort();
-  }
-}
-
-Result<void> SupervisorSpec::add(const ChildSpec& child) { return state_->add(child); }
 
 void Supervisor::on_start(Context<SupervisorMsg>& ctx) {
   detail::SupervisorState& s = *spec_->state_;
@@ -1077,128 +580,6 @@ ErrorAction Supervisor::on_error(Context<SupervisorMsg>&, const Error& e) {
   // A child that escalated also stops with Escalated: its Down carries that,
   // and the strategy handles it there.
   return e.code() == Errc::ChildEscalated ? ErrorAction::Resume : ErrorAction::Stop;
-}
-
-// ---------------------------------------------------------------------------
-// SupervisorRef
-
-namespace {
-
-template <class T>
-Result<T> flatten(Result<Result<T>>&& r) {
-  if (!r) return r.error();
-  return std::move(*r);
-}
-
-Result<void> flatten(Result<Result<void>>&& r) {
-  if (!r) return r.error();
-  return *r;
-}
-
-bool wait_gone(System& sys, ActorId id, std::chrono::steady_clock::time_point until) {
-  while (sys.alive(id)) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
-  return true;
-}
-
-std::chrono::steady_clock::time_point deadline_after(std::chrono::nanoseconds t) {
-  const auto now = std::chrono::steady_clock::now();
-  if (t > std::chrono::hours(24 * 365)) return std::chrono::steady_clock::time_point::max();
-  return now + t;
-}
-
-}  // namespace
-
-Result<ActorId> SupervisorRef::start_child(const ChildSpec& spec, std::chrono::nanoseconds timeout) const {
-  return flatten(system->ask<Result<ActorId>>(
-      ref, [&spec](ReplyTo<Result<ActorId>> r) { return SupervisorMsg(StartChildRequest{spec, r}); }, timeout));
-}
-
-Result<ActorId> SupervisorRef::start_child(std::chrono::nanoseconds timeout) const {
-  // An empty spec stands for the template, which lives in the supervisor.
-  return flatten(system->ask<Result<ActorId>>(
-      ref, [](ReplyTo<Result<ActorId>> r) { return SupervisorMsg(StartChildRequest{ChildSpec{}, r}); }, timeout));
-}
-
-Result<void> SupervisorRef::terminate_child(std::string_view id, std::chrono::nanoseconds timeout) const {
-  return flatten(system->ask<Result<void>>(
-      ref, [id](ReplyTo<Result<void>> r) { return SupervisorMsg(TerminateChildRequest{ChildName(id), ActorId{}, r}); },
-      timeout));
-}
-
-Result<void> SupervisorRef::terminate_child(ActorId instance, std::chrono::nanoseconds timeout) const {
-  return flatten(system->ask<Result<void>>(
-      ref, [instance](ReplyTo<Result<void>> r) { return SupervisorMsg(TerminateChildRequest{ChildName{}, instance, r}); },
-      timeout));
-}
-
-Result<ActorId> SupervisorRef::restart_child(std::string_view id, std::chrono::nanoseconds timeout) const {
-  return flatten(system->ask<Result<ActorId>>(
-      ref, [id](ReplyTo<Result<ActorId>> r) { return SupervisorMsg(RestartChildRequest{ChildName(id), r}); }, timeout));
-}
-
-Result<void> SupervisorRef::delete_child(std::string_view id, std::chrono::nanoseconds timeout) const {
-  return flatten(system->ask<Result<void>>(
-      ref, [id](ReplyTo<Result<void>> r) { return SupervisorMsg(DeleteChildRequest{ChildName(id), r}); }, timeout));
-}
-
-Result<std::uint32_t> SupervisorRef::which_children(std::span<ChildInfo> out, std::chrono::nanoseconds timeout) const {
-  std::uint32_t offset = 0;
-  for (;;) {
-    auto p = flatten(system->ask<Result<ChildPage>>(
-        ref, [offset](ReplyTo<Result<ChildPage>> r) { return SupervisorMsg(WhichChildrenRequest{offset, r}); },
-        timeout));
-    if (!p) return p.error();
-    for (std::uint32_t k = 0; k < p->count && offset + k < out.size(); ++k) out[offset + k] = p->items[k];
-    offset += p->count;
-    if (p->count == 0 || offset >= p->total || offset >= out.size()) return p->total;
-  }
-}
-
-Result<ChildCounts> SupervisorRef::count_children(std::chrono::nanoseconds timeout) const {
-  return flatten(system->ask<Result<ChildCounts>>(
-      ref, [](ReplyTo<Result<ChildCounts>> r) { return SupervisorMsg(CountChildrenRequest{r}); }, timeout));
-}
-
-Result<void> SupervisorRef::tick() const { return system->post(ref, SupervisorTick{}); }
-
-Result<void> SupervisorRef::stop(std::chrono::nanoseconds timeout) const {
-  const auto until = deadline_after(timeout);
-  auto r = flatten(system->ask<Result<void>>(
-      ref, [](ReplyTo<Result<void>> to) { return SupervisorMsg(StopSupervisorRequest{to}); }, timeout));
-  if (!r && r.code() != Errc::ShuttingDown) return r;
-  if (!wait_gone(*system, ref.id, until))
-    return Error::make(Errc::Timeout, "supervisor #%u did not stop in time", ref.id.slot);
-  return {};
-}
-
-Result<SupervisorRef> start_supervisor(System& system, SupervisorSpec& spec, std::chrono::nanoseconds timeout) {
-  detail::SupervisorState& s = *spec.state_;
-  if (s.flags_error_.code() != Errc::Ok) return s.flags_error_;
-  if (s.in_use_.load(std::memory_order_acquire))
-    return Error::make(Errc::AlreadyExists, "this SupervisorSpec already runs a supervisor");
-  s.start_state_.store(detail::kStartPending, std::memory_order_relaxed);
-  const auto until = deadline_after(timeout);
-  auto sup = system.spawn_with<Supervisor>(SpawnOptions{}, [p = &spec] { return Supervisor(p); });
-  if (!sup) return sup.error();
-  std::uint8_t state;
-  while ((state = s.start_state_.load(std::memory_order_acquire)) == detail::kStartPending) {
-    if (std::chrono::steady_clock::now() > until) {
-      (void)system.stop(*sup);
-      (void)wait_gone(system, *sup, std::chrono::steady_clock::now() + std::chrono::seconds(30));
-      return Error::make(Errc::Timeout, "supervisor #%u did not start its children within %lld ms", sup->id.slot,
-                         static_cast<long long>(timeout.count() / 1'000'000));
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
-  }
-  if (state == detail::kStartFailed) {
-    // The rollback is done; wait for the supervisor itself, so the spec is free.
-    (void)wait_gone(system, *sup, std::chrono::steady_clock::now() + std::chrono::seconds(30));
-    return s.start_error_;
-  }
-  return SupervisorRef{&system, *sup};
 }
 
 }  // namespace airssys

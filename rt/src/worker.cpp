@@ -178,7 +178,7 @@ void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
     }
   }
   if ((c->word.load(std::memory_order_acquire) & word::kStop) != 0) {
-    begin_finalize(w, c, shutting_down() ? StopReason::Shutdown : StopReason::Requested, foreign);
+    begin_finalize(w, c, requested_reason(c), foreign);
     return;
   }
   std::uint32_t handled = 0;
@@ -215,7 +215,7 @@ void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
     return;
   }
   if (stop_requested) {
-    begin_finalize(w, c, shutting_down() ? StopReason::Shutdown : StopReason::Requested, foreign);
+    begin_finalize(w, c, requested_reason(c), foreign);
     return;
   }
   if (handled == budget || c->actor == nullptr) {

@@ -85,7 +85,8 @@ bool is_dir(const std::string& path) {
 
 // ---- the host -----------------------------------------------------------------
 
-enum class Mode { Cgroup, ProcessGroup };
+// ProcessGroupQueued: the tree is registered with watch_group_queued.
+enum class Mode { Cgroup, ProcessGroup, ProcessGroupQueued };
 
 // The tree, three levels deep: the leader shell; a sleep of its own; a
 // middle shell with a sleep; and a subshell that starts, in a new session
@@ -165,7 +166,9 @@ void host_say(const char* label, long value) {
   s.kill_with_parent = true;
   auto leader = arch::spawn(s);
   if (!leader) host_fail("spawn", leader.error());
-  if (auto r = guardian.watch_group(*leader); !r) host_fail("watch_group", r.error());
+  if (auto r = mode == Mode::ProcessGroupQueued ? guardian.watch_group_queued(*leader) : guardian.watch_group(*leader);
+      !r)
+    host_fail("watch_group", r.error());
   // The escapee comes back to the host, a subreaper, once the subshell
   // has exited: a child that is neither the leader nor the guardian, in a
   // group of its own (after its setsid).
@@ -398,6 +401,9 @@ TEST_CASE("when the host is SIGKILLed, the guardian leaves nothing of its trees 
   }
   SECTION("process-group mode: the leader's group and the adopted escapee, each through its pidfd") {
     host_dies_and_nothing_is_left(Mode::ProcessGroup);
+  }
+  SECTION("process-group mode, the group registered by a queued watch") {
+    host_dies_and_nothing_is_left(Mode::ProcessGroupQueued);
   }
 }
 
@@ -738,6 +744,37 @@ TEST_CASE("the guardian holds a descriptor of its own per watch, kept when the h
   REQUIRE(g.watch_tree(-1, "").code() == Errc::InvalidArgument);
   REQUIRE(g.watch_tree(-1, std::string(Guardian::kMarkerSize, 'x')).code() == Errc::InvalidArgument);
   g.stop();
+}
+
+TEST_CASE("queued watches are all held, beyond the unanswered window, and a waited watch after them gets its own answer") {
+  NothingLeft check;
+  Guardian g;
+  REQUIRE(g.start(nullptr).ok());
+  const int gpid = g.pid();
+  const std::size_t base = fds_of(gpid);
+  auto p = sleeper();
+  std::vector<std::uint32_t> slots;
+  for (int i = 0; i < 40; ++i) {  // more than the 32 left unread at most
+    auto slot = g.watch_group_queued(p, "AIRSSYS_TREE=1.4");
+    REQUIRE(slot.ok());
+    slots.push_back(*slot);
+  }
+  // Distinct slots, and a waited watch reads the queued answers first.
+  CHECK(std::set<std::uint32_t>(slots.begin(), slots.end()).size() == slots.size());
+  auto waited = g.watch_process(p);
+  REQUIRE(waited.ok());
+  CHECK(fds_of(gpid) == base + 41);
+  CHECK(g.refused() == 0);
+  g.unwatch(*waited);
+  for (auto slot : slots) g.unwatch(slot);
+  REQUIRE(test::wait_for([&] { return fds_of(gpid) == base; }, std::chrono::seconds(5)));
+  // Not a group leader: refused at once, nothing queued.
+  auto member = sleeper(GroupMode::Inherit);
+  CHECK(g.watch_group_queued(member).code() == Errc::InvalidArgument);
+  g.stop();
+  CHECK(g.watch_group_queued(p).code() == Errc::Dead);
+  kill_and_wait(p);
+  kill_and_wait(member);
 }
 
 TEST_CASE("a guardian that died is noticed, and restart() starts a new one that accepts watches") {

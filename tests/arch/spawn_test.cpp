@@ -1027,6 +1027,37 @@ TEST_CASE("running_in_group counts the group's running members, and none once th
   ::prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
 }
 
+TEST_CASE("running_in_group of a held group finds its running grandchildren and never counts the leader") {
+  NothingLeft check;
+  REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+  // The leader (the shell) and its child both spin: always runnable.
+  const char* argv[] = {"sh", "-c", "while :; do :; done & while :; do :; done", nullptr};
+  SpawnSpec s = test::quiet("/bin/sh", argv);
+  s.group = GroupMode::NewGroup;
+  auto p = test::spawn_ok(s);
+  const int pgid = p.pid();
+  auto g = arch::ProcessGroup::of(p);
+  REQUIRE(g.ok());
+  CHECK(g.value().leader() == p.pid());
+  // The scan of the host counts both; the held group's walk down our
+  // descendants finds the grandchild and leaves the leader out (a group
+  // leader cannot setsid()).
+  REQUIRE(test::wait_for([&] { return arch::running_in_group(pgid) == 2; }));
+  CHECK(test::wait_for([&] { return arch::running_in_group(g.value()) == 1; }));
+  CHECK(arch::running_in_group(g.value()) <= 1);
+  REQUIRE(arch::signal_group(p, SIGSTOP).ok());
+  CHECK(test::wait_for([&] { return arch::running_in_group(g.value()) == 0; }));
+  REQUIRE(arch::signal_group(p, SIGKILL).ok());
+  REQUIRE(wait_ok(p).signal == SIGKILL);
+  std::size_t members = 0;
+  CHECK(test::wait_for([&] {
+    members += arch::reap_group_members(pgid, -1, SIGKILL, nullptr);
+    return members == 1;
+  }));
+  CHECK(arch::running_in_group(g.value()) == 0);
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+}
+
 TEST_CASE("has_children sees a child while it runs and while it is a zombie, and none once it is reaped") {
   NothingLeft check;
   REQUIRE(test::child_pids().empty());

@@ -781,9 +781,9 @@ bool logged(const ParentLog& log, const std::string& e) {
 }  // namespace
 
 TEST_CASE("a child spawned with spawn_supervised reports Started only when its on_start succeeded") {
+  ParentLog log;
   auto sys = System::create(SystemConfig{});
   REQUIRE(sys);
-  ParentLog log;
   auto p = (*sys)->spawn<Parent>(&log, std::vector<int>{0, 1, 2});
   REQUIRE(p);
   REQUIRE(test::wait_for([&] { return log.events.size() >= 3; }));
@@ -795,6 +795,8 @@ TEST_CASE("a child spawned with spawn_supervised reports Started only when its o
 }
 
 TEST_CASE("an actor that defers its Started sends it when it reports it, once") {
+  ParentLog outer, inner;
+  std::atomic<std::uint64_t> inner_id{0};
   auto sys = System::create(SystemConfig{});
   REQUIRE(sys);
   // Grand spawns a Parent that defers its Started; the test then tells that
@@ -815,8 +817,6 @@ TEST_CASE("an actor that defers its Started sends it when it reports it, once") 
       if (std::holds_alternative<Started>(m)) log->events.push("inner started");
     }
   };
-  ParentLog outer, inner;
-  std::atomic<std::uint64_t> inner_id{0};
   auto g = (*sys)->spawn<Grand>(&outer, &inner, &inner_id);
   REQUIRE(g);
   REQUIRE(test::wait_for([&] { return logged(inner, "started 0"); }));
@@ -840,9 +840,9 @@ TEST_CASE("an actor that defers its Started sends it when it reports it, once") 
 }
 
 TEST_CASE("an actor stopped with a reason of its choosing is reported with that reason") {
+  ParentLog log;
   auto sys = System::create(SystemConfig{});
   REQUIRE(sys);
-  ParentLog log;
   auto p = (*sys)->spawn<Parent>(&log, std::vector<int>{0});
   REQUIRE(p);
   REQUIRE(test::wait_for([&] { return logged(log, "started 0"); }));
@@ -851,10 +851,10 @@ TEST_CASE("an actor stopped with a reason of its choosing is reported with that 
 }
 
 TEST_CASE("a health probe is answered with the actor's own health_check, and a probe of a stopped actor is Dead") {
-  auto sys = System::create(SystemConfig{});
-  REQUIRE(sys);
   ParentLog log;
   std::atomic<Health> health{Health::Healthy};
+  auto sys = System::create(SystemConfig{});
+  REQUIRE(sys);
   auto p = (*sys)->spawn<Parent>(&log, std::vector<int>{0}, &health);
   REQUIRE(p);
   REQUIRE(test::wait_for([&] { return logged(log, "started 0"); }));
@@ -894,4 +894,43 @@ TEST_CASE("a first_signal that is not a signal is refused at spawn with InvalidA
     CHECK(contains(r.error().message(), "first_signal"));
   }
   CHECK((*sys)->stats().live_actors == 0);
+}
+
+TEST_CASE("stop with reason Shutdown is what the stopped actor's on_stop and its monitors see; other reasons are refused") {
+  test::Log<std::string> seen;  // before the System: its actors write here until it is gone
+  auto sys = System::create(SystemConfig{});
+  REQUIRE(sys);
+  struct Stopping : Actor<int> {
+    test::Log<std::string>* log;
+    explicit Stopping(test::Log<std::string>* l) : log(l) {}
+    void on_message(Context<int>&, int&) override {}
+    void on_stop(Context<int>&, StopReason r) override { log->push(std::string("on_stop ") + to_string(r)); }
+  };
+  for (StopReason r : {StopReason::Shutdown, StopReason::Requested}) {
+    auto a = (*sys)->spawn<Stopping>(&seen);
+    REQUIRE(a);
+    ParentLog watch;
+    auto w = test::spawn_scripted<SupMsg>(**sys, 0, [&watch, id = a->id](Context<SupMsg>& ctx) {
+      if (!ctx.monitor(ActorRef<int>{id})) watch.events.push("monitor failed");
+    }, [&watch](Context<SupMsg>&, SupMsg& m) {
+      if (auto* d = std::get_if<Down>(&m)) watch.events.push(std::string("down ") + to_string(d->reason));
+    });
+    REQUIRE(w);
+    // The monitor request is a message the watched actor takes in.
+    REQUIRE(test::wait_for([&] { return (*sys)->stats(a->id) && (*sys)->stats(a->id)->handled >= 1; }));
+    REQUIRE((*sys)->stop(a->id, r));
+    REQUIRE(test::wait_for([&] { return watch.events.size() == 1; }));
+    CHECK(watch.events.get()[0] == std::string("down ") + to_string(r));
+    CHECK(seen.get().back() == std::string("on_stop ") + to_string(r));
+    REQUIRE((*sys)->stop(w->id));  // its handler refers to `watch`, which goes now
+    REQUIRE(test::wait_for([&] { return !(*sys)->alive(w->id); }));
+  }
+  auto a = (*sys)->spawn<Stopping>(&seen);
+  REQUIRE(a);
+  for (StopReason r : {StopReason::Normal, StopReason::Failed, StopReason::Escalated, StopReason::NoActor}) {
+    auto s = (*sys)->stop(a->id, r);
+    REQUIRE_FALSE(s);
+    CHECK(s.code() == Errc::InvalidArgument);
+  }
+  CHECK((*sys)->alive(a->id));
 }

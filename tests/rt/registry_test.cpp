@@ -1,6 +1,7 @@
 // Registry: add/find/remove, types, duplicates, names freed by stopped
 // actors, name validation, capacity and concurrent lookups.
 
+#include <airssys/rt/supervisor.hpp>
 #include <airssys/rt/system.hpp>
 
 #include <catch2/catch.hpp>
@@ -35,6 +36,33 @@ struct IntActor : Actor<int> {
 
 struct StringActor : Actor<std::string> {
   void on_message(Context<std::string>&, std::string&) override {}
+};
+
+// Binds `names` to itself in on_start, then publishes its id in `bound`
+// (release), so that a thread that reads `bound` knows the names are in
+// the table. A message of 1 makes it fail; on_error answers `on_fail`.
+struct NamedActor : Actor<int> {
+  std::vector<std::string> names;
+  std::atomic<std::uint64_t>* bound;
+  Log<std::string>* add_errors;
+  ErrorAction on_fail;
+  NamedActor(std::vector<std::string> n, std::atomic<std::uint64_t>* b, Log<std::string>* e,
+             ErrorAction f = ErrorAction::Stop)
+      : names(std::move(n)), bound(b), add_errors(e), on_fail(f) {}
+  void on_start(Context<int>& ctx) override {
+    for (const auto& n : names) {
+      if (auto r = ctx.system().registry().add(n, ctx.self()); !r) {
+        add_errors->push(r.error().message());
+        ctx.fail(r.error());
+        return;
+      }
+    }
+    if (bound != nullptr) bound->store(ctx.self().id.to_bits(), std::memory_order_release);
+  }
+  void on_message(Context<int>& ctx, int& m) override {
+    if (m == 1) ctx.fail(Error::make(Errc::Failed, "told to fail"));
+  }
+  ErrorAction on_error(Context<int>&, const Error&) override { return on_fail; }
 };
 
 // "<prefix><a>" or "<prefix><a>_<b>". (snprintf: GCC 12 warns falsely on
@@ -139,7 +167,7 @@ TEST_CASE("find with the wrong message type returns TypeMismatch") {
   REQUIRE(sys.shutdown().ok());
 }
 
-TEST_CASE("a name held by a live actor cannot be added again") {
+TEST_CASE("a name held by a live actor cannot be bound to another") {
   SystemConfig cfg;
   System sys(cfg);
   auto a = sys.spawn<IntActor>(nullptr);
@@ -148,8 +176,10 @@ TEST_CASE("a name held by a live actor cannot be added again") {
   REQUIRE((a.ok() && b.ok() && s.ok()));
   REQUIRE(sys.registry().add("name", *a).ok());
   REQUIRE(sys.registry().add("name", *b).code() == Errc::AlreadyExists);
-  REQUIRE(sys.registry().add("name", *a).code() == Errc::AlreadyExists);
   REQUIRE(sys.registry().add("name", *s).code() == Errc::AlreadyExists);
+  // Binding it again to its holder changes nothing (an actor restarted in
+  // place does that in on_start).
+  REQUIRE(sys.registry().add("name", *a).ok());
   auto f = sys.registry().find<int>("name");
   REQUIRE(f.ok());
   REQUIRE(*f == *a);  // still the first holder
@@ -464,5 +494,167 @@ TEST_CASE("concurrent adds of one name: exactly one live holder wins") {
     REQUIRE(sys.registry().remove(name).ok());
   }
   REQUIRE(sys.registry().size() == 0);
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("names bound in on_start are found by every thread that saw the binding, while holders come and go") {
+  // Each round spawns kActors actors that bind a fixed name and a name of
+  // their round in on_start (on both workers at once), while reader threads
+  // look the names up; then the actors stop and the next round binds the
+  // same fixed names again: reclaiming names held by stopped actors, and,
+  // with the capacity at 2 * kActors, sweeping the full table for the round
+  // names. A lookup made after a reader saw an actor publish its binding,
+  // with no stop begun meanwhile (the epoch did not move), must return that
+  // very actor.
+  constexpr int kActors = 8;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.registry_capacity = 2 * kActors;
+  System sys(cfg);
+  Registry& reg = sys.registry();
+  const int rounds = 200 / kScale;
+
+  std::vector<std::string> fixed;
+  for (int i = 0; i < kActors; ++i) fixed.push_back(name_of("svc-", i));
+  std::atomic<std::uint64_t> bound[kActors] = {};
+  std::atomic<int> round_now{0};
+  std::atomic<int> epoch{0};  // odd: the actors of the round are bound and running
+  std::atomic<bool> done{false};
+  Log<std::string> add_errors;
+  std::atomic<int> wrong{0};
+  std::atomic<long> checked{0};
+
+  auto reader = [&](int seed) {
+    unsigned k = static_cast<unsigned>(seed);
+    while (!done.load(std::memory_order_relaxed)) {
+      const int e1 = epoch.load(std::memory_order_acquire);
+      const int r = round_now.load(std::memory_order_relaxed);
+      const std::size_t i = k++ % kActors;
+      const std::uint64_t b = bound[i].load(std::memory_order_acquire);
+      if ((e1 & 1) == 0 || b == 0) {
+        std::this_thread::yield();
+        continue;
+      }
+      auto f = reg.find<int>(fixed[i]);
+      auto g = reg.find<int>(name_of("r", r, static_cast<int>(i)));
+      if (epoch.load(std::memory_order_acquire) != e1) continue;  // a stop began: no claim
+      if (!f || f->id.to_bits() != b || !g || g->id.to_bits() != b) {
+        if (wrong.fetch_add(1) == 0)
+          std::fprintf(stderr, "round %d, name %zu: %s / %s\n", r, i, f ? "found" : f.error().message(),
+                       g ? "found" : g.error().message());
+      }
+      checked.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) readers.emplace_back(reader, t);
+
+  bool spawned_all = true;
+  bool all_bound = true;
+  bool all_gone = true;
+  for (int r = 0; r < rounds && spawned_all && all_bound && all_gone; ++r) {
+    round_now.store(r, std::memory_order_relaxed);
+    std::vector<ActorRef<int>> batch;
+    for (int i = 0; i < kActors; ++i) {
+      auto a = sys.spawn<NamedActor>(std::vector<std::string>{fixed[static_cast<std::size_t>(i)], name_of("r", r, i)},
+                                     &bound[i], &add_errors);
+      if (!a) {
+        spawned_all = false;
+        break;
+      }
+      batch.push_back(*a);
+    }
+    all_bound = wait_for([&] {
+      for (auto& b : bound)
+        if (b.load(std::memory_order_acquire) == 0) return false;
+      return true;
+    });
+    epoch.fetch_add(1);  // odd: lookups count
+    const long before = checked.load();
+    (void)wait_for([&] { return checked.load() >= before + 4; });
+    epoch.fetch_add(1);  // even, before any stop: lookups from here on make no claim
+    for (auto& b : bound) b.store(0, std::memory_order_relaxed);
+    for (auto& a : batch) (void)sys.stop(a);
+    for (auto& a : batch) all_gone = all_gone && wait_for([&] { return !sys.alive(a); });
+  }
+  done.store(true);
+  for (auto& t : readers) t.join();
+
+  INFO((add_errors.size() == 0 ? std::string() : add_errors.get().front()));
+  REQUIRE(add_errors.size() == 0);
+  REQUIRE(spawned_all);
+  REQUIRE(all_bound);
+  REQUIRE(all_gone);
+  REQUIRE(wrong.load() == 0);
+  REQUIRE(checked.load() > 0);
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("a supervised child that binds its name in on_start is found once the supervisor has started it, and after each restart") {
+  SystemConfig cfg;
+  cfg.workers = 2;
+  System sys(cfg);
+  Log<std::string> add_errors;
+  SupervisorSpec spec(SupervisorFlags{.intensity = 100}, 1);
+  REQUIRE(spec.add(ChildSpec::worker<NamedActor>("svc", std::vector<std::string>{"jobs"},
+                                                 static_cast<std::atomic<std::uint64_t>*>(nullptr), &add_errors))
+              .ok());
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+
+  // No waiting: start_supervisor returns once the child's on_start has run.
+  auto first = sys.registry().find<int>("jobs");
+  INFO((first ? "" : first.error().message()));
+  REQUIRE(first.ok());
+  ChildInfo info[1];
+  auto listed = sup->which_children(info);
+  REQUIRE(listed.ok());
+  REQUIRE(listed.value() == 1);
+  REQUIRE(info[0].ref == first->id);
+
+  // Each crash: the supervisor stops the child and starts a new one, which
+  // binds the name its stopped predecessor still holds in the table.
+  ActorRef<int> current = *first;
+  const int restarts = 20 / kScale;
+  for (int k = 0; k < restarts; ++k) {
+    REQUIRE(sys.send(current, 1).ok());
+    ActorRef<int> next{};
+    REQUIRE(wait_for([&] {
+      auto f = sys.registry().find<int>("jobs");
+      if (!f || *f == current) return false;
+      next = *f;
+      return true;
+    }));
+    REQUIRE(sys.alive(next));
+    current = next;
+  }
+  INFO((add_errors.size() == 0 ? std::string() : add_errors.get().front()));
+  REQUIRE(add_errors.size() == 0);
+  REQUIRE(sup->stop().ok());
+  REQUIRE(sys.registry().find<int>("jobs").code() == Errc::NotFound);
+  REQUIRE(sys.shutdown().ok());
+}
+
+TEST_CASE("an actor restarted in place binds its names again in on_start") {
+  // on_error answers Restart: a new instance runs on_start under the same
+  // ref, and finds its names held by that ref.
+  SystemConfig cfg;
+  System sys(cfg);
+  std::atomic<std::uint64_t> bound{0};
+  Log<std::string> add_errors;
+  auto a = sys.spawn<NamedActor>(std::vector<std::string>{"restarts"}, &bound, &add_errors, ErrorAction::Restart);
+  REQUIRE(a.ok());
+  REQUIRE(wait_for([&] { return bound.load(std::memory_order_acquire) != 0; }));
+  for (int k = 0; k < 3; ++k) {
+    bound.store(0);
+    REQUIRE(sys.send(*a, 1).ok());
+    REQUIRE(wait_for([&] { return bound.load(std::memory_order_acquire) != 0 || !sys.alive(*a); }));
+    REQUIRE(sys.alive(*a));
+  }
+  INFO((add_errors.size() == 0 ? std::string() : add_errors.get().front()));
+  REQUIRE(add_errors.size() == 0);
+  auto f = sys.registry().find<int>("restarts");
+  REQUIRE(f.ok());
+  REQUIRE(*f == *a);
   REQUIRE(sys.shutdown().ok());
 }

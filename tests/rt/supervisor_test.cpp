@@ -22,8 +22,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -182,6 +184,34 @@ bool restarted(const Board& b, const char* name, int before) {
 std::uint32_t running_children(const SupervisorRef& sup) {
   auto c = sup.count_children();
   return c ? c->active : ~0u;
+}
+
+// The events of the System's monitoring ring that name one of `children`
+// (what supervisors record: the runtime's own events name no child).
+std::vector<MonitorEvent> child_events(const System& sys, std::initializer_list<std::string_view> children) {
+  EventCursor cursor;
+  std::vector<MonitorEvent> buf(4096);
+  std::vector<MonitorEvent> out;
+  for (;;) {
+    const EventRead r = sys.monitoring().read(cursor, buf);
+    for (std::size_t k = 0; k < r.events; ++k)
+      if (std::find(children.begin(), children.end(), buf[k].name_view()) != children.end()) out.push_back(buf[k]);
+    if (r.events == 0) return out;
+  }
+}
+
+std::vector<std::string> kinds_and_names(const std::vector<MonitorEvent>& events) {
+  std::vector<std::string> out;
+  for (const MonitorEvent& e : events) out.push_back(std::string(to_string(e.kind)) + " " + std::string(e.name_view()));
+  return out;
+}
+
+std::uint64_t restarts_of(const System& sys, std::string_view child) {
+  std::array<ChildRestarts, 64> rows{};
+  const std::size_t n = sys.monitoring().child_restarts(rows);
+  for (std::size_t k = 0; k < n; ++k)
+    if (child == rows[k].name) return rows[k].restarts;
+  return 0;
 }
 
 }  // namespace
@@ -980,5 +1010,106 @@ TEST_CASE("a crash and restart cycle under a supervisor allocates nothing") {
   CHECK(b.started("w") == kCycles + 1);
   INFO("malloc counted too: " << test::counts_malloc());
   CHECK(after - before == 0);
+  // ... with every restart recorded into the System's monitoring meanwhile.
+  REQUIRE(sys.monitoring().capacity() > 0);
+  CHECK(restarts_of(sys, "w") == static_cast<std::uint64_t>(kCycles));
   REQUIRE(sup->stop().ok());
+}
+
+// A clock that counts its reads (and moves one nanosecond per read).
+class CountingClock final : public SupervisorClock {
+ public:
+  std::int64_t now_ns() noexcept override { return 1'000'000'000 + reads_.fetch_add(1, std::memory_order_relaxed); }
+  bool advances_by_itself() const noexcept override { return false; }
+  std::int64_t reads() const noexcept { return reads_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::int64_t> reads_{0};
+};
+
+TEST_CASE("a plain restart reads the supervisor's clock once, and not at all when the intensity allows none") {
+  CountingClock clock;
+  Board b;
+  System sys(small_config());
+  SECTION("OneForOne without backoff or health checks: the intensity window's one read per restart") {
+    SupervisorSpec spec(SupervisorFlags{.strategy = Strategy::OneForOne, .intensity = 100, .clock = &clock}, 2);
+    REQUIRE(spec.add(worker("a", b)).ok());
+    REQUIRE(spec.add(worker("w", b)).ok());
+    ShutdownOnExit down{sys};
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE(sup.ok());
+    const std::int64_t before = clock.reads();
+    for (int crash = 0; crash < 5; ++crash) {
+      const int started = b.started("w");
+      REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+      REQUIRE(restarted(b, "w", started));
+    }
+    REQUIRE(sup->count_children().ok());  // the last Started is handled
+    CHECK(clock.reads() - before == 5);
+    REQUIRE(sup->stop().ok());
+  }
+  SECTION("intensity 0: the crash shuts the supervisor down without a read") {
+    SupervisorSpec spec(SupervisorFlags{.strategy = Strategy::OneForOne, .intensity = 0, .clock = &clock}, 2);
+    REQUIRE(spec.add(worker("w", b)).ok());
+    ShutdownOnExit down{sys};
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE(sup.ok());
+    const std::int64_t before = clock.reads();
+    REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+    REQUIRE(test::wait_for([&] { return !sys.alive(sup->ref); }));
+    CHECK(clock.reads() - before == 0);
+  }
+}
+
+TEST_CASE("a supervisor records its children's starts, failures, restarts and its strategy into the System's monitoring") {
+  Board b;
+  System sys(small_config());
+  SECTION("a crash and restart: failed, strategy applied, restarted (the new instance), counted per child") {
+    SupervisorSpec spec(SupervisorFlags{.strategy = Strategy::OneForOne, .intensity = 10}, 2);
+    REQUIRE(spec.add(worker("a", b)).ok());
+    REQUIRE(spec.add(worker("w", b)).ok());
+    ShutdownOnExit down{sys};  // before the spec goes, also after a failed REQUIRE
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE(sup.ok());
+    const ActorRef<int> first = b.ref("w");
+    for (int crash = 0; crash < 2; ++crash) {
+      const int before = b.started("w");
+      REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+      REQUIRE(restarted(b, "w", before));
+    }
+    REQUIRE(sup->count_children().ok());  // the supervisor has handled the last Started
+    const auto events = child_events(sys, {"a", "w"});
+    CHECK(kinds_and_names(events) ==
+          Events{"actor_started a", "actor_started w",                      //
+                 "actor_failed w", "strategy_applied w", "actor_restarted w",  //
+                 "actor_failed w", "strategy_applied w", "actor_restarted w"});
+    REQUIRE(events.size() == 8);
+    CHECK(events[2].actor == first.id);       // the instance that crashed
+    CHECK(events[3].actor == sup->ref.id);    // the supervisor applied its strategy
+    CHECK(events[3].count == 1);              // OneForOne: one child restarted
+    CHECK(events[7].actor == b.ref("w").id);  // the instance that replaced it
+    for (std::size_t k = 1; k < events.size(); ++k) CHECK(events[k].time_ns >= events[k - 1].time_ns);
+    CHECK(restarts_of(sys, "w") == 2);
+    CHECK(restarts_of(sys, "a") == 0);
+    REQUIRE(sup->stop().ok());
+    CHECK(kinds_and_names(child_events(sys, {"a", "w"})).back() == "actor_stopped a");  // reverse order
+  }
+  SECTION("intensity exceeded: the supervisor names the child whose restart exceeded it, then stops the rest") {
+    ManualClock clock;
+    SupervisorSpec spec(SupervisorFlags{.strategy = Strategy::RestForOne, .intensity = 0, .clock = &clock}, 2);
+    REQUIRE(spec.add(worker("a", b)).ok());
+    REQUIRE(spec.add(worker("w", b)).ok());
+    ShutdownOnExit down{sys};
+    auto sup = start_supervisor(sys, spec);
+    REQUIRE(sup.ok());
+    REQUIRE(sys.send(b.ref("w"), static_cast<int>(kCrash)).ok());
+    REQUIRE(test::wait_for([&] { return !sys.alive(sup->ref); }));
+    const auto events = child_events(sys, {"a", "w"});
+    CHECK(kinds_and_names(events) == Events{"actor_started a", "actor_started w", "actor_failed w",
+                                            "intensity_exceeded w", "actor_stopped a"});
+    REQUIRE(events.size() == 5);
+    CHECK(events[3].actor == sup->ref.id);
+    CHECK(events[3].count == 1);  // the one restart it was not allowed
+    CHECK(restarts_of(sys, "w") == 0);
+  }
 }

@@ -82,6 +82,17 @@ class Guardian {
   // reaped: the group is still signalled through it), or by its marker
   // alone (`leader_pidfd` -1).
   Result<std::uint32_t> watch_tree(int leader_pidfd, std::string_view marker) noexcept;
+  // watch_group without waiting for the guardian to take the descriptor:
+  // the request, with the descriptor in it, is queued on the guardian's
+  // socket, which it reads to the end before it kills anything at host
+  // death, so the tree is guarded from the moment this returns. What the
+  // guardian answers is read by a later watch: one it refused (it could not
+  // hold the descriptor) is counted in refused(), and its slot stays taken
+  // until unwatch(). The spawn path uses it: no round trip to the
+  // guardian's process per spawned tree. Errors as watch_group's.
+  Result<std::uint32_t> watch_group_queued(const Process& leader, std::string_view marker = {}) noexcept;
+  // Queued watches the guardian refused, among those whose answers were read.
+  std::uint64_t refused() const noexcept;
   void unwatch(std::uint32_t slot) noexcept;
 
   // Ends the guardian without killing anything (orderly shutdown) and
@@ -91,7 +102,10 @@ class Guardian {
   struct Region;
 
  private:
-  Result<std::uint32_t> watch(int kind, int fd, std::string_view marker) noexcept;
+  Result<std::uint32_t> watch(int kind, int fd, std::string_view marker, bool wait = true) noexcept;
+  // Reads the answers of queued watches: all of them (waiting for each),
+  // or those already there. Dead if the guardian ended first.
+  Result<void> settle_locked(bool all) noexcept;
   Result<void> start_locked() noexcept;
   void stop_locked(bool orderly) noexcept;
 
@@ -101,6 +115,11 @@ class Guardian {
   int pid_ = -1;
   int pidfd_ = -1;
   bool used_[kSlots] = {};
+  // Queued watches whose answers are not read yet (answers come in the
+  // order of the requests); at most kUnanswered, then the oldest is waited for.
+  static constexpr std::size_t kUnanswered = 32;
+  std::size_t unanswered_ = 0;
+  std::uint64_t refused_ = 0;
 };
 
 }  // namespace airssys::arch

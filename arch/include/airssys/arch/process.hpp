@@ -189,6 +189,7 @@ class ProcessGroup {
 
   bool valid() const noexcept { return fd_ >= 0; }
   int pgid() const noexcept { return pgid_; }
+  int leader() const noexcept { return leader_; }  // its leader's pid
   // The held pidfd (owned by this object), open until it is destroyed:
   // what a guardian can signal the group through after the leader's reap.
   int handle() const noexcept { return fd_; }
@@ -214,7 +215,10 @@ class ProcessGroup {
 Result<ExitStatus> peek_exit(const Process& p) noexcept;
 
 // reap_group_members and running_in_group for a held group: nothing when
-// the group no longer owns its number.
+// the group no longer owns its number. The held group's count is of its
+// running members other than the leader (which cannot setsid) among this
+// process's descendants (the only ones whose zombies are ours), found by a
+// walk down the children lists instead of a scan of every host process.
 std::size_t reap_group_members(const ProcessGroup& g, int keep, int sig, std::size_t* killed_by) noexcept;
 std::size_t running_in_group(const ProcessGroup& g) noexcept;
 

@@ -82,6 +82,7 @@ class Context {
     t_.reason = reason;
   }
   Result<void> stop(ActorId other) const noexcept { return t_.system->stop(other); }
+  Result<void> stop(ActorId other, StopReason reason) const noexcept { return t_.system->stop(other, reason); }
   // Reports that the current handler failed; on_error decides what follows.
   void fail(const Error& e) noexcept {
     t_.failed = true;

@@ -16,8 +16,13 @@ namespace airssys {
 // lazily on the next lookup, add or when the table is full).
 class Registry {
  public:
-  // Binds `name` (1..31 bytes) to `ref`. AlreadyExists if a live actor
-  // holds it, Full if `registry_capacity` live names exist.
+  // Binds `name` (1..31 bytes) to `ref`. Ok if `ref` holds it already (an
+  // actor restarted in place binds its names again in on_start);
+  // AlreadyExists if another live actor holds it, Full if
+  // `registry_capacity` live names exist. A name an actor binds in on_start
+  // is bound once spawn_supervised's Started arrives, so once
+  // start_supervisor or start_child returns; after a bare spawn it may not
+  // be bound yet.
   template <class M>
   Result<void> add(std::string_view name, ActorRef<M> ref) noexcept {
     return add_id(name, ref.id, detail::type_tag<M>());
@@ -44,7 +49,7 @@ class Registry {
   void init(std::uint32_t capacity) { table_.init(capacity); }
   Result<void> add_id(std::string_view name, ActorId id, std::uintptr_t tag) noexcept;
   Result<ActorId> find_id(std::string_view name, std::uintptr_t& tag) const noexcept;
-  void sweep() noexcept;
+  std::uint32_t sweep() noexcept;  // removes the names of stopped actors; returns how many
   System& system_;
   mutable detail::NameTable table_;  // value: ActorId::to_bits()
 };

@@ -170,6 +170,10 @@ class System {
   // its monitors once its managed process trees are gone too (a monitor
   // placed once it has begun to stop hears NoActor at once).
   Result<void> stop(ActorId id) noexcept;
+  // The same, with the reason the actor's on_stop and its monitors see:
+  // Requested (as stop(id)) or Shutdown (a supervisor stopping a child, as
+  // OTP's shutdown exit); InvalidArgument for another reason.
+  Result<void> stop(ActorId id, StopReason reason) noexcept;
   bool alive(ActorId id) const noexcept;
 
   // Request/reply from a plain (non-worker) thread: builds the request with
@@ -373,6 +377,7 @@ class System {
   std::uint64_t stopped_count() const noexcept;
   std::uint64_t live_count() const noexcept;
   ActorCounts actor_counts() const noexcept;
+  StopReason requested_reason(const detail::Cell* c) const noexcept;
   void stop_all() noexcept;
   void drain_everything() noexcept;
 

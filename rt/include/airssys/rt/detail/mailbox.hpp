@@ -147,6 +147,11 @@ struct alignas(64) Cell {
   bool started = false;
   bool finalizing = false;
   bool dead = false;           // finalized; slot returns to the free list once unqueued
+  // The reason a stop(id, reason) asked for, tagged with the low byte of
+  // the generation it was meant for (a stale writer's value is ignored):
+  // reason | gen << 8, 0 for none. Written by stoppers before their kStop
+  // CAS (which releases it), read by the home worker after it saw kStop.
+  std::atomic<std::uint16_t> stop_as{0};
   // ---- line 2: home worker only
   alignas(64) Node* head = nullptr;
   Node stub;

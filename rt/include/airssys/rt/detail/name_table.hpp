@@ -51,18 +51,21 @@ class NameTable {
   std::uint32_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
   // Number of entry indices (a power of two, at least twice the capacity).
   std::uint32_t slots() const noexcept { return mask_ + 1; }
-  // Removes every live entry whose value satisfies `pred`.
+  // Removes every live entry whose value satisfies `pred`; returns how many.
   template <class Pred>
-  void erase_if(Pred pred) noexcept {
+  std::uint32_t erase_if(Pred pred) noexcept {
+    std::uint32_t erased = 0;
     lock();
     for (std::uint32_t i = 0; i <= mask_; ++i) {
       Entry& e = entries_[i];
       if (e.state.load(std::memory_order_relaxed) == 1 && pred(e.value.load(std::memory_order_relaxed))) {
         write(e, 2, Name{}, 0, 0);
         size_.fetch_sub(1, std::memory_order_relaxed);
+        ++erased;
       }
     }
     unlock();
+    return erased;
   }
 
  private:
