@@ -23,7 +23,9 @@ Result<void> flatten(Result<Result<void>>&& r) {
 }
 
 bool wait_gone(System& sys, ActorId id, std::chrono::steady_clock::time_point until) {
-  while (sys.alive(id)) {
+  // Not only !alive: the supervisor's on_stop, which lets go of its spec,
+  // runs after its mailbox closed.
+  while (!sys.gone(id)) {
     if (std::chrono::steady_clock::now() > until) return false;
     std::this_thread::sleep_for(std::chrono::microseconds(100));
   }

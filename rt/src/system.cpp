@@ -170,6 +170,13 @@ Result<Cell*> System::cell_for(ActorId id) const noexcept {
   return &cells_[id.slot];
 }
 
+bool System::gone(ActorId id) const noexcept {
+  if (id.slot >= config_.actor_capacity) return true;
+  // acquire: pairs with the release store of the next generation, made
+  // once the actor's finalisation (on_stop, trees, Downs) is complete.
+  return word::gen(cells_[id.slot].word.load(std::memory_order_acquire)) != id.gen;
+}
+
 bool System::alive(ActorId id) const noexcept {
   if (id.slot >= config_.actor_capacity) return false;
   std::uint64_t cur = cells_[id.slot].word.load(std::memory_order_acquire);

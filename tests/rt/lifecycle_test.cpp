@@ -934,3 +934,29 @@ TEST_CASE("stop with reason Shutdown is what the stopped actor's on_stop and its
   }
   CHECK((*sys)->alive(a->id));
 }
+
+TEST_CASE("gone() turns true only once the stopped actor's on_stop has returned, after alive() turned false") {
+  std::atomic<bool> in_on_stop{false}, stop_done{false};
+  struct SlowStop : Actor<int> {
+    std::atomic<bool>* in;
+    std::atomic<bool>* done;
+    SlowStop(std::atomic<bool>* i, std::atomic<bool>* d) : in(i), done(d) {}
+    void on_message(Context<int>&, int&) override {}
+    void on_stop(Context<int>&, StopReason) override {
+      in->store(true);
+      std::this_thread::sleep_for(50ms);
+      done->store(true);
+    }
+  };
+  auto sys = System::create(SystemConfig{});
+  REQUIRE(sys);
+  auto a = (*sys)->spawn<SlowStop>(&in_on_stop, &stop_done);
+  REQUIRE(a);
+  CHECK_FALSE((*sys)->gone(a->id));
+  REQUIRE((*sys)->stop(a->id));
+  REQUIRE(test::wait_for([&] { return in_on_stop.load(); }));
+  CHECK_FALSE((*sys)->alive(a->id));  // closed: its on_stop runs
+  CHECK_FALSE((*sys)->gone(a->id));   // ... and has not returned
+  REQUIRE(test::wait_for([&] { return (*sys)->gone(a->id); }));
+  CHECK(stop_done.load());
+}

@@ -174,7 +174,12 @@ class System {
   // Requested (as stop(id)) or Shutdown (a supervisor stopping a child, as
   // OTP's shutdown exit); InvalidArgument for another reason.
   Result<void> stop(ActorId id, StopReason reason) noexcept;
+  // True while the actor takes messages (false once its stop began).
   bool alive(ActorId id) const noexcept;
+  // True once the actor is gone completely: its on_stop has returned, its
+  // process trees are gone, its Down is sent and its slot has moved on.
+  // Wait for this, not for !alive, before freeing what its handlers use.
+  bool gone(ActorId id) const noexcept;
 
   // Request/reply from a plain (non-worker) thread: builds the request with
   // make(ReplyTo<Rep>), sends it, and waits up to `timeout` for the reply
