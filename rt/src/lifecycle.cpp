@@ -5,6 +5,8 @@
 // and the slot freed.
 #include <airssys/rt/system.hpp>
 
+#include <airssys/arch/wait.hpp>
+
 #include "guard.hpp"
 
 #include <new>
@@ -57,10 +59,8 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
   if (options.kill_timeout.count() < 0) {
     holder->kill_timeout_ns = -1;
   } else {
-    constexpr std::int64_t kNsPerMs = 1'000'000;  // milliseconds::max() saturates: never KILL
-    holder->kill_timeout_ns = options.kill_timeout.count() > INT64_MAX / kNsPerMs
-                                  ? INT64_MAX
-                                  : options.kill_timeout.count() * kNsPerMs;
+    // milliseconds::max() saturates: never KILL.
+    holder->kill_timeout_ns = arch::ms_to_ns_saturated(options.kill_timeout.count());
   }
   holder->notify_started = notify_started ? parent : ActorId{};
   // The admitted count in the cell's word has 29 bits; a bound at or above

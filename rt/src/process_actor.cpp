@@ -2,6 +2,8 @@
 // trees torn down with their requester.
 #include <airssys/rt/process_actor.hpp>
 
+#include <airssys/arch/wait.hpp>
+
 #include <airssys/arch/poller.hpp>
 #include <airssys/arch/process.hpp>
 
@@ -13,10 +15,6 @@
 namespace airssys {
 
 namespace {
-std::int64_t to_ns(std::chrono::milliseconds t) noexcept {
-  constexpr std::int64_t kNsPerMs = 1'000'000;
-  return t.count() > INT64_MAX / kNsPerMs ? INT64_MAX : t.count() * kNsPerMs;
-}
 
 constexpr std::size_t kReadBuffer = 1024;  // per stream; holds several lines of the largest size
 static_assert(kReadBuffer > OutputLine::kCapacity, "a full line and its newline must fit the read buffer");
@@ -285,7 +283,7 @@ void ProcessActor::handle(Ctx& ctx, ProcessSpawn& m) {
   p->requester = m.requester;
   p->subscriber = spec.subscriber();
   p->first_signal = spec.first_signal();
-  p->kill_timeout_ns = to_ns(spec.kill_timeout());
+  p->kill_timeout_ns = arch::ms_to_ns_saturated(spec.kill_timeout().count());
   p->stdin_fd = sp.pipes[0];
   if (p->stdin_fd >= 0) (void)arch::set_nonblocking(p->stdin_fd);
   Result<void> watched;
@@ -364,7 +362,7 @@ void ProcessActor::handle(Ctx& ctx, ProcessKill& m) {
                                          static_cast<long long>(m.how.timeout.count())));
     return;
   }
-  cleanup_tree(ctx, *p, m.how.first_signal, to_ns(m.how.timeout));
+  cleanup_tree(ctx, *p, m.how.first_signal, arch::ms_to_ns_saturated(m.how.timeout.count()));
   if (p->exited) {
     (void)ctx.reply(m.reply, p->status);
     return;

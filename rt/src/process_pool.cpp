@@ -2,19 +2,14 @@
 // a token bucket on an injectable clock, and accounting per requester.
 #include <airssys/rt/process_pool.hpp>
 
+#include <airssys/arch/wait.hpp>
+
 #include <algorithm>
 #include <climits>
 #include <cmath>
 #include <new>
 
 namespace airssys {
-
-namespace {
-std::int64_t to_ns(std::chrono::milliseconds t) noexcept {
-  constexpr std::int64_t kNsPerMs = 1'000'000;
-  return t.count() > INT64_MAX / kNsPerMs ? INT64_MAX : t.count() * kNsPerMs;
-}
-}  // namespace
 
 struct ProcessPoolActor::Job {
   JobId id = 0;  // 0: free
@@ -169,7 +164,7 @@ void ProcessPoolActor::handle(Ctx& ctx, PoolRun& m) {
   j.pid = -1;
   j.kill_requested = false;
   j.first_signal = m.spec.first_signal();
-  j.kill_timeout_ns = to_ns(m.spec.kill_timeout());
+  j.kill_timeout_ns = arch::ms_to_ns_saturated(m.spec.kill_timeout().count());
   j.spec = m.spec;
   ++queue_size_;
   ++total_.queued;

@@ -32,12 +32,6 @@ bool owns(std::span<const ChildProcess> set, int pid, int pgid) noexcept {
   return false;
 }
 
-// milliseconds::max() means "never KILL": saturate instead of overflowing
-// the conversion to nanoseconds.
-std::int64_t kill_timeout_ns(std::chrono::milliseconds t) noexcept {
-  constexpr std::int64_t kNsPerMs = 1'000'000;
-  return t.count() > INT64_MAX / kNsPerMs ? INT64_MAX : t.count() * kNsPerMs;
-}
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -61,7 +55,7 @@ Result<SpawnProcessResult> System::spawn_process(detail::Turn& t, const SpawnPro
 void System::teardown_processes(Cell* c) noexcept {
   const auto* holder = static_cast<const detail::ActorHolder*>(c->reserved);
   const std::int64_t timeout =
-      holder->kill_timeout_ns >= 0 ? holder->kill_timeout_ns : kill_timeout_ns(config_.process_kill_timeout);
+      holder->kill_timeout_ns >= 0 ? holder->kill_timeout_ns : arch::ms_to_ns_saturated(config_.process_kill_timeout.count());
   processes_.teardown(c, id_of(c), timeout, holder->first_signal);
 }
 

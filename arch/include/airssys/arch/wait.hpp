@@ -33,6 +33,15 @@ constexpr std::int64_t add_saturated(std::int64_t base, std::int64_t delta) noex
   return delta > INT64_MAX - base ? INT64_MAX : base + delta;
 }
 
+// Milliseconds as nanoseconds, saturating at the int64 range instead of
+// overflowing: milliseconds::max() as a timeout stays "no limit".
+constexpr std::int64_t ms_to_ns_saturated(std::int64_t ms) noexcept {
+  constexpr std::int64_t kNsPerMs = 1'000'000;
+  if (ms > INT64_MAX / kNsPerMs) return INT64_MAX;
+  if (ms < INT64_MIN / kNsPerMs) return INT64_MIN;
+  return ms * kNsPerMs;
+}
+
 // Gives the rest of the time slice to another runnable thread.
 void yield_thread() noexcept;
 
