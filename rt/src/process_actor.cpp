@@ -248,15 +248,7 @@ void ProcessActor::handle(Ctx& ctx, ProcessSpawn& m) {
 
   std::string_view args[ProcessSpec::kMaxArgs];
   std::string_view env[ProcessSpec::kMaxEnv];
-  for (std::size_t i = 0; i < spec.arg_count(); ++i) args[i] = spec.arg_at(i);
-  for (std::size_t i = 0; i < spec.env_count(); ++i) env[i] = spec.env_at(i);
-  SpawnProcessOperation op;
-  op.program = spec.program();
-  op.args = {args, spec.arg_count()};
-  op.env = {env, spec.env_count()};
-  op.env_mode = spec.clean_env() ? osl::EnvMode::Clean : osl::EnvMode::InheritWithOverrides;
-  op.working_dir = spec.working_dir();
-  op.containment = spec.containment();
+  SpawnProcessOperation op = spec.operation(args, env);
   op.stdio[0] = spec.stdin_piped() ? osl::StdioConfig::pipe() : osl::StdioConfig::null();
   op.stdio[1] = spec.stdout_piped() ? osl::StdioConfig::pipe() : osl::StdioConfig::inherit();
   op.stdio[2] = spec.stderr_piped() ? osl::StdioConfig::pipe() : osl::StdioConfig::inherit();

@@ -120,6 +120,21 @@ class ProcessSpec {
   bool stdin_piped() const noexcept { return stdin_pipe_; }
   bool stdout_piped() const noexcept { return stdout_pipe_; }
   bool stderr_piped() const noexcept { return stderr_pipe_; }
+  // The operation that runs this spec, viewing its strings through `args`
+  // and `env` (filled here; they must outlive the operation). The standard
+  // streams are left to the caller.
+  SpawnProcessOperation operation(std::string_view (&args)[kMaxArgs], std::string_view (&env)[kMaxEnv]) const noexcept {
+    for (std::size_t i = 0; i < arg_count(); ++i) args[i] = arg_at(i);
+    for (std::size_t i = 0; i < env_count(); ++i) env[i] = env_at(i);
+    SpawnProcessOperation op;
+    op.program = program();
+    op.args = {args, arg_count()};
+    op.env = {env, env_count()};
+    op.env_mode = clean_env() ? osl::EnvMode::Clean : osl::EnvMode::InheritWithOverrides;
+    op.working_dir = working_dir();
+    op.containment = containment();
+    return op;
+  }
   const OutputSubscriber& subscriber() const noexcept { return subscriber_; }
   int first_signal() const noexcept { return first_signal_; }
   std::chrono::milliseconds kill_timeout() const noexcept { return kill_timeout_; }
