@@ -60,14 +60,20 @@ std::atomic<bool> group_fallback_forced{false};
 
 // The start of a small /proc file, NUL-terminated; false when it cannot be
 // read (the process is gone) or is empty.
-bool read_text(const char* path, char* buf, std::size_t capacity) noexcept {
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+// `path` is relative to the directory open at `dir` (AT_FDCWD: the
+// working directory) unless absolute.
+bool read_text_at(int dir, const char* path, char* buf, std::size_t capacity) noexcept {
+  const int fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   const ssize_t n = read(fd, buf, capacity - 1);
   close(fd);
   if (n <= 0) return false;
   buf[n] = '\0';
   return true;
+}
+
+bool read_text(const char* path, char* buf, std::size_t capacity) noexcept {
+  return read_text_at(AT_FDCWD, path, buf, capacity);
 }
 
 // Whether the file `fd` holds may be executed by this process (its
@@ -785,6 +791,30 @@ bool has_ended_child() noexcept {
 }
 
 namespace {
+// Appends the pids of a children file's text ("12 34 ") to pids[count..],
+// and returns the new count (which goes on counting past `capacity`).
+std::size_t append_pids(const char* text, int* pids, std::size_t count, std::size_t capacity) noexcept {
+  for (const char* p = text; *p != '\0';) {
+    char* end = nullptr;
+    const long pid = std::strtol(p, &end, 10);
+    if (end == p) break;
+    if (count < capacity) pids[count] = static_cast<int>(pid);
+    ++count;
+    p = end;
+  }
+  return count;
+}
+
+// The children file `name` (relative to the task directory `tasks`) read
+// and appended, opened and closed again.
+std::size_t append_children_file(int tasks, const char* name, int* pids, std::size_t count,
+                                 std::size_t capacity) noexcept {
+  char path[272];  // a name is at most 255 bytes
+  std::snprintf(path, sizeof path, "%s/children", name);
+  char buf[4096];
+  return read_text_at(tasks, path, buf, sizeof buf) ? append_pids(buf, pids, count, capacity) : count;
+}
+
 // Appends the children of process `who` ("self" or a pid) to pids[count..],
 // and returns the new count (which goes on counting past `capacity`).
 // A child is attached to the thread that forked it (and an orphan to
@@ -795,21 +825,8 @@ std::size_t append_children(const char* who, int* pids, std::size_t count, std::
   const int tasks = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (tasks < 0) return count;
   detail::DirReader r(tasks);
-  while (const char* name = r.next()) {
-    if (name[0] == '.') continue;
-    char path[320];  // a name is at most 255 bytes
-    std::snprintf(path, sizeof path, "%s/%s/children", dir, name);
-    char buf[4096];
-    if (!read_text(path, buf, sizeof buf)) continue;
-    for (char* p = buf; *p != '\0';) {
-      char* end = nullptr;
-      const long pid = std::strtol(p, &end, 10);
-      if (end == p) break;
-      if (count < capacity) pids[count] = static_cast<int>(pid);
-      ++count;
-      p = end;
-    }
-  }
+  while (const char* name = r.next())
+    if (name[0] != '.') count = append_children_file(tasks, name, pids, count, capacity);
   close(tasks);
   return count;
 }
@@ -817,6 +834,90 @@ std::size_t append_children(const char* who, int* pids, std::size_t count, std::
 
 std::size_t list_children(int* pids, std::size_t capacity) noexcept {
   return append_children("self", pids, 0, capacity);
+}
+
+ChildLister::~ChildLister() { reset(); }
+
+void ChildLister::drop(Thread& t) noexcept {
+  if (t.children >= 0) close(t.children);
+  if (t.comm >= 0) close(t.comm);
+  t = Thread{};
+}
+
+void ChildLister::reset() noexcept {
+  for (Thread& t : threads_) drop(t);
+  if (task_dir_ >= 0) close(task_dir_);
+  task_dir_ = -1;
+  owner_ = -1;
+}
+
+std::size_t ChildLister::held() const noexcept {
+  std::size_t n = task_dir_ >= 0 ? 1 : 0;
+  for (const Thread& t : threads_) n += (t.children >= 0 ? 1 : 0) + (t.comm >= 0 ? 1 : 0);
+  return n;
+}
+
+std::size_t ChildLister::list(int* pids, std::size_t capacity) noexcept {
+  const int me = getpid();
+  // Copies inherited across a fork name the parent's threads.
+  if (owner_ != me) reset();
+  if (task_dir_ < 0) {
+    task_dir_ = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (task_dir_ < 0) return list_children(pids, capacity);
+    owner_ = me;
+  } else if (lseek(task_dir_, 0, SEEK_SET) != 0) {
+    reset();
+    return list_children(pids, capacity);
+  }
+  bool seen[kThreads] = {};
+  std::size_t count = 0;
+  detail::DirReader r(task_dir_);
+  while (const char* name = r.next()) {
+    if (name[0] == '.') continue;
+    const int tid = std::atoi(name);
+    std::size_t slot = kThreads;
+    for (std::size_t i = 0; i < kThreads && slot == kThreads; ++i)
+      if (threads_[i].tid == tid) slot = i;
+    if (slot == kThreads) {
+      for (std::size_t i = 0; i < kThreads && slot == kThreads; ++i)
+        if (threads_[i].tid == 0) slot = i;
+      if (slot == kThreads) {  // more threads than slots: read as list_children does
+        count = append_children_file(task_dir_, name, pids, count, capacity);
+        continue;
+      }
+      char path[272];
+      Thread& t = threads_[slot];
+      std::snprintf(path, sizeof path, "%s/children", name);
+      t.children = openat(task_dir_, path, O_RDONLY | O_CLOEXEC);
+      std::snprintf(path, sizeof path, "%s/comm", name);
+      t.comm = openat(task_dir_, path, O_RDONLY | O_CLOEXEC);
+      t.tid = tid;
+      if (t.children < 0 || t.comm < 0) {  // ended since the directory was read
+        drop(t);
+        continue;
+      }
+    }
+    Thread& t = threads_[slot];
+    char buf[4096];
+    ssize_t n = pread(t.children, buf, sizeof buf - 1, 0);
+    // Read after the children: the comm file of a thread that is gone
+    // fails (ESRCH), so a list read through it is not trusted. A number
+    // listed in the directory but read through a gone thread's descriptor
+    // belongs to a new thread: opened afresh.
+    char comm[32];
+    if (pread(t.comm, comm, sizeof comm, 0) < 0) {
+      drop(t);
+      count = append_children_file(task_dir_, name, pids, count, capacity);
+      continue;
+    }
+    seen[slot] = true;
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    count = append_pids(buf, pids, count, capacity);
+  }
+  for (std::size_t i = 0; i < kThreads; ++i)
+    if (!seen[i] && threads_[i].tid != 0) drop(threads_[i]);
+  return count;
 }
 
 Result<Process> adopt_child(int pid) noexcept {
@@ -1078,6 +1179,11 @@ std::size_t reap_group_members(const ProcessGroup& g, int keep, int sig, std::si
 }
 
 std::size_t running_in_group(const ProcessGroup& g) noexcept {
+  ChildLister own;
+  return running_in_group(g, own, -1);
+}
+
+std::size_t running_in_group(const ProcessGroup& g, ChildLister& own, int skip) noexcept {
   if (!g.valid() || !g.owns_number()) return 0;
   // A walk down this process's descendants, not a scan of the host: only
   // a descendant can become our zombie, the thing a member caught inside
@@ -1087,14 +1193,19 @@ std::size_t running_in_group(const ProcessGroup& g) noexcept {
   // group leader cannot call setsid(), and it is held by its handle.
   constexpr std::size_t kWalk = 1024;
   int pids[kWalk];
-  std::size_t n = list_children(pids, kWalk);
+  std::size_t n = own.list(pids, kWalk);
   std::size_t running = 0;
   std::size_t i = 0;
   for (bool reread = false;; reread = true) {
     for (; i < n && n <= kWalk; ++i) {
-      ProcessInfo info;
-      if (!process_info(pids[i], info)) continue;
-      if (info.pgid == g.pgid() && pids[i] != g.leader() && info.running) ++running;
+      if (pids[i] == skip) continue;
+      // The leader's group is known and it is not counted: only its
+      // children are wanted (its /proc/<pid>/stat costs as much as they do).
+      if (pids[i] != g.leader()) {
+        ProcessInfo info;
+        if (!process_info(pids[i], info)) continue;
+        if (info.pgid == g.pgid() && info.running) ++running;
+      }
       char who[16];
       std::snprintf(who, sizeof who, "%d", pids[i]);
       n = append_children(who, pids, n, kWalk);
@@ -1104,7 +1215,7 @@ std::size_t running_in_group(const ProcessGroup& g) noexcept {
     // ended after our list was read, before its own was) is in neither
     // list read so far: our list once more, and what is new in it.
     int again[256];
-    const std::size_t m = list_children(again, 256);
+    const std::size_t m = own.list(again, 256);
     if (m > 256) n = kWalk + 1;
     for (std::size_t k = 0; k < m && n <= kWalk; ++k) {
       bool seen = false;

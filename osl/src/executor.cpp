@@ -113,6 +113,7 @@ ProcessExecutor::ProcessExecutor(const ExecutorConfig& config) : config_(config)
   if (config_.fd_watches == 0) config_.fd_watches = 1;
   if (config_.fd_watches > kMaxWatches) config_.fd_watches = kMaxWatches;
   watches_.reset(new Watch[config_.fd_watches]);
+  children_.reset(new arch::ChildLister);
 }
 
 ProcessExecutor::~ProcessExecutor() {
@@ -416,6 +417,12 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
     // Also a new guardian if the last one died (killed on its own, say).
     if (auto r = keep_guardian_locked(); !r)
       return fail(r.error());
+    // The descriptors the child lister keeps are taken here, with the
+    // guardian's, not in the middle of the first teardown.
+    if (children_->held() == 0) {
+      int none[1];
+      (void)children_->list(none, 0);
+    }
   }
   Entry* entry = nullptr;
   for (std::size_t i = 0; i < config_.max_processes && entry == nullptr; ++i)
@@ -542,11 +549,12 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
     const std::uint64_t data = (static_cast<std::uint64_t>(entry->generation) << 32) |
                                static_cast<std::uint32_t>(entry - entries_.get());
     entry->polled = static_cast<bool>(poller_->add(entry->proc.wait_handle(), false, data));
-    // The reactor chose its timeout before this tree existed; a managed
-    // tree needs its orphan scans from now on (a cgroup tree: a look for
-    // zombies re-parented to us).
-    if (leads && !detached) poller_->wake();
   }
+  // The reactor chose its timeout before this tree existed; a managed tree
+  // needs its orphan scans from now on (a cgroup tree: a look for zombies
+  // re-parented to us). Woken once the lock is released, so that it does
+  // not wake only to wait for the lock.
+  const bool wake_reactor = poller_ && leads && !detached;
   if (detached) {
     ++counters_.detached;
   } else if (leads) {
@@ -567,6 +575,8 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
   ev.containment = containment;
   ev.lifetime = op.lifetime;
   emit(ev);
+  lock.unlock();
+  if (wake_reactor) poller_->wake();
   return result;
 }
 

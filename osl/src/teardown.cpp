@@ -176,9 +176,11 @@ static void signal_group_of(ProcessExecutor::Entry& leader, int sig) noexcept {
 // inside a system call), or anyway once kQuiesceNs have passed; a signal
 // other than KILL is followed by CONT. Waits a little (a few scans) for the
 // stop to land, never long. True once nothing is held back.
-static bool send_pending(ProcessExecutor::Entry& leader) noexcept {
+// `own` lists our children; `skip` is the guardian's pid (its subtree
+// holds no tree's process).
+static bool send_pending(ProcessExecutor::Entry& leader, arch::ChildLister& own, int skip) noexcept {
   for (int scan = 0; leader.pending_signal != 0; ++scan) {
-    if (arch::running_in_group(leader.held_group) == 0 || arch::monotonic_ns() >= leader.quiesce_until) {
+    if (arch::running_in_group(leader.held_group, own, skip) == 0 || arch::monotonic_ns() >= leader.quiesce_until) {
       signal_group_of(leader, leader.pending_signal);
       if (leader.pending_signal != arch::kill_signal()) signal_group_of(leader, arch::continue_signal());
       leader.pending_signal = 0;
@@ -196,7 +198,7 @@ static bool send_pending(ProcessExecutor::Entry& leader) noexcept {
 // group arrives leaves the group and then dies of it, a zombie no longer
 // recognisable as the tree's; stopped instead, it stays alive (its
 // environment marker readable) until the sweeps adopt it.
-static void signal_tree(ProcessExecutor::Entry& leader, int sig) noexcept {
+static void signal_tree(ProcessExecutor::Entry& leader, int sig, arch::ChildLister& own, int skip) noexcept {
   if (leader.containment == Containment::Cgroup) {
     if (sig == arch::kill_signal() && leader.cgroup.valid()) (void)leader.cgroup.kill();
     signal_group_of(leader, sig);
@@ -209,13 +211,13 @@ static void signal_tree(ProcessExecutor::Entry& leader, int sig) noexcept {
   signal_group_of(leader, arch::stop_signal());
   leader.pending_signal = sig;
   leader.quiesce_until = arch::monotonic_ns() + kQuiesceNs;
-  (void)send_pending(leader);
+  (void)send_pending(leader, own, skip);
 }
 
 // Signals a tree being torn down: its group or cgroup (signal_tree), the
 // escapees already held, and those a sweep finds now.
 void ProcessExecutor::signal_tree_locked(Entry& leader, int sig) noexcept {
-  signal_tree(leader, sig);
+  signal_tree(leader, sig, *children_, guardian_ ? guardian_->pid() : -1);
   report_group_skip_locked(leader, sig);
   const int index = static_cast<int>(&leader - entries_.get());
   for (std::size_t i = 0; i < config_.max_processes; ++i)
@@ -289,7 +291,7 @@ void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_tim
 std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
   if (!arch::has_children()) return 0;  // the common case after a lone leader is reaped
   int pids[kMaxChildren];
-  std::size_t n = arch::list_children(pids, kMaxChildren);
+  std::size_t n = children_->list(pids, kMaxChildren);
   if (n > kMaxChildren) n = kMaxChildren;
   const int guardian_pid = guardian_ ? guardian_->pid() : -1;
   // Whether any held process was born into a cgroup namespace of its own
@@ -477,7 +479,7 @@ bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noex
     leader.kill_sent = true;
     signal_tree_locked(leader, arch::kill_signal());
   }
-  const bool sent = send_pending(leader);
+  const bool sent = send_pending(leader, *children_, guardian_ ? guardian_->pid() : -1);
   report_group_skip_locked(leader, leader.kill_sent ? arch::kill_signal() : leader.first_signal);
   const bool done = sent && tree_gone_locked(leader);
   if (!done && now < leader.give_up) return false;

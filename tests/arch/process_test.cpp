@@ -9,13 +9,21 @@
 #include "support/arch_spawn.hpp"
 #include "support/proc_table.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <memory>
 #include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 using namespace airssys;
 using airssys::arch::GroupMode;
@@ -263,4 +271,118 @@ TEST_CASE("only children of this process can be adopted") {
   REQUIRE(arch::adopt_child(1).code() == Errc::InvalidArgument);
   REQUIRE(arch::adopt_child(test::self_pid()).code() == Errc::InvalidArgument);
   REQUIRE(arch::adopt_child(-5).code() == Errc::InvalidArgument);
+}
+
+namespace {
+
+// The pids a listing reported, as a sorted vector.
+template <class List>
+std::vector<int> children_by(List&& list) {
+  int pids[64];
+  const std::size_t n = list(pids, 64);
+  std::vector<int> out(pids, pids + std::min<std::size_t>(n, 64));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool contains(const std::vector<int>& v, int pid) { return std::find(v.begin(), v.end(), pid) != v.end(); }
+
+// A thread that spawns `sleep 30` (the child is attached to it), reports
+// its tid, and ends when told.
+struct SpawningThread {
+  std::atomic<int> tid{0};
+  std::atomic<bool> end{false};
+  arch::Process child;
+  std::thread t;
+  void start() {
+    t = std::thread([this] {
+      const char* argv[] = {"sleep", "30", nullptr};
+      child = test::spawn_ok(test::quiet("sleep", argv));
+      tid.store(static_cast<int>(::syscall(SYS_gettid)), std::memory_order_release);
+      while (!end.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+    while (tid.load(std::memory_order_acquire) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  void stop() {
+    end.store(true, std::memory_order_release);
+    t.join();
+  }
+};
+
+void end_child(arch::Process& p) {
+  (void)arch::signal(p, SIGKILL);
+  (void)arch::wait(p, -1);
+}
+
+}  // namespace
+
+TEST_CASE("ChildLister reports what list_children does, and closes what it keeps open") {
+  NothingLeft check;
+  std::vector<int> mine;
+  {
+    arch::ChildLister lister;
+    SpawningThread a;
+    a.start();
+    const auto plain = children_by([](int* p, std::size_t c) { return arch::list_children(p, c); });
+    const auto kept = children_by([&](int* p, std::size_t c) { return lister.list(p, c); });
+    CHECK(contains(plain, a.child.pid()));
+    CHECK(kept == plain);
+    CHECK(lister.held() > 0);
+    CHECK(lister.held() <= 2 * arch::ChildLister::kThreads + 1);
+    // Read again through the open descriptors: the same.
+    CHECK(children_by([&](int* p, std::size_t c) { return lister.list(p, c); }) == plain);
+    // More threads than it keeps open: those are read as list_children does.
+    std::vector<SpawningThread> many(arch::ChildLister::kThreads + 4);
+    for (auto& t : many) t.start();
+    const auto all = children_by([&](int* p, std::size_t c) { return lister.list(p, c); });
+    for (auto& t : many) CHECK(contains(all, t.child.pid()));
+    CHECK(contains(all, a.child.pid()));
+    CHECK(lister.held() <= 2 * arch::ChildLister::kThreads + 1);
+    for (auto& t : many) {
+      t.stop();
+      end_child(t.child);
+    }
+    a.stop();
+    end_child(a.child);
+    CHECK(children_by([&](int* p, std::size_t c) { return lister.list(p, c); }).empty());
+  }
+  // NothingLeft: every descriptor it held is closed.
+}
+
+TEST_CASE("ChildLister reads a thread that took the number of an ended thread afresh, not as empty") {
+  NothingLeft check;
+  arch::ChildLister lister;
+  SpawningThread a;
+  a.start();
+  const int number = a.tid.load();
+  REQUIRE(contains(children_by([&](int* p, std::size_t c) { return lister.list(p, c); }), a.child.pid()));
+  // A ends (its child goes to another of our threads); a new thread gets
+  // its number (forced through ns_last_pid; other processes may take the
+  // number first, so it tries again), and spawns a child of its own.
+  // Between the two listings the lister sees the same thread number.
+  a.stop();
+  const int last = ::open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+  REQUIRE(last >= 0);
+  const std::string before = std::to_string(number - 1);
+  std::unique_ptr<SpawningThread> b;
+  for (int attempt = 0; attempt < 2000 && !b; ++attempt) {
+    REQUIRE(::pwrite(last, before.data(), before.size(), 0) > 0);
+    auto t = std::make_unique<SpawningThread>();
+    t->start();
+    if (t->tid.load() == number) {
+      b = std::move(t);
+    } else {
+      t->stop();
+      end_child(t->child);
+    }
+  }
+  ::close(last);
+  REQUIRE(b);
+  const auto kept = children_by([&](int* p, std::size_t c) { return lister.list(p, c); });
+  CHECK(contains(kept, b->child.pid()));  // through the old descriptor it would read as none
+  CHECK(contains(kept, a.child.pid()));
+  CHECK(kept == children_by([](int* p, std::size_t c) { return arch::list_children(p, c); }));
+  b->stop();
+  end_child(b->child);
+  end_child(a.child);
 }

@@ -17,6 +17,7 @@ struct ProcEntry {
   int ppid = 0;
   int pgid = 0;
   char state = '?';
+  unsigned long long start_time = 0;  // clock ticks after boot: with the pid, who the process is
 };
 
 // /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces.
@@ -29,6 +30,10 @@ inline bool read_proc(int pid, ProcEntry& out) {
   std::istringstream rest(line.substr(close + 2));
   out.pid = pid;
   rest >> out.state >> out.ppid >> out.pgid;
+  // Fields 6..21 (session .. itrealvalue), then field 22: starttime.
+  std::string skip;
+  for (int field = 6; field <= 21; ++field) rest >> skip;
+  rest >> out.start_time;
   return true;
 }
 
@@ -48,6 +53,20 @@ inline std::vector<ProcEntry> children_of_self() {
 inline bool process_exists(int pid) {
   ProcEntry e;
   return read_proc(pid, e);
+}
+
+// The start time of process `pid`, 0 if there is none.
+inline unsigned long long start_time_of(int pid) {
+  ProcEntry e;
+  return read_proc(pid, e) ? e.start_time : 0;
+}
+
+// Whether the process that had start time `start` (0: unknown) still has
+// number `pid`: a number reused by another process (numbers come round,
+// the sooner while a test forces them through ns_last_pid) does not count.
+inline bool same_process_exists(int pid, unsigned long long start) {
+  ProcEntry e;
+  return read_proc(pid, e) && (start == 0 || e.start_time == start);
 }
 
 inline std::size_t open_fds() {

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +36,36 @@ struct NoChildrenLeft {
   }
 };
 
+// Pids a test records, each with the start time its process had when it
+// was recorded (0 if it had ended already): at the end, another process
+// that got the same number is not taken for it.
+class RecordedPids {
+ public:
+  void push_back(int pid) {
+    pids_.push_back(pid);
+    starts_.push_back(start_time_of(pid));
+  }
+  RecordedPids& operator=(const std::vector<int>& pids) {
+    clear();
+    for (int pid : pids) push_back(pid);
+    return *this;
+  }
+  RecordedPids& operator=(std::initializer_list<int> pids) { return *this = std::vector<int>(pids); }
+  void clear() {
+    pids_.clear();
+    starts_.clear();
+  }
+  std::size_t size() const { return pids_.size(); }
+  int operator[](std::size_t i) const { return pids_[i]; }
+  unsigned long long start(std::size_t i) const { return starts_[i]; }
+  std::vector<int>::const_iterator begin() const { return pids_.begin(); }
+  std::vector<int>::const_iterator end() const { return pids_.end(); }
+
+ private:
+  std::vector<int> pids_;
+  std::vector<unsigned long long> starts_;
+};
+
 // A whole Census (children, descriptors, this process's airssys cgroups)
 // compared before and after. Makes this process a child subreaper up front
 // (the executor makes it one too, process-wide and permanently), so that
@@ -46,7 +77,7 @@ struct NoChildrenLeft {
 struct NothingLeftCensus {
   std::string marker;
   Census before;
-  std::vector<int> pids;
+  RecordedPids pids;
   explicit NothingLeftCensus(std::string m = {}) : marker(std::move(m)) {
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     before = Census::take();
@@ -60,9 +91,9 @@ struct NothingLeftCensus {
     const int stray = kill_and_reap_children();
     if (!marker.empty()) CHECK(killed == 0);
     CHECK(stray == 0);
-    for (int pid : pids) {
-      INFO("recorded pid " << pid);
-      CHECK_FALSE(process_exists(pid));
+    for (std::size_t i = 0; i < pids.size(); ++i) {
+      INFO("recorded pid " << pids[i]);
+      CHECK_FALSE(same_process_exists(pids[i], pids.start(i)));
     }
     const Census after = Census::take();
     INFO("before: " << before.describe());

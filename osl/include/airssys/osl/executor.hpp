@@ -36,6 +36,7 @@
 
 namespace airssys::arch {
 class CgroupRoot;
+class ChildLister;
 class Guardian;
 class Poller;
 }  // namespace airssys::arch
@@ -266,6 +267,8 @@ class ProcessExecutor {
   std::uint32_t guarded_root_incarnation_ = 0;  // the root's incarnation the guardian holds
   bool subreaper_ = false;
   std::unique_ptr<arch::Guardian> guardian_;
+  // Our own children, listed by every sweep and quiesce walk (under mu_).
+  std::unique_ptr<arch::ChildLister> children_;
   std::uint64_t next_group_id_ = 1;
   char marker_name_[32] = {};
   Counters counters_;
