@@ -21,6 +21,7 @@
 #include <new>
 
 #include <linux/sched.h>  // struct clone_args
+#include <sys/prctl.h>
 #if __has_include(<sys/rseq.h>)
 #include <sys/rseq.h>  // glibc >= 2.35 registers an rseq area per thread
 #define AIRSSYS_HAVE_RSEQ_ABI 1
@@ -521,6 +522,10 @@ AIRSSYS_GUARDIAN_CODE int guardian_main(void* arg) noexcept {
   unsigned long all = ~0UL;
   sys(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), 0, 8);
   sys(SYS_setsid);
+  // A name of its own in ps and top, not the thread's it was cloned from
+  // (a worker's, say). Before drop_host_memory: the kernel copies the
+  // name, and the literal is the host's memory.
+  sys(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>("airssys-guard"));
   close_others(r);
   raise_nofile();
   drop_host_memory(r);

@@ -605,6 +605,13 @@ TEST_CASE("Guardian::stop() ends the guardian without killing anything") {
   REQUIRE(arch::process_info(gpid, info));
   REQUIRE(info.ppid == test::self_pid());
   REQUIRE_FALSE(info.ended);
+  // Named as what it is in ps and top, not after the thread that started it.
+  {
+    std::ifstream comm("/proc/" + std::to_string(gpid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    CHECK(name == "airssys-guard");
+  }
   // A second start is a no-op.
   REQUIRE(g.start(nullptr).ok());
   REQUIRE(g.pid() == gpid);
