@@ -552,9 +552,10 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
   }
   // The reactor chose its timeout before this tree existed; a managed tree
   // needs its orphan scans from now on (a cgroup tree: a look for zombies
-  // re-parented to us). Woken once the lock is released, so that it does
-  // not wake only to wait for the lock.
-  const bool wake_reactor = poller_ && leads && !detached;
+  // re-parented to us). A reactor that waits for an event only is woken
+  // (a finite wait is never longer than a scan period), once the lock is
+  // released, so that it does not wake only to wait for the lock.
+  const bool wake_reactor = poller_ && leads && !detached && reactor_wakes_at_ == INT64_MAX;
   if (detached) {
     ++counters_.detached;
   } else if (leads) {

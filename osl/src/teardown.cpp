@@ -791,8 +791,13 @@ void ProcessExecutor::reactor_loop() noexcept {
         scanned_trees |= e.leads && e.lifetime == ProcessLifetime::Managed && e.containment != Containment::None;
       }
       const std::int64_t now = arch::monotonic_ns();
-      if (scanned_trees) timeout = next_scan > now ? next_scan - now : 0;
+      if (scanned_trees) scanned_trees_seen_at_ = now;
+      // The scans keep their beat for one period after the last such tree
+      // is gone: a tree spawned meanwhile (a restart's) needs no wake-up.
+      if (scanned_trees || now < arch::add_saturated(scanned_trees_seen_at_, config_.orphan_scan_ns))
+        timeout = next_scan > now ? next_scan - now : 0;
       if (tearing && (timeout < 0 || timeout > 1'000'000)) timeout = 1'000'000;
+      reactor_wakes_at_ = timeout < 0 ? INT64_MAX : now + timeout;
     }
     const std::size_t n = poller_->wait(ready, 64, timeout);
     dispatch_watches(ready, n);  // before mu_: a watcher never runs under the table's lock
