@@ -8,7 +8,11 @@ OslSupervisor::OslSupervisor(const OslSupervisorConfig& config) : spec_(config.f
   if (pa.name.empty()) pa.name = kProcessActorName;
   ProcessPoolConfig pool = config.process_pool;
   if (pool.name.empty()) pool.name = kProcessPoolName;
-  built_ = spec_.add(ChildSpec::worker<ProcessActor>(kProcessActorId, pa).shutdown(config.shutdown));
+  // A name that does not fit is refused here, naming it, rather than
+  // only as a failed start of the child.
+  built_ = pa.name.check();
+  if (built_) built_ = pool.name.check();
+  if (built_) built_ = spec_.add(ChildSpec::worker<ProcessActor>(kProcessActorId, pa).shutdown(config.shutdown));
   if (built_) built_ = spec_.add(ChildSpec::worker<ProcessPoolActor>(kProcessPoolId, pool).shutdown(config.shutdown));
 }
 

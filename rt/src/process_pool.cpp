@@ -61,8 +61,12 @@ void ProcessPoolActor::on_start(Ctx& ctx) {
     return;
   }
   accounts_[0].used = true;  // plain threads
-  if (!config_.name.empty())
-    if (auto r = ctx.system().registry().add(config_.name, ctx.self()); !r) ctx.fail(r.error());
+  if (config_.name.empty()) return;
+  if (auto ok = config_.name.check(); !ok) {
+    ctx.fail(ok.error());
+    return;
+  }
+  if (auto r = ctx.system().registry().add(config_.name.view(), ctx.self()); !r) ctx.fail(r.error());
 }
 
 void ProcessPoolActor::on_stop(Ctx& ctx, StopReason) {

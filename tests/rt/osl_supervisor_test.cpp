@@ -108,3 +108,15 @@ TEST_CASE("The recommended tree runs the integration actors first and restarts o
   CHECK(sys.processes_held() == 0);
   REQUIRE(sys.shutdown());
 }
+
+TEST_CASE("An integration actor name longer than the registry holds is refused when the OslSupervisor is built",
+          "[osl_supervisor]") {
+  for (int which = 0; which < 2; ++which) {
+    OslSupervisorConfig cfg;
+    const std::string name = "osl.name." + std::string(40, 'o');
+    (which == 0 ? cfg.process_actor.name : cfg.process_pool.name) = name;
+    OslSupervisor osl(cfg);
+    CHECK(osl.built().code() == Errc::InvalidArgument);
+    CHECK_THAT(osl.built().error().message(), Catch::Contains("osl.name.ooo"));
+  }
+}

@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/alloc_counter.hpp"
+#include "support/named_child.hpp"
 #include "support/process_guard.hpp"
 #include "support/rt_test.hpp"
 #include "support/temp_dir.hpp"
@@ -38,14 +39,6 @@ namespace {
 const std::string& marker() {
   static const std::string m = "AIRSSYS_RT_PROCESS_ACTOR_TEST=" + std::to_string(::getpid());
   return m;
-}
-
-std::unique_ptr<System> make_system() {
-  SystemConfig cfg;
-  cfg.workers = 2;
-  auto sys = System::create(cfg);
-  REQUIRE(sys);
-  return std::move(sys.value());
 }
 
 ActorRef<ProcessActorMsg> spawn_process_actor(System& sys, const ProcessActorConfig& cfg = {}) {
@@ -80,7 +73,7 @@ TEST_CASE("A fast writer's lines all reach a slow subscriber, split when long, t
   NothingLeftCensus guard(marker());
   TempDir dir;
   const std::string done = dir / "done";
-  auto sys = make_system();
+  auto sys = two_worker_system();
   auto pa = spawn_process_actor(*sys);
 
   // Checks every piece in order, without allocating: a 600-byte line of
@@ -165,7 +158,7 @@ TEST_CASE("A fast writer's lines all reach a slow subscriber, split when long, t
 
 TEST_CASE("What is written to a process's stdin comes back from cat as output lines", "[process_actor]") {
   NothingLeftCensus guard(marker());
-  auto sys = make_system();
+  auto sys = two_worker_system();
   auto pa = spawn_process_actor(*sys);
   Lines lines;
   auto sub = sys->spawn_with<LineCollector>(on_worker(1), [&lines] { return LineCollector(&lines); });
@@ -216,7 +209,7 @@ TEST_CASE("What is written to a process's stdin comes back from cat as output li
 
 TEST_CASE("Status reports a live tree's CPU time and memory, and how it ended", "[process_actor]") {
   NothingLeftCensus guard(marker());
-  auto sys = make_system();
+  auto sys = two_worker_system();
   auto pa = spawn_process_actor(*sys);
   ProcessActorRef handle(*sys, pa);
   const Containment c = GENERATE(Containment::Cgroup, Containment::ProcessGroup);
@@ -273,7 +266,7 @@ TEST_CASE("Status reports a live tree's CPU time and memory, and how it ended", 
 
 TEST_CASE("An exit code is reported by wait, and wait times out on a process that runs on", "[process_actor]") {
   NothingLeftCensus guard(marker());
-  auto sys = make_system();
+  auto sys = two_worker_system();
   auto pa = spawn_process_actor(*sys);
   ProcessActorRef handle(*sys, pa);
 
@@ -306,7 +299,7 @@ TEST_CASE("An exit code is reported by wait, and wait times out on a process tha
 
 TEST_CASE("Unknown and reaped process ids give NotFound naming the id", "[process_actor]") {
   NothingLeftCensus guard(marker());
-  auto sys = make_system();
+  auto sys = two_worker_system();
   auto pa = spawn_process_actor(*sys);
   ProcessActorRef handle(*sys, pa);
 
@@ -341,7 +334,7 @@ TEST_CASE("Unknown and reaped process ids give NotFound naming the id", "[proces
 
 TEST_CASE("When a requester crashes, the process trees spawned for it are torn down", "[process_actor]") {
   NothingLeftCensus guard(marker());
-  auto sys = make_system();
+  auto sys = two_worker_system();
   auto pa = spawn_process_actor(*sys);
   ProcessActorRef handle(*sys, pa);
   const Containment c = GENERATE(Containment::Cgroup, Containment::ProcessGroup);
@@ -395,7 +388,7 @@ TEST_CASE("When a requester crashes, the process trees spawned for it are torn d
 
 TEST_CASE("Stopping the ProcessActor tears down its trees and answers pending waits", "[process_actor]") {
   NothingLeftCensus guard(marker());
-  auto sys = make_system();
+  auto sys = two_worker_system();
   auto pa = spawn_process_actor(*sys);
   ProcessActorRef handle(*sys, pa);
   auto p = handle.spawn(shell("sleep 1000 & exec sleep 1000"));
@@ -414,4 +407,23 @@ TEST_CASE("Stopping the ProcessActor tears down its trees and answers pending wa
   CHECK((code == Errc::ShuttingDown || code == Errc::Dead));
   REQUIRE(wait_for([&] { return sys->processes_held() == 0; }, 20s));
   REQUIRE(sys->shutdown());
+}
+
+TEST_CASE("A ProcessActor restarted by its supervisor binds its name again after the string it was named from is gone",
+          "[process_actor]") {
+  NothingLeftCensus guard(marker());
+  auto named = restart_after_name_freed<ProcessActor, ProcessActorMsg>(ProcessActorConfig{},
+                                                                       "test.processes.named.by.string");
+  ProcessActorRef procs(*named.system, named.actor);
+  auto p = procs.spawn(shell("exit 3"));
+  REQUIRE(p);
+  auto st = procs.wait(p.value().id, 10s);
+  REQUIRE(st);
+  CHECK(st.value().code == 3);
+  REQUIRE(named.supervisor.stop());
+  REQUIRE(named.system->shutdown());
+}
+
+TEST_CASE("A ProcessActor name longer than the registry holds is refused naming it, never cut", "[process_actor]") {
+  check_overlong_name_refused<ProcessActor>(ProcessActorConfig{}, "procs.");
 }

@@ -12,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/named_child.hpp"
 #include "support/process_guard.hpp"
 #include "support/rt_test.hpp"
 #include "support/wait_for.hpp"
@@ -34,14 +35,6 @@ namespace {
 const std::string& marker() {
   static const std::string m = "AIRSSYS_RT_PROCESS_POOL_TEST=" + std::to_string(::getpid());
   return m;
-}
-
-std::unique_ptr<System> make_system() {
-  SystemConfig cfg;
-  cfg.workers = 2;
-  auto sys = System::create(cfg);
-  REQUIRE(sys);
-  return std::move(sys.value());
 }
 
 ProcessSpec sleeper(const char* seconds) {
@@ -103,7 +96,7 @@ std::size_t live_jobs() {
 TEST_CASE("The pool never runs more jobs at once than its bound, under a stress of concurrent requesters",
           "[process_pool]") {
   NothingLeftCensus guard(marker());
-  auto sys = make_system();
+  auto sys = two_worker_system();
   ProcessPoolConfig cfg;
   cfg.max_running = 3;
   cfg.max_queued = 64;
@@ -156,7 +149,7 @@ TEST_CASE("The pool never runs more jobs at once than its bound, under a stress 
 TEST_CASE("A job that finds the queue full is refused with Full and counted as rejected; stopping the pool ends the rest",
           "[process_pool]") {
   NothingLeftCensus guard(marker());
-  auto sys = make_system();
+  auto sys = two_worker_system();
   ProcessPoolConfig cfg;
   cfg.max_running = 1;
   cfg.max_queued = 2;
@@ -188,7 +181,7 @@ TEST_CASE("A job that finds the queue full is refused with Full and counted as r
 
 TEST_CASE("Jobs start no faster than the token bucket allows on a manual clock", "[process_pool]") {
   NothingLeftCensus guard(marker());
-  auto sys = make_system();
+  auto sys = two_worker_system();
   ManualClock clock;
   ProcessPoolConfig cfg;
   cfg.max_running = 4;
@@ -237,7 +230,7 @@ TEST_CASE("Jobs start no faster than the token bucket allows on a manual clock",
 
 TEST_CASE("A requester that stops takes its queued and running jobs with it", "[process_pool]") {
   NothingLeftCensus guard(marker());
-  auto sys = make_system();
+  auto sys = two_worker_system();
   ProcessPoolConfig cfg;
   cfg.max_running = 2;
   cfg.max_queued = 4;
@@ -263,4 +256,20 @@ TEST_CASE("A requester that stops takes its queued and running jobs with it", "[
   REQUIRE(wait_for([&] { return sys->processes_held() == 0; }, 20s));
   CHECK(live_jobs() == 0);
   REQUIRE(sys->shutdown());
+}
+
+TEST_CASE("A pool restarted by its supervisor binds its name again after the string it was named from is gone",
+          "[process_pool]") {
+  NothingLeftCensus guard(marker());
+  auto named = restart_after_name_freed<ProcessPoolActor, ProcessPoolMsg>(ProcessPoolConfig{},
+                                                                          "test.pool.named.from.a.string");
+  auto job = ProcessPoolRef(*named.system, named.actor).run(sleeper("0"), 10s);
+  REQUIRE(job);
+  CHECK(job.value().status.code == 0);
+  REQUIRE(named.supervisor.stop());
+  REQUIRE(named.system->shutdown());
+}
+
+TEST_CASE("A pool name longer than the registry holds is refused naming it, never cut", "[process_pool]") {
+  check_overlong_name_refused<ProcessPoolActor>(ProcessPoolConfig{}, "jobs.");
 }

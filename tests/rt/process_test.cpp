@@ -19,6 +19,7 @@
 
 #include "support/alloc_counter.hpp"
 #include "support/proc_table.hpp"
+#include "support/process_tree.hpp"
 #include "support/rt_test.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_for.hpp"
@@ -35,7 +36,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -104,30 +104,6 @@ const char* const kTreeScript =
     "esac\n";
 constexpr std::size_t kTreeSize = 4;
 
-// A SpawnProcessOperation together with the strings it views.
-struct OpSpec {
-  std::string program;
-  std::vector<std::string> arg_strings;
-  std::vector<std::string> env_strings;
-  std::vector<std::string_view> args;
-  std::vector<std::string_view> env;
-  SpawnProcessOperation op;
-
-  OpSpec(std::string prog, std::vector<std::string> a, std::vector<std::string> e, Containment c)
-      : program(std::move(prog)), arg_strings(std::move(a)), env_strings(std::move(e)) {
-    for (const auto& s : arg_strings) args.emplace_back(s);
-    for (const auto& s : env_strings) env.emplace_back(s);
-    op.program = program;
-    op.args = args;
-    op.env = env;
-    op.containment = c;
-    op.stdio[0] = osl::StdioConfig::null();
-    op.stdio[1] = osl::StdioConfig::null();
-  }
-  OpSpec(const OpSpec&) = delete;
-  OpSpec& operator=(const OpSpec&) = delete;
-};
-
 std::unique_ptr<OpSpec> shell(const std::string& script, Containment c, const std::string& mark = marker()) {
   return std::make_unique<OpSpec>("/bin/sh", std::vector<std::string>{"-c", script},
                                   std::vector<std::string>{mark}, c);
@@ -149,40 +125,9 @@ struct TreeSpec {
   const SpawnProcessOperation& op() const { return spec->op; }
 };
 
-std::map<std::string, int> read_pids(const std::string& pidfile) {
-  std::map<std::string, int> out;
-  std::ifstream in(pidfile);
-  std::string label;
-  int pid = 0;
-  while (in >> label >> pid) out[label] = pid;
-  return out;
-}
-
 int ppid_of(int pid) {
   ProcEntry e;
   return read_proc(pid, e) ? e.ppid : -1;
-}
-
-std::string describe(const std::map<std::string, int>& pids) {
-  std::ostringstream s;
-  for (const auto& [label, pid] : pids) {
-    ProcEntry e;
-    s << label << " " << pid;
-    if (read_proc(pid, e)) {
-      s << " (state " << e.state << ", ppid " << e.ppid << ", pgid " << e.pgid << ", sid " << session_of(pid)
-        << ", cgroup " << cgroup2_of(pid) << ")";
-    } else {
-      s << " (gone)";
-    }
-    s << "; ";
-  }
-  return s.str();
-}
-
-bool all_gone(const std::map<std::string, int>& pids) {
-  for (const auto& [label, pid] : pids)
-    if (process_exists(pid)) return false;
-  return true;
 }
 
 // ---- the owning actor ---------------------------------------------------------

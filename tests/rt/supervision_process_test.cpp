@@ -27,6 +27,7 @@
 
 #include "support/proc_table.hpp"
 #include "support/process_guard.hpp"
+#include "support/process_tree.hpp"
 #include "support/rt_test.hpp"
 #include "support/tcp_port.hpp"
 #include "support/temp_dir.hpp"
@@ -83,56 +84,6 @@ const char* const kTreeScript =
     "echo \"$1 $$\" >> \"$PIDFILE\"\n"
     "if [ \"$1\" = child ]; then setsid sh -c \"$TREE_SCRIPT\" tree grandchild & fi\n"
     "while :; do wait $s; done\n";
-
-// A SpawnProcessOperation together with the strings it views.
-struct OpSpec {
-  std::string program;
-  std::vector<std::string> arg_strings;
-  std::vector<std::string> env_strings;
-  std::vector<std::string_view> args;
-  std::vector<std::string_view> env;
-  SpawnProcessOperation op;
-
-  OpSpec(std::string prog, std::vector<std::string> a, std::vector<std::string> e, Containment c)
-      : program(std::move(prog)), arg_strings(std::move(a)), env_strings(std::move(e)) {
-    for (const auto& s : arg_strings) args.emplace_back(s);
-    for (const auto& s : env_strings) env.emplace_back(s);
-    op.program = program;
-    op.args = args;
-    op.env = env;
-    op.containment = c;
-    op.stdio[0] = osl::StdioConfig::null();
-    op.stdio[1] = osl::StdioConfig::null();
-  }
-  OpSpec(const OpSpec&) = delete;
-  OpSpec& operator=(const OpSpec&) = delete;
-};
-
-// "<label> <pid>" lines; a label seen twice keeps its last pid.
-std::map<std::string, int> read_pids(const std::string& pidfile) {
-  std::map<std::string, int> out;
-  std::ifstream in(pidfile);
-  std::string label;
-  int pid = 0;
-  while (in >> label >> pid) out[label] = pid;
-  return out;
-}
-
-std::string describe(const std::map<std::string, int>& pids) {
-  std::ostringstream s;
-  for (const auto& [label, pid] : pids) {
-    ProcEntry e;
-    s << label << " " << pid;
-    if (read_proc(pid, e)) {
-      s << " (state " << e.state << ", ppid " << e.ppid << ", pgid " << e.pgid << ", sid " << session_of(pid)
-        << ")";
-    } else {
-      s << " (gone)";
-    }
-    s << "; ";
-  }
-  return s.str();
-}
 
 // ---- what the executor reports --------------------------------------------
 
@@ -310,12 +261,6 @@ std::map<std::string, int> wait_tree(const Shared& s, int n) {
   if (!starts.empty()) INFO("spawn error: " << starts.back().spawn_error);
   REQUIRE(up);
   return pids;
-}
-
-bool all_gone(const std::map<std::string, int>& pids) {
-  for (const auto& [label, pid] : pids)
-    if (process_exists(pid)) return false;
-  return true;
 }
 
 // How the first tree must have been torn down: its child logged the TERM

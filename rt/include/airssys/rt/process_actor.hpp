@@ -38,6 +38,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 
 namespace airssys {
@@ -145,6 +146,10 @@ class ProcessSpec {
     std::uint16_t length = 0;
   };
   bool store(std::string_view s, Slice& out, const char* what) noexcept;
+  // Stores `s` as list[count] and counts it, unless `max` are there
+  // (overflow: `count_what`) or the string area is full (overflow: `what`).
+  bool append(Slice* list, std::uint8_t& count, std::size_t max, std::string_view s, const char* count_what,
+              const char* what) noexcept;
   std::string_view view(Slice s) const noexcept { return {strings_ + s.offset, s.length}; }
 
   char strings_[kStringBytes];
@@ -256,6 +261,38 @@ using ProcessActorMsg = std::variant<ProcessSpawn, ProcessSignal, ProcessKill, P
                                      StdinWrite, StdinClose, Down, ProcessExited, detail::PipeReady,
                                      detail::OutputRetry, detail::WaitExpired>;
 
+// A name to bind in the System's registry, owned by the config that holds
+// it: the bytes are copied in, so a config copied into a ChildSpec's
+// factory and used at a restart long after the caller's string is gone
+// cannot dangle. At most kMax bytes (the registry's bound). A longer input
+// is never cut silently: the name keeps its first kMax bytes and its
+// length, check() fails naming it, and the actor fails its start instead
+// of binding a cut-down name.
+class RegistryName {
+ public:
+  static constexpr std::size_t kMax = 31;
+
+  RegistryName() noexcept = default;
+  // Implicit, so that `config.name = "jobs"` and `config.name = str` read
+  // as they did when the member was a std::string_view.
+  template <class S, class = std::enable_if_t<std::is_convertible_v<const S&, std::string_view>>>
+  RegistryName(const S& s) noexcept {  // NOLINT(google-explicit-constructor)
+    assign(std::string_view(s));
+  }
+
+  bool empty() const noexcept { return length_ == 0; }
+  // The name; meaningful only when check() is ok.
+  std::string_view view() const noexcept { return {text_, length_ > kMax ? kMax : length_}; }
+  // InvalidArgument naming the input (its first kMax bytes) when it was
+  // longer than kMax bytes.
+  Result<void> check() const noexcept;
+
+ private:
+  void assign(std::string_view s) noexcept;
+  char text_[kMax + 1] = {};
+  std::uint32_t length_ = 0;  // of the input (above kMax: it did not fit)
+};
+
 struct ProcessActorConfig {
   std::uint32_t max_processes = 8;   // known ids at once (running, or exited and not reaped)
   std::uint32_t max_waiters = 32;    // pending Wait and Kill replies
@@ -263,9 +300,11 @@ struct ProcessActorConfig {
   // How soon a line refused by a full subscriber mailbox is offered again.
   std::chrono::nanoseconds output_retry = std::chrono::milliseconds(1);
   // Non-empty: the actor binds this name to itself in the System's
-  // registry when it starts (and fails to start if it cannot), so that
-  // requesters find it after a supervisor restarted it under a new ref.
-  std::string_view name;
+  // registry when it starts (and fails to start if it cannot, or if the
+  // name is too long: see RegistryName), so that requesters find it after
+  // a supervisor restarted it under a new ref. Owned: a copy of the
+  // caller's bytes.
+  RegistryName name;
 };
 
 class ProcessActor final : public Actor<ProcessActorMsg> {
@@ -298,6 +337,8 @@ class ProcessActor final : public Actor<ProcessActorMsg> {
 
   Proc* find(ProcessId id) noexcept;
   Error not_found(ProcessId id) const noexcept;
+  template <class R>
+  Proc* known(Ctx& ctx, ProcessId id, const ReplyTo<R>& reply) noexcept;
   void pump(Ctx& ctx, Proc& p, int stream) noexcept;
   void close_stream(Proc& p, int stream) noexcept;
   void close_all(Proc& p) noexcept;

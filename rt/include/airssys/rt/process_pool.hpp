@@ -45,13 +45,15 @@ struct ProcessPoolConfig {
   // Token bucket: 0 rate means no limit.
   double rate_per_second = 0.0;
   std::uint32_t burst = 1;
-  // The bucket's time; null: monotonic_clock(). A clock that does not
+  // The bucket's time; null: monotonic_clock(). Not owned: the clock must
+  // outlive every pool built from this config, restarts included (a
+  // config copied into a ChildSpec keeps the pointer). A clock that does not
   // advance by itself (ManualClock) arms no timers: PoolTick (or any
   // request) makes the pool start what the clock now allows.
   SupervisorClock* clock = nullptr;
   // Non-empty: bound to the pool in the System's registry at its start
-  // (see ProcessActorConfig::name).
-  std::string_view name;
+  // (see ProcessActorConfig::name). Owned: a copy of the caller's bytes.
+  RegistryName name;
 };
 
 struct JobResult {
