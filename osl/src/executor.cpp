@@ -114,6 +114,12 @@ ProcessExecutor::ProcessExecutor(const ExecutorConfig& config) : config_(config)
   if (config_.fd_watches > kMaxWatches) config_.fd_watches = kMaxWatches;
   watches_.reset(new Watch[config_.fd_watches]);
   children_.reset(new arch::ChildLister);
+  if (config_.cgroup_base != nullptr) {
+    const std::size_t n = std::strlen(config_.cgroup_base);
+    cgroup_base_.reset(new char[n + 1]);
+    std::memcpy(cgroup_base_.get(), config_.cgroup_base, n + 1);
+    config_.cgroup_base = cgroup_base_.get();
+  }
 }
 
 ProcessExecutor::~ProcessExecutor() {

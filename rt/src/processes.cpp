@@ -8,6 +8,7 @@
 #include <airssys/rt/system.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <cstdio>
 #include <new>
@@ -92,15 +93,26 @@ class ProcessSets::Sink final : public osl::ExitSink {
   System& system_;
 };
 
+ProcessSets::ProcessSets(const SystemConfig& config, Monitoring& monitoring) noexcept
+    : config_(config), monitoring_(monitoring) {
+  if (config.cgroup_base == nullptr) return;
+  const std::size_t n = std::strlen(config.cgroup_base);
+  cgroup_base_too_long_ = n >= sizeof cgroup_base_;
+  if (!cgroup_base_too_long_) std::memcpy(cgroup_base_, config.cgroup_base, n + 1);
+}
+
 ProcessSets::~ProcessSets() = default;
 
 Result<osl::ProcessExecutor*> ProcessSets::build(System& system, bool shutting_down) noexcept {
   std::lock_guard<std::mutex> lock(build_mu_);
   if (auto* ex = executor_.load(std::memory_order_acquire)) return ex;
   if (shutting_down) return Error::make(Errc::ShuttingDown, "spawn_process refused: the system is shutting down");
+  if (cgroup_base_too_long_)
+    return Error::make(Errc::InvalidArgument, "SystemConfig::cgroup_base '%.64s...' is longer than %zu bytes",
+                       cgroup_base_, sizeof cgroup_base_ - 1);
   osl::ExecutorConfig cfg;
   cfg.max_processes = config_.max_processes;
-  cfg.cgroup_base = config_.cgroup_base;
+  cfg.cgroup_base = config_.cgroup_base != nullptr ? cgroup_base_ : nullptr;
   const std::size_t sets = config_.process_owners;
   const std::size_t per = config_.processes_per_actor;
   executor_owner_.reset(new (std::nothrow) osl::ProcessExecutor(cfg));

@@ -18,6 +18,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/alloc_counter.hpp"
+#include "support/cgroup_base.hpp"
 #include "support/proc_table.hpp"
 #include "support/process_tree.hpp"
 #include "support/rt_test.hpp"
@@ -36,6 +37,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -1092,4 +1094,36 @@ TEST_CASE("an actor's trees get its own first signal, and a zero kill_timeout ki
       REQUIRE(sys->shutdown().ok());
     }
   }
+}
+
+TEST_CASE("SystemConfig::cgroup_base is copied when the System is built: its string may be gone before the first spawn") {
+  Hygiene hygiene;
+  PrivateCgroupBase base;
+  auto sleeps = sleeper(Containment::Cgroup);
+  Probe p;
+  std::unique_ptr<System> sys;
+  {
+    SystemConfig cfg;
+    cfg.workers = 1;
+    cfg.process_kill_timeout = 200ms;
+    std::string temporary = base.path;
+    cfg.cgroup_base = temporary.c_str();
+    sys = std::make_unique<System>(cfg);
+    temporary.assign(temporary.size(), 'x');  // what the pointer now reads, until it is freed
+  }
+  auto a = spawn_owner(*sys, 0, standard(&sleeps->op, &p), &p);
+  REQUIRE(a.ok());
+  REQUIRE(send_cmd(*sys, *a, Cmd::Spawn));
+  REQUIRE(wait_for([&] { return p.spawned.size() + p.spawn_errors.size() == 1; }));
+  REQUIRE(p.spawn_errors.size() == 0);
+  const int pid = p.spawned.get()[0].pid;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line;
+  while (std::getline(in, line) && line.rfind("0::", 0) != 0) {
+  }
+  // "0::/<base below the mount>/airssys-.../..." (the cgroup v2 line)
+  const std::string below = base.path.substr(cgroup2_mount_point().size());
+  INFO("cgroup line: " << line << ", base: " << base.path);
+  CHECK(line.find("0::" + below + "/") == 0);
+  REQUIRE(sys->shutdown().ok());
 }

@@ -132,7 +132,9 @@ struct ExecutorConfig {
   std::size_t max_processes = 256;       // spawned, adopted and not yet reaped (at most 1024)
   std::size_t spawn_buffers = 8;         // concurrent spawns
   std::size_t spawn_buffer_bytes = 256 * 1024;  // argv + env + strings of one spawn
-  const char* cgroup_base = nullptr;     // null: see arch::CgroupRoot::open
+  // null: see arch::CgroupRoot::open. Copied when the executor is built
+  // (it is read at the first cgroup-contained spawn).
+  const char* cgroup_base = nullptr;
   // How often the reactor looks for escaped orphans while process-group
   // contained trees live (adopted ones are then guarded too).
   std::int64_t orphan_scan_ns = 50'000'000;
@@ -269,6 +271,7 @@ class ProcessExecutor {
   std::unique_ptr<arch::Guardian> guardian_;
   // Our own children, listed by every sweep and quiesce walk (under mu_).
   std::unique_ptr<arch::ChildLister> children_;
+  std::unique_ptr<char[]> cgroup_base_;  // config_.cgroup_base's copy
   std::uint64_t next_group_id_ = 1;
   char marker_name_[32] = {};
   Counters counters_;

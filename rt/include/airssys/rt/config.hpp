@@ -81,7 +81,10 @@ struct SystemConfig {
   std::uint32_t max_processes = 256;       // processes held at once (incl. adopted orphans)
   // When an actor stops, its trees get SIGTERM, then SIGKILL after this.
   std::chrono::milliseconds process_kill_timeout{5000};
-  const char* cgroup_base = nullptr;       // see arch::CgroupRoot::open
+  // The cgroup base directory (see arch::CgroupRoot::open); null: the
+  // default. Copied when the System is built (at most 4095 bytes; a longer
+  // one fails the first spawn, naming it).
+  const char* cgroup_base = nullptr;
   // Middleware for every process operation (policy, audit), in order; not
   // owned, must outlive the System.
   std::array<osl::Middleware*, 8> process_middleware{};

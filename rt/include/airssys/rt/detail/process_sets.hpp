@@ -26,8 +26,10 @@ namespace detail {
 class ProcessSets {
  public:
   // `monitoring` records the executor's events (MonitoringMiddleware).
-  ProcessSets(const SystemConfig& config, Monitoring& monitoring) noexcept
-      : config_(config), monitoring_(monitoring) {}
+  // The cgroup base path is copied here, when the System is built: the
+  // executor reads it at the first spawn, long after the caller's string
+  // may be gone.
+  ProcessSets(const SystemConfig& config, Monitoring& monitoring) noexcept;
   ProcessSets(const ProcessSets&) = delete;
   ProcessSets& operator=(const ProcessSets&) = delete;
   ~ProcessSets();
@@ -80,6 +82,10 @@ class ProcessSets {
   std::uint32_t set_of(const Cell* c) const noexcept { return c->process_set - 1u; }
 
   const SystemConfig& config_;
+  // config_.cgroup_base, copied (too_long: it did not fit, build() fails
+  // naming it).
+  char cgroup_base_[4096] = {};
+  bool cgroup_base_too_long_ = false;
   MonitoringMiddleware monitoring_;
   std::mutex build_mu_;  // taken once, to build the executor
   std::atomic<osl::ProcessExecutor*> executor_{nullptr};
