@@ -794,7 +794,9 @@ void ProcessExecutor::reactor_loop() noexcept {
       if (scanned_trees) scanned_trees_seen_at_ = now;
       // The scans keep their beat for one period after the last such tree
       // is gone: a tree spawned meanwhile (a restart's) needs no wake-up.
-      if (scanned_trees || now < arch::add_saturated(scanned_trees_seen_at_, config_.orphan_scan_ns))
+      const bool lingering =
+          scanned_trees_seen_at_ != INT64_MIN && now - scanned_trees_seen_at_ < config_.orphan_scan_ns;
+      if (scanned_trees || lingering)
         timeout = next_scan > now ? next_scan - now : 0;
       if (tearing && (timeout < 0 || timeout > 1'000'000)) timeout = 1'000'000;
       reactor_wakes_at_ = timeout < 0 ? INT64_MAX : now + timeout;

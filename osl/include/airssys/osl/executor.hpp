@@ -283,7 +283,7 @@ class ProcessExecutor {
   // Under mu_: when the reactor's current wait ends (INT64_MAX: it waits
   // for an event only), and when it last saw a tree that needs orphan scans.
   std::int64_t reactor_wakes_at_ = INT64_MAX;
-  std::int64_t scanned_trees_seen_at_ = INT64_MIN;
+  std::int64_t scanned_trees_seen_at_ = INT64_MIN;  // INT64_MIN: never
   // Watched descriptors (watch_readable): their own lock, never held
   // across a watcher's call, so that a watcher may take anything but it.
   struct Watch {
