@@ -182,9 +182,13 @@ Result<void> check_working_dir(const char* dir) noexcept {
   return {};
 }
 
-void reap(int pid) noexcept {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+// Waits for the process of `pidfd` to end and reaps it. Through the pidfd,
+// not the number: a process the application reaped behind its handle
+// (waitpid(-1)) gives ECHILD at once, where a wait by number would wait
+// for, and reap, whichever child of ours got the number since.
+void reap(int pidfd) noexcept {
+  siginfo_t info{};
+  while (waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | __WALL) < 0 && errno == EINTR) {
   }
 }
 
@@ -580,7 +584,7 @@ Process::~Process() {
   if (pid_ > 0) {
     // Never leak: a dropped handle takes its process down with it.
     pidfd_send_signal(pidfd_, SIGKILL);
-    reap(pid_);
+    reap(pidfd_);
   }
   reset();
   for (int& fd : pipes_)

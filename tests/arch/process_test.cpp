@@ -194,6 +194,39 @@ TEST_CASE("a wait that times out leaves the process running, and a dropped handl
   REQUIRE_FALSE(test::process_exists(pid));
 }
 
+TEST_CASE("a dropped handle whose process the application reaped itself neither waits for nor reaps the child that got its number") {
+  // The application reaps the process behind the handle (its own
+  // waitpid); another child of this process then gets the number. Dropping
+  // the handle must act through its pidfd only: a wait by number would
+  // block on that child and take its exit status.
+  NothingLeft check;
+  const char* argv[] = {"sleep", "30", nullptr};
+  auto p = test::spawn_ok(test::quiet("sleep", argv));
+  const int pid = p.pid();
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  const char* other_argv[] = {"sleep", "1000", nullptr};
+  const int other = test::spawn_session_at(pid, "/bin/sleep", other_argv, environ);
+  REQUIRE(other == pid);
+  std::atomic<bool> dropped{false};
+  std::thread drop([&] {
+    { arch::Process gone = std::move(p); }
+    dropped.store(true);
+  });
+  const bool returned = test::wait_for([&] { return dropped.load(); });
+  // A drop stuck on the other child is freed by its end (and reaps it).
+  if (!returned) ::kill(other, SIGKILL);
+  drop.join();
+  CHECK(returned);
+  // The other child still runs, and is still ours to reap.
+  test::ProcEntry e;
+  REQUIRE(test::read_proc(other, e));
+  CHECK(e.state != 'Z');
+  CHECK(::waitpid(other, &status, WNOHANG) == 0);
+  test::end_session(other);
+}
+
 TEST_CASE("only the standard streams reach the child") {
   NothingLeft check;
   // An fd the parent opened without O_CLOEXEC-awareness: std::fopen's
@@ -361,12 +394,11 @@ TEST_CASE("ChildLister reads a thread that took the number of an ended thread af
   // number first, so it tries again), and spawns a child of its own.
   // Between the two listings the lister sees the same thread number.
   a.stop();
-  const int last = ::open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
-  REQUIRE(last >= 0);
-  const std::string before = std::to_string(number - 1);
   std::unique_ptr<SpawningThread> b;
+  test::PidCounter counter;
+  REQUIRE(counter.ok());
   for (int attempt = 0; attempt < 2000 && !b; ++attempt) {
-    REQUIRE(::pwrite(last, before.data(), before.size(), 0) > 0);
+    REQUIRE(counter.force(number));
     auto t = std::make_unique<SpawningThread>();
     t->start();
     if (t->tid.load() == number) {
@@ -376,7 +408,6 @@ TEST_CASE("ChildLister reads a thread that took the number of an ended thread af
       end_child(t->child);
     }
   }
-  ::close(last);
   REQUIRE(b);
   const auto kept = children_by([&](int* p, std::size_t c) { return lister.list(p, c); });
   CHECK(contains(kept, b->child.pid()));  // through the old descriptor it would read as none

@@ -537,26 +537,10 @@ TEST_CASE("a teardown that lands while the tree makes setsid escapees leaves no 
 
 namespace {
 
-// Ends a bystander's session (it and its sleeps) and reaps all of it.
-void end_bystander(int pid) {
-  ::killpg(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  // Its sleep comes back to this process (a subreaper) as a zombie.
-  (void)test::wait_for([&] {
-    test::reap_zombie_children();
-    for (const auto& c : test::children_of_self())
-      if (c.pgid == pid) return false;
-    return true;
-  });
-}
-
 // A process the test starts itself, outside the executor, leading a
-// session of its own, whose pid is `want` (forced through ns_last_pid;
-// other processes on the machine may take the number first, so it tries
-// again). It writes "ready" to `file`, and one line per TERM, CONT or HUP
-// it receives (a STOP shows as state T, a KILL ends it). -1 if the pid
-// could not be had.
+// session of its own, whose pid is `want` (test::spawn_session_at). It
+// writes "ready" to `file`, and one line per TERM, CONT or HUP it receives
+// (a STOP shows as state T, a KILL ends it). -1 if the pid could not be had.
 int spawn_bystander_at(int want, const std::string& file) {
   const std::string script = "trap 'echo TERM >> \"$F\"' TERM; trap 'echo CONT >> \"$F\"' CONT; "
                              "trap 'echo HUP >> \"$F\"' HUP; echo ready >> \"$F\"; while :; do sleep 0.2; done";
@@ -566,27 +550,9 @@ int spawn_bystander_at(int want, const std::string& file) {
   env.push_back(const_cast<char*>(f.c_str()));
   env.push_back(nullptr);
   const char* argv[] = {"sh", "-c", script.c_str(), nullptr};
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
-  // Opened once: between the write and the spawn, every other fork on the
-  // machine may take the number, so the window is kept short.
-  const int last = ::open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
-  const std::string before = std::to_string(want - 1);
-  int got = -1;
-  for (int attempt = 0; attempt < 2000 && got < 0 && last >= 0; ++attempt) {
-    if (::pwrite(last, before.data(), before.size(), 0) < 0) break;
-    pid_t pid = -1;
-    if (posix_spawn(&pid, "/bin/sh", nullptr, &attr, const_cast<char* const*>(argv), env.data()) != 0) break;
-    if (pid == want) {
-      got = pid;
-    } else {
-      end_bystander(pid);
-    }
-  }
-  if (last >= 0) ::close(last);
-  posix_spawnattr_destroy(&attr);
-  return got;
+  // A miss may have run as far as its "ready" before it was ended (under
+  // load it often does): the file must hold the real bystander's lines alone.
+  return test::spawn_session_at(want, "/bin/sh", argv, env.data(), [&] { std::remove(file.c_str()); });
 }
 
 std::string read_file(const std::string& path) {
@@ -717,7 +683,8 @@ TEST_CASE("an emptied group whose number an unrelated process now has is never s
       // never gets ready says in which state it is (T: something stopped it).
       const bool ready = test::wait_for([&] { return read_file(file) == "ready\n"; }, std::chrono::seconds(30));
       test::ProcEntry by;
-      INFO("bystander " << bystander << " state " << (test::read_proc(bystander, by) ? by.state : '?'));
+      INFO("bystander " << bystander << " state " << (test::read_proc(bystander, by) ? by.state : '?') << ", its file ["
+                        << read_file(file) << "]");
       REQUIRE(ready);
 
       CHECK(ex.execute(SignalProcessOperation{pgid, SIGTERM}).code() == Errc::InvalidArgument);  // reaped
@@ -743,7 +710,7 @@ TEST_CASE("an emptied group whose number an unrelated process now has is never s
       CHECK(read_file(file) == "ready\n");
     }
   }
-  if (bystander > 0) end_bystander(bystander);
+  if (bystander > 0) test::end_session(bystander);
   std::remove(file.c_str());
 }
 

@@ -514,3 +514,100 @@ inline std::string read_to_eof(int fd, std::chrono::milliseconds limit = std::ch
 }
 
 }  // namespace airssys::test
+
+// ---------------------------------------------------------------------------
+// A process of the test's own at a number it chooses (a number a tree had
+// before, say), to prove that nothing acts on a number it no longer owns.
+
+#include <fcntl.h>
+#include <spawn.h>
+
+#include <functional>
+
+#include "support/wait_for.hpp"
+
+namespace airssys::test {
+
+// Kills the session `sid` that this process started (its leader is our
+// child) and reaps all of it: the leader, and its members, which come back
+// to this process (a subreaper) as zombies.
+inline void end_session(int sid) {
+  ::killpg(sid, SIGKILL);
+  int status = 0;
+  while (::waitpid(sid, &status, 0) < 0 && errno == EINTR) {
+  }
+  (void)wait_for([&] {
+    reap_zombie_children();
+    for (const auto& c : children_of_self())
+      if (c.pgid == sid) return false;
+    return true;
+  });
+}
+
+// Forces the number the next process or thread of this pid namespace gets,
+// through /proc/sys/kernel/ns_last_pid (root only), and puts the counter
+// back when destroyed. Forcing winds the counter back to the number wanted:
+// until it is put back, every process started anywhere on the machine gets
+// the numbers just above it, numbers other tests running in parallel have
+// just seen freed and check are gone. Put back to where it was (or beyond),
+// new numbers come from far away again.
+class PidCounter {
+ public:
+  PidCounter() : fd_(::open("/proc/sys/kernel/ns_last_pid", O_RDWR | O_CLOEXEC)) { high_ = read(); }
+  PidCounter(const PidCounter&) = delete;
+  PidCounter& operator=(const PidCounter&) = delete;
+  ~PidCounter() {
+    const int now = read();
+    write(now > high_ ? now : high_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+  // The next number handed out is `want`, unless another fork takes it first.
+  bool force(int want) {
+    const int now = read();
+    if (now > high_) high_ = now;
+    return write(want - 1);
+  }
+
+ private:
+  int read() const {
+    char buf[16] = {};
+    return fd_ >= 0 && ::pread(fd_, buf, sizeof buf - 1, 0) > 0 ? std::atoi(buf) : 0;
+  }
+  bool write(int value) const {
+    const std::string text = std::to_string(value);
+    return fd_ >= 0 && ::pwrite(fd_, text.data(), text.size(), 0) > 0;
+  }
+  int fd_;
+  int high_ = 0;
+};
+
+// Starts `path` (argv, envp) leading a session of its own as process
+// `want`, forced through /proc/sys/kernel/ns_last_pid (root only). Between
+// the write and the spawn any fork on the machine may take the number: such
+// a miss is ended with end_session, then `after_miss` runs (nothing of the
+// miss is left to act by then), and it tries again. The pid, or -1.
+inline int spawn_session_at(int want, const char* path, const char* const* argv, char* const* envp,
+                            const std::function<void()>& after_miss = {}) {
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+  // Opened once, so that the window between the write and the spawn is short.
+  PidCounter counter;
+  int got = -1;
+  for (int attempt = 0; attempt < 2000 && got < 0 && counter.ok(); ++attempt) {
+    if (!counter.force(want)) break;
+    pid_t pid = -1;
+    if (posix_spawn(&pid, path, nullptr, &attr, const_cast<char* const*>(argv), envp) != 0) break;
+    if (pid == want) {
+      got = pid;
+    } else {
+      end_session(pid);
+      if (after_miss) after_miss();
+    }
+  }
+  posix_spawnattr_destroy(&attr);
+  return got;
+}
+
+}  // namespace airssys::test
