@@ -269,23 +269,29 @@ void System::handle_failure(Turn& t) noexcept {
   t.failed = false;
   ErrorAction action = ErrorAction::Stop;
   Error error = t.error;
-  {
-    const ActorId self{t.slot, word::gen(t.cell->word.load(std::memory_order_relaxed))};
-    MonitorEvent e = MonitorEvent::make(MonitorEvent::Kind::ActorFailed, self);
-    e.set_error(error);
-    monitoring_.record(e);
-  }
   AIRSSYS_GUARD(t, action = t.cell->actor->invoke_error(t, error));
   if (t.failed) {  // on_error itself failed
     t.failed = false;
     action = ErrorAction::Stop;
   }
+  // One ActorFailed per failure: a Supervisor's child that this failure
+  // stops is recorded by its supervisor (named, when it handles the Down,
+  // with the clock read its restart needs anyway); every other failure here.
+  const bool stops = action == ErrorAction::Stop || action == ErrorAction::Escalate;
+  const ActorId self{t.slot, word::gen(t.cell->word.load(std::memory_order_relaxed))};
+  if (!stops || !static_cast<detail::ActorHolder*>(t.cell->reserved)->failures_recorded) {
+    // An in-place restart records its failure and its restart together:
+    // one clock read, one reservation of the ring.
+    MonitorEvent e[2] = {MonitorEvent::make(MonitorEvent::Kind::ActorFailed, self),
+                         MonitorEvent::make(MonitorEvent::Kind::ActorRestarted, self)};
+    e[0].set_error(error);
+    e[0].time_ns = e[1].time_ns = arch::monotonic_ns();
+    monitoring_.record(std::span<const MonitorEvent>(e, action == ErrorAction::Restart ? 2 : 1));
+  }
   switch (action) {
     case ErrorAction::Resume:
       return;
     case ErrorAction::Restart: {
-      monitoring_.record(MonitorEvent::Kind::ActorRestarted,
-                         ActorId{t.slot, word::gen(t.cell->word.load(std::memory_order_relaxed))});
       auto* holder = static_cast<detail::ActorHolder*>(t.cell->reserved);
       holder->destroy();
       t.cell->actor = nullptr;

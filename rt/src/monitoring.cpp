@@ -45,15 +45,9 @@ std::size_t round_up_pow2(std::size_t n) noexcept {
   return p;
 }
 
-// FNV-1a; never 0 (0 marks a free name slot).
-std::uint64_t name_key(std::string_view s) noexcept {
-  std::uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h | 1;
-}
+// FNV-1a; a key is never 0 (0 marks a free name slot).
+constexpr std::uint64_t kFnvBasis = 14695981039346656037ull;
+constexpr std::uint64_t fnv_step(std::uint64_t h, unsigned char c) noexcept { return (h ^ c) * 1099511628211ull; }
 
 std::string_view cut(std::string_view s) noexcept {
   return s.size() < MonitorEvent::kNameSize ? s : s.substr(0, MonitorEvent::kNameSize - 1);
@@ -68,13 +62,38 @@ struct Monitoring::Slot {
 
 // A row of the per-child table. `key` is claimed once (0 -> the name's
 // key) and never changes; `name` is written by the claimer before `named`
-// is released and never again.
+// is released and never again. Its restart counts are per lane
+// (name_counts_).
 struct Monitoring::NameSlot {
   std::atomic<std::uint64_t> key{0};
   std::atomic<bool> named{false};
-  std::atomic<std::uint64_t> count{0};
   char name[MonitorEvent::kNameSize] = {};
 };
+
+namespace {
+
+constexpr std::size_t kMaxLanes = 1024;
+
+// The calling thread's lane: the Monitoring it is bound to (by id_, never
+// 0) and the lane's index there.
+thread_local constinit std::uint64_t tls_monitoring = 0;
+thread_local constinit std::size_t tls_lane = 0;
+
+// relaxed: only makes ids unique.
+std::atomic<std::uint64_t> next_monitoring_id{1};
+
+// One count more. A bound lane's only writer adds with a plain load and
+// store (no locked instruction); the shared lane's writers with fetch_add.
+// relaxed either way: counters are read as a snapshot, not to order anything.
+inline void bump(std::atomic<std::uint64_t>& n, bool single_writer) noexcept {
+  if (single_writer) {
+    n.store(n.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  } else {
+    n.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace
 
 MonitorEvent MonitorEvent::make(Kind k, ActorId a, std::string_view n, std::uint64_t c) noexcept {
   MonitorEvent e;
@@ -131,10 +150,24 @@ Monitoring::Monitoring(const MonitoringConfig& config) noexcept {
   n = round_up_pow2(n);
   slots_.reset(new (std::nothrow) Slot[n]);
   mask_ = slots_ ? n - 1 : 0;
+  id_ = next_monitoring_id.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t lanes = config.lanes > kMaxLanes ? kMaxLanes : config.lanes;
+  if (lanes > 0) {
+    lanes_.reset(new (std::nothrow) Lane[lanes]);
+    bound_lanes_ = lanes_ ? lanes : 0;
+    for (std::size_t i = 0; i < bound_lanes_; ++i) lanes_[i].single_writer = true;
+  }
   const std::size_t names = config.child_names > kMaxNames ? kMaxNames : config.child_names;
   if (names > 0) {
     names_.reset(new (std::nothrow) NameSlot[names]);
-    name_capacity_ = names_ ? names : 0;
+    name_counts_.reset(new (std::nothrow) std::atomic<std::uint64_t>[(bound_lanes_ + 1) * names]);
+    name_capacity_ = names_ && name_counts_ ? names : 0;
+    if (name_capacity_ != 0) {
+      for (std::size_t i = 0; i < (bound_lanes_ + 1) * names; ++i)
+        name_counts_[i].store(0, std::memory_order_relaxed);
+      for (std::size_t i = 0; i < bound_lanes_; ++i) lanes_[i].names = &name_counts_[i * names];
+      shared_.names = &name_counts_[bound_lanes_ * names];
+    }
   }
   if (config.alert != nullptr) (void)set_alert_hook(config.alert, config.alert_cookie);
 }
@@ -148,6 +181,9 @@ Result<void> Monitoring::validate(const MonitoringConfig& config) noexcept {
   if (config.child_names > kMaxNames)
     return Error::make(Errc::InvalidArgument, "MonitoringConfig::child_names is %zu; it must be at most %zu",
                        config.child_names, kMaxNames);
+  if (config.lanes > kMaxLanes)
+    return Error::make(Errc::InvalidArgument, "MonitoringConfig::lanes is %zu; it must be at most %zu", config.lanes,
+                       kMaxLanes);
   return {};
 }
 
@@ -162,6 +198,19 @@ Result<void> Monitoring::set_alert_hook(AlertHook hook, void* cookie) noexcept {
   return {};
 }
 
+Result<void> Monitoring::bind_lane(std::size_t lane) noexcept {
+  if (lane >= bound_lanes_)
+    return Error::make(Errc::InvalidArgument, "counter lane %zu does not exist (this Monitoring has %zu)", lane,
+                       bound_lanes_);
+  tls_monitoring = id_;
+  tls_lane = lane;
+  return {};
+}
+
+Monitoring::Lane& Monitoring::lane() noexcept {
+  return tls_monitoring == id_ ? lanes_[tls_lane] : shared_;
+}
+
 std::uint64_t Monitoring::recorded() const noexcept {
   return head_.load(std::memory_order_relaxed);  // relaxed: a count
 }
@@ -169,14 +218,25 @@ std::uint64_t Monitoring::recorded() const noexcept {
 void Monitoring::record(const MonitorEvent& event) noexcept {
   // relaxed: the sequence only has to be unique; the slot's state word
   // orders the event's words.
-  const std::uint64_t seq = head_.fetch_add(1, std::memory_order_relaxed);
+  put(head_.fetch_add(1, std::memory_order_relaxed), event, lane());
+}
+
+void Monitoring::record(std::span<const MonitorEvent> events) noexcept {
+  if (events.empty()) return;
+  // relaxed: as in record(e). One reservation for the run: consecutive
+  // sequences, one locked add.
+  const std::uint64_t first = head_.fetch_add(events.size(), std::memory_order_relaxed);
+  Lane& l = lane();
+  for (std::size_t i = 0; i < events.size(); ++i) put(first + i, events[i], l);
+}
+
+void Monitoring::put(std::uint64_t seq, const MonitorEvent& event, Lane& l) noexcept {
   MonitorEvent e = event;
   e.sequence = seq;
   if (e.time_ns == 0) e.time_ns = arch::monotonic_ns();
   const auto kind = static_cast<std::size_t>(e.kind);
-  // relaxed: counters are read as a snapshot, not to order anything.
-  if (kind < MonitorEvent::kKinds) kinds_[kind].fetch_add(1, std::memory_order_relaxed);
-  if (e.kind == MonitorEvent::Kind::ActorRestarted) count_restart(e);
+  if (kind < MonitorEvent::kKinds) bump(l.kinds[kind], l.single_writer);
+  if (e.kind == MonitorEvent::Kind::ActorRestarted) count_restart(e, l);
 
   if (slots_) {
     Slot& s = slots_[seq & mask_];
@@ -275,13 +335,17 @@ EventRead Monitoring::read(EventCursor& cursor, std::span<MonitorEvent> out) con
 
 // ---- counters -----------------------------------------------------------------
 
-void Monitoring::count_restart(const MonitorEvent& e) noexcept {
-  const std::string_view name = e.name_view();
+void Monitoring::count_restart(const MonitorEvent& e, Lane& l) noexcept {
+  // The name's length and key in one pass (no strnlen, then a hash).
+  std::size_t size = 0;
+  std::uint64_t h = kFnvBasis;
+  while (size < MonitorEvent::kNameSize && e.name[size] != '\0') h = fnv_step(h, static_cast<unsigned char>(e.name[size++]));
+  const std::string_view name(e.name, size);
   if (name.empty() || name_capacity_ == 0) {
-    untracked_restarts_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+    bump(l.untracked, l.single_writer);
     return;
   }
-  const std::uint64_t key = name_key(name);
+  const std::uint64_t key = h | 1;  // never 0
   for (std::size_t i = 0; i < name_capacity_; ++i) {
     NameSlot& n = names_[(key + i) % name_capacity_];
     // acquire: if the row is named, its name is visible.
@@ -293,7 +357,7 @@ void Monitoring::count_restart(const MonitorEvent& e) noexcept {
         std::memcpy(n.name, name.data(), name.size());
         n.name[name.size()] = '\0';
         n.named.store(true, std::memory_order_release);  // release: the name is written
-        n.count.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+        bump(l.names[(key + i) % name_capacity_], l.single_writer);
         return;
       }
       // Another name took it first: k holds its key.
@@ -302,11 +366,22 @@ void Monitoring::count_restart(const MonitorEvent& e) noexcept {
     // Same key. A row still being named is taken to be ours (a 63-bit key
     // collision between two live names is the only way it is not); a named
     // row must match the name.
-    if (n.named.load(std::memory_order_acquire) && std::string_view(n.name) != name) continue;
-    n.count.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+    // A row's unused bytes are 0, as are an event's after its name when
+    // set_name wrote it: then one fixed-size compare tells a match.
+    if (n.named.load(std::memory_order_acquire) && std::memcmp(n.name, e.name, MonitorEvent::kNameSize) != 0 &&
+        std::string_view(n.name) != name)
+      continue;
+    bump(l.names[(key + i) % name_capacity_], l.single_writer);
     return;
   }
-  untracked_restarts_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+  bump(l.untracked, l.single_writer);
+}
+
+std::uint64_t Monitoring::restarts_of_row(std::size_t row) const noexcept {
+  std::uint64_t n = 0;
+  // relaxed: counters (see snapshot()).
+  for (std::size_t l = 0; l <= bound_lanes_; ++l) n += name_counts_[l * name_capacity_ + row].load(std::memory_order_relaxed);
+  return n;
 }
 
 MonitoringSnapshot Monitoring::snapshot(const ActorCounts& actors,
@@ -315,13 +390,14 @@ MonitoringSnapshot Monitoring::snapshot(const ActorCounts& actors,
   MonitoringSnapshot s;
   // relaxed throughout: each counter is exact on its own; the snapshot is
   // not one instant across counters while producers run.
-  for (std::size_t i = 0; i < MonitorEvent::kKinds; ++i) {
-    s.events[i] = kinds_[i].load(std::memory_order_relaxed);
-    s.recorded += s.events[i];
+  for (std::size_t l = 0; l <= bound_lanes_; ++l) {
+    const Lane& lane = l < bound_lanes_ ? lanes_[l] : shared_;
+    for (std::size_t i = 0; i < MonitorEvent::kKinds; ++i) s.events[i] += lane.kinds[i].load(std::memory_order_relaxed);
+    s.restarts_untracked += lane.untracked.load(std::memory_order_relaxed);
   }
+  for (std::size_t i = 0; i < MonitorEvent::kKinds; ++i) s.recorded += s.events[i];
   s.alerts = alerts_.load(std::memory_order_relaxed);
   s.restarts = s.events[static_cast<std::size_t>(K::ActorRestarted)];
-  s.restarts_untracked = untracked_restarts_.load(std::memory_order_relaxed);
   s.actors = actors;
   s.trees_spawned = processes.spawned;
   s.trees_cleaned = processes.cleaned;
@@ -342,7 +418,7 @@ std::size_t Monitoring::child_restarts(std::span<ChildRestarts> out) const noexc
     const NameSlot& row = names_[i];
     if (!row.named.load(std::memory_order_acquire)) continue;  // acquire: the name is written
     std::memcpy(out[n].name, row.name, sizeof row.name);
-    out[n].restarts = row.count.load(std::memory_order_relaxed);  // relaxed: a counter
+    out[n].restarts = restarts_of_row(i);
     ++n;
   }
   return n;
@@ -440,7 +516,7 @@ Result<std::size_t> Monitoring::write_prometheus(std::span<char> out, const Acto
   for (std::size_t i = 0; i < name_capacity_; ++i) {
     const NameSlot& row = names_[i];
     if (!row.named.load(std::memory_order_acquire)) continue;  // acquire: the name is written
-    t.sample("airssys_child_restarts_total", "child", row.name, row.count.load(std::memory_order_relaxed));
+    t.sample("airssys_child_restarts_total", "child", row.name, restarts_of_row(i));
   }
   t.counter("airssys_child_restarts_untracked_total",
             "Restarts of unnamed children, or of names the per-child table had no room for.", s.restarts_untracked);

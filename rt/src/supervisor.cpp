@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 namespace airssys {
 namespace detail {
@@ -51,10 +52,28 @@ void SupervisorState::note(Ctx& ctx, Note n, const Child& c, ActorId who, std::u
     case Note::StrategyApplied: kind = K::StrategyApplied; break;
     case Note::IntensityExceeded: kind = K::IntensityExceeded; break;
   }
-  MonitorEvent e = MonitorEvent::make(kind, who, c.spec.id(), count);
-  if (error != nullptr) e.set_error(*error);
+  if (notes_len_ == kNoteBuffer) flush_notes(ctx);
+  MonitorEvent& e = notes_[notes_len_++];
+  e = MonitorEvent{};
+  e.kind = kind;
+  e.actor = who;
+  e.count = count;
+  // A ChildName is NUL-padded to the event's name size (ChildName's
+  // constructor zeroes it first): copied whole, no length to find.
+  static_assert(sizeof c.spec.id_.text == MonitorEvent::kNameSize);
+  std::memcpy(e.name, c.spec.id_.text, MonitorEvent::kNameSize);
+  if (error != nullptr) {
+    e.set_error(*error);
+  } else if (n == Note::ChildFailed) {
+    e.error = Errc::Failed;  // a crash (the child's own error went to its on_error)
+  }
   if (steady_) e.time_ns = now();
-  ctx.system().monitoring().record(e);
+}
+
+void SupervisorState::flush_notes(Ctx& ctx) noexcept {
+  if (notes_len_ == 0) return;
+  ctx.system().monitoring().record(std::span<const MonitorEvent>(notes_, notes_len_));
+  notes_len_ = 0;
 }
 
 void SupervisorState::on_start(Ctx& ctx) {
@@ -100,6 +119,7 @@ void SupervisorState::run(Ctx& ctx) {
     if (!next_work(ctx)) break;
   }
   if (!stopped_self_) poll_due(ctx);
+  flush_notes(ctx);
 }
 
 // One step of the operation; true once it is complete.
@@ -369,6 +389,7 @@ void SupervisorState::begin_shutdown(Ctx& ctx, bool fail_start, ReplyTo<Result<v
 }
 
 void SupervisorState::answer_op(Ctx& ctx, const Error& e) {
+  flush_notes(ctx);  // before the reply
   if (op_.reply_kind == ReplyKind::Id && op_.reply_id.index != ~0u)
     (void)ctx.reply(op_.reply_id, Result<ActorId>(e));
   if (op_.reply_kind == ReplyKind::Void && op_.reply_void.index != ~0u)
@@ -379,6 +400,7 @@ void SupervisorState::answer_op(Ctx& ctx, const Error& e) {
 void SupervisorState::finish_op(Ctx& ctx) {
   const Op op = op_;
   op_ = Op{};
+  flush_notes(ctx);  // before the replies and start_state_
   switch (op.kind) {
     case OpKind::InitialStart:
       start_state_.store(kStartOk, std::memory_order_release);
@@ -562,15 +584,19 @@ void Supervisor::on_start(Context<SupervisorMsg>& ctx) {
   }
   owns_ = true;
   s.on_start(ctx);
+  s.flush_notes(ctx);
 }
 
 void Supervisor::on_message(Context<SupervisorMsg>& ctx, SupervisorMsg& msg) {
-  if (owns_) spec_->state_->on_message(ctx, msg);
+  if (!owns_) return;
+  spec_->state_->on_message(ctx, msg);
+  spec_->state_->flush_notes(ctx);
 }
 
 void Supervisor::on_stop(Context<SupervisorMsg>& ctx, StopReason reason) {
   if (!owns_) return;
   spec_->state_->on_stop(ctx, reason);
+  spec_->state_->flush_notes(ctx);
   owns_ = false;
   // release: the next instance (a restart) sees this one's last writes.
   spec_->state_->in_use_.store(false, std::memory_order_release);

@@ -20,6 +20,7 @@ void SupervisorState::reject(Ctx& ctx, SupervisorMsg& msg, const Error& e) {
 
 // A request that changes the children, with no operation running.
 void SupervisorState::handle_request(Ctx& ctx, SupervisorMsg& msg) {
+  flush_notes(ctx);  // the events of the work before it, before its reply
   SupervisorVariant& v = msg;
   if (auto* r = std::get_if<StartChildRequest>(&v)) {
     // SimpleOneForOne: an empty spec asks for an instance of the template.

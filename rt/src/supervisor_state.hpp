@@ -44,6 +44,11 @@ class SupervisorState {
   void on_start(Ctx& ctx);
   void on_message(Ctx& ctx, SupervisorMsg& msg);
   void on_stop(Ctx& ctx, StopReason reason);
+  // Records the noted events (note()), in order, with one reservation of
+  // the ring (a restart notes three in one message). Called before anything
+  // another thread may act on (a reply, Started, start_state_, the end of a
+  // message): whoever hears from the supervisor finds its events recorded.
+  void flush_notes(Ctx& ctx) noexcept;
 
   // Written by the supervisor (start_error_ first, then start_state_ with
   // release), read by start_supervisor and by a parent supervisor after
@@ -146,6 +151,10 @@ class SupervisorState {
   // directly (no virtual call), and its reads stamp the events too.
   bool steady_ = false;
   std::int64_t now_ = 0;  // this message's clock read; 0: not read yet
+  // Events noted and not yet recorded (flush_notes).
+  static constexpr std::uint32_t kNoteBuffer = 4;
+  MonitorEvent notes_[kNoteBuffer];
+  std::uint32_t notes_len_ = 0;
   std::uint32_t max_children_;
   ActorRef<SupervisorMsg> self_;
   // The specs given with add() (a restarted supervisor starts from these),

@@ -106,6 +106,7 @@ MonitoringConfig monitoring_config(const SystemConfig& c) noexcept {
   MonitoringConfig m;
   m.events = c.monitoring_events;
   m.child_names = c.monitoring_child_names;
+  m.lanes = c.workers;  // one counter lane per worker (bound in its thread)
   return m;
 }
 }  // namespace
@@ -140,7 +141,10 @@ System::System(const SystemConfig& config)
     w->timers.init(i, config.timers_per_worker, tag_.first_gen30(), now_tick);
   }
   for (std::uint32_t i = 0; i < config.workers; ++i)
-    workers_[i].thread = std::thread([this, i] { run_worker(workers_[i]); });
+    workers_[i].thread = std::thread([this, i] {
+      (void)monitoring_.bind_lane(i);  // fails only past MonitoringConfig's lane limit: the shared lane then
+      run_worker(workers_[i]);
+    });
 }
 
 System::~System() {

@@ -152,6 +152,129 @@ TEST_CASE("events recorded by concurrent producers are read whole by a concurren
   }
 }
 
+TEST_CASE("threads on their own counter lanes and threads on the shared lane, recording events and batches, are read whole and counted exactly") {
+  // Two producers bound to lanes 0 and 1 (plain-store counters), two on the
+  // shared lane (atomic adds); each records single events and batches of
+  // three (one sequence reservation each), while a reader reads.
+  constexpr std::uint32_t kProducers = 4;
+  constexpr std::uint32_t kEach = 12'000;  // a multiple of 4: 1 single + 1 batch of 3 per round
+  MonitoringConfig cfg;
+  cfg.events = 64;
+  cfg.child_names = 4;
+  cfg.lanes = 2;
+  Monitoring m(cfg);
+  std::atomic<bool> go{false};
+  std::atomic<std::uint32_t> done{0};
+  std::atomic<int> bind_failures{0};
+  std::vector<std::thread> producers;
+  for (std::uint32_t p = 0; p < kProducers; ++p)
+    producers.emplace_back([&, p] {
+      if (p < 2 && !m.bind_lane(p)) bind_failures.fetch_add(1);
+      while (!go.load()) std::this_thread::yield();
+      for (std::uint32_t i = 0; i < kEach; i += 4) {
+        m.record(stamped(p, i));
+        const MonitorEvent batch[3] = {stamped(p, i + 1), stamped(p, i + 2), stamped(p, i + 3)};
+        m.record(std::span<const MonitorEvent>(batch));
+      }
+      done.fetch_add(1);
+    });
+  Drain d;
+  std::thread reader([&] {
+    while (!go.load()) std::this_thread::yield();
+    while (done.load() < kProducers) d.read_once(m);
+  });
+  go.store(true);
+  for (auto& t : producers) t.join();
+  reader.join();
+  REQUIRE(bind_failures.load() == 0);
+  const std::uint64_t total = std::uint64_t{kProducers} * kEach;
+  REQUIRE(m.recorded() == total);
+  while (d.cursor.next() < total) d.read_once(m);
+  d.read_once(m);
+  CHECK_FALSE(d.torn);
+  CHECK_FALSE(d.out_of_order);
+  CHECK(d.got.size() + d.missed == total);
+  std::uint64_t gaps = 0, expect = 0;
+  for (const auto& e : d.got) {
+    gaps += e.sequence - expect;
+    expect = e.sequence + 1;
+  }
+  gaps += total - expect;
+  CHECK(gaps == d.missed);
+  const MonitoringSnapshot s = m.snapshot();
+  CHECK(s.recorded == total);
+  std::uint64_t by_kind[MonitorEvent::kKinds] = {};
+  for (std::uint32_t i = 0; i < kEach; ++i) by_kind[i % 6] += kProducers;
+  for (std::size_t k = 0; k < MonitorEvent::kKinds; ++k) {
+    INFO("kind " << to_string(static_cast<Kind>(k)));
+    CHECK(s.events[k] == by_kind[k]);
+  }
+  // Every restart has a name of its own: 4 rows, the rest untracked.
+  ChildRestarts rows[4];
+  const std::size_t n = m.child_restarts(rows);
+  CHECK(n == 4);
+  std::uint64_t in_rows = 0;
+  for (std::size_t i = 0; i < n; ++i) in_rows += rows[i].restarts;
+  CHECK(in_rows + s.restarts_untracked == s.restarts);
+}
+
+TEST_CASE("a batch gets consecutive sequences in its order, and one child's restarts from a bound and an unbound thread add up") {
+  MonitoringConfig cfg;
+  cfg.lanes = 1;
+  Monitoring m(cfg);
+  m.record(Kind::ActorStarted, ActorId{1, 1}, "x");
+  const MonitorEvent batch[3] = {MonitorEvent::make(Kind::ActorFailed, ActorId{1, 1}, "db"),
+                                 MonitorEvent::make(Kind::StrategyApplied, ActorId{9, 1}, "db", 1),
+                                 MonitorEvent::make(Kind::ActorRestarted, ActorId{1, 2}, "db")};
+  m.record(std::span<const MonitorEvent>(batch));
+  m.record(std::span<const MonitorEvent>());  // nothing
+  std::thread bound([&] {
+    REQUIRE(m.bind_lane(0).ok());
+    for (int i = 0; i < 5; ++i) m.record(Kind::ActorRestarted, {}, "db");
+    m.record(Kind::ActorRestarted, {}, "");
+  });
+  bound.join();
+  REQUIRE(m.recorded() == 10);
+  EventCursor cursor;
+  MonitorEvent out[16];
+  const EventRead r = m.read(cursor, out);
+  REQUIRE(r.events == 10);
+  CHECK(r.missed == 0);
+  for (std::size_t i = 0; i < r.events; ++i) CHECK(out[i].sequence == i);
+  CHECK(out[1].kind == Kind::ActorFailed);
+  CHECK(out[2].kind == Kind::StrategyApplied);
+  CHECK(out[3].kind == Kind::ActorRestarted);
+  CHECK(out[3].actor == ActorId{1, 2});
+  ChildRestarts rows[4];
+  REQUIRE(m.child_restarts(rows) == 1);
+  CHECK(std::string_view(rows[0].name) == "db");
+  CHECK(rows[0].restarts == 6);  // 1 from this thread (shared lane), 5 from the bound one
+  const MonitoringSnapshot s = m.snapshot();
+  CHECK(s.restarts == 7);
+  CHECK(s.restarts_untracked == 1);
+  CHECK(s.events[static_cast<std::size_t>(Kind::ActorFailed)] == 1);
+  char text[8192];
+  auto w = m.write_prometheus(text);
+  REQUIRE(w.ok());
+  CHECK(std::string_view(text, *w).find("airssys_child_restarts_total{child=\"db\"} 6\n") != std::string_view::npos);
+}
+
+TEST_CASE("binding a counter lane the Monitoring does not have is refused, naming the lane") {
+  MonitoringConfig cfg;
+  cfg.lanes = 2;
+  Monitoring m(cfg);
+  auto r = m.bind_lane(2);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code() == Errc::InvalidArgument);
+  CHECK(test::names(r.error(), "counter lane 2"));
+  Monitoring none;
+  CHECK_FALSE(none.bind_lane(0).ok());
+  cfg.lanes = 5000;
+  auto v = Monitoring::validate(cfg);
+  REQUIRE_FALSE(v.ok());
+  CHECK(test::names(v.error(), "MonitoringConfig::lanes is 5000"));
+}
+
 TEST_CASE("a full ring overwrites the oldest events, and a reader learns how many it missed") {
   MonitoringConfig cfg;
   cfg.events = 5;  // rounded up to 8
@@ -691,6 +814,7 @@ TEST_CASE("a tree still alive when the executor ends is recorded as left at shut
   MonitoringMiddleware mw(m);
   const std::string_view env[] = {guard.marker};
   int pid = -1;
+  unsigned long long start = 0;
   {
     osl::ProcessExecutor ex;
     REQUIRE(ex.use(mw).ok());
@@ -699,9 +823,12 @@ TEST_CASE("a tree still alive when the executor ends is recorded as left at shut
     auto p = ex.execute(op);
     REQUIRE(p.ok());
     pid = p->pid;
+    start = test::start_time_of(pid);
     guard.pids.push_back(pid);
   }
-  CHECK_FALSE(test::process_exists(pid));
+  // By start time: the number may already be another process's (parallel
+  // tests force pid numbers round).
+  CHECK_FALSE(test::same_process_exists(pid, start));
   const auto left = of_kind(all_events(m), Kind::TreeLeftAtShutdown);
   REQUIRE(left.size() == 1);
   CHECK(left[0].pid == pid);
@@ -845,6 +972,7 @@ TEST_CASE("a guardian that dies and is replaced is recorded with the new guardia
     REQUIRE(children.size() == 2);
     const int guardian = children[0].pid == p->pid ? children[1].pid : children[0].pid;
     REQUIRE(guardian != p->pid);
+    const unsigned long long guardian_start = test::start_time_of(guardian);
     REQUIRE(::kill(guardian, SIGKILL) == 0);
     if (reactor) {
       REQUIRE(test::wait_for([&] { return m.snapshot().guardian_restarts == 1; }));
@@ -864,7 +992,8 @@ TEST_CASE("a guardian that dies and is replaced is recorded with the new guardia
     CHECK(restarted[0].pid > 0);
     CHECK(restarted[0].pid != guardian);
     CHECK(test::process_exists(restarted[0].pid));
-    CHECK_FALSE(test::process_exists(guardian));  // reaped by the replacement
+    // Reaped by the replacement (by start time: its number may be reused).
+    CHECK_FALSE(test::same_process_exists(guardian, guardian_start));
     guard.pids.push_back(guardian);
   }
   // A restart needs no human; the trees the executor ended on its way out do.

@@ -1061,6 +1061,85 @@ TEST_CASE("a plain restart reads the supervisor's clock once, and not at all whe
   }
 }
 
+namespace {
+
+// A child whose on_error restarts it in place (the supervisor never hears
+// of that failure); it counts its starts and publishes its id.
+struct InPlaceRestarter : Actor<int> {
+  std::atomic<int>* starts;
+  std::atomic<std::uint64_t>* id;
+  InPlaceRestarter(std::atomic<int>* s, std::atomic<std::uint64_t>* i) : starts(s), id(i) {}
+  void on_start(Context<int>& ctx) override {
+    id->store((std::uint64_t{ctx.self().id.slot} << 32) | ctx.self().id.gen, std::memory_order_release);
+    starts->fetch_add(1, std::memory_order_acq_rel);
+  }
+  void on_message(Context<int>& ctx, int&) override { ctx.fail(Error::make(Errc::Failed, "told to crash")); }
+  ErrorAction on_error(Context<int>&, const Error&) override { return ErrorAction::Restart; }
+};
+
+std::vector<MonitorEvent> all_events(const System& sys) {
+  EventCursor cursor;
+  std::vector<MonitorEvent> buf(4096);
+  std::vector<MonitorEvent> out;
+  for (;;) {
+    const EventRead r = sys.monitoring().read(cursor, buf);
+    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.events));
+    if (r.events == 0) return out;
+  }
+}
+
+std::size_t count_of(const std::vector<MonitorEvent>& events, MonitorEvent::Kind kind, ActorId actor) {
+  return static_cast<std::size_t>(std::count_if(events.begin(), events.end(), [&](const MonitorEvent& e) {
+    return e.kind == kind && e.actor == actor;
+  }));
+}
+
+}  // namespace
+
+TEST_CASE("a supervised child's failure is recorded once: by its supervisor when the child stops, by the runtime when on_error restarts it in place") {
+  Board b;
+  System sys(small_config());
+  std::atomic<int> r_starts{0};
+  std::atomic<std::uint64_t> r_id{0};
+  SupervisorSpec spec(SupervisorFlags{.strategy = Strategy::OneForOne, .intensity = 10}, 2);
+  REQUIRE(spec.add(worker("w", b)).ok());
+  REQUIRE(spec.add(ChildSpec::worker_with<InPlaceRestarter>("r", [s = &r_starts, i = &r_id] {
+                     return InPlaceRestarter(s, i);
+                   })).ok());
+  ShutdownOnExit down{sys};
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  const ActorRef<int> first = b.ref("w");
+  const int before = b.started("w");
+  REQUIRE(sys.send(first, static_cast<int>(kCrash)).ok());
+  REQUIRE(restarted(b, "w", before));
+  REQUIRE(test::wait_for([&] { return r_starts.load() == 1; }));
+  const std::uint64_t rv = r_id.load(std::memory_order_acquire);
+  const ActorRef<int> r{ActorId{static_cast<std::uint32_t>(rv >> 32), static_cast<std::uint32_t>(rv)}};
+  REQUIRE(sys.send(r, 1).ok());
+  REQUIRE(test::wait_for([&] { return r_starts.load() == 2; }));
+  REQUIRE(sup->count_children().ok());  // the supervisor has handled w's Started
+
+  const auto events = all_events(sys);
+  using K = MonitorEvent::Kind;
+  // w stopped: its supervisor's event alone, naming it.
+  REQUIRE(count_of(events, K::ActorFailed, first.id) == 1);
+  const auto w_failed = std::find_if(events.begin(), events.end(), [&](const MonitorEvent& e) {
+    return e.kind == K::ActorFailed && e.actor == first.id;
+  });
+  CHECK(w_failed->name_view() == "w");
+  CHECK(w_failed->error == Errc::Failed);
+  CHECK(count_of(events, K::ActorRestarted, b.ref("w").id) == 1);
+  // r restarted in place, unseen by the supervisor: the runtime's events.
+  CHECK(count_of(events, K::ActorFailed, r.id) == 1);
+  CHECK(count_of(events, K::ActorRestarted, r.id) == 1);
+  const MonitoringSnapshot snap = sys.monitoring_snapshot();
+  CHECK(snap.events[static_cast<std::size_t>(K::ActorFailed)] == 2);
+  CHECK(snap.restarts == 2);
+  CHECK(restarts_of(sys, "w") == 1);
+  REQUIRE(sup->stop().ok());
+}
+
 TEST_CASE("a supervisor records its children's starts, failures, restarts and its strategy into the System's monitoring") {
   Board b;
   System sys(small_config());

@@ -95,6 +95,10 @@ class ActorHolder {
   std::uint8_t size_class = 0;
   // How the actor's process trees are torn down (SpawnOptions).
   std::uint8_t first_signal = 0;      // 0: TERM
+  // Its supervisor records its failures in the System's Monitoring (a
+  // Supervisor's child): the runtime does not record a failure that stops
+  // it a second time.
+  bool failures_recorded = false;
   std::int64_t kill_timeout_ns = -1;  // <0: SystemConfig::process_kill_timeout
   // The actor that asked for Started (Context::spawn_supervised); cleared
   // once it is sent.

@@ -47,11 +47,16 @@ class Context {
   // receives Down{child, reason} when the child stops, once the child's
   // process trees are gone (no separate monitor() call is needed; one adds
   // a second Down). M must be constructible from Started and from Down.
+  // failures_recorded: this actor records the child's failures in the
+  // System's Monitoring itself (a Supervisor does), so the runtime does not
+  // record an ActorFailed for a failure that stops the child (it still
+  // does for one its on_error resumes or restarts in place).
   template <class A, class F>
-  Result<ActorRef<typename A::Message>> spawn_supervised(const SpawnOptions& options, F factory) const {
+  Result<ActorRef<typename A::Message>> spawn_supervised(const SpawnOptions& options, F factory,
+                                                         bool failures_recorded = false) const {
     static_assert(std::is_constructible_v<M, Started> && std::is_constructible_v<M, Down>,
                   "a supervising actor's message type must be constructible from airssys::Started and Down");
-    return t_.system->template spawn_linked<A>(options, std::move(factory), self().id, true);
+    return t_.system->template spawn_linked<A>(options, std::move(factory), self().id, true, failures_recorded);
   }
   // In on_start: this actor's Started is not sent when on_start returns,
   // but when report_started() is called (a supervisor is started once its

@@ -93,6 +93,10 @@ struct MonitoringConfig {
   std::size_t child_names = 64;   // per-child restart counters (0 .. 4096)
   AlertHook alert = nullptr;
   void* alert_cookie = nullptr;
+  // Counter lanes for threads that bind one (bind_lane): a System gives
+  // each worker its own (0 .. 1024). A bound thread counts with plain
+  // stores; every other thread with atomic adds on a shared lane.
+  std::size_t lanes = 0;
 };
 
 // The actor counts of a system (System::stats()), as write_prometheus and
@@ -168,9 +172,19 @@ class Monitoring {
   // call set one). Any thread; recording threads see it from then on.
   Result<void> set_alert_hook(AlertHook hook, void* cookie) noexcept;
 
+  // Makes the calling thread the only writer of counter lane `lane` (<
+  // MonitoringConfig::lanes; InvalidArgument otherwise): its records then
+  // count with plain stores, not atomic adds. Call it once per thread,
+  // before the thread records; no other thread may bind the same lane while
+  // it lives. A thread binds one Monitoring at a time (the last call wins).
+  Result<void> bind_lane(std::size_t lane) noexcept;
+
   // Records `e` (its sequence is set; its time too, when 0). Any thread;
   // lock-free, never blocks, never allocates.
   void record(const MonitorEvent& e) noexcept;
+  // Records `events` in order, with consecutive sequences (one reservation
+  // for all of them). The same guarantees as record(e).
+  void record(std::span<const MonitorEvent> events) noexcept;
   void record(MonitorEvent::Kind k, ActorId actor = {}, std::string_view name = {},
               std::uint64_t count = 0) noexcept {
     record(MonitorEvent::make(k, actor, name, count));
@@ -199,18 +213,38 @@ class Monitoring {
 
   struct Slot;
   struct NameSlot;
+  // The counters of the events recorded through one lane. A bound lane has
+  // one writer (its thread), which counts with relaxed load + store; the
+  // shared lane counts with relaxed fetch_add. snapshot() sums the lanes.
+  struct alignas(64) Lane {
+    std::atomic<std::uint64_t> kinds[MonitorEvent::kKinds] = {};
+    std::atomic<std::uint64_t> untracked{0};      // restarts of unnamed children, or of names with no row
+    std::atomic<std::uint64_t>* names = nullptr;  // a restart count per row of the name table
+    bool single_writer = false;
+  };
 
  private:
-  void count_restart(const MonitorEvent& e) noexcept;
+  Lane& lane() noexcept;
+  void put(std::uint64_t seq, const MonitorEvent& event, Lane& lane) noexcept;
+  void count_restart(const MonitorEvent& e, Lane& lane) noexcept;
+  std::uint64_t restarts_of_row(std::size_t row) const noexcept;
 
   std::unique_ptr<Slot[]> slots_;
   std::size_t mask_ = 0;  // slots - 1
   std::unique_ptr<NameSlot[]> names_;
   std::size_t name_capacity_ = 0;
+  // One per bound thread (bind_lane), and the one every other thread shares.
+  std::unique_ptr<Lane[]> lanes_;
+  std::size_t bound_lanes_ = 0;
+  Lane shared_;
+  // A restart count per lane (bound ones first, the shared one last) and
+  // row of names_: [lane * name_capacity_ + row].
+  std::unique_ptr<std::atomic<std::uint64_t>[]> name_counts_;
+  // Tells this Monitoring from one built later at the same address (a
+  // thread's binding names the one it was made for).
+  std::uint64_t id_ = 0;
   alignas(64) std::atomic<std::uint64_t> head_{0};  // next sequence to hand out
-  alignas(64) std::atomic<std::uint64_t> kinds_[MonitorEvent::kKinds] = {};
-  std::atomic<std::uint64_t> alerts_{0};
-  std::atomic<std::uint64_t> untracked_restarts_{0};
+  alignas(64) std::atomic<std::uint64_t> alerts_{0};
   std::atomic<bool> alert_claimed_{false};
   std::atomic<AlertHook> alert_{nullptr};
   void* alert_cookie_ = nullptr;

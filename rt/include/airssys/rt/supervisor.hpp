@@ -423,7 +423,8 @@ class Supervisor final : public Actor<SupervisorMsg> {
 template <class A, class F>
 Result<ActorId> detail::ChildFactoryFor<A, F>::spawn(const void* factory, const Context<SupervisorMsg>& ctx,
                                                      const SpawnOptions& options) {
-  auto r = ctx.template spawn_supervised<A>(options, F(*static_cast<const F*>(factory)));
+  // The supervisor records the child's failures itself (ActorFailed, named).
+  auto r = ctx.template spawn_supervised<A>(options, F(*static_cast<const F*>(factory)), true);
   if (!r) return r.error();
   return r->id;
 }

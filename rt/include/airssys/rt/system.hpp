@@ -331,9 +331,11 @@ class System {
   }
   Result<ActorId> start_actor(std::uint32_t slot, detail::ActorHolder* holder,
                               const SpawnOptions& options, ActorId parent, bool notify_started) noexcept;
+  // failures_recorded: see Context::spawn_supervised.
   template <class A, class F>
   Result<ActorRef<typename A::Message>> spawn_linked(const SpawnOptions& options, F factory,
-                                                     ActorId parent, bool notify_started = false);
+                                                     ActorId parent, bool notify_started = false,
+                                                     bool failures_recorded = false);
   void free_holder(detail::ActorHolder* holder) noexcept;
   void link_monitor(detail::Cell* c, detail::Node* n) noexcept;
   Result<void> report_started(detail::Turn& t) noexcept;
@@ -426,7 +428,8 @@ Result<ActorRef<typename A::Message>> System::spawn_with(const SpawnOptions& opt
 
 template <class A, class F>
 Result<ActorRef<typename A::Message>> System::spawn_linked(const SpawnOptions& options, F factory,
-                                                           ActorId parent, bool notify_started) {
+                                                           ActorId parent, bool notify_started,
+                                                           bool failures_recorded) {
   using M = typename A::Message;
   using Holder = detail::HolderFor<A, F>;
   static_assert(std::is_base_of_v<Actor<M>, A>, "A must derive from airssys::Actor<M>");
@@ -454,6 +457,7 @@ Result<ActorRef<typename A::Message>> System::spawn_linked(const SpawnOptions& o
   holder = new (block) Holder(std::move(factory));
 #endif
   holder->size_class = static_cast<std::uint8_t>(cls);
+  holder->failures_recorded = failures_recorded;
   auto id = start_actor(*slot, holder, options, parent, notify_started);
   if (!id) return id.error();
   return ActorRef<M>{*id};
