@@ -1006,7 +1006,11 @@ bool process_info(int pid, ProcessInfo& out) noexcept {
   const char* close_paren = std::strrchr(buf, ')');
   if (close_paren == nullptr) return false;
   char state = 0;
-  if (std::sscanf(close_paren + 1, " %c %d %d %d", &state, &out.ppid, &out.pgid, &out.sid) != 4) return false;
+  // state ppid pgrp session, then 13 fields (tty_nr .. nice), then num_threads.
+  const int got = std::sscanf(close_paren + 1, " %c %d %d %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %d",
+                              &state, &out.ppid, &out.pgid, &out.sid, &out.threads);
+  if (got < 4) return false;
+  if (got < 5) out.threads = 0;
   out.ended = state == 'Z' || state == 'X';
   out.running = state == 'R';
   return true;
@@ -1206,14 +1210,26 @@ std::size_t running_in_group(const ProcessGroup& g, ChildLister& own, int skip) 
       if (pids[i] == skip) continue;
       // The leader's group is known and it is not counted: only its
       // children are wanted (its /proc/<pid>/stat costs as much as they do).
+      int threads = 0;  // unknown
       if (pids[i] != g.leader()) {
         ProcessInfo info;
         if (!process_info(pids[i], info)) continue;
         if (info.pgid == g.pgid() && info.running) ++running;
+        threads = info.threads;
       }
       char who[16];
       std::snprintf(who, sizeof who, "%d", pids[i]);
-      n = append_children(who, pids, n, kWalk);
+      if (threads == 1) {
+        // One thread: its children file is the process's, no directory to
+        // read. (A thread started since, and a child it forks at once, are
+        // missed by this walk as a child forked after its parent's list was
+        // read is: the next walk sees them.)
+        char task[32];
+        std::snprintf(task, sizeof task, "/proc/%d/task/%d", pids[i], pids[i]);
+        n = append_children_file(AT_FDCWD, task, pids, n, kWalk);
+      } else {
+        n = append_children(who, pids, n, kWalk);
+      }
     }
     if (reread || n > kWalk) break;
     // An orphan re-parented to us while the walk went down (its parent

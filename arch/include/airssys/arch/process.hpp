@@ -313,6 +313,7 @@ struct ProcessInfo {
   int sid = 0;
   bool ended = false;
   bool running = false;
+  int threads = 0;  // 0 when /proc did not say
 };
 bool process_info(int pid, ProcessInfo& out) noexcept;
 
