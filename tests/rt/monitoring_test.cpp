@@ -89,6 +89,35 @@ struct Drain {
   }
 };
 
+// Runs `producers` threads, each calling produce(p) once all have started,
+// beside a reader that reads while any of them runs; then reads the rest
+// (`total` events in all were recorded) and returns what the reader saw.
+template <class Produce>
+Drain produce_and_read(Monitoring& m, std::uint32_t producers, std::uint64_t total, Produce produce) {
+  std::atomic<bool> go{false};
+  std::atomic<std::uint32_t> done{0};
+  std::vector<std::thread> threads;
+  for (std::uint32_t p = 0; p < producers; ++p)
+    threads.emplace_back([&, p] {
+      while (!go.load()) std::this_thread::yield();
+      produce(p);
+      done.fetch_add(1);
+    });
+  Drain d;
+  std::thread reader([&] {
+    while (!go.load()) std::this_thread::yield();
+    while (done.load() < producers) d.read_once(m);
+  });
+  go.store(true);
+  for (auto& t : threads) t.join();
+  reader.join();
+  // Every producer has returned: the rest is whole and readable now.
+  REQUIRE(m.recorded() == total);
+  while (d.cursor.next() < total) d.read_once(m);
+  d.read_once(m);  // nothing more
+  return d;
+}
+
 }  // namespace
 
 TEST_CASE("events recorded by concurrent producers are read whole by a concurrent reader, and missed counts are exact") {
@@ -104,28 +133,10 @@ TEST_CASE("events recorded by concurrent producers are read whole by a concurren
   Monitoring m(cfg);
   REQUIRE(m.capacity() == capacity);
 
-  std::atomic<bool> go{false};
-  std::atomic<std::uint32_t> done{0};
-  std::vector<std::thread> producers;
-  for (std::uint32_t p = 0; p < kProducers; ++p)
-    producers.emplace_back([&, p] {
-      while (!go.load()) std::this_thread::yield();
-      for (std::uint32_t i = 0; i < kEach; ++i) m.record(stamped(p, i));
-      done.fetch_add(1);
-    });
-  Drain d;
-  std::thread reader([&] {
-    while (!go.load()) std::this_thread::yield();
-    while (done.load() < kProducers) d.read_once(m);
-  });
-  go.store(true);
-  for (auto& t : producers) t.join();
-  reader.join();
-  // Every producer has returned: the rest is whole and readable now.
   const std::uint64_t total = std::uint64_t{kProducers} * kEach;
-  REQUIRE(m.recorded() == total);
-  while (d.cursor.next() < total) d.read_once(m);
-  d.read_once(m);  // nothing more
+  const Drain d = produce_and_read(m, kProducers, total, [&](std::uint32_t p) {
+    for (std::uint32_t i = 0; i < kEach; ++i) m.record(stamped(p, i));
+  });
 
   CHECK_FALSE(d.torn);
   CHECK_FALSE(d.out_of_order);
@@ -163,34 +174,18 @@ TEST_CASE("threads on their own counter lanes and threads on the shared lane, re
   cfg.child_names = 4;
   cfg.lanes = 2;
   Monitoring m(cfg);
-  std::atomic<bool> go{false};
-  std::atomic<std::uint32_t> done{0};
   std::atomic<int> bind_failures{0};
-  std::vector<std::thread> producers;
-  for (std::uint32_t p = 0; p < kProducers; ++p)
-    producers.emplace_back([&, p] {
-      if (p < 2 && !m.bind_lane(p)) bind_failures.fetch_add(1);
-      while (!go.load()) std::this_thread::yield();
-      for (std::uint32_t i = 0; i < kEach; i += 4) {
-        m.record(stamped(p, i));
-        const MonitorEvent batch[3] = {stamped(p, i + 1), stamped(p, i + 2), stamped(p, i + 3)};
-        m.record(std::span<const MonitorEvent>(batch));
-      }
-      done.fetch_add(1);
-    });
-  Drain d;
-  std::thread reader([&] {
-    while (!go.load()) std::this_thread::yield();
-    while (done.load() < kProducers) d.read_once(m);
-  });
-  go.store(true);
-  for (auto& t : producers) t.join();
-  reader.join();
-  REQUIRE(bind_failures.load() == 0);
   const std::uint64_t total = std::uint64_t{kProducers} * kEach;
-  REQUIRE(m.recorded() == total);
-  while (d.cursor.next() < total) d.read_once(m);
-  d.read_once(m);
+  const Drain d = produce_and_read(m, kProducers, total, [&](std::uint32_t p) {
+    // Bound once every producer runs: the binding is the producing thread's.
+    if (p < 2 && !m.bind_lane(p)) bind_failures.fetch_add(1);
+    for (std::uint32_t i = 0; i < kEach; i += 4) {
+      m.record(stamped(p, i));
+      const MonitorEvent batch[3] = {stamped(p, i + 1), stamped(p, i + 2), stamped(p, i + 3)};
+      m.record(std::span<const MonitorEvent>(batch));
+    }
+  });
+  REQUIRE(bind_failures.load() == 0);
   CHECK_FALSE(d.torn);
   CHECK_FALSE(d.out_of_order);
   CHECK(d.got.size() + d.missed == total);
