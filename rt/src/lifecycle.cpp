@@ -198,6 +198,17 @@ void System::free_holder(detail::ActorHolder* holder) noexcept {
   actors_.deallocate(holder, size_class, nullptr);
 }
 
+bool System::start_error(ActorId id, Error& out) const noexcept {
+  const std::uint64_t bits = id.to_bits();
+  std::lock_guard<std::mutex> lock(start_errors_mu_);
+  for (const StartError& s : start_errors_)
+    if (s.id == bits && bits != 0) {
+      out = s.error;
+      return true;
+    }
+  return false;
+}
+
 Result<void> System::report_started(detail::Turn& t) noexcept {
   auto* holder = static_cast<detail::ActorHolder*>(t.cell->reserved);
   const ActorId parent = holder->notify_started;
@@ -287,6 +298,17 @@ void System::handle_failure(Turn& t) noexcept {
     e[0].set_error(error);
     e[0].time_ns = e[1].time_ns = arch::monotonic_ns();
     monitoring_.record(std::span<const MonitorEvent>(e, action == ErrorAction::Restart ? 2 : 1));
+  }
+  if (stops) {
+    // A supervised child that fails before reporting Started: its parent
+    // hears only the Down's reason; the error waits for it here.
+    const ActorId parent = static_cast<detail::ActorHolder*>(t.cell->reserved)->notify_started;
+    if (parent.valid()) {
+      std::lock_guard<std::mutex> lock(start_errors_mu_);
+      StartError& s = start_errors_[start_errors_next_++ % kStartErrors];
+      s.id = self.to_bits();
+      s.error = error;
+    }
   }
   switch (action) {
     case ErrorAction::Resume:

@@ -508,6 +508,7 @@ void SupervisorState::on_down(Ctx& ctx, const Down& d) {
       break;
     case Phase::Starting: {
       Error e = Error::make(Errc::Failed, "stopped before it started (%s)", to_string(d.reason));
+      (void)ctx.system().start_error(d.who, e);  // the child's own error, when it failed
       if (c.spec.kind() == ChildKind::Supervisor && c.spec.child_spec_ != nullptr) {
         auto* sub = c.spec.child_spec_->state_.get();
         if (sub->start_state_.load(std::memory_order_acquire) == kStartFailed) e = sub->start_error_;

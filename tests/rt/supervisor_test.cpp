@@ -517,6 +517,8 @@ TEST_CASE("a child that fails to start rolls back the started ones in reverse an
     REQUIRE_FALSE(sup.ok());
     INFO(sup.error().message());
     CHECK(std::strstr(sup.error().message(), "child 'fails'") != nullptr);
+    // The child's own reason (System::start_error), not only "stopped".
+    CHECK(std::strstr(sup.error().message(), "worker 'f' cannot start") != nullptr);
     CHECK(b.log.get() == Events{"+a", "+b", "+f", "-f", "-b", "-a"});
     SECTION("and the spec is free again: a second start fails the same way, not as in use") {
       auto again = start_supervisor(sys, spec);
@@ -550,6 +552,7 @@ TEST_CASE("a child that fails to start rolls back the started ones in reverse an
     INFO(sup.error().message());
     CHECK(std::strstr(sup.error().message(), "child 'sub'") != nullptr);
     CHECK(std::strstr(sup.error().message(), "child 'broken'") != nullptr);
+    CHECK(std::strstr(sup.error().message(), "worker 'f' cannot start") != nullptr);
     CHECK(b.log.get() == Events{"+a", "+x", "+f", "-f", "-x", "-a"});
   }
   REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));

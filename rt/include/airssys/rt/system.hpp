@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string_view>
 #include <type_traits>
@@ -180,6 +181,13 @@ class System {
   // process trees are gone, its Down is sent and its slot has moved on.
   // Wait for this, not for !alive, before freeing what its handlers use.
   bool gone(ActorId id) const noexcept;
+  // Why an actor spawned with Context::spawn_supervised stopped before it
+  // reported Started: the error its on_start (or on_error) failed with,
+  // for its parent to pass on (a Supervisor puts it in the start error it
+  // reports). Kept for the last kStartErrors such failures of the System;
+  // false when `id` is not among them.
+  static constexpr std::size_t kStartErrors = 16;
+  bool start_error(ActorId id, Error& out) const noexcept;
 
   // Request/reply from a plain (non-worker) thread: builds the request with
   // make(ReplyTo<Rep>), sends it, and waits up to `timeout` for the reply
@@ -392,6 +400,16 @@ class System {
   // Before processes_: the executor's last events (trees left at its end)
   // are recorded while it is destroyed.
   Monitoring monitoring_;
+  // start_error(): the last start failures, overwritten in turn. A mutex:
+  // written only when a supervised child fails before Started, read by its
+  // parent after the Down.
+  struct StartError {
+    std::uint64_t id = 0;  // ActorId::to_bits(); 0: none
+    Error error{Errc::Failed};
+  };
+  mutable std::mutex start_errors_mu_;
+  StartError start_errors_[kStartErrors];
+  std::size_t start_errors_next_ = 0;
   detail::SystemTag tag_;  // before the cells: their first generation comes from it
   detail::Cell* cells_ = nullptr;
   detail::Worker* workers_ = nullptr;
