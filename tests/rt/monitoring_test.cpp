@@ -118,6 +118,33 @@ Drain produce_and_read(Monitoring& m, std::uint32_t producers, std::uint64_t tot
   return d;
 }
 
+// What a reader that ran beside `total` recordings must have seen: every
+// event whole and in order, and missed == exactly the sequences not read.
+void check_read_exactly(const Drain& d, std::uint64_t total) {
+  CHECK_FALSE(d.torn);
+  CHECK_FALSE(d.out_of_order);
+  CHECK(d.got.size() + d.missed == total);
+  std::uint64_t gaps = 0, expect = 0;
+  for (const auto& e : d.got) {
+    gaps += e.sequence - expect;
+    expect = e.sequence + 1;
+  }
+  gaps += total - expect;
+  CHECK(gaps == d.missed);
+}
+
+// The kind counters of `producers` x `each` events stamped by stamped():
+// they count what was recorded, not what the ring kept.
+void check_kind_counts(const MonitoringSnapshot& s, std::uint32_t producers, std::uint32_t each) {
+  CHECK(s.recorded == std::uint64_t{producers} * each);
+  std::uint64_t by_kind[MonitorEvent::kKinds] = {};
+  for (std::uint32_t i = 0; i < each; ++i) by_kind[i % 6] += producers;
+  for (std::size_t k = 0; k < MonitorEvent::kKinds; ++k) {
+    INFO("kind " << to_string(static_cast<Kind>(k)));
+    CHECK(s.events[k] == by_kind[k]);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("events recorded by concurrent producers are read whole by a concurrent reader, and missed counts are exact") {
@@ -138,29 +165,12 @@ TEST_CASE("events recorded by concurrent producers are read whole by a concurren
     for (std::uint32_t i = 0; i < kEach; ++i) m.record(stamped(p, i));
   });
 
-  CHECK_FALSE(d.torn);
-  CHECK_FALSE(d.out_of_order);
+  check_read_exactly(d, total);
   CHECK(d.cursor.next() == total);
   CHECK(d.cursor.missed() == d.missed);
-  CHECK(d.got.size() + d.missed == total);
-  // Exact: the missed ones are exactly the sequences not read.
-  std::uint64_t gaps = 0, expect = 0;
-  for (const auto& e : d.got) {
-    gaps += e.sequence - expect;
-    expect = e.sequence + 1;
-  }
-  gaps += total - expect;
-  CHECK(gaps == d.missed);
   if (capacity >= total) CHECK(d.missed == 0);
-  // The kind counters count what was recorded, not what was kept.
   const MonitoringSnapshot s = m.snapshot();
-  CHECK(s.recorded == total);
-  std::uint64_t by_kind[MonitorEvent::kKinds] = {};
-  for (std::uint32_t i = 0; i < kEach; ++i) by_kind[i % 6] += kProducers;
-  for (std::size_t k = 0; k < MonitorEvent::kKinds; ++k) {
-    INFO("kind " << to_string(static_cast<Kind>(k)));
-    CHECK(s.events[k] == by_kind[k]);
-  }
+  check_kind_counts(s, kProducers, kEach);
 }
 
 TEST_CASE("threads on their own counter lanes and threads on the shared lane, recording events and batches, are read whole and counted exactly") {
@@ -186,24 +196,9 @@ TEST_CASE("threads on their own counter lanes and threads on the shared lane, re
     }
   });
   REQUIRE(bind_failures.load() == 0);
-  CHECK_FALSE(d.torn);
-  CHECK_FALSE(d.out_of_order);
-  CHECK(d.got.size() + d.missed == total);
-  std::uint64_t gaps = 0, expect = 0;
-  for (const auto& e : d.got) {
-    gaps += e.sequence - expect;
-    expect = e.sequence + 1;
-  }
-  gaps += total - expect;
-  CHECK(gaps == d.missed);
+  check_read_exactly(d, total);
   const MonitoringSnapshot s = m.snapshot();
-  CHECK(s.recorded == total);
-  std::uint64_t by_kind[MonitorEvent::kKinds] = {};
-  for (std::uint32_t i = 0; i < kEach; ++i) by_kind[i % 6] += kProducers;
-  for (std::size_t k = 0; k < MonitorEvent::kKinds; ++k) {
-    INFO("kind " << to_string(static_cast<Kind>(k)));
-    CHECK(s.events[k] == by_kind[k]);
-  }
+  check_kind_counts(s, kProducers, kEach);
   // Every restart has a name of its own: 4 rows, the rest untracked.
   ChildRestarts rows[4];
   const std::size_t n = m.child_restarts(rows);
