@@ -21,6 +21,7 @@
 #include <new>
 
 #include <linux/sched.h>  // struct clone_args
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #if __has_include(<sys/rseq.h>)
 #include <sys/rseq.h>  // glibc >= 2.35 registers an rseq area per thread
@@ -40,6 +41,10 @@ namespace {
 constexpr std::uint32_t kOpWatch = 1;
 constexpr std::uint32_t kOpUnwatch = 2;
 constexpr std::uint32_t kOpStop = 3;
+
+// How long the guardian leaves requests queued after serving some (its
+// reaction to the host's death is not delayed: see guardian_main).
+constexpr long kBatchNs = 5'000'000;
 
 constexpr std::uint32_t kKindNone = 0;
 constexpr std::uint32_t kKindProcess = 1;  // signalled through its pidfd
@@ -64,6 +69,7 @@ struct Request {
 struct Guardian::Region {
   int host_pidfd = -1;   // readable once every thread of the host is gone
   int sock = -1;         // the guardian's end of the socketpair
+  int poke = -1;         // eventfd the host writes when it waits for an answer
   int root_dir = -1;     // the cgroup root, or -1
   int root_base = -1;
   char root_name[64] = {};
@@ -146,15 +152,15 @@ AIRSSYS_GUARDIAN_CODE bool starts_with(const char* s, const char* prefix) noexce
 // Closes every descriptor but the ones the guardian needs: the host's
 // stdout pipe, sockets and files must not stay open in it.
 AIRSSYS_GUARDIAN_CODE void close_others(Guardian::Region* r) noexcept {
-  int keep[4] = {r->host_pidfd, r->sock, r->root_dir, r->root_base};
-  for (int i = 1; i < 4; ++i)  // insertion sort; -1s first
+  int keep[5] = {r->host_pidfd, r->sock, r->poke, r->root_dir, r->root_base};
+  for (int i = 1; i < 5; ++i)  // insertion sort; -1s first
     for (int k = i; k > 0 && keep[k - 1] > keep[k]; --k) {
       const int t = keep[k];
       keep[k] = keep[k - 1];
       keep[k - 1] = t;
     }
   long from = 0;
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 5; ++i) {
     if (keep[i] < 0) continue;
     if (keep[i] > from) sys(SYS_close_range, from, keep[i] - 1, 0);
     from = keep[i] + 1;
@@ -530,21 +536,40 @@ AIRSSYS_GUARDIAN_CODE int guardian_main(void* arg) noexcept {
   raise_nofile();
   drop_host_memory(r);
   reply(r, 0);  // ready
-  struct pollfd fds[2];
+  // The host's death, a request, or a poke (the host waits for an answer).
+  // After serving, the guardian naps for kBatchNs on the host's death and
+  // pokes only: requests that come meanwhile (a spawn's queued watch, an
+  // unwatch) wait in the socket and are served together when the nap ends,
+  // so a busy host does not wake the guardian for each of them.
+  struct pollfd fds[3];
   fds[0].fd = r->host_pidfd;
   fds[0].events = POLLIN;
-  fds[1].fd = r->sock;
+  fds[1].fd = r->poke;
   fds[1].events = POLLIN;
+  fds[2].fd = r->sock;
+  fds[2].events = POLLIN;
+  struct {
+    long sec, nsec;
+  } nap;
+  bool napping = false;
   for (;;) {
-    fds[0].revents = fds[1].revents = 0;
-    const long rc = sys(SYS_ppoll, reinterpret_cast<long>(fds), 2, 0, 0);
+    fds[0].revents = fds[1].revents = fds[2].revents = 0;
+    nap.sec = 0;  // ppoll leaves what was left of it here
+    nap.nsec = kBatchNs;
+    const long rc = sys(SYS_ppoll, reinterpret_cast<long>(fds), napping ? 2 : 3,
+                        napping ? reinterpret_cast<long>(&nap) : 0, 0);
     if (rc < 0) continue;  // EINTR
+    if (fds[0].revents != 0) break;  // the host is gone
     if (fds[1].revents != 0) {
-      const Served s = serve(r);
-      if (s == Served::Stop) sys(SYS_exit, 0);
-      if (s == Served::HostGone) break;
+      std::uint64_t count;
+      sys(SYS_read, r->poke, reinterpret_cast<long>(&count), sizeof count);
     }
-    if (fds[0].revents != 0) break;
+    // A poke, a request, or the nap's end: everything queued is served.
+    const Served s = serve(r);
+    if (s == Served::Stop) sys(SYS_exit, 0);
+    if (s == Served::HostGone) break;
+    // Blocked: nap now. Napping: poked, nap again; the nap ended, block.
+    napping = !napping || rc > 0;
   }
   // The host is gone. What it sent before it died is still queued: take
   // it (registrations and unwatches alike) before killing.
@@ -555,11 +580,19 @@ AIRSSYS_GUARDIAN_CODE int guardian_main(void* arg) noexcept {
 }
 #endif
 
-// Waits for the guardian's one-int answer; Dead if it ends first. A
-// guardian that does not answer within 5 s (stopped by someone's SIGSTOP,
-// say) is ended: its answers could no longer be told apart, and a dead
-// guardian is replaced (Guardian::restart).
-Result<int> read_answer(int sock, int pidfd, int pid) noexcept {
+// Tells a napping guardian to serve its queue now.
+void poke(int fd) noexcept {
+  const std::uint64_t one = 1;
+  while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {
+  }
+}
+
+// Waits for the guardian's one-int answer (poking it first: it may be
+// napping); Dead if it ends first. A guardian that does not answer within
+// 5 s (stopped by someone's SIGSTOP, say) is ended: its answers could no
+// longer be told apart, and a dead guardian is replaced (Guardian::restart).
+Result<int> read_answer(int sock, int poke_fd, int pidfd, int pid) noexcept {
+  poke(poke_fd);
   for (;;) {
     struct pollfd fds[2] = {{sock, POLLIN, 0}, {pidfd, POLLIN, 0}};
     const int rc = poll(fds, 2, 5000);
@@ -624,12 +657,15 @@ Result<void> Guardian::start_locked() noexcept {
   const auto undo = [&](int e, const char* what) {
     if (sv[0] >= 0) close(sv[0]);
     if (sv[1] >= 0) close(sv[1]);
+    if (r->poke >= 0) close(r->poke);
     if (r->host_pidfd >= 0) close(r->host_pidfd);
     munmap(mem, sizeof(Region));
     return Error::make_os(e, "guardian: %s: %s", what, std::strerror(e));
   };
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return undo(errno, "no socket");
   r->sock = sv[1];
+  r->poke = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (r->poke < 0) return undo(errno, "no eventfd");
   r->host_pidfd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
   if (r->host_pidfd < 0) return undo(errno, "no pidfd of the host");
 
@@ -659,16 +695,18 @@ Result<void> Guardian::start_locked() noexcept {
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return undo(static_cast<int>(-pid), "cannot start");
-  // The guardian has its own copies of all of these now.
+  // The guardian has its own copies of all of these now (the eventfd is
+  // shared: the host keeps it to poke).
   close(sv[1]);
   close(r->host_pidfd);
+  poke_ = r->poke;  // the guardian has its own copy, at the same number
   r->~Region();
   munmap(mem, sizeof(Region));
   sock_ = sv[0];
   pid_ = static_cast<int>(pid);
   pidfd_ = pidfd;
   for (bool& u : used_) u = false;
-  if (auto ready = read_answer(sock_, pidfd_, pid_); !ready) {
+  if (auto ready = read_answer(sock_, poke_, pidfd_, pid_); !ready) {
     stop_locked(false);
     return Error::make(Errc::Dead, "the guardian (pid %ld) ended while starting", pid);
   }
@@ -707,7 +745,7 @@ Result<void> Guardian::settle_locked(bool all) noexcept {
   while (unanswered_ > 0) {
     int value = 0;
     if (all || unanswered_ >= kUnanswered) {
-      auto answer = read_answer(sock_, pidfd_, pid_);
+      auto answer = read_answer(sock_, poke_, pidfd_, pid_);
       if (!answer) return answer.error();
       value = answer.value();
     } else if (recv(sock_, &value, sizeof value, MSG_DONTWAIT) != static_cast<ssize_t>(sizeof value)) {
@@ -772,7 +810,7 @@ Result<std::uint32_t> Guardian::watch(int kind, int fd, std::string_view marker,
     (void)settle_locked(false);  // answers already there, read without waiting
     return slot;
   }
-  auto answer = read_answer(sock_, pidfd_, pid_);
+  auto answer = read_answer(sock_, poke_, pidfd_, pid_);
   if (!answer) return answer.error();
   if (answer.value() != 0)
     return Error::make_os(answer.value(), "guardian: cannot hold descriptor %d: %s", fd,
@@ -836,6 +874,7 @@ void Guardian::stop_locked(bool orderly) noexcept {
     req.op = kOpStop;
     while (send(sock_, &req, sizeof req, MSG_NOSIGNAL) < 0 && errno == EINTR) {
     }
+    poke(poke_);
   } else {
     // A guardian that is not orderly stopped is ended: nothing it holds
     // is killed (it is asked to die, not to act as if the host had).
@@ -846,7 +885,8 @@ void Guardian::stop_locked(bool orderly) noexcept {
   }
   close(pidfd_);
   close(sock_);
-  pidfd_ = sock_ = pid_ = -1;
+  close(poke_);
+  pidfd_ = sock_ = poke_ = pid_ = -1;
   for (bool& u : used_) u = false;
   unanswered_ = 0;  // their answers went with the socket
 }

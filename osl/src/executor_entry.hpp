@@ -45,6 +45,9 @@ struct ProcessExecutor::Entry {
   int first_signal = 15;         // a teardown's first signal (TERM unless asked otherwise)
   int pending_signal = 0;        // held back until the stopped group is still
   std::int64_t quiesce_until = 0;  // when it is sent anyway
+  // Set when KILL went to the leader ahead of its stopped group: the group
+  // is scanned once the leader has ended, or from this time on (0: not waiting).
+  std::int64_t scan_after = 0;
   std::size_t adopted = 0;   // escapees of this tree adopted so far (leader)
   ExitStatus status;
   TeardownReport report;

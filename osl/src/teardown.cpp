@@ -19,6 +19,7 @@ constexpr std::int64_t kGiveUpNs = 5'000'000'000;   // after KILL, for a tree to
 constexpr std::uint64_t kEventsFlag = 1u << 31;     // poller data: a cgroup.events fd
 constexpr std::size_t kMaxChildren = 1024;           // per orphan sweep
 constexpr std::int64_t kQuiesceNs = 20'000'000;     // longest wait for a stopped group to be still
+constexpr std::int64_t kLeaderEndNs = 1'000'000;    // a KILLed leader's end, awaited before its group is scanned
 }  // namespace
 
 // Reaps a held process that has ended: records its status, reports it.
@@ -208,9 +209,23 @@ static void signal_tree(ProcessExecutor::Entry& leader, int sig, arch::ChildList
     signal_group_of(leader, sig);
     return;
   }
+  // KILL goes to the leader at once, ahead of its group: a group leader
+  // cannot call setsid(), so the stop-then-signal is for the other
+  // members only. Its children stay in the group when it ends (re-parented
+  // to us, the subreaper: the group is not orphaned, so the kernel sends
+  // it no CONT), and the group is still signalled through its held pidfd.
+  // The scan waits for the leader's end (teardown_step_locked): a leader
+  // that was alone leaves an empty group, with nothing to scan or signal.
+  const bool leader_first = sig == arch::kill_signal() && leader.proc.valid() && !leader.leader_kept;
+  if (leader_first) (void)arch::signal(leader.proc, sig);
   signal_group_of(leader, arch::stop_signal());
   leader.pending_signal = sig;
-  leader.quiesce_until = arch::monotonic_ns() + kQuiesceNs;
+  const std::int64_t now = arch::monotonic_ns();
+  leader.quiesce_until = now + kQuiesceNs;
+  if (leader_first) {
+    leader.scan_after = now + kLeaderEndNs;
+    return;
+  }
   (void)send_pending(leader, own, skip);
 }
 
@@ -223,7 +238,9 @@ void ProcessExecutor::signal_tree_locked(Entry& leader, int sig) noexcept {
   for (std::size_t i = 0; i < config_.max_processes; ++i)
     if (entries_[i].state == Entry::State::Live && entries_[i].group == index && entries_[i].orphan)
       signal_and_continue(entries_[i].proc, sig);
-  (void)sweep_orphans_locked(&leader);
+  // A tree whose leader was killed ahead is swept once its group is done
+  // (tree_gone_locked): its escapees get their KILL then.
+  if (leader.scan_after == 0) (void)sweep_orphans_locked(&leader);
 }
 
 // One event for the group signals of a teardown that were not sent because
@@ -479,6 +496,17 @@ bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noex
     leader.kill_sent = true;
     signal_tree_locked(leader, arch::kill_signal());
   }
+  if (leader.scan_after != 0) {
+    // The leader was killed ahead of its stopped group. Once it has ended
+    // (reaped by group_empty_locked), a group with nobody else in it is
+    // done: nothing is left to scan or signal. Otherwise the scan (and the
+    // group's KILL) waits for that end, at most kLeaderEndNs.
+    const bool ended = !leader.proc.valid() || leader.leader_kept || leader.state == Entry::State::Exited ||
+                       static_cast<bool>(arch::peek_exit(leader.proc));
+    if (!ended && now < leader.scan_after && now < leader.give_up) return false;
+    leader.scan_after = 0;
+    if (ended && group_empty_locked(leader)) leader.pending_signal = 0;
+  }
   const bool sent = send_pending(leader, *children_, guardian_ ? guardian_->pid() : -1);
   report_group_skip_locked(leader, leader.kill_sent ? arch::kill_signal() : leader.first_signal);
   const bool done = sent && tree_gone_locked(leader);
@@ -614,7 +642,11 @@ Result<TeardownReport> ProcessExecutor::execute(const TeardownOperation& op, con
     const std::int64_t until_kill = leader.kill_sent ? 0 : leader.deadline - now;
     const std::int64_t wait_ns = until_kill > 0 ? until_kill : 2'000'000;
     lock.unlock();
-    if (leader.pending_signal != 0) {
+    if (leader.scan_after != 0) {
+      // The leader, killed ahead of its stopped group, ending.
+      const std::int64_t left = leader.scan_after - now;
+      arch::wait_readable(leader.proc.wait_handle(), left > 0 ? left : 0);
+    } else if (leader.pending_signal != 0) {
       arch::sleep_ns(100'000);  // a stopped group becoming still
     } else if (leader.cgroup.valid()) {
       (void)leader.cgroup.wait_empty(wait_ns);
@@ -704,6 +736,11 @@ Result<void> ProcessExecutor::start_reactor(ExitSink& sink) noexcept {
 std::size_t ProcessExecutor::request_teardown(std::uint64_t owner, std::int64_t term_timeout_ns,
                                               int first_signal) noexcept {
   std::size_t n = 0;
+  // The reactor is woken to step the teardowns (its wait becomes 1 ms at
+  // most) unless each one waits for a KILLed leader whose end wakes it
+  // anyway, and its wait has a bound (a scan beat) for a leader that does
+  // not end: a wake-up saved where one costs as much as the step.
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (std::size_t i = 0; i < config_.max_processes; ++i) {
@@ -716,10 +753,12 @@ std::size_t ProcessExecutor::request_teardown(std::uint64_t owner, std::int64_t 
       begin_teardown_locked(e, term_timeout_ns, first_signal);
       e.report_to_sink = true;
       e.owner_wide = true;
+      wake |= e.scan_after == 0 || !e.polled;
       ++n;
     }
+    wake |= reactor_wakes_at_ == INT64_MAX;
   }
-  if (n > 0 && poller_) poller_->wake();
+  if (n > 0 && wake && poller_) poller_->wake();
   return n;
 }
 

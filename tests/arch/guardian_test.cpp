@@ -784,6 +784,57 @@ TEST_CASE("queued watches are all held, beyond the unanswered window, and a wait
   kill_and_wait(member);
 }
 
+namespace {
+
+long voluntary_switches(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(line.find(':') + 1));
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("the guardian serves queued requests in batches, not one wake-up each; a waited watch and a stop still get through") {
+  NothingLeft check;
+  Guardian g;
+  REQUIRE(g.start(nullptr).ok());
+  const int gpid = g.pid();
+  const std::size_t base = fds_of(gpid);
+  auto p = sleeper();
+  // 40 requests a millisecond apart. Served as each came, they would wake
+  // the guardian 40 times; batched (a nap of a few milliseconds after
+  // each serve, while they queue), a small part of that.
+  const long before = voluntary_switches(gpid);
+  REQUIRE(before >= 0);
+  for (int i = 0; i < 20; ++i) {
+    auto slot = g.watch_group_queued(p, "AIRSSYS_TREE=1.5");
+    REQUIRE(slot.ok());
+    ::usleep(1000);
+    g.unwatch(*slot);
+    ::usleep(1000);
+  }
+  // Everything is served (the last unwatch within a nap), nothing refused.
+  REQUIRE(test::wait_for([&] { return fds_of(gpid) == base; }, std::chrono::seconds(5)));
+  const long woken = voluntary_switches(gpid) - before;
+  INFO("guardian wake-ups for 40 requests: " << woken);
+  CHECK(woken < 25);
+  CHECK(g.refused() == 0);
+  // A waited watch pokes a napping guardian: answered, and held.
+  auto queued = g.watch_group_queued(p, "AIRSSYS_TREE=1.6");
+  REQUIRE(queued.ok());
+  auto waited = g.watch_process(p);
+  REQUIRE(waited.ok());
+  CHECK(fds_of(gpid) == base + 2);
+  // stop() pokes it too: the guardian ends and is reaped, and the
+  // watched process lives on.
+  g.stop();
+  CHECK_FALSE(test::process_exists(gpid));
+  CHECK(arch::try_wait(p).code() == Errc::Timeout);
+  kill_and_wait(p);
+}
+
 TEST_CASE("a guardian that died is noticed, and restart() starts a new one that accepts watches") {
   NothingLeft check;
   Guardian g;

@@ -14,6 +14,11 @@
 // guardian holds it; unwatch() makes it close that duplicate. The host may
 // close or reuse its own descriptor numbers freely: the guardian's table
 // never names a number the host has since given to another process.
+// Requests are served in batches: after serving, the guardian naps for a
+// few milliseconds (5) on the host's death and on an eventfd the host
+// writes when it waits for an answer, so a host that spawns and tears
+// down trees at a high rate wakes it once per nap, not once per request.
+// A request waiting in the socket is still read before anything is killed.
 //
 // It sleeps on a pidfd of the host. When the host's last thread is gone
 // (or the host drops its end of the socket, as an exec does) it kills what
@@ -112,6 +117,7 @@ class Guardian {
   mutable std::mutex mu_;  // one request and its acknowledgement at a time
   const CgroupRoot* root_ = nullptr;
   int sock_ = -1;   // the host's end of the socketpair
+  int poke_ = -1;   // eventfd that wakes a napping guardian (it has a copy)
   int pid_ = -1;
   int pidfd_ = -1;
   bool used_[kSlots] = {};
