@@ -12,24 +12,27 @@ namespace airssys {
 //
 // Each slot has a state word: (tag << 2) | state, where tag = sequence + 1
 // of the event that last claimed the slot (0: never used) and state is
-//   Free      — no valid event for `tag` (never written, or lost);
-//   Writing   — the producer of `tag` owns the slot and is storing words;
-//   Done      — the event `tag` is whole;
-//   Contested — the producer of an older tag still writes, and the producer
-//               of `tag` came by: both events are lost; the older producer,
-//               on finishing, turns the word into (tag, Free).
-// Only a producer that owns the slot (Writing) stores its words, so two
-// producers never write one slot at once. A producer never waits: finding
-// the slot taken by an older one, it gives its own event up (Contested);
-// finding a newer tag, its event was already overwritten. Every sequence
-// handed out thus ends Done, or is seen by a reader as lost.
+//   Free    — never written;
+//   Writing — the producer of `tag` owns the slot and is storing words;
+//   Done    — the event `tag` is whole.
+// A producer claims the slot with one compare-and-swap (from a state that
+// is not Writing, to its own Writing), stores its words, and publishes
+// Done with a plain release store: while the slot is Writing nobody else
+// writes its state word. Only the owner stores words, so two producers
+// never write one slot at once. A producer never waits: finding the slot
+// taken by an older producer still writing (preempted a whole lap), it
+// gives its own event up by raising the slot's `given_up` mark to its tag
+// (a rare compare-and-swap loop: the mark only grows); finding a newer
+// tag, its event was already overwritten. A reader that finds an older tag
+// than the one it wants reads the event as lost if the mark reaches it,
+// else as not written yet. A producer whose tag the mark already reaches
+// gives its event up too, so that what a reader judged lost stays lost.
+// Every sequence handed out thus ends Done, or is seen by a reader as lost.
 
 namespace {
 
-constexpr std::uint64_t kFree = 0;
 constexpr std::uint64_t kWriting = 1;
 constexpr std::uint64_t kDone = 2;
-constexpr std::uint64_t kContested = 3;
 constexpr std::uint64_t word(std::uint64_t tag, std::uint64_t state) noexcept { return (tag << 2) | state; }
 constexpr std::uint64_t tag_of(std::uint64_t w) noexcept { return w >> 2; }
 constexpr std::uint64_t state_of(std::uint64_t w) noexcept { return w & 3; }
@@ -56,7 +59,8 @@ std::string_view cut(std::string_view s) noexcept {
 }  // namespace
 
 struct Monitoring::Slot {
-  std::atomic<std::uint64_t> state{0};
+  std::atomic<std::uint64_t> state{0};      // Free, tag 0
+  std::atomic<std::uint64_t> given_up{0};   // the highest tag given up on this slot
   std::atomic<std::uint64_t> words[kWords] = {};
 };
 
@@ -246,15 +250,17 @@ void Monitoring::put(std::uint64_t seq, const MonitorEvent& event, Lane& l) noex
     std::uint64_t cur = s.state.load(std::memory_order_acquire);
     for (;;) {
       if (tag_of(cur) >= tag) break;  // a newer event already took the slot: ours counts as overwritten
-      const std::uint64_t st = state_of(cur);
-      if (st == kWriting || st == kContested) {
-        // An older producer is still writing (preempted a whole lap):
-        // give ours up rather than wait; readers see `tag` as lost.
-        // acquire: as for the load above (nothing of ours is published).
-        if (s.state.compare_exchange_weak(cur, word(tag, kContested), std::memory_order_acquire,
-                                          std::memory_order_acquire))
-          break;
-        continue;
+      // relaxed: the mark is only compared with our own tag.
+      if (state_of(cur) == kWriting || s.given_up.load(std::memory_order_relaxed) >= tag) {
+        // An older producer is still writing (preempted a whole lap), or a
+        // reader may already have judged our tag lost: give ours up rather
+        // than wait. release: a reader that sees the mark also sees that
+        // the state word it read before is not ours.
+        std::uint64_t mark = s.given_up.load(std::memory_order_relaxed);
+        while (mark < tag &&
+               !s.given_up.compare_exchange_weak(mark, tag, std::memory_order_release, std::memory_order_relaxed)) {
+        }
+        break;
       }
       // acquire on success: as for the load above.
       if (!s.state.compare_exchange_weak(cur, word(tag, kWriting), std::memory_order_acquire,
@@ -267,16 +273,10 @@ void Monitoring::put(std::uint64_t seq, const MonitorEvent& event, Lane& l) noex
       // state again, and so drops what it copied. (No fences: GCC's TSan
       // does not model them.)
       for (std::size_t i = 0; i < kWords; ++i) s.words[i].store(w[i], std::memory_order_release);
-      // Done, or, if a newer producer contested the slot while we wrote
-      // (our words are then neither ours nor theirs), Free under its tag.
-      // Only contesters change the word while we own it, each to a newer
-      // Contested tag, so this ends. release: a reader that sees Done sees
-      // every word; the next owner's acquire orders its words after ours.
-      std::uint64_t now = word(tag, kWriting);
-      for (;;) {
-        const std::uint64_t want = state_of(now) == kWriting ? word(tag, kDone) : word(tag_of(now), kFree);
-        if (s.state.compare_exchange_weak(now, want, std::memory_order_release, std::memory_order_relaxed)) break;
-      }
+      // release: a reader that sees Done sees every word; the next owner's
+      // acquire orders its words after ours. Nobody else writes the state
+      // word of a slot that is Writing.
+      s.state.store(word(tag, kDone), std::memory_order_release);
       break;
     }
   }
@@ -305,9 +305,16 @@ EventRead Monitoring::read(EventCursor& cursor, std::span<MonitorEvent> out) con
     const std::uint64_t tag = next + 1;
     // acquire: pairs with the producer's release of Done.
     const std::uint64_t w1 = s.state.load(std::memory_order_acquire);
-    if (tag_of(w1) < tag) break;  // its producer has not claimed it yet, or writes it now
+    if (tag_of(w1) < tag) {
+      // Its producer gave it up (acquire: pairs with the mark's release),
+      // or has not claimed the slot yet: the next read looks again.
+      if (s.given_up.load(std::memory_order_acquire) < tag) break;
+      ++r.missed;
+      ++next;
+      continue;
+    }
     if (w1 != word(tag, kDone)) {
-      // Newer (ours was overwritten), or ours lost (Free / Contested).
+      // Newer (ours was overwritten), or ours being written.
       if (tag_of(w1) == tag && state_of(w1) == kWriting) break;
       ++r.missed;
       ++next;
