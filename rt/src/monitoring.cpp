@@ -2,6 +2,7 @@
 
 #include <airssys/arch/wait.hpp>
 
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <type_traits>
@@ -235,12 +236,15 @@ void Monitoring::record(std::span<const MonitorEvent> events) noexcept {
 }
 
 void Monitoring::put(std::uint64_t seq, const MonitorEvent& event, Lane& l) noexcept {
-  MonitorEvent e = event;
-  e.sequence = seq;
-  if (e.time_ns == 0) e.time_ns = arch::monotonic_ns();
-  const auto kind = static_cast<std::size_t>(e.kind);
+  // The event's words, read once, with its sequence and (when 0) its time.
+  static_assert(offsetof(MonitorEvent, sequence) == 0 && offsetof(MonitorEvent, time_ns) == 8);
+  std::uint64_t w[kWords];
+  std::memcpy(w, &event, sizeof w);
+  w[0] = seq;
+  if (event.time_ns == 0) w[1] = static_cast<std::uint64_t>(arch::monotonic_ns());
+  const auto kind = static_cast<std::size_t>(event.kind);
   if (kind < MonitorEvent::kKinds) bump(l.kinds[kind], l.single_writer);
-  if (e.kind == MonitorEvent::Kind::ActorRestarted) count_restart(e, l);
+  if (event.kind == MonitorEvent::Kind::ActorRestarted) count_restart(event, l);
 
   if (slots_) {
     Slot& s = slots_[seq & mask_];
@@ -266,8 +270,6 @@ void Monitoring::put(std::uint64_t seq, const MonitorEvent& event, Lane& l) noex
       if (!s.state.compare_exchange_weak(cur, word(tag, kWriting), std::memory_order_acquire,
                                          std::memory_order_acquire))
         continue;
-      std::uint64_t w[kWords];
-      std::memcpy(w, &e, sizeof e);
       // release (a plain store on x86): a reader whose acquire load reads
       // one of these words also sees our claim above when it reads the
       // state again, and so drops what it copied. (No fences: GCC's TSan
@@ -281,10 +283,14 @@ void Monitoring::put(std::uint64_t seq, const MonitorEvent& event, Lane& l) noex
     }
   }
 
-  if (needs_alert(e)) {
+  if (needs_alert(event)) {
     alerts_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
     // acquire: pairs with set_alert_hook's release; the cookie is set.
-    if (AlertHook hook = alert_.load(std::memory_order_acquire)) hook(e, alert_cookie_);
+    if (AlertHook hook = alert_.load(std::memory_order_acquire)) {
+      MonitorEvent e;
+      std::memcpy(&e, w, sizeof e);
+      hook(e, alert_cookie_);
+    }
   }
 }
 
