@@ -6,7 +6,7 @@
 //       osl/spawn/raw_posix_spawn (posix_spawn + SETPGROUP + waitpid) plus
 //       what the library adds (policy chain, the program held by an O_PATH
 //       descriptor and run with execveat, table entry, pidfd and a second
-//       one for the group, the guardian's registration round trip,
+//       one for the group, the guardian's registration (queued),
 //       parent-death signal, tree marker). The executor's first spawn,
 //       which starts the guardian, is left out of the timing.
 //   osl/spawn/managed_cgroup  the same, contained by a cgroup of its own
