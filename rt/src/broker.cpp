@@ -51,12 +51,38 @@ Result<void> Broker::subscribe_id(std::string_view topic, ActorId id, std::uintp
   for (std::uint32_t i = 0; i < per_topic_; ++i) {
     std::uint64_t v = row[i].load(std::memory_order_acquire);
     if (v != 0 && system_.alive(ActorId::from_bits(v))) continue;
-    // release: a publisher that loads the id can send to it at once.
-    if (row[i].compare_exchange_strong(v, packed, std::memory_order_release, std::memory_order_relaxed))
+    // seq_cst: against a subscribe of the same actor that races this one
+    // (see settle_duplicates).
+    if (row[i].compare_exchange_strong(v, packed, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+      if (settle_duplicates(row, i, packed))
+        return Error::make(Errc::AlreadyExists, "actor #%u already subscribes to '%.*s'", id.slot,
+                           static_cast<int>(topic.size()), topic.data());
       return {};
+    }
   }
   return Error::make(Errc::Full, "topic '%.*s' has its %u subscribers", static_cast<int>(topic.size()),
                      topic.data(), per_topic_);
+}
+
+// Two subscribes of one actor that race may each find no place holding it
+// and each take one. After taking place `mine`, a subscribe looks at the
+// row again: the lowest place holding the actor is the one that stays.
+// It clears every higher one, its own included when a lower one exists
+// (true: then it was not the subscribe that counted). Each of two racers
+// stores its place before it looks (seq_cst), so at least one of them sees
+// the other's, and whichever sees it clears the higher place: the actor
+// ends up in one place. A publish in the moment between may reach it
+// twice.
+bool Broker::settle_duplicates(std::atomic<std::uint64_t>* row, std::uint32_t mine,
+                               std::uint64_t packed) noexcept {
+  std::uint32_t lowest = mine;
+  for (std::uint32_t i = 0; i < per_topic_; ++i)
+    if (i != mine && row[i].load(std::memory_order_seq_cst) == packed && i < lowest) lowest = i;
+  for (std::uint32_t i = lowest + 1; i < per_topic_; ++i) {
+    std::uint64_t v = packed;
+    (void)row[i].compare_exchange_strong(v, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+  }
+  return lowest != mine;
 }
 
 Result<void> Broker::unsubscribe(std::string_view topic, ActorId id) noexcept {

@@ -458,3 +458,52 @@ TEST_CASE("publishing while subscribers come and go is safe and delivers only to
   REQUIRE(counts[0].load() == rounds);
   REQUIRE(sys.shutdown().ok());
 }
+
+TEST_CASE("concurrent subscribes of one actor to one topic leave it subscribed once") {
+  // Two subscribes of the same actor that race each saw no entry for it and
+  // took a place each: every publish then reached it twice, and one
+  // unsubscribe left it subscribed.
+  Log<int> log;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.subscribers_per_topic = 8;
+  System sys(cfg);
+  Broker& b = sys.broker();
+  auto s = spawn_sub(sys, log);
+  REQUIRE(s.ok());
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 2000;
+  int twice = 0, none_ok = 0, lost = 0;
+  std::atomic<int> other_errors{0};
+  for (int round = 0; round < kRounds; ++round) {
+    std::atomic<int> ready{0};
+    std::atomic<int> ok{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&] {
+        ready.fetch_add(1);
+        while (ready.load() < kThreads) {
+        }
+        auto r = b.subscribe("t", *s);
+        if (r) {
+          ok.fetch_add(1);
+        } else if (r.code() != Errc::AlreadyExists) {
+          other_errors.fetch_add(1);
+        }
+      });
+    for (auto& t : threads) t.join();
+    if (ok.load() == 0) ++none_ok;
+    auto p = b.publish("t", round);
+    REQUIRE(p.ok());
+    if (p->delivered > 1) ++twice;
+    if (p->delivered == 0) ++lost;
+    // One unsubscribe ends the subscription: a second one finds nothing.
+    REQUIRE(b.unsubscribe("t", *s).ok());
+    if (b.unsubscribe("t", *s).ok()) ++twice;
+  }
+  CHECK(twice == 0);
+  CHECK(none_ok == 0);
+  CHECK(lost == 0);
+  CHECK(other_errors.load() == 0);
+  REQUIRE(sys.shutdown().ok());
+}

@@ -27,7 +27,10 @@ Result<void> send_published(System& s, ActorRef<M> to, const M& msg, Backpressur
 
 // A fixed-capacity publish/subscribe hub. A topic is created by its first
 // subscriber and typed by its message type; `publish` sends a copy to each
-// subscriber (lock-free) and removes subscribers that have stopped.
+// subscriber (lock-free) and removes subscribers that have stopped. An
+// actor is subscribed to a topic at most once: subscribing it again is
+// AlreadyExists, and subscribes of the same actor that race leave it
+// subscribed once (a publish in that moment may reach it twice).
 class Broker {
  public:
   template <class M>
@@ -46,6 +49,7 @@ class Broker {
   ~Broker();
   void init(std::uint32_t topics, std::uint32_t per_topic);
   Result<void> subscribe_id(std::string_view topic, ActorId id, std::uintptr_t tag) noexcept;
+  bool settle_duplicates(std::atomic<std::uint64_t>* row, std::uint32_t mine, std::uint64_t packed) noexcept;
   Result<std::atomic<std::uint64_t>*> topic_for_publish(std::string_view topic,
                                                         std::uintptr_t tag) const noexcept;
   System& system_;
