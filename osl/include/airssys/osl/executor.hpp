@@ -121,7 +121,7 @@ class ExitSink {
 // Told by the reactor that a watched descriptor (a pipe's read end) has
 // data or is at its end, on the reactor's thread. One-shot: not told again
 // until ProcessExecutor::rearm. Must not block, and must not call back into
-// the executor (a post to an actor's mailbox is what it is for).
+// the executor (handing the news to another thread is what it is for).
 class FdWatcher {
  public:
   virtual ~FdWatcher() = default;
@@ -156,7 +156,7 @@ class ProcessExecutor {
   // kMaxMiddleware. Configure before the first operation.
   Result<void> use(Middleware& m) noexcept;
 
-  // `owner` tags the process for the ExitSink (an actor id in rt).
+  // `owner` tags the process for the ExitSink (an opaque id of the caller's choosing).
   Result<SpawnProcessResult> execute(const SpawnProcessOperation& op, const SecurityContext& who = {},
                                      std::uint64_t owner = 0) noexcept;
   Result<void> execute(const KillProcessGroupOperation& op, const SecurityContext& who = {}) noexcept;
