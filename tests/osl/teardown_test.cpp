@@ -879,3 +879,53 @@ TEST_CASE("the reactor sleeps while a leader that ended before its group waits f
   CHECK(r->killed >= 1);
   CHECK(ex.live() == 0);
 }
+
+namespace {
+
+// Resident memory of `pid` in KiB (0 when it cannot be read).
+long resident_kib(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("a KILLed leader that takes long to die: its stopped group is scanned and killed meanwhile") {
+  // A KILL goes to the leader first, and the group's scan waits for the
+  // leader's end, at most 1 ms. This leader holds 400 MB, which takes the
+  // kernel tens of milliseconds to free after the KILL: the scan does not
+  // wait for that, finds the group's other member stopped, and kills it;
+  // the teardown then ends once the leader is gone too.
+  NothingLeft guard;
+  ProcessExecutor ex;
+  const std::string_view args[] = {"-e", "$x = 'a' x 400_000_000; system('sleep', '1000'); sleep 1000"};
+  const std::string_view env[] = {guard.marker};
+  SpawnProcessOperation op = marked("/usr/bin/perl", args, env, Containment::ProcessGroup);
+  auto r = ex.execute(op);
+  INFO(r.error().message());
+  REQUIRE(r.ok());
+  const int leader = r->pid;
+  guard.pids.push_back(leader);
+  // The member (perl's `sleep`, in its group) runs, and the memory is held.
+  int member = 0;
+  REQUIRE(test::wait_for([&] {
+    for (int pid : test::processes_with_env(guard.marker))
+      if (pid != leader && test::comm_of(pid) == "sleep") member = pid;
+    return member != 0 && resident_kib(leader) > 300'000;
+  }, std::chrono::seconds(20)));
+  guard.pids.push_back(member);
+  auto t = ex.execute(TeardownOperation{leader, 0});
+  INFO(t.error().message());
+  REQUIRE(t.ok());
+  CHECK_FALSE(t->gave_up);
+  CHECK(t->killed == 2);
+  CHECK(t->reaped == 2);
+  CHECK(t->leader_status.signal == SIGKILL);
+  CHECK_FALSE(test::process_exists(leader));
+  CHECK_FALSE(test::process_exists(member));
+  CHECK(ex.live() == 0);
+  CHECK(test::children_of_self().size() == 1);  // the guardian
+}
