@@ -75,12 +75,13 @@ Result<void> Broker::subscribe_id(std::string_view topic, ActorId id, std::uintp
 // twice.
 bool Broker::settle_duplicates(std::atomic<std::uint64_t>* row, std::uint32_t mine,
                                std::uint64_t packed) noexcept {
+  // The places above ours are read by the clearing CAS below.
   std::uint32_t lowest = mine;
-  for (std::uint32_t i = 0; i < per_topic_; ++i)
-    if (i != mine && row[i].load(std::memory_order_seq_cst) == packed && i < lowest) lowest = i;
+  for (std::uint32_t i = 0; i < mine && lowest == mine; ++i)
+    if (row[i].load(std::memory_order_seq_cst) == packed) lowest = i;
   for (std::uint32_t i = lowest + 1; i < per_topic_; ++i) {
     std::uint64_t v = packed;
-    (void)row[i].compare_exchange_strong(v, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+    (void)row[i].compare_exchange_strong(v, 0, std::memory_order_seq_cst, std::memory_order_seq_cst);
   }
   return lowest != mine;
 }

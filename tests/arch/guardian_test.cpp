@@ -784,18 +784,6 @@ TEST_CASE("queued watches are all held, beyond the unanswered window, and a wait
   kill_and_wait(member);
 }
 
-namespace {
-
-long voluntary_switches(int pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(line.find(':') + 1));
-  return -1;
-}
-
-}  // namespace
-
 TEST_CASE("the guardian serves queued requests in batches, not one wake-up each; a waited watch and a stop still get through") {
   NothingLeft check;
   Guardian g;
@@ -806,7 +794,7 @@ TEST_CASE("the guardian serves queued requests in batches, not one wake-up each;
   // 40 requests a millisecond apart. Served as each came, they would wake
   // the guardian 40 times; batched (a nap of a few milliseconds after
   // each serve, while they queue), a small part of that.
-  const long before = voluntary_switches(gpid);
+  const long before = test::status_field(gpid, "voluntary_ctxt_switches");
   REQUIRE(before >= 0);
   for (int i = 0; i < 20; ++i) {
     auto slot = g.watch_group_queued(p, "AIRSSYS_TREE=1.5");
@@ -817,7 +805,7 @@ TEST_CASE("the guardian serves queued requests in batches, not one wake-up each;
   }
   // Everything is served (the last unwatch within a nap), nothing refused.
   REQUIRE(test::wait_for([&] { return fds_of(gpid) == base; }, std::chrono::seconds(5)));
-  const long woken = voluntary_switches(gpid) - before;
+  const long woken = test::status_field(gpid, "voluntary_ctxt_switches") - before;
   INFO("guardian wake-ups for 40 requests: " << woken);
   CHECK(woken < 25);
   CHECK(g.refused() == 0);
@@ -873,12 +861,7 @@ TEST_CASE("the guardian keeps none of the host's anonymous memory") {
   std::vector<char> ballast(64 << 20, 1);  // 64 MiB, touched
   Guardian g;
   REQUIRE(g.start(nullptr).ok());
-  long rss_anon_kb = -1;
-  {
-    std::ifstream status("/proc/" + std::to_string(g.pid()) + "/status");
-    for (std::string line; std::getline(status, line);)
-      if (line.rfind("RssAnon:", 0) == 0) rss_anon_kb = std::stol(line.substr(8));
-  }
+  const long rss_anon_kb = test::status_field(g.pid(), "RssAnon");
   INFO("guardian RssAnon " << rss_anon_kb << " kB");
   CHECK(rss_anon_kb >= 0);
   CHECK(rss_anon_kb < 4096);

@@ -880,19 +880,6 @@ TEST_CASE("the reactor sleeps while a leader that ended before its group waits f
   CHECK(ex.live() == 0);
 }
 
-namespace {
-
-// Resident memory of `pid` in KiB (0 when it cannot be read).
-long resident_kib(int pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return 0;
-}
-
-}  // namespace
-
 TEST_CASE("a KILLed leader that takes long to die: its stopped group is scanned and killed meanwhile") {
   // A KILL goes to the leader first, and the group's scan waits for the
   // leader's end, at most 1 ms. This leader holds 400 MB, which takes the
@@ -914,7 +901,7 @@ TEST_CASE("a KILLed leader that takes long to die: its stopped group is scanned 
   REQUIRE(test::wait_for([&] {
     for (int pid : test::processes_with_env(guard.marker))
       if (pid != leader && test::comm_of(pid) == "sleep") member = pid;
-    return member != 0 && resident_kib(leader) > 300'000;
+    return member != 0 && test::status_field(leader, "VmRSS") > 300'000;
   }, std::chrono::seconds(20)));
   guard.pids.push_back(member);
   auto t = ex.execute(TeardownOperation{leader, 0});

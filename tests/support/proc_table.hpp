@@ -247,6 +247,17 @@ inline std::string comm_of(int pid) {
   return name;
 }
 
+// A numeric field of /proc/<pid>/status ("VmRSS", "RssAnon",
+// "voluntary_ctxt_switches"; memory fields are in kB), or -1 when the
+// process is gone or has no such field.
+inline long status_field(int pid, const std::string& name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  const std::string key = name + ":";
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key, 0) == 0) return std::stol(line.substr(key.size()));
+  return -1;
+}
+
 // This process's children, one per line ("pid state pgid sid comm
 // cgroup"), for failure messages: what was left, and of which tree.
 inline std::string describe_children() {
