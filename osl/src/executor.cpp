@@ -263,6 +263,11 @@ ProcessExecutor::Entry* ProcessExecutor::find_group_locked(int pgid) noexcept {
 }
 
 void ProcessExecutor::release_locked(Entry& e) noexcept {
+  // The reactor keeps its scan beat for a period after the last tree that
+  // needs scans is gone (reactor_loop); it may go between two of the
+  // reactor's looks at the table, so the release is the time that counts.
+  if (e.leads && e.lifetime == ProcessLifetime::Managed && e.containment != Containment::None)
+    scanned_trees_seen_at_ = arch::monotonic_ns();
   if (e.guardian_slot >= 0 && guardian_) guardian_->unwatch(static_cast<std::uint32_t>(e.guardian_slot));
   if (e.polled && poller_ && e.proc.valid()) poller_->remove(e.proc.wait_handle());
   if (e.events_polled && poller_ && e.cgroup.valid()) poller_->remove(e.cgroup.events_handle());

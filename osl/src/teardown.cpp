@@ -123,7 +123,22 @@ void ProcessExecutor::report_exit_locked(Entry& e, ExitStatus st, std::string_vi
   ev.lifetime = e.lifetime;
   ev.status = st;
   emit(ev);
-  if (sink_ != nullptr && !e.orphan) sink_->on_exit(e.owner, e.pid, st);
+  if (sink_ == nullptr || e.orphan) return;
+  SinkReport r;
+  r.owner = e.owner;
+  r.pid = e.pid;
+  r.status = st;
+  to_sink_locked(r);
+}
+
+// Straight to the sink, or queued for the reactor to deliver once it
+// releases mu_.
+void ProcessExecutor::to_sink_locked(const SinkReport& r) noexcept {
+  if (defer_reports_ && deferred_count_ < 2 * config_.max_processes) {
+    deferred_[deferred_count_++] = r;
+  } else {
+    r.deliver(*sink_);
+  }
 }
 
 static bool reap_held(ProcessExecutor::Entry& e, ExitStatus& status, arch::Poller* poller) noexcept {
@@ -496,6 +511,7 @@ bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noex
     leader.kill_sent = true;
     signal_tree_locked(leader, arch::kill_signal());
   }
+  bool emptied = false;
   if (leader.scan_after != 0) {
     // The leader was killed ahead of its stopped group. Once it has ended
     // (reaped by group_empty_locked), a group with nobody else in it is
@@ -505,11 +521,15 @@ bool ProcessExecutor::teardown_step_locked(Entry& leader, std::int64_t now) noex
                        static_cast<bool>(arch::peek_exit(leader.proc));
     if (!ended && now < leader.scan_after && now < leader.give_up) return false;
     leader.scan_after = 0;
-    if (ended && group_empty_locked(leader)) leader.pending_signal = 0;
+    if (ended && group_empty_locked(leader)) {
+      leader.pending_signal = 0;
+      emptied = true;
+    }
   }
   const bool sent = send_pending(leader, *children_, guardian_ ? guardian_->pid() : -1);
   report_group_skip_locked(leader, leader.kill_sent ? arch::kill_signal() : leader.first_signal);
-  const bool done = sent && tree_gone_locked(leader);
+  // A group found empty just now stays empty: only the sweep is left.
+  const bool done = sent && (emptied ? sweep_orphans_locked(&leader) == 0 : tree_gone_locked(leader));
   if (!done && now < leader.give_up) return false;
   leader.report.gave_up = !done;
   if (!leader.kill_sent) leader.report.exited_on_term = true;
@@ -589,7 +609,14 @@ TeardownReport ProcessExecutor::complete_teardown_locked(Entry& leader, std::str
   ev.teardown = &report;
   if (failure.code() != Errc::Ok) ev.error = &failure;
   emit(ev);
-  if (sink_ != nullptr && leader.report_to_sink) sink_->on_teardown(leader.owner, leader.pid, report);
+  if (sink_ != nullptr && leader.report_to_sink) {
+    SinkReport r;
+    r.owner = leader.owner;
+    r.pid = leader.pid;
+    r.teardown = true;
+    r.report = report;
+    to_sink_locked(r);
+  }
   for (std::size_t i = 0; i < config_.max_processes; ++i)
     if (entries_[i].state != Entry::State::Free && entries_[i].group == index && &entries_[i] != &leader)
       release_locked(entries_[i]);
@@ -714,6 +741,8 @@ Result<void> ProcessExecutor::start_reactor(ExitSink& sink) noexcept {
   if (!p) return p.error();
   poller_.reset(new (std::nothrow) arch::Poller(std::move(p.value())));
   if (!poller_) return Error::make(Errc::Full, "no memory for the reactor's poller");
+  deferred_.reset(new (std::nothrow) SinkReport[2 * config_.max_processes]);
+  if (!deferred_) return Error::make(Errc::Full, "no memory for the reactor's reports");
   sink_ = &sink;
   for (std::size_t i = 0; i < config_.max_processes; ++i) {
     Entry& e = entries_[i];
@@ -842,7 +871,8 @@ void ProcessExecutor::reactor_loop() noexcept {
     }
     const std::size_t n = poller_->wait(ready, 64, timeout);
     dispatch_watches(ready, n);  // before mu_: a watcher never runs under the table's lock
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    defer_reports_ = true;
     for (std::size_t k = 0; k < n; ++k) {
       if (ready[k] == kGuardianData) {
         // The guardian died (killed on its own): a new one, told of every
@@ -873,6 +903,13 @@ void ProcessExecutor::reactor_loop() noexcept {
       // when waitid says a child is waiting to be reaped.
       if (pgroup_trees || (cgroup_trees && arch::has_ended_child())) (void)sweep_orphans_locked(nullptr);
     }
+    defer_reports_ = false;
+    const std::size_t reports = deferred_count_;
+    deferred_count_ = 0;
+    lock.unlock();
+    // Only this thread fills the array (while defer_reports_ is set), so
+    // it reads it unlocked.
+    for (std::size_t i = 0; i < reports; ++i) deferred_[i].deliver(*sink_);
   }
 }
 

@@ -916,3 +916,47 @@ TEST_CASE("a KILLed leader that takes long to die: its stopped group is scanned 
   CHECK(ex.live() == 0);
   CHECK(test::children_of_self().size() == 1);  // the guardian
 }
+
+TEST_CASE("the reactor reports to its sink with the table unlocked: a sink may call the executor") {
+  // A report wakes whoever waits for it, who may call the executor at
+  // once; the reactor must not still hold the table's lock then. A sink
+  // that calls back proves it: under the lock, its first call would
+  // deadlock the reactor on itself.
+  NothingLeft guard;
+  struct Sink final : osl::ExitSink {
+    ProcessExecutor* ex = nullptr;
+    std::atomic<int> exit_pid{0}, torn_pid{0};
+    std::atomic<long> live_at_exit{-1}, live_at_teardown{-1};
+    void on_exit(std::uint64_t, int pid, osl::ExitStatus) noexcept override {
+      live_at_exit = static_cast<long>(ex->live());
+      exit_pid = pid;
+    }
+    void on_teardown(std::uint64_t owner, int pid, const osl::TeardownReport& report) noexcept override {
+      if (owner != 7 || !report.owner_wide) return;
+      live_at_teardown = static_cast<long>(ex->counters().cleaned);
+      torn_pid = pid;
+    }
+  } sink;
+  ProcessExecutor ex;
+  sink.ex = &ex;
+  REQUIRE(ex.start_reactor(sink).ok());
+  const std::string_view env[] = {guard.marker};
+  // One that ends by itself: on_exit, its entry already released.
+  const std::string_view quick[] = {"-c", "exit 3"};
+  auto a = ex.execute(marked("/bin/sh", quick, env, Containment::ProcessGroup), {}, 5);
+  INFO(a.error().message());
+  REQUIRE(a.ok());
+  guard.pids.push_back(a->pid);
+  REQUIRE(test::wait_for([&] { return sink.exit_pid.load() == a->pid; }));
+  CHECK(sink.live_at_exit.load() == 0);
+  // One torn down on request: on_teardown, counted as cleaned.
+  auto b = ex.execute(marked("/bin/sleep", test::kSleep, env, Containment::ProcessGroup), {}, 7);
+  INFO(b.error().message());
+  REQUIRE(b.ok());
+  guard.pids.push_back(b->pid);
+  CHECK(ex.request_teardown(7, 0) == 1);
+  REQUIRE(test::wait_for([&] { return sink.torn_pid.load() == b->pid; }));
+  CHECK(sink.live_at_teardown.load() == 2);
+  CHECK_FALSE(test::process_exists(b->pid));
+  CHECK(ex.live() == 0);
+}

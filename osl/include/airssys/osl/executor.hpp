@@ -104,7 +104,9 @@ class Middleware {
   virtual void observe(const ProcessEvent& event) noexcept { (void)event; }
 };
 
-// Receives what the reactor finds, on the reactor's thread.
+// Receives what the reactor finds, on the reactor's thread, after the
+// reactor has released the executor's lock: a report may wake a thread that
+// calls the executor at once.
 class ExitSink {
  public:
   virtual ~ExitSink() = default;
@@ -245,6 +247,21 @@ class ProcessExecutor {
   bool tree_gone_locked(Entry& leader) noexcept;
   void release_locked(Entry& e) noexcept;
   void report_exit_locked(Entry& e, ExitStatus st, std::string_view principal) noexcept;
+  struct SinkReport {
+    std::uint64_t owner = 0;
+    int pid = 0;
+    bool teardown = false;  // on_teardown with `report`, else on_exit with `status`
+    ExitStatus status;
+    TeardownReport report;
+    void deliver(ExitSink& sink) const noexcept {
+      if (teardown) {
+        sink.on_teardown(owner, pid, report);
+      } else {
+        sink.on_exit(owner, pid, status);
+      }
+    }
+  };
+  void to_sink_locked(const SinkReport& r) noexcept;
   void begin_teardown_locked(Entry& leader, std::int64_t term_timeout_ns, int first_signal = 0) noexcept;
   void signal_tree_locked(Entry& leader, int sig) noexcept;
   void report_group_skip_locked(Entry& leader, int sig) noexcept;
@@ -278,6 +295,13 @@ class ProcessExecutor {
   // Reactor.
   std::unique_ptr<arch::Poller> poller_;
   ExitSink* sink_ = nullptr;
+  // The reactor's reports, made under mu_ and given to the sink once it is
+  // released (a report wakes a worker, which would otherwise run into the
+  // lock the reactor still holds and sleep on it). At most one exit and one
+  // teardown per entry in one locked stretch: 2 * max_processes.
+  std::unique_ptr<SinkReport[]> deferred_;
+  std::size_t deferred_count_ = 0;
+  bool defer_reports_ = false;  // under mu_: set by the reactor for its stretch
   std::thread reactor_;
   std::atomic<bool> stopping_{false};
   // Under mu_: when the reactor's current wait ends (INT64_MAX: it waits
