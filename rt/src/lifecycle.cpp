@@ -86,9 +86,10 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
   } else {
     // Round robin without an RMW: concurrent spawners may pick the same
     // worker, which is harmless, and the line is not fought over.
+    // The counter wraps by comparison, not by a division.
     const std::uint32_t next = next_worker_.load(std::memory_order_relaxed);
-    next_worker_.store(next + 1, std::memory_order_relaxed);
-    home = next % config_.workers;
+    home = next < config_.workers ? next : 0;
+    next_worker_.store(home + 1, std::memory_order_relaxed);
   }
   Worker* w = this_worker();
   if (parent.valid()) {

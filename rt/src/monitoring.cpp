@@ -359,8 +359,10 @@ void Monitoring::count_restart(const MonitorEvent& e, Lane& l) noexcept {
     return;
   }
   const std::uint64_t key = h | 1;  // never 0
-  for (std::size_t i = 0; i < name_capacity_; ++i) {
-    NameSlot& n = names_[(key + i) % name_capacity_];
+  // One division for the first row; the probe then steps and wraps.
+  std::size_t row = static_cast<std::size_t>(key % name_capacity_);
+  for (std::size_t i = 0; i < name_capacity_; ++i, row = row + 1 == name_capacity_ ? 0 : row + 1) {
+    NameSlot& n = names_[row];
     // acquire: if the row is named, its name is visible.
     std::uint64_t k = n.key.load(std::memory_order_acquire);
     if (k == 0) {
@@ -370,7 +372,7 @@ void Monitoring::count_restart(const MonitorEvent& e, Lane& l) noexcept {
         std::memcpy(n.name, name.data(), name.size());
         n.name[name.size()] = '\0';
         n.named.store(true, std::memory_order_release);  // release: the name is written
-        bump(l.names[(key + i) % name_capacity_], l.single_writer);
+        bump(l.names[row], l.single_writer);
         return;
       }
       // Another name took it first: k holds its key.
@@ -384,7 +386,7 @@ void Monitoring::count_restart(const MonitorEvent& e, Lane& l) noexcept {
     if (n.named.load(std::memory_order_acquire) && std::memcmp(n.name, e.name, MonitorEvent::kNameSize) != 0 &&
         std::string_view(n.name) != name)
       continue;
-    bump(l.names[(key + i) % name_capacity_], l.single_writer);
+    bump(l.names[row], l.single_writer);
     return;
   }
   bump(l.untracked, l.single_writer);

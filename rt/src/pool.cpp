@@ -1,5 +1,7 @@
 #include <airssys/rt/detail/pool.hpp>
 
+#include <bit>
+#include <cassert>
 #include <cstdlib>
 #include <new>
 
@@ -90,7 +92,9 @@ BlockPool::~BlockPool() {
 }
 
 void BlockPool::init(std::size_t block_size, std::uint32_t count) {
+  assert(block_size >= 64 && (block_size & (block_size - 1)) == 0);
   block_size_ = block_size;
+  block_shift_ = static_cast<unsigned>(std::countr_zero(block_size));
   count_ = count;
   arena_ = static_cast<char*>(reserve(block_size * count, 64));
   links_ = static_cast<std::atomic<std::uint32_t>*>(

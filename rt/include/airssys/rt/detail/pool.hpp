@@ -41,8 +41,10 @@ class IndexStack {
   std::size_t stride_ = 0;
 };
 
-// `count` blocks of `block_size` bytes in one arena, with a lock-free free
-// list. Blocks are 64-byte aligned.
+// `count` blocks of `block_size` bytes (a power of two, at least 64) in one
+// arena, with a lock-free free list. Blocks are 64-byte aligned; a block's
+// index is its offset shifted, not divided (a division costs tens of cycles
+// on every free and every monitor record).
 class BlockPool {
  public:
   BlockPool() = default;
@@ -57,14 +59,14 @@ class BlockPool {
     return arena_ + static_cast<std::size_t>(i) * block_size_;
   }
   void deallocate(void* p) noexcept {
-    free_.push(static_cast<std::uint32_t>((static_cast<char*>(p) - arena_) / block_size_));
+    free_.push(index_of(p));
   }
   std::uint32_t count() const noexcept { return count_; }
   // Blocks not on the free list; see IndexStack::count_quiescent.
   std::uint32_t in_use_quiescent() const noexcept { return count_ - free_.count_quiescent(count_); }
   std::size_t block_size() const noexcept { return block_size_; }
   std::uint32_t index_of(const void* p) const noexcept {
-    return static_cast<std::uint32_t>((static_cast<const char*>(p) - arena_) / block_size_);
+    return static_cast<std::uint32_t>(static_cast<std::size_t>(static_cast<const char*>(p) - arena_) >> block_shift_);
   }
   void* block(std::uint32_t i) const noexcept { return arena_ + static_cast<std::size_t>(i) * block_size_; }
 
@@ -72,6 +74,7 @@ class BlockPool {
   char* arena_ = nullptr;
   std::atomic<std::uint32_t>* links_ = nullptr;
   std::size_t block_size_ = 0;
+  unsigned block_shift_ = 0;  // block_size_ == 1 << block_shift_
   std::uint32_t count_ = 0;
   IndexStack free_;
 };
