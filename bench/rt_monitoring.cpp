@@ -42,7 +42,7 @@ void BM_write_prometheus(benchmark::State& state) {
   Monitoring m;
   for (const char* name : {"db", "web", "cache", "queue"}) m.record(MonitorEvent::Kind::ActorRestarted, {}, name);
   std::vector<char> buf(64 * 1024);
-  ActorCounts actors{10, 20, 10, 1'000'000, 3};
+  SystemStats actors{10, 20, 10, 1'000'000, 3};
   osl::ProcessExecutor::Counters processes;
   processes.spawned = 5;
   processes.cleaned = 4;

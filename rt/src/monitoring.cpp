@@ -399,7 +399,7 @@ std::uint64_t Monitoring::restarts_of_row(std::size_t row) const noexcept {
   return n;
 }
 
-MonitoringSnapshot Monitoring::snapshot(const ActorCounts& actors,
+MonitoringSnapshot Monitoring::snapshot(const SystemStats& actors,
                                         const osl::ProcessExecutor::Counters& processes) const noexcept {
   using K = MonitorEvent::Kind;
   MonitoringSnapshot s;
@@ -518,7 +518,7 @@ class TextOut {
 
 }  // namespace
 
-Result<std::size_t> Monitoring::write_prometheus(std::span<char> out, const ActorCounts& actors,
+Result<std::size_t> Monitoring::write_prometheus(std::span<char> out, const SystemStats& actors,
                                                  const osl::ProcessExecutor::Counters& processes) const noexcept {
   const MonitoringSnapshot s = snapshot(actors, processes);
   TextOut t(out);
@@ -535,7 +535,7 @@ Result<std::size_t> Monitoring::write_prometheus(std::span<char> out, const Acto
   }
   t.counter("airssys_child_restarts_untracked_total",
             "Restarts of unnamed children, or of names the per-child table had no room for.", s.restarts_untracked);
-  t.gauge("airssys_actors_live", "Actors alive now.", s.actors.live);
+  t.gauge("airssys_actors_live", "Actors alive now.", s.actors.live_actors);
   t.counter("airssys_actors_spawned_total", "Actors spawned.", s.actors.spawned);
   t.counter("airssys_actors_stopped_total", "Actors stopped.", s.actors.stopped);
   t.counter("airssys_messages_total", "Messages handled.", s.actors.messages);

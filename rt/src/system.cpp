@@ -248,23 +248,12 @@ PoolUsage System::pool_usage() const noexcept {
 }
 
 
-ActorCounts System::actor_counts() const noexcept {
-  const SystemStats s = stats();
-  ActorCounts a;
-  a.live = s.live_actors;
-  a.spawned = s.spawned;
-  a.stopped = s.stopped;
-  a.messages = s.messages;
-  a.dead_letters = s.dead_letters;
-  return a;
-}
-
 MonitoringSnapshot System::monitoring_snapshot() const noexcept {
-  return monitoring_.snapshot(actor_counts(), process_counters());
+  return monitoring_.snapshot(stats(), process_counters());
 }
 
 Result<std::size_t> System::write_prometheus(std::span<char> out) const noexcept {
-  return monitoring_.write_prometheus(out, actor_counts(), process_counters());
+  return monitoring_.write_prometheus(out, stats(), process_counters());
 }
 
 }  // namespace airssys

@@ -557,7 +557,7 @@ Exposition parse(const std::string& text) {
   return x;
 }
 
-std::string prometheus(const Monitoring& m, const ActorCounts& a, const osl::ProcessExecutor::Counters& p) {
+std::string prometheus(const Monitoring& m, const SystemStats& a, const osl::ProcessExecutor::Counters& p) {
   std::vector<char> buf(64 * 1024);
   auto r = m.write_prometheus(buf, a, p);
   INFO(r.error().message());
@@ -578,8 +578,8 @@ TEST_CASE("write_prometheus writes every counter in the text exposition format, 
   m.record(Kind::TeardownFailed);
   m.record(Kind::GuardianRestarted);
   m.record(Kind::TreeLeftAtShutdown);
-  ActorCounts a;
-  a.live = 7;
+  SystemStats a;
+  a.live_actors = 7;
   a.spawned = 11;
   a.stopped = 4;
   a.messages = 123456789012ull;
@@ -1045,7 +1045,7 @@ TEST_CASE("a System records its actors' failures and restarts and its process tr
   CHECK(snap.trees_spawned == 1);
   CHECK(snap.trees_cleaned == 1);
   CHECK(snap.restarts == 1);
-  CHECK(snap.actors.live == 1);
+  CHECK(snap.actors.live_actors == 1);
   char buf[8192];
   auto n = s.write_prometheus(buf);
   REQUIRE(n);

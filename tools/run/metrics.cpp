@@ -51,8 +51,7 @@ void per_service(std::string& out, const char* name, const std::vector<MetricsSe
 
 Result<std::string> metrics_text(const std::vector<MetricsService>& services, const System& system,
                                  const Monitoring& monitoring) {
-  const SystemStats stats = system.stats();
-  const ActorCounts actors{stats.live_actors, stats.spawned, stats.stopped, stats.messages, stats.dead_letters};
+  const SystemStats actors = system.stats();
   const auto processes = system.process_counters();
   std::string out(16 * 1024, '\0');
   for (;;) {

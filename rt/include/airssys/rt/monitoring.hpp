@@ -99,10 +99,12 @@ struct MonitoringConfig {
   std::size_t lanes = 0;
 };
 
-// The actor counts of a system (System::stats()), as write_prometheus and
-// snapshot() take them.
-struct ActorCounts {
-  std::uint64_t live = 0;
+// Counters of a whole system (System::stats()), which snapshot() and
+// write_prometheus take as they are. `dead_letters` counts messages that
+// were never handled: dropped under backpressure, or still queued when their
+// actor stopped, or addressed to an actor that stopped before a timer fired.
+struct SystemStats {
+  std::uint64_t live_actors = 0;
   std::uint64_t spawned = 0;
   std::uint64_t stopped = 0;
   std::uint64_t messages = 0;
@@ -117,7 +119,7 @@ struct MonitoringSnapshot {
   std::uint64_t alerts = 0;              // events that needed a human (needs_alert)
   std::uint64_t restarts = 0;            // = events[ActorRestarted]
   std::uint64_t restarts_untracked = 0;  // of unnamed children, or names the table had no room for
-  ActorCounts actors;                    // as given
+  SystemStats actors;                    // as given
   // From the executor's counters, as given.
   std::uint64_t trees_spawned = 0;
   std::uint64_t trees_cleaned = 0;
@@ -199,7 +201,7 @@ class Monitoring {
   std::size_t capacity() const noexcept { return mask_ + (slots_ ? 1 : 0); }
   std::uint64_t recorded() const noexcept;
 
-  MonitoringSnapshot snapshot(const ActorCounts& actors = {},
+  MonitoringSnapshot snapshot(const SystemStats& actors = {},
                               const osl::ProcessExecutor::Counters& processes = {}) const noexcept;
   // The per-child table: its used rows, up to out.size(); returns how many.
   std::size_t child_restarts(std::span<ChildRestarts> out) const noexcept;
@@ -208,7 +210,7 @@ class Monitoring {
   // Prometheus text format 0.0.4. Returns the bytes written; Full, naming
   // the size needed, when `out` is too small (its contents are then
   // unspecified).
-  Result<std::size_t> write_prometheus(std::span<char> out, const ActorCounts& actors = {},
+  Result<std::size_t> write_prometheus(std::span<char> out, const SystemStats& actors = {},
                                        const osl::ProcessExecutor::Counters& processes = {}) const noexcept;
 
   struct Slot;

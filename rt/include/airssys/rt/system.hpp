@@ -62,17 +62,6 @@ struct ActorStats {
   std::uint32_t high_water = 0;
 };
 
-// Counters of a whole system. `dead_letters` counts messages that were never
-// handled: dropped under backpressure, or still queued when their actor
-// stopped, or addressed to an actor that stopped before a timer fired.
-struct SystemStats {
-  std::uint64_t live_actors = 0;
-  std::uint64_t spawned = 0;
-  std::uint64_t stopped = 0;
-  std::uint64_t messages = 0;
-  std::uint64_t dead_letters = 0;
-};
-
 // What a system holds of its pools, for leak checks: message blocks taken
 // (queued or in-flight messages, armed timers, uncollected replies, and the
 // blocks a worker keeps cached) and ask entries still outstanding. Exact
@@ -391,7 +380,6 @@ class System {
   // ---- Stats and shutdown (system.cpp, shutdown.cpp).
   std::uint64_t stopped_count() const noexcept;
   std::uint64_t live_count() const noexcept;
-  ActorCounts actor_counts() const noexcept;
   StopReason requested_reason(const detail::Cell* c) const noexcept;
   void stop_all() noexcept;
   void drain_everything() noexcept;
