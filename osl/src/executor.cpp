@@ -128,7 +128,7 @@ ProcessExecutor::~ProcessExecutor() {
     poller_->wake();
     reactor_.join();
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   // Managed trees die with their executor; Detached processes are let go.
   for (std::size_t i = 0; i < config_.max_processes; ++i) {
     Entry& e = entries_[i];
@@ -163,6 +163,10 @@ ProcessExecutor::~ProcessExecutor() {
   for (std::size_t i = 0; i < config_.max_processes; ++i)
     if (entries_[i].state != Entry::State::Free) release_locked(entries_[i]);
   if (guardian_) guardian_->stop();
+  // The last reports, unlocked; the reactor that would have delivered them is gone.
+  const std::size_t reports = sink_ != nullptr ? take_reports_locked() : 0;
+  lock.unlock();
+  for (std::size_t i = 0; i < reports; ++i) delivering_[i].deliver(*sink_);
 }
 
 Result<void> ProcessExecutor::use(Middleware& m) noexcept {

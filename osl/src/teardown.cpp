@@ -134,11 +134,18 @@ void ProcessExecutor::report_exit_locked(Entry& e, ExitStatus st, std::string_vi
 // Straight to the sink, or queued for the reactor to deliver once it
 // releases mu_.
 void ProcessExecutor::to_sink_locked(const SinkReport& r) noexcept {
-  if (defer_reports_ && deferred_count_ < 2 * config_.max_processes) {
-    deferred_[deferred_count_++] = r;
+  if (report_count_ < 2 * config_.max_processes) {
+    reports_[report_count_++] = r;
   } else {
     r.deliver(*sink_);
   }
+}
+
+std::size_t ProcessExecutor::take_reports_locked() noexcept {
+  const std::size_t n = report_count_;
+  for (std::size_t i = 0; i < n; ++i) delivering_[i] = reports_[i];
+  report_count_ = 0;
+  return n;
 }
 
 static bool reap_held(ProcessExecutor::Entry& e, ExitStatus& status, arch::Poller* poller) noexcept {
@@ -685,7 +692,13 @@ Result<TeardownReport> ProcessExecutor::execute(const TeardownOperation& op, con
     }
     lock.lock();
   }
-  return complete_teardown_locked(leader, who.principal, ProcessEvent::Kind::Teardown);
+  TeardownReport report = complete_teardown_locked(leader, who.principal, ProcessEvent::Kind::Teardown);
+  // Reports for the sink (a tree its owner also asked to have torn down,
+  // members reaped on the way) go out from the reactor, unlocked.
+  const bool queued = report_count_ != 0;
+  lock.unlock();
+  if (queued && poller_) poller_->wake();
+  return report;
 }
 
 // ---- the guardian -----------------------------------------------------------
@@ -741,8 +754,9 @@ Result<void> ProcessExecutor::start_reactor(ExitSink& sink) noexcept {
   if (!p) return p.error();
   poller_.reset(new (std::nothrow) arch::Poller(std::move(p.value())));
   if (!poller_) return Error::make(Errc::Full, "no memory for the reactor's poller");
-  deferred_.reset(new (std::nothrow) SinkReport[2 * config_.max_processes]);
-  if (!deferred_) return Error::make(Errc::Full, "no memory for the reactor's reports");
+  reports_.reset(new (std::nothrow) SinkReport[2 * config_.max_processes]);
+  delivering_.reset(new (std::nothrow) SinkReport[2 * config_.max_processes]);
+  if (!reports_ || !delivering_) return Error::make(Errc::Full, "no memory for the reactor's reports");
   sink_ = &sink;
   for (std::size_t i = 0; i < config_.max_processes; ++i) {
     Entry& e = entries_[i];
@@ -872,7 +886,6 @@ void ProcessExecutor::reactor_loop() noexcept {
     const std::size_t n = poller_->wait(ready, 64, timeout);
     dispatch_watches(ready, n);  // before mu_: a watcher never runs under the table's lock
     std::unique_lock<std::mutex> lock(mu_);
-    defer_reports_ = true;
     for (std::size_t k = 0; k < n; ++k) {
       if (ready[k] == kGuardianData) {
         // The guardian died (killed on its own): a new one, told of every
@@ -903,13 +916,10 @@ void ProcessExecutor::reactor_loop() noexcept {
       // when waitid says a child is waiting to be reaped.
       if (pgroup_trees || (cgroup_trees && arch::has_ended_child())) (void)sweep_orphans_locked(nullptr);
     }
-    defer_reports_ = false;
-    const std::size_t reports = deferred_count_;
-    deferred_count_ = 0;
+    const std::size_t reports = take_reports_locked();
     lock.unlock();
-    // Only this thread fills the array (while defer_reports_ is set), so
-    // it reads it unlocked.
-    for (std::size_t i = 0; i < reports; ++i) deferred_[i].deliver(*sink_);
+    // delivering_ is this thread's alone while the reactor runs.
+    for (std::size_t i = 0; i < reports; ++i) delivering_[i].deliver(*sink_);
   }
 }
 

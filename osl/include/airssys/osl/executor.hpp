@@ -104,9 +104,11 @@ class Middleware {
   virtual void observe(const ProcessEvent& event) noexcept { (void)event; }
 };
 
-// Receives what the reactor finds, on the reactor's thread, after the
-// reactor has released the executor's lock: a report may wake a thread that
-// calls the executor at once.
+// Receives what the reactor finds, on the reactor's thread, with the
+// executor's lock released: a report may wake a thread that calls the
+// executor at once, and the sink itself may call it. (A blocking
+// TeardownOperation's reports are handed to the reactor too; those of the
+// executor's destructor come from the destructor's thread.)
 class ExitSink {
  public:
   virtual ~ExitSink() = default;
@@ -295,13 +297,17 @@ class ProcessExecutor {
   // Reactor.
   std::unique_ptr<arch::Poller> poller_;
   ExitSink* sink_ = nullptr;
-  // The reactor's reports, made under mu_ and given to the sink once it is
+  // Sink reports are made under mu_ and given to the sink once it is
   // released (a report wakes a worker, which would otherwise run into the
-  // lock the reactor still holds and sleep on it). At most one exit and one
-  // teardown per entry in one locked stretch: 2 * max_processes.
-  std::unique_ptr<SinkReport[]> deferred_;
-  std::size_t deferred_count_ = 0;
-  bool defer_reports_ = false;  // under mu_: set by the reactor for its stretch
+  // lock the reactor still holds and sleep on it): queued in `reports_`
+  // (under mu_), moved to `delivering_` by the reactor (or the destructor,
+  // once the reactor is gone) and delivered from there unlocked. Room for
+  // an exit and a teardown of every entry; a report that finds it full
+  // (the reactor held up for that long) is made on the spot, locked.
+  std::unique_ptr<SinkReport[]> reports_;
+  std::unique_ptr<SinkReport[]> delivering_;
+  std::size_t report_count_ = 0;
+  std::size_t take_reports_locked() noexcept;  // into delivering_; returns how many
   std::thread reactor_;
   std::atomic<bool> stopping_{false};
   // Under mu_: when the reactor's current wait ends (INT64_MAX: it waits
