@@ -1,5 +1,5 @@
-// The values ProcessActor's callers fill in: RegistryName (the name a
-// config binds) and ProcessSpec (what to run, kept inline in a request).
+// The values ProcessActor's callers fill in: ProcessSpec (what to run,
+// kept inline in a request).
 #include <airssys/rt/process_actor.hpp>
 
 #include <algorithm>
@@ -8,22 +8,6 @@
 #include <cstring>
 
 namespace airssys {
-
-// ---------------------------------------------------------------------------
-// RegistryName
-
-void RegistryName::assign(std::string_view s) noexcept {
-  length_ = s.size() > UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(s.size());
-  const std::size_t kept = std::min(s.size(), kMax);
-  if (kept > 0) std::memcpy(text_, s.data(), kept);
-  text_[kept] = '\0';
-}
-
-Result<void> RegistryName::check() const noexcept {
-  if (length_ <= kMax) return {};
-  return Error::make(Errc::InvalidArgument, "registry name '%.*s...' is %u bytes; at most %zu fit",
-                     static_cast<int>(kMax), text_, length_, kMax);
-}
 
 // ---------------------------------------------------------------------------
 // ProcessSpec

@@ -3,7 +3,30 @@
 
 #include <airssys/rt/system.hpp>
 
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
 namespace airssys {
+
+// ---------------------------------------------------------------------------
+// RegistryName
+
+void RegistryName::assign(std::string_view s) noexcept {
+  length_ = s.size() > UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(s.size());
+  const std::size_t kept = std::min(s.size(), kMax);
+  if (kept > 0) std::memcpy(text_, s.data(), kept);
+  text_[kept] = '\0';
+}
+
+Result<void> RegistryName::check() const noexcept {
+  if (length_ <= kMax) return {};
+  return Error::make(Errc::InvalidArgument, "registry name '%.*s...' is %u bytes; at most %zu fit",
+                     static_cast<int>(kMax), text_, length_, kMax);
+}
+
+// ---------------------------------------------------------------------------
+// Registry
 
 Result<void> Registry::add_id(std::string_view name, ActorId id, std::uintptr_t tag) noexcept {
   auto n = detail::Name::make(name, "registry");

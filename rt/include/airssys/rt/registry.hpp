@@ -6,10 +6,44 @@
 #include <airssys/rt/fwd.hpp>
 #include <airssys/rt/detail/name_table.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 
 namespace airssys {
+
+// A name to bind in the System's registry, owned by whatever holds it (a
+// ProcessActorConfig, a ProcessPoolConfig): the bytes are copied in, so a
+// config copied into a ChildSpec's factory and used at a restart long after
+// the caller's string is gone cannot dangle. At most kMax bytes (the registry's bound). A longer input
+// is never cut silently: the name keeps its first kMax bytes and its
+// length, check() fails naming it, and the actor fails its start instead
+// of binding a cut-down name.
+class RegistryName {
+ public:
+  static constexpr std::size_t kMax = detail::Name::kMax;
+
+  RegistryName() noexcept = default;
+  // Implicit, so that `config.name = "jobs"` and `config.name = str` read
+  // as they did when the member was a std::string_view.
+  template <class S, class = std::enable_if_t<std::is_convertible_v<const S&, std::string_view>>>
+  RegistryName(const S& s) noexcept {  // NOLINT(google-explicit-constructor)
+    assign(std::string_view(s));
+  }
+
+  bool empty() const noexcept { return length_ == 0; }
+  // The name; meaningful only when check() is ok.
+  std::string_view view() const noexcept { return {text_, length_ > kMax ? kMax : length_}; }
+  // InvalidArgument naming the input (its first kMax bytes) when it was
+  // longer than kMax bytes.
+  Result<void> check() const noexcept;
+
+ private:
+  void assign(std::string_view s) noexcept;
+  char text_[kMax + 1] = {};
+  std::uint32_t length_ = 0;  // of the input (above kMax: it did not fit)
+};
 
 // A fixed-capacity directory of named actors. Lookups are lock-free; a name
 // is bound to one actor, and frees itself when that actor stops (reclaimed
