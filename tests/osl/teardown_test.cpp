@@ -961,21 +961,20 @@ TEST_CASE("the reactor reports to its sink with the table unlocked: a sink may c
   // One whose blocking teardown (on another thread) its owner also asks
   // for: the blocking thread finishes it, and its report still reaches
   // the sink with the lock released.
-  const std::string_view stubborn[] = {"-c", "trap '' TERM; echo up; while :; do sleep 1; done"};
+  const std::string_view stubborn[] = {"-c", "trap 'echo term' TERM; echo up; while :; do sleep 1; done"};
   SpawnProcessOperation op = marked("/bin/sh", stubborn, env, Containment::ProcessGroup);
   op.stdio[1] = StdioConfig::pipe();
   auto c = ex.execute(op, {}, 7);
   INFO(c.error().message());
   REQUIRE(c.ok());
   guard.pids.push_back(c->pid);
-  {
-    test::Fd out(c.value().pipes[1]);
-    REQUIRE(test::read_lines(out.fd, 1).size() == 1);  // its trap is set
-  }
+  test::Fd out(c.value().pipes[1]);
+  REQUIRE(test::read_lines(out.fd, 1) == std::vector<std::string>{"up"});  // its trap is set
   Result<osl::TeardownReport> blocking = Error::make(Errc::Failed, "not run");
-  std::thread t([&] { blocking = ex.execute(TeardownOperation{c->pid, 1000 * kMs}); });
-  // Within the second its TERM is ignored for, the blocking teardown runs.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::thread t([&] { blocking = ex.execute(TeardownOperation{c->pid, 2000 * kMs}); });
+  // The blocking teardown has sent its TERM, which the tree survives, and
+  // waits out the two seconds before its KILL.
+  CHECK(test::read_lines(out.fd, 1) == std::vector<std::string>{"term"});
   CHECK(ex.request_teardown(7, 0) == 1);
   t.join();
   INFO(blocking.error().message());
