@@ -131,8 +131,8 @@ void ProcessExecutor::report_exit_locked(Entry& e, ExitStatus st, std::string_vi
   to_sink_locked(r);
 }
 
-// Straight to the sink, or queued for the reactor to deliver once it
-// releases mu_.
+// Queued, for the reactor (or the destructor) to deliver once mu_ is
+// released; straight to the sink, locked, only when the queue is full.
 void ProcessExecutor::to_sink_locked(const SinkReport& r) noexcept {
   if (report_count_ < 2 * config_.max_processes) {
     reports_[report_count_++] = r;
