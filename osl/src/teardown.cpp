@@ -123,12 +123,8 @@ void ProcessExecutor::report_exit_locked(Entry& e, ExitStatus st, std::string_vi
   ev.lifetime = e.lifetime;
   ev.status = st;
   emit(ev);
-  if (sink_ == nullptr || e.orphan) return;
-  SinkReport r;
-  r.owner = e.owner;
-  r.pid = e.pid;
-  r.status = st;
-  to_sink_locked(r);
+  if (sink_ != nullptr && !e.orphan)
+    to_sink_locked({.owner = e.owner, .pid = e.pid, .teardown = false, .status = st, .report = {}});
 }
 
 // Queued, for the reactor (or the destructor) to deliver once mu_ is
@@ -141,9 +137,12 @@ void ProcessExecutor::to_sink_locked(const SinkReport& r) noexcept {
   }
 }
 
+// The queue becomes delivering_ and the emptied batch before it the queue:
+// its deliverer (the reactor, or the destructor once the reactor is gone)
+// is done with that batch before it takes the next.
 std::size_t ProcessExecutor::take_reports_locked() noexcept {
   const std::size_t n = report_count_;
-  for (std::size_t i = 0; i < n; ++i) delivering_[i] = reports_[i];
+  reports_.swap(delivering_);
   report_count_ = 0;
   return n;
 }
@@ -616,14 +615,8 @@ TeardownReport ProcessExecutor::complete_teardown_locked(Entry& leader, std::str
   ev.teardown = &report;
   if (failure.code() != Errc::Ok) ev.error = &failure;
   emit(ev);
-  if (sink_ != nullptr && leader.report_to_sink) {
-    SinkReport r;
-    r.owner = leader.owner;
-    r.pid = leader.pid;
-    r.teardown = true;
-    r.report = report;
-    to_sink_locked(r);
-  }
+  if (sink_ != nullptr && leader.report_to_sink)
+    to_sink_locked({.owner = leader.owner, .pid = leader.pid, .teardown = true, .status = {}, .report = report});
   for (std::size_t i = 0; i < config_.max_processes; ++i)
     if (entries_[i].state != Entry::State::Free && entries_[i].group == index && &entries_[i] != &leader)
       release_locked(entries_[i]);

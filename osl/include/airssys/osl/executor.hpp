@@ -300,8 +300,8 @@ class ProcessExecutor {
   // Sink reports are made under mu_ and given to the sink once it is
   // released (a report wakes a worker, which would otherwise run into the
   // lock the reactor still holds and sleep on it): queued in `reports_`
-  // (under mu_), moved to `delivering_` by the reactor (or the destructor,
-  // once the reactor is gone) and delivered from there unlocked. Room for
+  // (under mu_), swapped into `delivering_` by the reactor (or the
+  // destructor, once the reactor is gone) and delivered from there unlocked. Room for
   // an exit and a teardown of every entry; a report that finds it full
   // (the reactor held up for that long) is made on the spot, locked.
   std::unique_ptr<SinkReport[]> reports_;
