@@ -88,8 +88,9 @@ bool executable(int fd) noexcept {
 
 // Opens `path` (relative to the directory `dir`, or AT_FDCWD) as exec would
 // find it — every symlink followed — and holds it (O_PATH, close-on-exec)
-// if it is an executable regular file. Errors name `program`.
-Result<int> open_executable(int dir, const char* path, const char* program) noexcept {
+// if it is an executable regular file, and gives its identity when asked
+// (from the same fstat). Errors name `program`.
+Result<int> open_executable(int dir, const char* path, const char* program, FileIdentity* identity) noexcept {
   const int fd = openat(dir, path, O_PATH | O_CLOEXEC);
   if (fd < 0) {
     const int e = errno;
@@ -108,6 +109,7 @@ Result<int> open_executable(int dir, const char* path, const char* program) noex
   } else if (!S_ISREG(st.st_mode) || !executable(fd)) {
     err = Error::make_code_os(Errc::InvalidArgument, EACCES, "program '%s' is not executable", program);
   } else {
+    if (identity != nullptr) *identity = FileIdentity{static_cast<std::uint64_t>(st.st_dev), st.st_ino};
     return fd;
   }
   close(fd);
@@ -119,7 +121,7 @@ Result<int> open_executable(int dir, const char* path, const char* program) noex
 // path, relative to `working_dir`; any other name is looked up in this
 // process's PATH, each relative entry (an empty one is ".") relative to
 // `working_dir` too. Returns the O_PATH descriptor.
-Result<int> find_program(const char* program, const char* working_dir) noexcept {
+Result<int> find_program(const char* program, const char* working_dir, FileIdentity* identity = nullptr) noexcept {
   if (program == nullptr || program[0] == '\0')
     return Error::make(Errc::InvalidArgument, "program is empty");
   if (std::strlen(program) >= PATH_MAX)
@@ -140,7 +142,7 @@ Result<int> find_program(const char* program, const char* working_dir) noexcept 
       return Error::make_os(e, "working_dir '%s': %s", working_dir, std::strerror(e));
     }
   }
-  if (std::strchr(program, '/') != nullptr) return open_executable(dir.fd, program, program);
+  if (std::strchr(program, '/') != nullptr) return open_executable(dir.fd, program, program, identity);
   const char* path = std::getenv("PATH");
   if (path == nullptr || path[0] == '\0') path = "/usr/local/bin:/usr/bin:/bin";
   bool found_unusable = false;
@@ -155,7 +157,7 @@ Result<int> find_program(const char* program, const char* working_dir) noexcept 
       std::memcpy(candidate, base, base_len);
       candidate[base_len] = '/';
       std::strcpy(candidate + base_len + 1, program);
-      auto fd = open_executable(dir.fd, candidate, program);
+      auto fd = open_executable(dir.fd, candidate, program, identity);
       if (fd) return fd.value();
       if (fd.code() != Errc::NotFound && !found_unusable) {
         found_unusable = true;
@@ -1264,7 +1266,7 @@ int max_signal() noexcept { return SIGRTMAX; }
 
 Result<int> open_program(const char* program, const char* working_dir, char* out, std::size_t capacity,
                          FileIdentity* identity) noexcept {
-  auto fd = find_program(program, working_dir);
+  auto fd = find_program(program, working_dir, identity);
   if (!fd) return fd.error();
   // The kernel's name for the open file: every symlink and ".." resolved,
   // no allocation, and no second lookup that could land elsewhere.
@@ -1272,18 +1274,14 @@ Result<int> open_program(const char* program, const char* working_dir, char* out
   std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd.value());
   const ssize_t n = capacity > 0 ? readlink(proc, out, capacity) : -1;
   Error err;
-  struct stat st {};
   if (n < 0) {
     err = Error::make_os(errno, "program '%s': its resolved path cannot be read (%s): %s", program, proc,
                          std::strerror(errno));
   } else if (static_cast<std::size_t>(n) >= capacity) {
     err = Error::make(Errc::InvalidArgument, "program '%s': its resolved path is longer than %zu bytes", program,
                       capacity > 0 ? capacity - 1 : 0);
-  } else if (identity != nullptr && fstat(fd.value(), &st) != 0) {
-    err = Error::make_os(errno, "program '%s': %s", program, std::strerror(errno));
   } else {
     out[n] = '\0';
-    if (identity != nullptr) *identity = FileIdentity{static_cast<std::uint64_t>(st.st_dev), st.st_ino};
     return fd.value();
   }
   close(fd.value());
