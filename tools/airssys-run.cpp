@@ -89,12 +89,16 @@ struct Options {
 // ---------------------------------------------------------------------------
 // Command line.
 
-enum class Parsed : std::uint8_t { Run, Help, Bad };
+enum class Parsed : std::uint8_t { Run, Help, Version, Bad };
 
+// The error, then the synopsis (the usage text's first two lines) and a
+// pointer to --help: the one useful line stays on the screen.
 Parsed bad(const char* fmt, const char* what) {
   std::fprintf(stderr, "airssys-run: ");
   std::fprintf(stderr, fmt, what);
-  std::fprintf(stderr, "\n%s", usage_text);
+  const std::string_view usage = usage_text;
+  const std::size_t synopsis = usage.find('\n', usage.find('\n') + 1) + 1;
+  std::fprintf(stderr, "\n%.*sTry 'airssys-run --help' for the options.\n", static_cast<int>(synopsis), usage_text);
   return Parsed::Bad;
 }
 
@@ -116,11 +120,13 @@ Parsed parse(int argc, char** argv, Options& o) {
       ++i;
       break;
     }
+    if (arg == "-h") return Parsed::Help;
     if (arg.size() < 2 || arg.substr(0, 2) != "--") {
       if (!arg.empty() && arg.front() == '-') return bad("unknown option '%s'", argv[i]);
       break;  // the program, without a "--" before it
     }
-    if (arg == "--help") return Parsed::Help;
+    if (arg == "--help" || arg == "-h") return Parsed::Help;
+    if (arg == "--version") return Parsed::Version;
     if (arg == "--verbose") {
       o.verbose = true;
       continue;
@@ -171,6 +177,7 @@ Parsed parse(int argc, char** argv, Options& o) {
       o.max_restarts = static_cast<std::uint32_t>(n);
     } else if (name == "--procfile") {
       if (value.empty()) return bad("--procfile: %s", "the file name is empty");
+      if (o.procfile != nullptr) return bad("--procfile given twice (the second is '%s'): one Procfile per run", value_z);
       o.procfile = value_z;
     } else if (name == "--strategy") {
       if (value == "one-for-one") o.strategy = airssys::Strategy::OneForOne;
@@ -255,17 +262,13 @@ class RunActor final : public airssys::Actor<RunMessage> {
       ctx.stop();
     } else if (auto* f = std::get_if<Forward>(&msg)) {
       if (exited_) return;
+      // Only the first SIGINT/SIGTERM comes here: a second one ends the
+      // whole run at once (kill_everything).
       const bool stop_signal = f->signal == SIGINT || f->signal == SIGTERM;
-      if (stop_signal && stop_forwarded_) {
-        // Asked twice: no more grace.
-        (void)ctx.signal_process(pid_, SIGKILL);
-        return;
-      }
       // Refused only if PROGRAM was reaped a moment ago; its ProcessExited
       // is on the way, so there is nothing left to do.
       (void)ctx.signal_process(pid_, f->signal);
       if (stop_signal) {
-        stop_forwarded_ = true;
         // If the timer cannot be armed, a second SIGINT/SIGTERM still works.
         (void)ctx.send_after(ctx.self(), RunMessage{GraceOver{}},
                              std::chrono::milliseconds(options_->kill_timeout_ms));
@@ -285,7 +288,6 @@ class RunActor final : public airssys::Actor<RunMessage> {
   RunReport* report_;
   int pid_ = -1;
   bool exited_ = false;
-  bool stop_forwarded_ = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -307,12 +309,27 @@ struct Totals {
   bool core_dumped = false;  // the last run's PROGRAM dumped core
   Containment containment = Containment::None;
   bool tree_left = false;  // a teardown outlasted its bound
+  // A second SIGINT/SIGTERM: every tree was killed at once by a shutdown
+  // with no grace, whose counters were read just before it.
+  bool killed_now = false;
+  airssys::osl::ProcessExecutor::Counters counters{};
 };
+
+// The second SIGINT/SIGTERM: no more grace for anything. A shutdown with a
+// zero deadline stops the actor and kills and reaps every tree at once;
+// it returns only when the actor has finished (its report is complete).
+int kill_everything(System& system, Totals& totals, int sig) {
+  std::fprintf(stderr, "airssys-run: signal %d again: killing the whole tree now\n", sig);
+  totals.counters = system.process_counters();
+  (void)system.shutdown(std::chrono::nanoseconds(0));
+  totals.killed_now = true;
+  return 128 + SIGKILL;
+}
 
 // Runs PROGRAM (again and again under --restart) and returns the exit
 // status of airssys-run.
 int supervise(System& system, const Options& o, const sigset_t& signals, Totals& totals) {
-  bool stop_requested = false;
+  bool stop_requested = false;  // a SIGINT/SIGTERM came: no restart; a second one kills everything
   std::vector<Clock::time_point> recent_restarts;  // within --period
   int status = 0;
   for (;;) {
@@ -326,7 +343,10 @@ int supervise(System& system, const Options& o, const sigset_t& signals, Totals&
     while (!report.done.load(std::memory_order_acquire)) {
       const int sig = next_signal(signals, std::chrono::milliseconds(10));
       if (sig == 0) continue;
-      if (sig == SIGINT || sig == SIGTERM) stop_requested = true;
+      if (sig == SIGINT || sig == SIGTERM) {
+        if (stop_requested) return kill_everything(system, totals, sig);
+        stop_requested = true;
+      }
       // Dead when the run just ended: nothing is left to signal.
       (void)system.send(ref.value(), RunMessage{Forward{sig}});
     }
@@ -342,9 +362,13 @@ int supervise(System& system, const Options& o, const sigset_t& signals, Totals&
         break;
       }
       // Signals during the teardown are not forwarded (PROGRAM is gone);
-      // a SIGINT/SIGTERM still cancels any restart.
+      // a SIGINT/SIGTERM still cancels any restart, and a second one ends
+      // the teardown's grace.
       const int sig = next_signal(signals, std::chrono::milliseconds(10));
-      if (sig == SIGINT || sig == SIGTERM) stop_requested = true;
+      if (sig == SIGINT || sig == SIGTERM) {
+        if (stop_requested) return kill_everything(system, totals, sig);
+        stop_requested = true;
+      }
     }
     // A SIGINT/SIGTERM that came as the teardown ended still cancels the
     // restart.
@@ -442,6 +466,7 @@ int main(int argc, char** argv) {
   Options options;
   switch (parse(argc, argv, options)) {
     case Parsed::Help: std::fputs(usage_text, stdout); return 0;
+    case Parsed::Version: std::puts("airssys-run " AIRSSYS_VERSION); return 0;
     case Parsed::Bad: return kExitUsage;
     case Parsed::Run: break;
   }
@@ -454,6 +479,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "airssys-run: cannot block signals: %s\n", std::strerror(rc));
     return kExitInternal;
   }
+  // A closed stdout or stderr must not kill airssys-run in the middle of a
+  // teardown: its writes get EPIPE instead (the Procfile mode then stops
+  // every service). The services get SIGPIPE back: the library resets
+  // every signal's disposition in a child.
+  ::signal(SIGPIPE, SIG_IGN);
   if (airssys::arch::own_pid() == 1) return run_as_init(argv, signals);
 
   // Declared before the System: middleware must outlive it.
@@ -515,10 +545,13 @@ int main(int argc, char** argv) {
   Totals totals;
   const int status = supervise(*system.value(), options, signals, totals);
   // Read before shutdown: the executor and its counters go with it.
-  const auto counters = system.value()->process_counters();
+  const auto counters = totals.killed_now ? totals.counters : system.value()->process_counters();
   const auto deadline = std::chrono::milliseconds(options.kill_timeout_ms) + std::chrono::seconds(10);
-  if (auto r = system.value()->shutdown(deadline); !r)
+  if (totals.killed_now) {
+    // Already shut down, with no grace.
+  } else if (auto r = system.value()->shutdown(deadline); !r) {
     std::fprintf(stderr, "airssys-run: shutdown: %s\n", r.error().message());
+  }
   if (totals.tree_left)
     std::fprintf(stderr, "airssys-run: a process tree outlasted its teardown; it was killed at shutdown\n");
   if (options.verbose) {

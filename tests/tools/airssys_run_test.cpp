@@ -370,7 +370,7 @@ TEST_CASE("the program inherits stdio and gets its arguments and --cwd") {
 
 // ---- usage ----------------------------------------------------------------
 
-TEST_CASE("usage errors exit 2 with the usage on stderr") {
+TEST_CASE("usage errors exit 2 with the error, the synopsis and a pointer to --help on stderr") {
   Reaper reaper;
   TempDir dir;
   const std::vector<std::vector<std::string>> bad = {
@@ -387,6 +387,7 @@ TEST_CASE("usage errors exit 2 with the usage on stderr") {
       {"--period", "0", "--", "true"},
       {"--no-such-flag", "--", "true"},
       {"-x", "true"},
+      {"--procfile", "a", "--procfile", "b"},
   };
   for (const auto& args : bad) {
     std::string shown;
@@ -395,8 +396,11 @@ TEST_CASE("usage errors exit 2 with the usage on stderr") {
     const Result r = run(dir, args);
     CHECK(r.status == 2);
     CHECK(contains(r.err, "usage: airssys-run"));
+    CHECK(contains(r.err, "Try 'airssys-run --help' for the options."));
+    CHECK_FALSE(contains(r.err, "--kill-timeout MS"));  // not the whole help: the error stays in view
     CHECK(r.out.empty());
   }
+  CHECK(contains(run(dir, {"--procfile", "a", "--procfile", "b"}).err, "--procfile given twice (the second is 'b')"));
   const Result named = run(dir, {"--containment", "bogus", "--", "true"});
   CHECK(contains(named.err, "'bogus'"));
 }
@@ -404,10 +408,22 @@ TEST_CASE("usage errors exit 2 with the usage on stderr") {
 TEST_CASE("help prints the usage on stdout and exits 0") {
   Reaper reaper;
   TempDir dir;
-  const Result r = run(dir, {"--help"});
+  for (const char* flag : {"--help", "-h"}) {
+    INFO(flag);
+    const Result r = run(dir, {flag});
+    CHECK(r.status == 0);
+    CHECK(contains(r.out, "usage: airssys-run"));
+    CHECK(contains(r.out, "--kill-timeout MS"));
+    CHECK(r.err.empty());
+  }
+}
+
+TEST_CASE("airssys-run --version prints the version on stdout and exits 0") {
+  Reaper reaper;
+  TempDir dir;
+  const Result r = run(dir, {"--version"});
   CHECK(r.status == 0);
-  CHECK(contains(r.out, "usage: airssys-run"));
-  CHECK(contains(r.out, "--kill-timeout MS"));
+  CHECK(r.out == "airssys-run " AIRSSYS_VERSION "\n");
   CHECK(r.err.empty());
 }
 
@@ -523,19 +539,56 @@ TEST_CASE("a program ignoring a forwarded SIGTERM is killed after --kill-timeout
   CHECK(child_pids().empty());
 }
 
-TEST_CASE("a second SIGTERM or SIGINT kills the program at once") {
+// "At once" for the whole tree: the program and a child of its that
+// ignores SIGTERM too, so that a teardown with grace would wait out the
+// 30 s --kill-timeout before it killed the child.
+TEST_CASE("a second SIGTERM or SIGINT kills the whole tree at once") {
   Reaper reaper;
   TempDir dir;
-  const std::string ready = dir / "ready";
+  const std::string ready = dir / "ready", child = dir / "child";
   Tool t(dir, {"--kill-timeout", "30000", "--", "sh", "-c",
-               "trap '' TERM INT; touch " + ready + "; while :; do sleep 0.05; done"});
+               "trap '' TERM INT; (trap '' TERM; exec sleep 1000) & echo $! > " + child + "; touch " + ready +
+                   "; while :; do sleep 0.05; done"});
   REQUIRE(eventually([&] { return std::filesystem::exists(ready); }));
+  const int pid = read_pid(child);
+  REQUIRE(pid > 0);
   const auto sent = Clock::now();
   t.signal(SIGTERM);
   std::this_thread::sleep_for(100ms);
   t.signal(SIGINT);
   CHECK(t.wait() == 137);
   CHECK(Clock::now() - sent < 5s);  // far from the 30 s grace
+  CHECK(contains(t.err(), "signal 2 again: killing the whole tree now"));
+  CHECK_FALSE(alive(pid));
+  CHECK(child_pids().empty());
+}
+
+// After the program has exited, what it left gets SIGTERM and the grace;
+// a first SIGTERM then only cancels the restarts, a second ends the grace.
+TEST_CASE("a second SIGTERM while the program's leftovers are torn down kills them at once") {
+  Reaper reaper;
+  TempDir dir;
+  const std::string ready = dir / "ready", child = dir / "child", program = dir / "program";
+  Tool t(dir, {"--kill-timeout", "30000", "--restart", "always", "--", "sh", "-c",
+               "echo $$ > " + program + "; (trap '' TERM; touch " + ready + "; exec sleep 1000) & echo $! > " +
+                   child + "; while [ ! -e " + ready + " ]; do sleep 0.01; done; exit 0"});
+  REQUIRE(eventually([&] { return std::filesystem::exists(ready); }));
+  const int pid = read_pid(child);
+  REQUIRE(pid > 0);
+  // The program has exited (and is reaped); its child ignores the
+  // teardown's SIGTERM.
+  const int program_pid = read_pid(program);
+  REQUIRE(program_pid > 0);
+  REQUIRE(eventually([&] { return !alive(program_pid); }));
+  std::this_thread::sleep_for(100ms);
+  const auto sent = Clock::now();
+  t.signal(SIGTERM);
+  std::this_thread::sleep_for(100ms);
+  CHECK(alive(pid));  // the first one does not hurry the teardown
+  t.signal(SIGTERM);
+  CHECK(t.wait() == 137);
+  CHECK(Clock::now() - sent < 5s);
+  CHECK_FALSE(alive(pid));
   CHECK(child_pids().empty());
 }
 

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -91,6 +92,7 @@ class Run {
   // when empty. `env`: added to its environment.
   void start(std::vector<std::string> args, const std::string& out = "", std::vector<std::string> env = {}) {
     args.insert(args.begin(), {"--procfile", path("Procfile")});
+    own_out_ = out.empty();
     env.push_back(marker_);
     tool_ = std::make_unique<ToolProcess>(kTool, args, out.empty() ? path("out") : out, path("err"), env);
   }
@@ -116,13 +118,16 @@ class Run {
     return airssys::test::wait_for([&] { return occurrences(out(), what) >= times; }, 30s);
   }
   void signal(int sig) const { tool_->signal(sig); }
-  std::string out() const { return tool_->out(); }
+  // Its stdout, when it went to the run's "out" file (a pipe or a
+  // terminal given to start() is not read here).
+  std::string out() const { return own_out_ ? tool_->out() : std::string("(stdout elsewhere)"); }
   std::string err() const { return tool_->err(); }
 
  private:
   airssys::test::TempDir dir_;
   std::string marker_;
   std::unique_ptr<ToolProcess> tool_;
+  bool own_out_ = true;
 };
 
 // airssys-run's own lines about services ("b | * exited with status 1"),
@@ -192,8 +197,9 @@ TEST_CASE("a missing or malformed Procfile is an error naming the file and line,
   }
   SECTION("no such file") {
     Run r("web: sleep 1\n");
-    CHECK(r.run({"--procfile", r.path("nope")}) == 2);
-    CHECK(contains(r.err(), r.path("nope") + ": cannot open: No such file or directory"));
+    std::filesystem::remove(r.path("Procfile"));
+    CHECK(r.run({}) == 2);
+    CHECK(contains(r.err(), r.path("Procfile") + ": cannot open: No such file or directory"));
   }
   SECTION("a program beside --procfile") {
     Run r("web: sleep 1\n");
@@ -410,6 +416,8 @@ TEST_CASE("the --metrics file is rewritten with the Prometheus text of each serv
   CHECK(contains(m, "airssys_run_service_restarts_total{service=\"steady\"} 0\n"));
   CHECK(contains(m, "airssys_run_service_running{service=\"steady\"} 1\n"));
   CHECK(contains(m, "airssys_run_service_last_exit_status{service=\"flaky\"} 1\n"));
+  // steady has not exited: no status, rather than a 0 that reads as a clean exit.
+  CHECK_FALSE(contains(m, "airssys_run_service_last_exit_status{service=\"steady\"}"));
   // The runtime's monitoring: restarts per child name, process trees.
   CHECK(sample(m, "airssys_child_restarts_total{child=\"flaky\"}") >= 2);
   CHECK(sample(m, "airssys_events_total{kind=\"actor_failed\"}") >= 2);
@@ -457,4 +465,109 @@ TEST_CASE("a service whose tree holds a setsid escapee that ignores SIGTERM leav
       CHECK(airssys::test::process_ended(escapee));
     }
   }
+}
+
+// ---- stdout: slow, gone; a second signal; --metrics ----------------------------
+
+// A FIFO as airssys-run's stdout, opened for reading first (so that its
+// open for writing does not wait) and then read only as the test says.
+struct StdoutPipe {
+  std::string path;
+  int reader = -1;
+  explicit StdoutPipe(std::string p) : path(std::move(p)) {
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    reader = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // not airssys-run's
+    REQUIRE(reader >= 0);
+  }
+  ~StdoutPipe() { close(); }
+  void close() {
+    if (reader >= 0) ::close(reader);
+    reader = -1;
+  }
+  StdoutPipe(const StdoutPipe&) = delete;
+  StdoutPipe& operator=(const StdoutPipe&) = delete;
+};
+
+TEST_CASE("a stdout that nobody reads holds the services' output back, never the supervision or the stop") {
+  Reaper reaper;
+  // spew fills stdout's pipe at once; stub starts after it and ignores
+  // SIGTERM, so the stop has a teardown with a grace to go through.
+  Run r("spew: yes spew\n"
+        "stub: trap '' TERM; echo $$ > DIR/stub.tmp; mv DIR/stub.tmp DIR/stub.pid; while :; do sleep 0.05; done\n");
+  StdoutPipe out(r.path("stdout.fifo"));
+  r.start({"--kill-timeout", "200"}, out.path);
+  REQUIRE(airssys::test::wait_for([&] { return std::filesystem::exists(r.path("stub.pid")); }, 30s));
+  // Nothing is read: the backlog fills up and the services are held back.
+  std::this_thread::sleep_for(300ms);
+  r.signal(SIGTERM);
+  // Before, the output thread blocked in its write with the lock that every
+  // service's notice needs: the stop never came, and this waited its 60 s.
+  CHECK(r.finish() == 0);
+  CHECK(contains(r.err(), "signal 15: stopping every service"));
+  CHECK(contains(r.err(), "output lines were dropped: stdout did not take them in time"));
+  CHECK(contains(r.err(), "stub  restarts 0   stopped by the supervisor"));
+}
+
+TEST_CASE("when stdout's reader goes away, every service is stopped and torn down, no SIGPIPE") {
+  Reaper reaper;
+  Run r("talk: trap '' TERM; while :; do echo talk; sleep 0.02; done\n"
+        "idle: exec sleep 1000\n");
+  StdoutPipe out(r.path("stdout.fifo"));
+  r.start({"--kill-timeout", "200"}, out.path);
+  // The first lines arrive, then the reader goes (as `| head -1` does).
+  std::string got;
+  REQUIRE(airssys::test::wait_for(
+      [&] {
+        char buf[256];
+        const ssize_t n = ::read(out.reader, buf, sizeof buf);
+        if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+        return contains(got, "talk | talk\n");
+      },
+      30s));
+  out.close();
+  CHECK(r.finish() == 0);  // not 141: SIGPIPE did not end it
+  CHECK(contains(r.err(), "stdout was closed: stopping every service, last first"));
+  CHECK(contains(r.err(), "talk  restarts 0   stopped by the supervisor"));
+  CHECK(contains(r.err(), "idle  restarts 0   stopped by the supervisor"));
+}
+
+TEST_CASE("a second SIGTERM or SIGINT kills every service's tree at once") {
+  Reaper reaper;
+  for (const int second : {SIGTERM, SIGINT}) {
+    DYNAMIC_SECTION("second signal " << second) {
+      // Both ignore SIGTERM: with the hour of grace given, the stop would
+      // wait an hour for each.
+      Run r("one: trap '' TERM; echo ready; while :; do sleep 0.05; done\n"
+            "two: trap '' TERM; echo ready; while :; do sleep 0.05; done\n");
+      r.start({"--kill-timeout", "3600000"});
+      REQUIRE(r.wait_out("one | ready"));
+      REQUIRE(r.wait_out("two | ready"));
+      r.signal(SIGTERM);
+      REQUIRE(r.wait_out("two | * stopping"));
+      r.signal(second);
+      CHECK(r.finish() == 0);
+      CHECK(contains(r.err(), "signal " + std::to_string(second) + " again: killing every service's tree now"));
+    }
+  }
+}
+
+TEST_CASE("a --metrics FILE that cannot be written is a usage error before any service starts") {
+  Reaper reaper;
+  Run r("a: touch DIR/started; exec sleep 1000\n");
+  CHECK(r.run({"--metrics", r.path("no/such/dir/metrics.prom")}) == 2);
+  CHECK(contains(r.err(), "--metrics: cannot write"));
+  CHECK_FALSE(std::filesystem::exists(r.path("started")));
+}
+
+TEST_CASE("a service's started line comes before its own first line") {
+  Reaper reaper;
+  Run r("a: echo first\n");
+  CHECK(r.run({}) == 0);
+  const std::string out = r.out();
+  INFO(out);
+  const auto started = out.find("a | * started");
+  const auto first = out.find("a | first");
+  REQUIRE(started != std::string::npos);
+  REQUIRE(first != std::string::npos);
+  CHECK(started < first);
 }

@@ -40,8 +40,10 @@ void family(std::string& out, const char* name, const char* type, const char* he
 }
 
 template <class F>
-void per_service(std::string& out, const char* name, const std::vector<MetricsService>& services, F value) {
+void per_service(std::string& out, const char* name, const std::vector<MetricsService>& services, F value,
+                 bool (*has)(const MetricsService&) = nullptr) {
   for (const auto& s : services) {
+    if (has != nullptr && !has(s)) continue;
     out += name;
     out += "{service=\"" + label(s.name) + "\"} " + std::to_string(value(s)) + '\n';
   }
@@ -73,10 +75,13 @@ Result<std::string> metrics_text(const std::vector<MetricsService>& services, co
   family(out, "airssys_run_service_failures_total", "counter",
          "Times the service's command ended with a status other than 0, or could not start.");
   per_service(out, "airssys_run_service_failures_total", services, [](const MetricsService& s) { return s.failures; });
+  // No sample for a service that has not exited yet: 0 would read as a
+  // clean exit.
   family(out, "airssys_run_service_last_exit_status", "gauge",
-         "Status of the command's last exit (128+N: killed by signal N).");
-  per_service(out, "airssys_run_service_last_exit_status", services,
-              [](const MetricsService& s) { return s.last_status; });
+         "Status of the command's last exit (128+N: killed by signal N; 125..127: could not start).");
+  per_service(
+      out, "airssys_run_service_last_exit_status", services, [](const MetricsService& s) { return s.last_status; },
+      [](const MetricsService& s) { return s.has_status; });
   return out;
 }
 

@@ -26,6 +26,7 @@ struct MetricsService {
   std::uint32_t exits = 0;     // ended by itself
   std::uint32_t failures = 0;  // ... with a status other than 0, or could not start
   int last_status = 0;
+  bool has_status = false;  // it exited (or could not start) at least once: last_status is one
 };
 
 // The exposition text: `monitoring`'s, with `system`'s actor and process

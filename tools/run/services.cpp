@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 #include <variant>
 
 namespace airssys::run {
@@ -111,9 +112,9 @@ class ServiceActor final : public Actor<ServiceMessage> {
       state_->failures.fetch_add(1, std::memory_order_relaxed);
       shared_->failed(state_->index, status);
       record_failure(ctx, spawned.error());
+      // On the service's own line; a first start's failure is also the
+      // supervisor's, which run_procfile prints on stderr.
       shared_->output->note(state_->index, std::string("cannot start: ") + spawned.error().message());
-      std::fprintf(stderr, "airssys-run: service '%s' cannot start: %s\n", state_->entry->name.c_str(),
-                   spawned.error().message());
       // Down(Failed) before Started: the supervisor's start fails, or the
       // restart counts as failed and is retried.
       ctx.fail(spawned.error());
@@ -122,13 +123,14 @@ class ServiceActor final : public Actor<ServiceMessage> {
     pid_ = spawned.value().pid;
     const std::uint32_t run = state_->starts.fetch_add(1, std::memory_order_relaxed);
     state_->set(Last::Running);
-    shared_->output->add(spawned.value().pipes[1], state_->index);
-    shared_->output->add(spawned.value().pipes[2], state_->index);
     shared_->monitoring->record(run == 0 ? MonitorEvent::Kind::ActorStarted : MonitorEvent::Kind::ActorRestarted,
                                 ctx.self().id, state_->entry->name);
     std::string text = (run == 0 ? "started, pid " : "restarted, pid ") + std::to_string(pid_);
     if (run > 0) text += " (restart " + std::to_string(run) + ")";
+    // Before its pipes are read: the line comes ahead of the service's own.
     shared_->output->note(state_->index, text);
+    shared_->output->add(spawned.value().pipes[1], state_->index);
+    shared_->output->add(spawned.value().pipes[2], state_->index);
   }
 
   void on_message(Context<ServiceMessage>& ctx, ServiceMessage& msg) override {
@@ -239,6 +241,9 @@ std::vector<MetricsService> metrics_view(const std::vector<std::unique_ptr<Servi
     m.exits = s->exits.load(std::memory_order_relaxed);
     m.failures = s->failures.load(std::memory_order_relaxed);
     m.last_status = o.status;
+    // Stopped by the supervisor keeps the status of an earlier exit, if any.
+    m.has_status = o.last == Last::Exited || o.last == Last::StartFailed ||
+                   (o.last != Last::NotStarted && m.exits > 0);
     out.push_back(std::move(m));
   }
   return out;
@@ -260,7 +265,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   // NO_COLOR (no-color.org): present and not empty turns colour off.
   const char* no_color = std::getenv("NO_COLOR");
   const bool color = arch::is_terminal(1) && (no_color == nullptr || *no_color == '\0');
-  ServiceOutput output(names, color, stdout);
+  ServiceOutput output(names, color, 1);
 
   // Declared before the System: its middleware must outlive it.
   MonitoringConfig monitoring_config;
@@ -344,11 +349,23 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
     if (auto r = write_metrics_file(o.metrics, metrics_view(states), sys, monitoring); !r)
       std::fprintf(stderr, "airssys-run: --metrics: %s\n", r.error().message());
   };
+  // A metrics file that cannot be written is a usage error before any
+  // service starts, as an --audit file that cannot be opened is.
+  if (o.metrics != nullptr) {
+    if (auto r = write_metrics_file(o.metrics, metrics_view(states), sys, monitoring); !r) {
+      std::fprintf(stderr, "airssys-run: --metrics: %s\n", r.error().message());
+      return kExitUsage;
+    }
+  }
 
   int status = 0;
   bool gave_up = false;
   bool ended = false;
   int stop_signal = 0;
+  bool killed_now = false;  // a second stop signal: every tree killed at once
+  // Read before the shutdown: the executor and its counters go with it.
+  decltype(sys.process_counters()) counters{};
+  bool counted = false;
   auto started = start_supervisor(sys, spec, stop_limit);
   if (!started) {
     std::fprintf(stderr, "airssys-run: %s\n", started.error().message());
@@ -363,6 +380,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
       }
       stop_signal = next_signal(signals, std::chrono::milliseconds(50));
       if (stop_signal != 0) break;
+      if (output.closed()) break;  // the reader of stdout is gone: stop as for SIGTERM
       if (!sys.alive(supervisor.ref)) {
         // It stops itself only when restarts exceeded the intensity, after
         // stopping every service.
@@ -377,34 +395,66 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
     }
     if (sys.alive(supervisor.ref)) {
       if (stop_signal != 0)
-        std::fprintf(stderr, "airssys-run: signal %d: stopping every service, last first\n", stop_signal);
-      if (auto r = supervisor.stop(stop_limit); !r && sys.alive(supervisor.ref))
-        std::fprintf(stderr, "airssys-run: stopping the services: %s\n", r.error().message());
+        std::fprintf(stderr, "airssys-run: signal %d: stopping every service, last first (a second SIGINT or SIGTERM kills them all at once)\n",
+                     stop_signal);
+      else if (output.closed())
+        std::fprintf(stderr, "airssys-run: stdout was closed: stopping every service, last first\n");
+      // The ordered stop runs on a thread of its own, so that this one
+      // still takes signals: a second SIGINT/SIGTERM kills every tree at
+      // once (the shutdown below, with no grace) instead of waiting out
+      // each service's --kill-timeout in turn.
+      std::atomic<bool> stopped{false};
+      Result<void> stop_result;
+      std::thread stopper([&] {
+        stop_result = supervisor.stop(stop_limit);
+        stopped.store(true, std::memory_order_release);
+      });
+      while (!stopped.load(std::memory_order_acquire)) {
+        const int sig = next_signal(signals, std::chrono::milliseconds(20));
+        if (sig == SIGINT || sig == SIGTERM) {
+          std::fprintf(stderr, "airssys-run: signal %d again: killing every service's tree now\n", sig);
+          counters = sys.process_counters();
+          counted = true;
+          (void)sys.shutdown(std::chrono::nanoseconds(0));
+          killed_now = true;
+          break;
+        }
+      }
+      stopper.join();
+      if (!killed_now && !stop_result && sys.alive(supervisor.ref))
+        std::fprintf(stderr, "airssys-run: stopping the services: %s\n", stop_result.error().message());
     }
     const int first = shared.first_status();
     status = first > 0 ? first : (gave_up ? 1 : 0);
   }
   // Every tree is gone, so every pipe is at end of file or about to be.
-  output.finish(std::chrono::seconds(5));
+  output.finish(killed_now ? std::chrono::seconds(1) : std::chrono::seconds(5));
+  if (output.dropped() > 0)
+    std::fprintf(stderr, "airssys-run: %llu output lines were dropped: stdout did not take them in time\n",
+                 static_cast<unsigned long long>(output.dropped()));
   publish_metrics();
-  const auto counters = sys.process_counters();
-  if (auto r = sys.shutdown(stop_limit); !r)
-    std::fprintf(stderr, "airssys-run: shutdown: %s\n", r.error().message());
+  if (!counted) counters = sys.process_counters();
+  if (!killed_now) {
+    if (auto r = sys.shutdown(stop_limit); !r)
+      std::fprintf(stderr, "airssys-run: shutdown: %s\n", r.error().message());
+  }
 
   std::size_t width = 0;
   for (const auto& e : entries) width = std::max(width, e.name.size());
-  std::fprintf(stderr, "airssys-run: summary (strategy %s, restart %s, at most %u restarts in %llds)\n",
-               strategy_name(o.strategy), restart_name(o.restart), o.max_restarts,
+  std::fprintf(stderr, "airssys-run: summary (strategy %s, restart %s, at most %u restart%s in %llds)\n",
+               strategy_name(o.strategy), restart_name(o.restart), o.max_restarts, o.max_restarts == 1 ? "" : "s",
                static_cast<long long>(o.period_s));
   for (const auto& s : states) {
     const std::uint32_t starts = s->starts.load(std::memory_order_relaxed);
     std::fprintf(stderr, "  %-*s  restarts %-3u %s\n", static_cast<int>(width), s->entry->name.c_str(),
                  starts > 0 ? starts - 1 : 0, describe_last(*s).c_str());
   }
-  std::fprintf(stderr, "  process trees: %llu spawned, %llu cleaned; killed with SIGKILL: %llu; orphans adopted: %llu\n",
+  std::fprintf(stderr, "  process trees: %llu spawned, %llu cleaned; killed with SIGKILL: %llu; orphans adopted: %llu%s\n",
                static_cast<unsigned long long>(counters.spawned), static_cast<unsigned long long>(counters.cleaned),
                static_cast<unsigned long long>(counters.killed),
-               static_cast<unsigned long long>(counters.orphans_adopted));
+               static_cast<unsigned long long>(counters.orphans_adopted),
+               killed_now ? " (before the second signal; every tree left then was killed with SIGKILL and reaped)"
+                          : "");
   if (gave_up)
     std::fprintf(stderr, "airssys-run: more than %u restarts within %llds: gave up, every service stopped\n",
                  o.max_restarts, static_cast<long long>(o.period_s));
