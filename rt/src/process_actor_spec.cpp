@@ -77,7 +77,7 @@ ProcessSpec& ProcessSpec::on_cleanup(int first_signal, std::chrono::milliseconds
 
 Result<void> ProcessSpec::check() const noexcept {
   if (overflow_ != nullptr)
-    return Error::make(Errc::InvalidArgument, "process spec for '%.*s': %s do not fit (%zu bytes, %zu args, %zu env)",
+    return Error::make(Errc::InvalidArgument, "process spec for '%.*s': %s over the spec's capacity (%zu bytes, %zu args, %zu env)",
                        static_cast<int>(program_.length), strings_ + program_.offset, overflow_, kStringBytes,
                        kMaxArgs, kMaxEnv);
   if (program_.length == 0) return Error::make(Errc::InvalidArgument, "process spec: the program is empty");

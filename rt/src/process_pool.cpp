@@ -29,8 +29,9 @@ struct ProcessPoolActor::Account {
   PoolCounts counts;
 };
 
-ProcessPoolActor::ProcessPoolActor(const ProcessPoolConfig& config) : config_(config) {
-  if (config_.max_running == 0) config_.max_running = 1;
+ProcessPoolActor::ProcessPoolActor(const ProcessPoolConfig& config)
+    : config_(config), zero_running_(config.max_running == 0) {
+  if (config_.max_running == 0) config_.max_running = 1;  // a table to index; on_start fails
   if (config_.max_requesters == 0) config_.max_requesters = 1;
   if (config_.burst == 0) config_.burst = 1;
   running_.reset(new (std::nothrow) Job[config_.max_running]);
@@ -46,6 +47,10 @@ ProcessPoolActor::~ProcessPoolActor() = default;
 void ProcessPoolActor::on_start(Ctx& ctx) {
   if (!running_ || !queue_ || !accounts_) {
     ctx.fail(Error::make(Errc::Full, "ProcessPoolActor #%u: no memory for its tables", ctx.self().id.slot));
+    return;
+  }
+  if (zero_running_) {
+    ctx.fail(Error::make(Errc::InvalidArgument, "ProcessPoolActor: max_running 0: no job could ever run"));
     return;
   }
   const std::uint32_t per_actor = ctx.system().config().processes_per_actor;
@@ -257,13 +262,17 @@ void ProcessPoolActor::handle(Ctx& ctx, Down& m) {
   Account* a = account(m.who);
   if (a == nullptr || !m.who.valid()) return;
   a->gone = true;
-  // Its queued jobs are dropped (keeping the others' order), its running
-  // trees torn down.
+  // Its queued jobs are dropped (keeping the others' order), each answered,
+  // its running trees torn down.
   const std::uint32_t cap = std::max<std::uint32_t>(config_.max_queued, 1);
   std::uint32_t kept = 0;
   for (std::uint32_t k = 0; k < queue_size_; ++k) {
     Job& j = queue_[(queue_head_ + k) % cap];
     if (j.requester == m.who) {
+      (void)ctx.reply(j.reply, Error::make(Errc::Dead,
+                                           "ProcessPoolActor #%u: job %llu dropped from the queue: its requester "
+                                           "#%u has stopped",
+                                           ctx.self().id.slot, static_cast<unsigned long long>(j.id), m.who.slot));
       --total_.queued;
       ++total_.rejected;
       if (a->counts.queued > 0) --a->counts.queued;

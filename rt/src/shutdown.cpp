@@ -62,7 +62,7 @@ Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
   arch::wake_all(shutdown_state_);
   if (!in_time)
     return Error::make(Errc::Timeout,
-                       "shutdown deadline of %lld ms passed with %llu actors running; they were "
+                       "shutdown deadline of %lld ms passed with %llu actor(s) running; they were "
                        "stopped after the workers",
                        static_cast<long long>(deadline.count() / 1'000'000),
                        static_cast<unsigned long long>(left));

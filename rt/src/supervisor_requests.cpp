@@ -23,6 +23,14 @@ void SupervisorState::handle_request(Ctx& ctx, SupervisorMsg& msg) {
   flush_notes(ctx);  // the events of the work before it, before its reply
   SupervisorVariant& v = msg;
   if (auto* r = std::get_if<StartChildRequest>(&v)) {
+    if (!simple() && !r->spec.has_factory() && r->spec.id().empty()) {
+      (void)ctx.reply(r->reply, Result<ActorId>(Error::make(
+                                    Errc::InvalidArgument,
+                                    "start_child() with no spec is for SimpleOneForOne (this is %s): pass the "
+                                    "child's spec",
+                                    to_string(flags_.strategy))));
+      return;
+    }
     // SimpleOneForOne: an empty spec asks for an instance of the template.
     const ChildSpec& spec = simple() && has_template_ && !r->spec.has_factory() && r->spec.id().empty() ? template_ : r->spec;
     const auto id = spec.id();
@@ -63,16 +71,34 @@ void SupervisorState::handle_request(Ctx& ctx, SupervisorMsg& msg) {
   if (auto* r = std::get_if<TerminateChildRequest>(&v)) {
     std::uint32_t i;
     if (simple()) {
+      if (!r->instance.valid()) {
+        (void)ctx.reply(r->reply, Result<void>(Error::make(
+                                      Errc::InvalidArgument,
+                                      "SimpleOneForOne children are terminated by ActorId, not by an id ('%s')",
+                                      r->id.text)));
+        return;
+      }
       i = find_ref(r->instance);
       if (i == ~0u) {
-        (void)ctx.reply(r->reply, Result<void>(Error::make(Errc::NotFound, "actor #%u is not a child of this supervisor",
-                                                           r->instance.slot)));
+        (void)ctx.reply(r->reply, Result<void>(Error::make(Errc::NotFound,
+                                                           "actor #%u (generation %u) is not a child of this supervisor",
+                                                           r->instance.slot, r->instance.gen)));
         return;
       }
     } else {
+      if (r->id.view().empty() && r->instance.valid()) {
+        // As OTP: only a simple_one_for_one supervisor takes the pid.
+        (void)ctx.reply(r->reply, Result<void>(Error::make(
+                                      Errc::InvalidArgument,
+                                      "a %s supervisor's children are terminated by their child id, not by an "
+                                      "ActorId (#%u)",
+                                      to_string(flags_.strategy), r->instance.slot)));
+        return;
+      }
       i = find_id(r->id.view());
       if (i == ~0u) {
-        (void)ctx.reply(r->reply, Result<void>(Error::make(Errc::NotFound, "no child '%s' in this supervisor", r->id.text)));
+        (void)ctx.reply(r->reply,
+                        Result<void>(Error::make(Errc::NotFound, "no child '%s' in this supervisor", r->id.text)));
         return;
       }
     }

@@ -273,3 +273,72 @@ TEST_CASE("A pool restarted by its supervisor binds its name again after the str
 TEST_CASE("A pool name longer than the registry holds is refused naming it, never cut", "[process_pool]") {
   check_overlong_name_refused<ProcessPoolActor>(ProcessPoolConfig{}, "jobs.");
 }
+
+// Threads asking on behalf of a requester actor: one job runs, one waits in
+// the queue. When the requester stops, the waiting thread is answered at
+// once with Dead (before, it waited out its whole ask timeout).
+TEST_CASE("A queued job dropped with its stopped requester is answered with Dead, not left to time out",
+          "[process_pool]") {
+  NothingLeftCensus guard(marker());
+  auto sys = two_worker_system();
+  ProcessPoolConfig cfg;
+  cfg.max_running = 1;
+  cfg.max_queued = 4;
+  auto pool = spawn_pool(*sys, cfg);
+  ProcessPoolRef handle(*sys, pool);
+  Log<Errc> unused;
+  auto requester = spawn_submitter(*sys, pool, unused, 1);
+  Result<JobResult> running = Error(Errc::Failed), queued = Error(Errc::Failed);
+  std::thread a([&] { running = ProcessPoolRef(*sys, pool).run(sleeper("1000"), 60s, requester.id); });
+  REQUIRE(wait_for([&] {
+    auto c = handle.counts(requester.id);
+    return c && c.value().running == 1;
+  }));
+  std::thread b([&] { queued = ProcessPoolRef(*sys, pool).run(sleeper("1000"), 60s, requester.id); });
+  REQUIRE(wait_for([&] {
+    auto c = handle.counts(requester.id);
+    return c && c.value().queued == 1;
+  }));
+  REQUIRE(sys->stop(requester));
+  a.join();
+  b.join();
+  REQUIRE(running);  // its tree was torn down: the exit status
+  CHECK(running.value().status.signal == SIGTERM);
+  REQUIRE_FALSE(queued);
+  CHECK(queued.code() == Errc::Dead);
+  CHECK(std::string(queued.error().message()).find("dropped from the queue: its requester") != std::string::npos);
+  auto mine = handle.counts(requester.id);
+  REQUIRE(mine);
+  CHECK(mine.value().rejected == 1);
+  CHECK(mine.value().killed == 1);
+  REQUIRE(wait_for([&] { return sys->processes_held() == 0; }, 20s));
+  CHECK(live_jobs() == 0);
+  REQUIRE(sys->shutdown());
+}
+
+TEST_CASE("A pool with max_running 0 fails to start with InvalidArgument naming it", "[process_pool]") {
+  auto sys = two_worker_system();
+  ProcessPoolConfig cfg;
+  cfg.max_running = 0;
+  SupervisorSpec spec(SupervisorFlags{}, 1);
+  REQUIRE(spec.add(ChildSpec::worker_with<ProcessPoolActor>("pool", [cfg] { return ProcessPoolActor(cfg); })));
+  auto sup = start_supervisor(*sys, spec);
+  REQUIRE_FALSE(sup);
+  INFO(sup.error().message());
+  CHECK(std::string(sup.error().message()).find("max_running 0") != std::string::npos);
+  CHECK(sys->processes_held() == 0);
+  REQUIRE(sys->shutdown());
+}
+
+// Both configs take designated initializers under -Wextra -Werror (every
+// member has a default initializer), as SystemConfig does in the README.
+TEST_CASE("ProcessPoolConfig and ProcessActorConfig take designated initializers", "[process_pool]") {
+  const ProcessPoolConfig pool{.max_running = 2, .max_queued = 0};
+  CHECK(pool.max_running == 2);
+  CHECK(pool.max_queued == 0);
+  CHECK(pool.name.empty());
+  const ProcessActorConfig actor{.max_processes = 4};
+  CHECK(actor.max_processes == 4);
+  CHECK(actor.max_waiters == 32);
+  CHECK(actor.name.empty());
+}

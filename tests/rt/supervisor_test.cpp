@@ -606,6 +606,14 @@ TEST_CASE("children added, terminated, restarted and deleted at run time, up to 
   CHECK(std::string(running.error().message()) == "child 'a' is running; terminate it first");
   CHECK(sup->delete_child("a").code() == Errc::InvalidArgument);
   CHECK(sup->terminate_child("nope").code() == Errc::NotFound);
+  // The other ways round, each saying what to pass instead.
+  auto by_ref = sup->terminate_child(b.ref("b").id);
+  CHECK(by_ref.code() == Errc::InvalidArgument);
+  CHECK(std::strstr(by_ref.error().message(), "terminated by their child id") != nullptr);
+  auto no_spec = sup->start_child();
+  CHECK(no_spec.code() == Errc::InvalidArgument);
+  CHECK(std::strstr(no_spec.error().message(), "pass the child's spec") != nullptr);
+  CHECK(running_children(*sup) == 3);
 
   REQUIRE(sup->terminate_child("b").ok());
   CHECK_FALSE(sys.alive(b.ref("b")));
@@ -669,7 +677,12 @@ TEST_CASE("SimpleOneForOne instances start from the template, are terminated by 
   CHECK(sup->start_child(ChildSpec::worker<Worker>("other", "w", &b)).code() == Errc::InvalidArgument);
   CHECK(sup->restart_child("job").code() == Errc::InvalidArgument);
   CHECK(sup->delete_child("job").code() == Errc::InvalidArgument);
-  CHECK(sup->terminate_child(ActorId{200, 1}).code() == Errc::NotFound);
+  auto unknown = sup->terminate_child(ActorId{200, 1});
+  CHECK(unknown.code() == Errc::NotFound);
+  CHECK(std::strstr(unknown.error().message(), "actor #200 (generation 1)") != nullptr);
+  auto by_id = sup->terminate_child("job");
+  CHECK(by_id.code() == Errc::InvalidArgument);
+  CHECK(std::strstr(by_id.error().message(), "terminated by ActorId, not by an id ('job')") != nullptr);
   REQUIRE(sup->terminate_child(*first).ok());
   CHECK_FALSE(sys.alive(*first));
   auto counts = sup->count_children();

@@ -22,8 +22,11 @@
 // - A process's tree ends with it: when the spawned process exits, what it
 //   left running in its tree is torn down.
 // - Ids are the actor's own, from 1, never reused. A process is known from
-//   spawn until a Wait reported its exit (then it is "reaped"); an unknown
-//   or reaped id gives NotFound naming the id.
+//   spawn until a Wait reported its exit (then it is "reaped"), or until
+//   the requester it was spawned for stopped: then its tree is torn down
+//   and its id forgotten once the tree is gone (a Wait already pending
+//   gets the exit status; nobody is left to wait later). An unknown or
+//   reaped id gives NotFound naming the id.
 // - Fixed capacity (ProcessActorConfig), reserved when the actor is built
 //   (spawn or restart); after that nothing allocates. The System's
 //   SystemConfig::processes_per_actor also bounds the live trees of one
@@ -272,7 +275,7 @@ struct ProcessActorConfig {
   // name is too long: see RegistryName), so that requesters find it after
   // a supervisor restarted it under a new ref. Owned: a copy of the
   // caller's bytes.
-  RegistryName name;
+  RegistryName name{};
 };
 
 class ProcessActor final : public Actor<ProcessActorMsg> {

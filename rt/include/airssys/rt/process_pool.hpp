@@ -17,12 +17,15 @@
 // - Accounting, in total and per requester: spawned, running, exited,
 //   killed, queued, rejected.
 // - Requester cleanup: the jobs of a requester that stops or crashes are
-//   dropped from the queue, and its running trees torn down (counted as
-//   killed). When the pool stops, queued and running jobs are answered
-//   with ShuttingDown and the runtime tears the running trees down.
+//   dropped from the queue, each answered with Dead (counted as rejected),
+//   and its running trees torn down (counted as killed; their replies
+//   carry the exit status). When the pool stops, queued and running jobs
+//   are answered with ShuttingDown and the runtime tears the running trees
+//   down.
 // - Fixed capacity (ProcessPoolConfig), reserved when the actor is built.
-//   max_running must not exceed SystemConfig::processes_per_actor (the
-//   pool's own ProcessSet): the pool fails in on_start otherwise.
+//   max_running must be 1..SystemConfig::processes_per_actor (the pool's
+//   own ProcessSet): the pool fails in on_start with InvalidArgument
+//   otherwise.
 // - Jobs run without pipes: a spec's piped streams become /dev/null (the
 //   ProcessActor is the actor for output).
 
@@ -39,12 +42,12 @@ namespace airssys {
 using JobId = std::uint64_t;
 
 struct ProcessPoolConfig {
-  std::uint32_t max_running = 4;
-  std::uint32_t max_queued = 16;
-  std::uint32_t max_requesters = 16;  // requesters accounted (and monitored) at once
+  std::uint32_t max_running = 4;      // 1..SystemConfig::processes_per_actor
+  std::uint32_t max_queued = 16;      // 0: no queue (a job that cannot start at once is refused)
+  std::uint32_t max_requesters = 16;  // requesters accounted (and monitored) at once; 0 is taken as 1
   // Token bucket: 0 rate means no limit.
   double rate_per_second = 0.0;
-  std::uint32_t burst = 1;
+  std::uint32_t burst = 1;  // 0 is taken as 1
   // The bucket's time; null: monotonic_clock(). Not owned: the clock must
   // outlive every pool built from this config, restarts included (a
   // config copied into a ChildSpec keeps the pointer). A clock that does not
@@ -53,7 +56,7 @@ struct ProcessPoolConfig {
   SupervisorClock* clock = nullptr;
   // Non-empty: bound to the pool in the System's registry at its start
   // (see ProcessActorConfig::name). Owned: a copy of the caller's bytes.
-  RegistryName name;
+  RegistryName name{};
 };
 
 struct JobResult {
@@ -122,6 +125,7 @@ class ProcessPoolActor final : public Actor<ProcessPoolMsg> {
   void finish(Ctx& ctx, Job& job, const Result<JobResult>& result) noexcept;
 
   ProcessPoolConfig config_;
+  bool zero_running_ = false;  // max_running was 0: on_start refuses it
   std::unique_ptr<Job[]> running_;
   std::unique_ptr<Job[]> queue_;  // ring, FIFO
   std::uint32_t queue_head_ = 0, queue_size_ = 0;

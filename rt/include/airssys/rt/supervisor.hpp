@@ -257,7 +257,10 @@ struct ChildInfo {
   ChildKind kind;
   RestartType restart;
   bool running;
-  std::uint32_t restarts;  // restarts of this child by this supervisor instance
+  // Restarts this child caused (its own exit restarted it; siblings that
+  // OneForAll or RestForOne restarted with it do not count one), by this
+  // supervisor instance.
+  std::uint32_t restarts;
 };
 // count_children, as OTP: specs, running children, and specs per kind.
 struct ChildCounts {
@@ -333,10 +336,13 @@ struct SupervisorRef {
   // Adds and starts a child (SimpleOneForOne: an instance of the template).
   Result<ActorId> start_child(const ChildSpec& spec,
                               std::chrono::nanoseconds timeout = std::chrono::seconds(5)) const;
-  // SimpleOneForOne: a new instance from the template spec.
+  // SimpleOneForOne: a new instance from the template spec (any other
+  // strategy: InvalidArgument, pass a spec).
   Result<ActorId> start_child(std::chrono::nanoseconds timeout = std::chrono::seconds(5)) const;
   // Stops a child (its Down awaited); it stays as a spec, except Temporary
-  // children and SimpleOneForOne instances, which go.
+  // children and SimpleOneForOne instances, which go. As in OTP, a
+  // SimpleOneForOne instance is named by its ActorId, any other child by
+  // its child id; the other way round is InvalidArgument.
   Result<void> terminate_child(std::string_view id,
                                std::chrono::nanoseconds timeout = std::chrono::seconds(5)) const;
   Result<void> terminate_child(ActorId instance,
