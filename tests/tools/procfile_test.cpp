@@ -571,3 +571,10 @@ TEST_CASE("a service's started line comes before its own first line") {
   REQUIRE(first != std::string::npos);
   CHECK(started < first);
 }
+
+TEST_CASE("a Procfile that starts with a UTF-8 byte order mark reads as without it") {
+  Reaper reaper;
+  Run r("\xEF\xBB\xBFweb: echo bom-free\r\n");
+  CHECK(r.run({}) == 0);
+  CHECK(contains(r.out(), "web | bom-free\n"));
+}

@@ -34,6 +34,9 @@ bool parse_procfile(std::string_view text, std::string_view path, std::vector<Pr
                     std::string& error) {
   out.clear();
   int number = 0;
+  // A UTF-8 byte order mark, as some editors write one, is not part of the
+  // first line.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   for (std::size_t pos = 0; pos < text.size();) {
     ++number;
     std::size_t nl = text.find('\n', pos);

@@ -65,9 +65,6 @@ struct ServiceState {
 struct Shared {
   const ProcfileOptions* options = nullptr;
   ServiceOutput* output = nullptr;
-  // --metrics: restarts per service, failures (the process events come
-  // through its middleware).
-  Monitoring* monitoring = nullptr;
   // The first service that failed: its index << 32 | its status (exit
   // code, 128+signal, or 125..127 when it could not be started); -1 until
   // one did. Set once.
@@ -111,7 +108,6 @@ class ServiceActor final : public Actor<ServiceMessage> {
       state_->set(Last::StartFailed, status);
       state_->failures.fetch_add(1, std::memory_order_relaxed);
       shared_->failed(state_->index, status);
-      record_failure(ctx, spawned.error());
       // On the service's own line; a first start's failure is also the
       // supervisor's, which run_procfile prints on stderr.
       shared_->output->note(state_->index, std::string("cannot start: ") + spawned.error().message());
@@ -123,8 +119,6 @@ class ServiceActor final : public Actor<ServiceMessage> {
     pid_ = spawned.value().pid;
     const std::uint32_t run = state_->starts.fetch_add(1, std::memory_order_relaxed);
     state_->set(Last::Running);
-    shared_->monitoring->record(run == 0 ? MonitorEvent::Kind::ActorStarted : MonitorEvent::Kind::ActorRestarted,
-                                ctx.self().id, state_->entry->name);
     std::string text = (run == 0 ? "started, pid " : "restarted, pid ") + std::to_string(pid_);
     if (run > 0) text += " (restart " + std::to_string(run) + ")";
     // Before its pipes are read: the line comes ahead of the service's own.
@@ -153,7 +147,6 @@ class ServiceActor final : public Actor<ServiceMessage> {
     shared_->failed(state_->index, status);
     const Error failure =
         Error::make(Errc::Failed, "service '%s' exited with status %d", state_->entry->name.c_str(), status);
-    record_failure(ctx, failure);
     ctx.fail(failure);
   }
 
@@ -169,12 +162,6 @@ class ServiceActor final : public Actor<ServiceMessage> {
   }
 
  private:
-  void record_failure(Context<ServiceMessage>& ctx, const Error& e) {
-    auto ev = MonitorEvent::make(MonitorEvent::Kind::ActorFailed, ctx.self().id, state_->entry->name);
-    ev.set_error(e);
-    shared_->monitoring->record(ev);
-  }
-
   Shared* shared_;
   ServiceState* state_;
   int pid_ = -1;
@@ -267,17 +254,9 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   const bool color = arch::is_terminal(1) && (no_color == nullptr || *no_color == '\0');
   ServiceOutput output(names, color, 1);
 
-  // Declared before the System: its middleware must outlive it.
-  MonitoringConfig monitoring_config;
-  monitoring_config.events = 256;
-  monitoring_config.child_names = count;
-  Monitoring monitoring(monitoring_config);
-  MonitoringMiddleware monitoring_middleware(monitoring);
-
   Shared shared;
   shared.options = &o;
   shared.output = &output;
-  shared.monitoring = &monitoring;
   std::vector<std::unique_ptr<ServiceState>> states;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     auto s = std::make_unique<ServiceState>();
@@ -303,8 +282,12 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   config.processes_per_actor = 2;
   config.max_processes = 1024;
   config.process_kill_timeout = std::chrono::milliseconds(o.kill_timeout_ms);
-  config.process_middleware[0] = &monitoring_middleware;
-  if (o.audit != nullptr) config.process_middleware[1] = o.audit;
+  // --metrics: the System's own monitoring, which its supervisor (starts,
+  // failures, restarts per service name, intensity) and its process layer
+  // (trees spawned, terminated, killed) record into.
+  config.monitoring_events = 256;
+  config.monitoring_child_names = count;
+  if (o.audit != nullptr) config.process_middleware[0] = o.audit;
   auto system = System::create(config);
   if (!system) {
     std::fprintf(stderr, "airssys-run: cannot start the runtime: %s\n", system.error().message());
@@ -346,13 +329,13 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   auto next_metrics = Clock::now();
   auto publish_metrics = [&] {
     if (o.metrics == nullptr) return;
-    if (auto r = write_metrics_file(o.metrics, metrics_view(states), sys, monitoring); !r)
+    if (auto r = write_metrics_file(o.metrics, metrics_view(states), sys, sys.monitoring()); !r)
       std::fprintf(stderr, "airssys-run: --metrics: %s\n", r.error().message());
   };
   // A metrics file that cannot be written is a usage error before any
   // service starts, as an --audit file that cannot be opened is.
   if (o.metrics != nullptr) {
-    if (auto r = write_metrics_file(o.metrics, metrics_view(states), sys, monitoring); !r) {
+    if (auto r = write_metrics_file(o.metrics, metrics_view(states), sys, sys.monitoring()); !r) {
       std::fprintf(stderr, "airssys-run: --metrics: %s\n", r.error().message());
       return kExitUsage;
     }
@@ -385,7 +368,6 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
         // It stops itself only when restarts exceeded the intensity, after
         // stopping every service.
         gave_up = true;
-        monitoring.record(MonitorEvent::Kind::IntensityExceeded, supervisor.ref.id, {}, o.max_restarts + 1);
         break;
       }
       if (ended_for_good(o.restart, states)) {
