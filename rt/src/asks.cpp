@@ -73,7 +73,7 @@ void AskTable::finish(std::uint32_t index, Node* reply) noexcept {
   arch::wake_all(p.state);
 }
 
-Result<void> AskTable::wait_reply(std::uint32_t index, std::chrono::nanoseconds timeout,
+Result<void> AskTable::wait_reply(std::uint32_t index, ActorId target, std::chrono::nanoseconds timeout,
                                   const std::atomic<bool>& stopping, Node*& reply) noexcept {
   auto& p = entries_[index];
   const std::uint32_t g = gen(index);
@@ -92,8 +92,9 @@ Result<void> AskTable::wait_reply(std::uint32_t index, std::chrono::nanoseconds 
                                           std::memory_order_acquire)) {
         release(index);
         if (left > 0)
-          return Error::make(Errc::ShuttingDown, "ask #%u abandoned: the system is shutting down", index);
-        return Error::make(Errc::Timeout, "no reply to ask #%u within %lld ms", index,
+          return Error::make(Errc::ShuttingDown, "ask #%u to actor #%u abandoned: the system is shutting down", index,
+                             target.slot);
+        return Error::make(Errc::Timeout, "no reply from actor #%u to ask #%u within %lld ms", target.slot, index,
                            static_cast<long long>(timeout.count() / 1'000'000));
       }
       continue;

@@ -533,7 +533,7 @@ Result<Rep> System::ask(ActorRef<M> to, Make&& make, std::chrono::nanoseconds ti
     return sent.error();
   }
   detail::Node* n = nullptr;
-  auto waited = asks_.wait_reply(*index, timeout, shutting_down_, n);
+  auto waited = asks_.wait_reply(*index, to.id, timeout, shutting_down_, n);
   if (!waited) return waited.error();
   Rep* r = detail::payload<Rep>(n);
   Result<Rep> out(std::move(*r));

@@ -68,9 +68,9 @@ class AskTable {
   void finish(std::uint32_t index, Node* reply) noexcept;
   // Gives a claim back unanswered (the reply could not be delivered).
   void abandon(std::uint32_t index, std::uint32_t gen) noexcept;
-  // A plain thread's wait for its reply, up to `timeout`; gives up early
-  // (ShuttingDown) once `stopping` is set.
-  Result<void> wait_reply(std::uint32_t index, std::chrono::nanoseconds timeout,
+  // A plain thread's wait for the reply of `target`, up to `timeout` (the
+  // errors name both); gives up early (ShuttingDown) once `stopping` is set.
+  Result<void> wait_reply(std::uint32_t index, ActorId target, std::chrono::nanoseconds timeout,
                           const std::atomic<bool>& stopping, Node*& reply) noexcept;
 
   // The timeout timer of an actor's ask, as it fires: Claimed (the entry is
