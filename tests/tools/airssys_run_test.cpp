@@ -572,9 +572,9 @@ TEST_CASE("a second SIGTERM while the program's leftovers are torn down kills th
   Tool t(dir, {"--kill-timeout", "30000", "--restart", "always", "--", "sh", "-c",
                "echo $$ > " + program + "; (trap '' TERM; touch " + ready + "; exec sleep 1000) & echo $! > " +
                    child + "; while [ ! -e " + ready + " ]; do sleep 0.01; done; exit 0"});
-  REQUIRE(eventually([&] { return std::filesystem::exists(ready); }));
+  // The child touches `ready` itself: its pid file may come a moment later.
+  REQUIRE(eventually([&] { return std::filesystem::exists(ready) && read_pid(child) > 0; }));
   const int pid = read_pid(child);
-  REQUIRE(pid > 0);
   // The program has exited (and is reaped); its child ignores the
   // teardown's SIGTERM.
   const int program_pid = read_pid(program);
