@@ -414,7 +414,9 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   if (output.dropped() > 0)
     std::fprintf(stderr, "airssys-run: %llu output lines were dropped: stdout did not take them in time\n",
                  static_cast<unsigned long long>(output.dropped()));
-  publish_metrics();
+  // After a kill-now shutdown the process counters are gone with the
+  // executor: the last rewrite before it stays.
+  if (!killed_now) publish_metrics();
   if (!counted) counters = sys.process_counters();
   if (!killed_now) {
     if (auto r = sys.shutdown(stop_limit); !r)
