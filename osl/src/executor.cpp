@@ -8,6 +8,7 @@
 #include <airssys/arch/poller.hpp>
 #include <airssys/arch/wait.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -97,7 +98,13 @@ Error too_long(std::string_view program, std::size_t limit) noexcept {
 
 }  // namespace
 
-ProcessExecutor::ProcessExecutor(const ExecutorConfig& config) : config_(config) {
+namespace {
+// Executors made in this process so far: each tree marker names its own.
+std::atomic<std::uint64_t> executors_made{0};
+}  // namespace
+
+ProcessExecutor::ProcessExecutor(const ExecutorConfig& config)
+    : config_(config), number_(executors_made.fetch_add(1, std::memory_order_relaxed) + 1) {
   if (config_.max_processes == 0) config_.max_processes = 1;
   // Every held process may need a guardian slot.
   if (config_.max_processes > arch::Guardian::kSlots) config_.max_processes = arch::Guardian::kSlots;
@@ -474,13 +481,15 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
   // not go away while the child joins them (JoinGroup is rare).
   if (leader == nullptr) lock.unlock();
 
-  char marker[48] = {};
+  char marker[arch::Guardian::kMarkerSize] = {};
   if (containment == Containment::ProcessGroup) {
     // Lets a teardown recognise, by their environment, processes of this
-    // tree that left the group with setsid and came back as orphans.
+    // tree that left the group with setsid and came back as orphans. The
+    // executor's own number keeps two executors of one process (two
+    // Systems, say) from taking each other's escapees for their own.
     if (leads) {
-      std::snprintf(marker, sizeof marker, "AIRSSYS_TREE=%d.%llu", arch::own_pid(),
-                    static_cast<unsigned long long>(group_id));
+      std::snprintf(marker, sizeof marker, "AIRSSYS_TREE=%d.%llu.%llu", arch::own_pid(),
+                    static_cast<unsigned long long>(number_), static_cast<unsigned long long>(group_id));
     } else {
       std::memcpy(marker, leader->marker, sizeof marker);
     }

@@ -1,6 +1,7 @@
 #pragma once
 // Internal to the executor: its table entry and spawn buffers.
 #include <airssys/arch/cgroup.hpp>
+#include <airssys/arch/guardian.hpp>
 #include <airssys/osl/executor.hpp>
 
 #include <atomic>
@@ -60,7 +61,7 @@ struct ProcessExecutor::Entry {
   // the cgroup still carries it. Held open, so that its number is not
   // given to another namespace while the entry lives.
   arch::CgroupNamespace cgroup_ns;
-  char marker[48] = {};         // "AIRSSYS_TREE=<pid>.<group id>" (ProcessGroup containment)
+  char marker[arch::Guardian::kMarkerSize] = {};  // "AIRSSYS_TREE=<pid>.<executor>.<group>" (ProcessGroup containment)
 };
 
 // Collects a held process's exit (status and reap; an ended group leader

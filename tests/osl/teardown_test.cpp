@@ -394,6 +394,47 @@ TEST_CASE("destroying the executor tears down a tree with a setsid escapee, for 
   CHECK(test::own_airssys_cgroups().empty());
 }
 
+// Two executors in one process (two Systems, say) number their trees from
+// 1 each. Their markers must still differ: before, A's teardown took B's
+// escapee for one of its own (same "<pid>.1" marker) and killed it, and so
+// did A's destruction.
+TEST_CASE("two executors in one process never take each other's escapees for their own") {
+  NothingLeft guard;
+  auto b = std::make_unique<ProcessExecutor>();
+  const Tree tb = spawn_tree(*b, Containment::ProcessGroup, guard.marker, guard);
+  {
+    ProcessExecutor a;
+    const Tree ta = spawn_tree(a, Containment::ProcessGroup, guard.marker, guard);
+    auto r = a.execute(TeardownOperation{ta.leader, 100 * kMs});
+    INFO(r.error().message());
+    REQUIRE(r.ok());
+    CHECK(r->orphans_adopted == 1);  // its own escapee, not B's too
+    for (int pid : ta.all()) {
+      INFO("A's pid " << pid);
+      CHECK_FALSE(test::process_exists(pid));
+    }
+    for (int pid : tb.all()) {
+      INFO("B's pid " << pid);
+      CHECK(running(pid));
+    }
+  }
+  // A is gone, with its guardian and its registered markers: B's tree is whole.
+  for (int pid : tb.all()) {
+    INFO("B's pid " << pid);
+    CHECK(running(pid));
+  }
+  auto r = b->execute(TeardownOperation{tb.leader, 100 * kMs});
+  REQUIRE(r.ok());
+  CHECK(r->orphans_adopted == 1);
+  b.reset();
+  for (int pid : tb.all()) {
+    INFO("B's pid " << pid);
+    CHECK_FALSE(test::process_exists(pid));
+  }
+  CHECK(test::processes_with_env(guard.marker).empty());
+  CHECK(test::children_of_self().empty());
+}
+
 TEST_CASE("a leader that ends before its tree: WaitProcess gives its status, and the group is still reached") {
   Containment c = Containment::Cgroup;
   SECTION("cgroup") { c = Containment::Cgroup; }

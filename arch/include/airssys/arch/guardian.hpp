@@ -48,8 +48,9 @@ class Process;
 class Guardian {
  public:
   static constexpr std::size_t kSlots = 1024;
-  // Room for one "AIRSSYS_TREE=<pid>.<group id>" marker, NUL included.
-  static constexpr std::size_t kMarkerSize = 48;
+  // Room for one "AIRSSYS_TREE=<pid>.<executor>.<group>" marker, NUL
+  // included (at most 13 + 10 + 1 + 20 + 1 + 20 bytes).
+  static constexpr std::size_t kMarkerSize = 72;
 
   Guardian() = default;
   Guardian(const Guardian&) = delete;

@@ -291,6 +291,7 @@ class ProcessExecutor {
   // Our own children, listed by every sweep and quiesce walk (under mu_).
   std::unique_ptr<arch::ChildLister> children_;
   std::unique_ptr<char[]> cgroup_base_;  // config_.cgroup_base's copy
+  std::uint64_t number_ = 0;  // this executor's, unique in the process: part of every tree marker
   std::uint64_t next_group_id_ = 1;
   char marker_name_[32] = {};
   Counters counters_;

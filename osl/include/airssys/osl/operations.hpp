@@ -48,8 +48,9 @@ enum class Containment : std::uint8_t { Auto, Cgroup, ProcessGroup, None };
 const char* to_string(Containment c) noexcept;
 
 // The environment: the runtime's own plus `env` overrides, or only `env`.
-// Either way a ProcessGroup-contained tree also gets AIRSSYS_TREE=<id>, the
-// marker by which its escaped orphans are recognised (docs/processes.md).
+// Either way a ProcessGroup-contained tree also gets
+// AIRSSYS_TREE=<pid>.<executor>.<group>, the marker by which its escaped
+// orphans are recognised (docs/processes.md).
 enum class EnvMode : std::uint8_t { InheritWithOverrides, Clean };
 
 // One standard stream of the child.

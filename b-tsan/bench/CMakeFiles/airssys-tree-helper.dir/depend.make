@@ -1,0 +1,2 @@
+# Empty dependencies file for airssys-tree-helper.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,2 @@
+# Empty dependencies file for example_supervised_workers.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,3 @@
+file(REMOVE_RECURSE
+  "../lib/libairssys_osl.a"
+)

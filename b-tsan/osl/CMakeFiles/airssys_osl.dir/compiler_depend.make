@@ -1,0 +1,2 @@
+# Empty compiler generated dependencies file for airssys_osl.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,2 @@
+# Empty dependencies file for osl_supervisor_test.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,2 @@
+# Empty dependencies file for rt_process_test.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,2 @@
+# Empty dependencies file for airssys-run.
+# This may be replaced when dependencies are built.
