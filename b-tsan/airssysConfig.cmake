@@ -1,6 +1,0 @@
-include(CMakeFindDependencyMacro)
-find_dependency(Threads)
-if(ON)
-  find_dependency(mimalloc)
-endif()
-include(${CMAKE_CURRENT_LIST_DIR}/airssysTargets.cmake)

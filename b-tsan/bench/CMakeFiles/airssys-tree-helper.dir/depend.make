@@ -1,2 +1,0 @@
-# Empty dependencies file for airssys-tree-helper.
-# This may be replaced when dependencies are built.

@@ -1,2 +1,0 @@
-# Empty compiler generated dependencies file for example_supervised_workers.
-# This may be replaced when dependencies are built.

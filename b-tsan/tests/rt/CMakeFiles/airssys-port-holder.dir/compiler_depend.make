@@ -1,2 +1,0 @@
-# Empty compiler generated dependencies file for airssys-port-holder.
-# This may be replaced when dependencies are built.

@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/b-tsan/tests/rt/smoke_test_tests-b12d07c.cmake")
-  include("/work/main/b-tsan/tests/rt/smoke_test_tests-b12d07c.cmake")
-else()
-  add_test(smoke_test_NOT_BUILT-b12d07c smoke_test_NOT_BUILT-b12d07c)
-endif()

@@ -1,2 +1,0 @@
-# Empty dependencies file for airssys-run.
-# This may be replaced when dependencies are built.
