@@ -125,7 +125,7 @@ Parsed parse(int argc, char** argv, Options& o) {
       if (!arg.empty() && arg.front() == '-') return bad("unknown option '%s'", argv[i]);
       break;  // the program, without a "--" before it
     }
-    if (arg == "--help" || arg == "-h") return Parsed::Help;
+    if (arg == "--help") return Parsed::Help;
     if (arg == "--version") return Parsed::Version;
     if (arg == "--verbose") {
       o.verbose = true;

@@ -29,12 +29,11 @@ struct ProcessPoolActor::Account {
   PoolCounts counts;
 };
 
-ProcessPoolActor::ProcessPoolActor(const ProcessPoolConfig& config)
-    : config_(config), zero_running_(config.max_running == 0) {
-  if (config_.max_running == 0) config_.max_running = 1;  // a table to index; on_start fails
+ProcessPoolActor::ProcessPoolActor(const ProcessPoolConfig& config) : config_(config) {
   if (config_.max_requesters == 0) config_.max_requesters = 1;
   if (config_.burst == 0) config_.burst = 1;
-  running_.reset(new (std::nothrow) Job[config_.max_running]);
+  // max_running 0 keeps a table of one (on_start refuses it), as max_queued 0 does.
+  running_.reset(new (std::nothrow) Job[std::max<std::uint32_t>(config_.max_running, 1)]);
   queue_.reset(new (std::nothrow) Job[std::max<std::uint32_t>(config_.max_queued, 1)]);
   accounts_.reset(new (std::nothrow) Account[config_.max_requesters + 1]);
   clock_ = config_.clock != nullptr ? config_.clock : &monotonic_clock();
@@ -49,7 +48,7 @@ void ProcessPoolActor::on_start(Ctx& ctx) {
     ctx.fail(Error::make(Errc::Full, "ProcessPoolActor #%u: no memory for its tables", ctx.self().id.slot));
     return;
   }
-  if (zero_running_) {
+  if (config_.max_running == 0) {
     ctx.fail(Error::make(Errc::InvalidArgument, "ProcessPoolActor: max_running 0: no job could ever run"));
     return;
   }

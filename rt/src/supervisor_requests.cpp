@@ -23,7 +23,9 @@ void SupervisorState::handle_request(Ctx& ctx, SupervisorMsg& msg) {
   flush_notes(ctx);  // the events of the work before it, before its reply
   SupervisorVariant& v = msg;
   if (auto* r = std::get_if<StartChildRequest>(&v)) {
-    if (!simple() && !r->spec.has_factory() && r->spec.id().empty()) {
+    // No spec: an instance of the template, which only SimpleOneForOne has.
+    const bool no_spec = !r->spec.has_factory() && r->spec.id().empty();
+    if (no_spec && !simple()) {
       (void)ctx.reply(r->reply, Result<ActorId>(Error::make(
                                     Errc::InvalidArgument,
                                     "start_child() with no spec is for SimpleOneForOne (this is %s): pass the "
@@ -32,7 +34,7 @@ void SupervisorState::handle_request(Ctx& ctx, SupervisorMsg& msg) {
       return;
     }
     // SimpleOneForOne: an empty spec asks for an instance of the template.
-    const ChildSpec& spec = simple() && has_template_ && !r->spec.has_factory() && r->spec.id().empty() ? template_ : r->spec;
+    const ChildSpec& spec = simple() && has_template_ && no_spec ? template_ : r->spec;
     const auto id = spec.id();
     auto ok = check_spec(spec);
     if (!ok) {

@@ -228,9 +228,8 @@ std::vector<MetricsService> metrics_view(const std::vector<std::unique_ptr<Servi
     m.exits = s->exits.load(std::memory_order_relaxed);
     m.failures = s->failures.load(std::memory_order_relaxed);
     m.last_status = o.status;
-    // Stopped by the supervisor keeps the status of an earlier exit, if any.
-    m.has_status = o.last == Last::Exited || o.last == Last::StartFailed ||
-                   (o.last != Last::NotStarted && m.exits > 0);
+    // A run that started again, or was stopped, keeps an earlier exit's status.
+    m.has_status = m.exits > 0 || o.last == Last::StartFailed;
     out.push_back(std::move(m));
   }
   return out;
@@ -327,28 +326,25 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   const std::chrono::nanoseconds stop_limit = std::chrono::milliseconds(limit_ms);
   const auto metrics_period = std::chrono::seconds(1);
   auto next_metrics = Clock::now();
+  // False (and said on stderr) when the file cannot be written.
   auto publish_metrics = [&] {
-    if (o.metrics == nullptr) return;
-    if (auto r = write_metrics_file(o.metrics, metrics_view(states), sys, sys.monitoring()); !r)
-      std::fprintf(stderr, "airssys-run: --metrics: %s\n", r.error().message());
+    if (o.metrics == nullptr) return true;
+    auto r = write_metrics_file(o.metrics, metrics_view(states), sys, sys.monitoring());
+    if (!r) std::fprintf(stderr, "airssys-run: --metrics: %s\n", r.error().message());
+    return r.ok();
   };
   // A metrics file that cannot be written is a usage error before any
   // service starts, as an --audit file that cannot be opened is.
-  if (o.metrics != nullptr) {
-    if (auto r = write_metrics_file(o.metrics, metrics_view(states), sys, sys.monitoring()); !r) {
-      std::fprintf(stderr, "airssys-run: --metrics: %s\n", r.error().message());
-      return kExitUsage;
-    }
-  }
+  if (!publish_metrics()) return kExitUsage;
 
   int status = 0;
   bool gave_up = false;
   bool ended = false;
   int stop_signal = 0;
   bool killed_now = false;  // a second stop signal: every tree killed at once
-  // Read before the shutdown: the executor and its counters go with it.
+  // Read before the shutdown: the executor and its counters go with it
+  // (after a kill-now, just before that shutdown).
   decltype(sys.process_counters()) counters{};
-  bool counted = false;
   auto started = start_supervisor(sys, spec, stop_limit);
   if (!started) {
     std::fprintf(stderr, "airssys-run: %s\n", started.error().message());
@@ -358,7 +354,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
     SupervisorRef supervisor = started.value();
     for (;;) {
       if (Clock::now() >= next_metrics) {
-        publish_metrics();
+        (void)publish_metrics();
         next_metrics += metrics_period;
       }
       stop_signal = next_signal(signals, std::chrono::milliseconds(50));
@@ -396,7 +392,6 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
         if (sig == SIGINT || sig == SIGTERM) {
           std::fprintf(stderr, "airssys-run: signal %d again: killing every service's tree now\n", sig);
           counters = sys.process_counters();
-          counted = true;
           (void)sys.shutdown(std::chrono::nanoseconds(0));
           killed_now = true;
           break;
@@ -416,8 +411,10 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
                  static_cast<unsigned long long>(output.dropped()));
   // After a kill-now shutdown the process counters are gone with the
   // executor: the last rewrite before it stays.
-  if (!killed_now) publish_metrics();
-  if (!counted) counters = sys.process_counters();
+  if (!killed_now) {
+    (void)publish_metrics();
+    counters = sys.process_counters();
+  }
   if (!killed_now) {
     if (auto r = sys.shutdown(stop_limit); !r)
       std::fprintf(stderr, "airssys-run: shutdown: %s\n", r.error().message());

@@ -125,7 +125,6 @@ class ProcessPoolActor final : public Actor<ProcessPoolMsg> {
   void finish(Ctx& ctx, Job& job, const Result<JobResult>& result) noexcept;
 
   ProcessPoolConfig config_;
-  bool zero_running_ = false;  // max_running was 0: on_start refuses it
   std::unique_ptr<Job[]> running_;
   std::unique_ptr<Job[]> queue_;  // ring, FIFO
   std::uint32_t queue_head_ = 0, queue_size_ = 0;
