@@ -4,14 +4,22 @@
 #include <airssys/rt/detail/mailbox.hpp>
 #include <airssys/rt/detail/name_table.hpp>
 #include <airssys/rt/detail/pool.hpp>
+#include <airssys/rt/system.hpp>
 
 #include <catch2/catch.hpp>
 
+#include "support/rt_test.hpp"
+#include "support/wait_for.hpp"
+
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 using namespace airssys;
@@ -134,4 +142,161 @@ TEST_CASE("name table lookups see only complete entries while writers insert and
   for (auto& t : readers) t.join();
   REQUIRE(wrong.load() == 0);
   REQUIRE(table.size() == 0);
+}
+
+// ---------------------------------------------------------------------------
+// Whole-runtime churn: every slot is reused while asks, replies, in-place
+// restarts, self-stops, timers and stops from a plain thread race for it.
+
+namespace churn {
+
+struct Req {
+  ReplyTo<int> to;
+  std::uint32_t mode;
+};
+struct Tick {};
+using AskerMsg = std::variant<Reply<int>, Tick>;
+
+struct Counts {
+  std::atomic<std::uint64_t> asked{0};      // Context::ask accepted
+  std::atomic<std::uint64_t> replied{0};    // ctx.reply accepted by the runtime
+  std::atomic<std::uint64_t> values{0};     // Reply with the value
+  std::atomic<std::uint64_t> timeouts{0};   // Reply with Timeout
+  std::atomic<std::uint64_t> other{0};      // Reply with any other error
+  std::atomic<std::uint64_t> unknown{0};    // Reply for no request in flight (a duplicate)
+  std::atomic<std::uint64_t> abandoned{0};  // in flight when its asker stopped
+};
+
+// Replies, stops itself, fails (restarted in place) or ignores the request.
+struct Replier : Actor<Req> {
+  Counts* n;
+  explicit Replier(Counts* c) : n(c) {}
+  void on_message(Context<Req>& ctx, Req& r) override {
+    switch (r.mode % 6) {
+      case 0:
+      case 1:
+      case 2:
+        if (ctx.reply(r.to, 42)) n->replied.fetch_add(1);
+        break;
+      case 3: ctx.stop(); break;
+      case 4: ctx.fail(Error::make(Errc::Failed, "churn")); break;
+      default: break;  // never answered: the timeout answers
+    }
+  }
+  ErrorAction on_error(Context<Req>&, const Error&) override { return ErrorAction::Restart; }
+};
+
+// Keeps up to 64 asks in flight to random repliers (whose ids a plain
+// thread keeps replacing), and a timer to itself; sometimes stops itself.
+struct Asker : Actor<AskerMsg> {
+  static constexpr int kSlots = 64;
+  Counts* n;
+  std::vector<std::atomic<std::uint64_t>>* repliers;
+  std::uint64_t pending[kSlots] = {};
+  std::uint32_t seed;
+  int rounds = 0;
+  Asker(Counts* c, std::vector<std::atomic<std::uint64_t>>* r, std::uint32_t s) : n(c), repliers(r), seed(s) {}
+  std::uint32_t draw() { return (seed = seed * 1103515245u + 12345u) >> 8; }
+  void fire(Context<AskerMsg>& ctx) {
+    for (auto& p : pending) {
+      if (p != 0 || draw() % 3 != 0) continue;
+      const ActorRef<Req> to{ActorId::from_bits((*repliers)[draw() % repliers->size()].load())};
+      const std::uint32_t mode = draw();
+      auto id = ctx.ask<int>(to, [mode](ReplyTo<int> rt) { return Req{rt, mode}; },
+                             std::chrono::microseconds(200 + draw() % 3000));
+      if (id) {
+        p = *id;
+        n->asked.fetch_add(1);
+      }
+    }
+    (void)ctx.send_after(ctx.self(), Tick{}, std::chrono::milliseconds(draw() % 4));
+  }
+  void on_start(Context<AskerMsg>& ctx) override { fire(ctx); }
+  void on_message(Context<AskerMsg>& ctx, AskerMsg& m) override {
+    if (auto* r = std::get_if<Reply<int>>(&m)) {
+      std::uint64_t* p = std::find(std::begin(pending), std::end(pending), r->request);
+      if (r->request == 0 || p == std::end(pending)) {
+        n->unknown.fetch_add(1);
+        return;
+      }
+      *p = 0;
+      if (r->result.ok() && *r->result == 42) n->values.fetch_add(1);
+      else if (r->result.code() == Errc::Timeout) n->timeouts.fetch_add(1);
+      else n->other.fetch_add(1);
+      return;
+    }
+    if (++rounds % 50 == 0 && draw() % 4 == 0) {
+      ctx.stop();
+      return;
+    }
+    fire(ctx);
+  }
+  void on_stop(Context<AskerMsg>&, StopReason) override {
+    for (auto p : pending) n->abandoned.fetch_add(p != 0 ? 1 : 0);
+  }
+};
+
+}  // namespace churn
+
+TEST_CASE("asks, replies, in-place restarts, timers, stops and spawns that reuse slots lose and duplicate nothing") {
+  using namespace std::chrono_literals;
+  const int rounds = 8 / test::kScale;
+  for (int round = 0; round < rounds; ++round) {
+    INFO("round " << round);
+    churn::Counts n;
+    SystemConfig cfg;
+    cfg.workers = 2;
+    cfg.actor_capacity = 64;  // few slots: each is reused many times a round
+    cfg.pending_asks = 512;
+    System sys(cfg);
+    std::vector<std::atomic<std::uint64_t>> repliers(6);
+    for (auto& r : repliers) r = sys.spawn<churn::Replier>(&n).value().id.to_bits();
+    std::vector<ActorRef<churn::AskerMsg>> askers;
+    for (int i = 0; i < 6; ++i)
+      askers.push_back(sys.spawn<churn::Asker>(&n, &repliers, static_cast<std::uint32_t>(i + 17 * round)).value());
+    std::atomic<bool> churning{true};
+    std::atomic<std::uint64_t> respawned{0};
+    // A plain thread stops a replier, and spawns its replacement into the
+    // slot that is likely the one just freed; now and then it stops an asker.
+    std::thread churner([&] {
+      std::mt19937 rng(static_cast<std::uint32_t>(round));
+      while (churning.load()) {
+        auto& r = repliers[rng() % repliers.size()];
+        (void)sys.stop(ActorId::from_bits(r.load()));
+        std::this_thread::sleep_for(500us);
+        if (auto s = sys.spawn<churn::Replier>(&n)) {
+          r = s->id.to_bits();
+          respawned.fetch_add(1);
+        }
+        if (rng() % 8 == 0) (void)sys.stop(askers[rng() % askers.size()]);
+      }
+    });
+    std::this_thread::sleep_for(60ms);
+    // Odd rounds quiesce first (no churn, every ask resolved, askers
+    // stopped), so that every ask can be accounted for; even rounds shut
+    // down in the middle of the churn.
+    const bool quiesce = round % 2 == 1;
+    if (quiesce) {
+      churning = false;
+      churner.join();
+      std::this_thread::sleep_for(50ms);  // the longest ask timeout is 3.2 ms
+      for (auto& a : askers) (void)sys.stop(a);
+      REQUIRE(test::wait_for([&] { return sys.pool_usage().pending_asks == 0; }));
+    }
+    REQUIRE(sys.shutdown(5s).ok());
+    if (!quiesce) {
+      churning = false;
+      churner.join();
+    }
+    CHECK(respawned.load() > 0);
+    CHECK(n.asked.load() > 0);
+    CHECK(n.unknown.load() == 0);
+    CHECK(n.other.load() == 0);
+    CHECK(n.values.load() <= n.replied.load());
+    if (quiesce) CHECK(n.values.load() + n.timeouts.load() + n.abandoned.load() == n.asked.load());
+    const PoolUsage left = sys.pool_usage();
+    CHECK(left.message_blocks == 0);
+    CHECK(left.pending_asks == 0);
+    CHECK(sys.stats().live_actors == 0);
+  }
 }
