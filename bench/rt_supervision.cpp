@@ -178,10 +178,11 @@ void BM_limit_respawn_process(benchmark::State& state) {
   char program[] = "/bin/sleep";
   char arg[] = "1000";
   char* const argv[] = {program, arg, nullptr};
-  // environ plus an entry as long as the library's "AIRSSYS_TREE=<pid>.<executor>.<n>".
+  // environ plus an entry as long as the library's
+  // "AIRSSYS_TREE=<pid>.<executor>.<group>.<start ticks>.<pid namespace>".
   std::vector<char*> envp;
   for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
-  std::string marker = "AIRSSYS_TREE=" + std::to_string(::getpid()) + ".1.1";
+  std::string marker = "AIRSSYS_TREE=" + std::to_string(::getpid()) + ".1.1.1234567.4026531836";
   envp.push_back(marker.data());
   envp.push_back(nullptr);
   pid_t pid = -1;

@@ -15,6 +15,7 @@
 #include <new>
 #include <utility>
 
+#include <airssys/arch/process.hpp>
 #include <airssys/arch/wait.hpp>
 
 #include "dir_reader.hpp"
@@ -270,13 +271,6 @@ void sweep_stale_roots(int base, StaleSweep& out) noexcept {
   closedir(d);
 }
 
-// The inode number of our PID namespace: two runtimes that are both PID 1
-// (in two containers) differ in it. 0 if /proc does not say.
-unsigned long long pid_namespace_id() noexcept {
-  struct stat st {};
-  return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<unsigned long long>(st.st_ino) : 0;
-}
-
 // True when `dir` is still the directory `name` under `base` (not one
 // removed, and perhaps made again, since it was opened).
 bool still_there(int base, const char* name, int dir) noexcept {
@@ -356,7 +350,7 @@ Result<CgroupRoot> CgroupRoot::open(const char* base) noexcept {
   // still the one we made (a sweep by another runtime that took the lock
   // first removes it; then the next name is tried).
   const int pid = getpid();
-  const unsigned long long ns = pid_namespace_id();
+  const unsigned long long ns = own_pid_namespace();
   char name[64];
   char first[64] = {};
   for (int attempt = 0; attempt < kNameTries; ++attempt) {

@@ -1008,33 +1008,61 @@ bool process_info(int pid, ProcessInfo& out) noexcept {
   const char* close_paren = std::strrchr(buf, ')');
   if (close_paren == nullptr) return false;
   char state = 0;
-  // state ppid pgrp session, then 13 fields (tty_nr .. nice), then num_threads.
-  const int got = std::sscanf(close_paren + 1, " %c %d %d %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %d",
-                              &state, &out.ppid, &out.pgid, &out.sid, &out.threads);
+  // state ppid pgrp session, then 13 fields (tty_nr .. nice), then
+  // num_threads, itrealvalue and starttime.
+  unsigned long long start = 0;
+  const int got =
+      std::sscanf(close_paren + 1, " %c %d %d %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %d %*s %llu",
+                  &state, &out.ppid, &out.pgid, &out.sid, &out.threads, &start);
   if (got < 4) return false;
   if (got < 5) out.threads = 0;
+  out.start_ticks = got < 6 ? 0 : static_cast<std::uint64_t>(start);
   out.ended = state == 'Z' || state == 'X';
   out.running = state == 'R';
   return true;
+}
+
+bool process_exists(int pid) noexcept {
+  return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
+}
+
+void for_each_process(bool (*visit)(int pid, void* cookie), void* cookie) noexcept {
+  const int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (proc < 0) return;
+  const int self = getpid();
+  detail::DirReader r(proc);
+  while (const char* name = r.next()) {
+    char* end = nullptr;
+    const long pid = std::strtol(name, &end, 10);
+    if (end == name || *end != '\0' || pid <= 0 || pid == self) continue;
+    if (!visit(static_cast<int>(pid), cookie)) break;
+  }
+  close(proc);
+}
+
+std::uint64_t own_pid_namespace() noexcept {
+  struct stat st {};
+  return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
 }
 
 namespace {
 // Running processes of group `pgid` other than `except`, by a scan of
 // every process in /proc.
 std::size_t count_running(int pgid, int except) noexcept {
-  std::size_t running = 0;
-  const int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (proc < 0) return 0;
-  detail::DirReader r(proc);
-  while (const char* name = r.next()) {
-    char* end = nullptr;
-    const long pid = std::strtol(name, &end, 10);
-    if (end == name || *end != '\0' || pid <= 1 || pid == except) continue;
-    ProcessInfo info;
-    if (process_info(static_cast<int>(pid), info) && info.pgid == pgid && info.running) ++running;
-  }
-  close(proc);
-  return running;
+  struct Count {
+    int pgid, except;
+    std::size_t running = 0;
+  } c{pgid, except};
+  for_each_process(
+      [](int pid, void* cookie) {
+        auto* c = static_cast<Count*>(cookie);
+        ProcessInfo info;
+        if (pid > 1 && pid != c->except && process_info(pid, info) && info.pgid == c->pgid && info.running)
+          ++c->running;
+        return true;
+      },
+      &c);
+  return c.running;
 }
 }  // namespace
 
@@ -1381,6 +1409,53 @@ Presence environment_contains(int pid, const char* entry) noexcept {
     // An execve replaced the memory during the scan: look again.
   }
   return Presence::Unknown;
+}
+
+std::size_t environment_entries(int pid, const char* prefix, char* out, std::size_t size,
+                                std::size_t max) noexcept {
+  if (size == 0 || max == 0) return 0;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/environ", pid);
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  const std::size_t plen = std::strlen(prefix);
+  std::size_t copied = 0;
+  std::size_t at = 0;     // bytes of the current entry seen
+  bool keep = true;       // the current entry still matches the prefix (and fits)
+  char buf[4096];
+  ssize_t n;
+  while (copied < max && (n = read(fd, buf, sizeof buf)) > 0) {
+    for (ssize_t i = 0; i < n && copied < max; ++i) {
+      const char c = buf[i];
+      char* row = out + copied * size;
+      if (c == '\0') {
+        if (keep && at >= plen) {
+          row[at] = '\0';
+          ++copied;
+        }
+        at = 0;
+        keep = true;
+        continue;
+      }
+      if (keep && ((at < plen && c != prefix[at]) || at + 1 >= size)) keep = false;
+      if (keep) row[at] = c;
+      ++at;
+    }
+  }
+  close(fd);
+  return copied;
+}
+
+bool kill_if_carries(int pid, const char* entry) noexcept {
+  if (pid <= 1) return false;
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return false;
+  // While the pidfd's process lives, `pid` is its number: the check reads
+  // that process, and the signal reaches it or nothing.
+  const bool sent = environment_contains(pid, entry) == Presence::Present &&
+                    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) == 0;
+  close(pidfd);
+  return sent;
 }
 
 bool cgroup_of(int pid, char* out, std::size_t capacity) noexcept {

@@ -217,12 +217,28 @@ Containment ProcessExecutor::auto_containment(Error* why_not) noexcept {
   return r ? Containment::Cgroup : Containment::ProcessGroup;
 }
 
+// Counts and reports the trees of dead runtimes a sweep killed.
+void ProcessExecutor::report_stale_locked(Containment c, std::size_t trees, std::size_t processes) noexcept {
+  counters_.stale_trees += trees;
+  ProcessEvent ev;
+  ev.kind = ProcessEvent::Kind::StaleSwept;
+  ev.principal = "runtime";
+  ev.containment = c;
+  ev.trees = trees;
+  ev.processes = processes;
+  emit(ev);
+}
+
 // Opens the cgroup root on first use (remembering why it failed), and
 // makes this process a child subreaper.
 Result<void> ProcessExecutor::ensure_contained(Containment c) noexcept {
   if (!subreaper_) {
     if (auto r = arch::become_subreaper(); !r) return r.error();
     subreaper_ = true;
+    arch::ProcessInfo self;
+    if (arch::process_info(arch::own_pid(), self)) host_start_ = self.start_ticks;
+    host_pidns_ = arch::own_pid_namespace();
+    sweep_dead_hosts_locked();
   }
   if (c != Containment::Cgroup) return {};
   if (!cgroup_tried_) {
@@ -233,16 +249,7 @@ Result<void> ProcessExecutor::ensure_contained(Containment c) noexcept {
       // what lived in them is dead now, and the audit says so.
       const arch::StaleSweep swept = root.value().swept();
       cgroup_root_.reset(new (std::nothrow) arch::CgroupRoot(std::move(root.value())));
-      if (swept.roots > 0) {
-        counters_.stale_trees += swept.trees;
-        ProcessEvent ev;
-        ev.kind = ProcessEvent::Kind::StaleSwept;
-        ev.principal = "runtime";
-        ev.containment = Containment::Cgroup;
-        ev.trees = swept.trees;
-        ev.processes = swept.processes;
-        emit(ev);
-      }
+      if (swept.roots > 0) report_stale_locked(Containment::Cgroup, swept.trees, swept.processes);
     } else {
       cgroup_error_ = root.error();
     }
@@ -488,8 +495,9 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
     // executor's own number keeps two executors of one process (two
     // Systems, say) from taking each other's escapees for their own.
     if (leads) {
-      std::snprintf(marker, sizeof marker, "AIRSSYS_TREE=%d.%llu.%llu", arch::own_pid(),
-                    static_cast<unsigned long long>(number_), static_cast<unsigned long long>(group_id));
+      std::snprintf(marker, sizeof marker, "AIRSSYS_TREE=%d.%llu.%llu.%llu.%llu", arch::own_pid(),
+                    static_cast<unsigned long long>(number_), static_cast<unsigned long long>(group_id),
+                    static_cast<unsigned long long>(host_start_), static_cast<unsigned long long>(host_pidns_));
     } else {
       std::memcpy(marker, leader->marker, sizeof marker);
     }

@@ -61,7 +61,7 @@ struct ProcessExecutor::Entry {
   // the cgroup still carries it. Held open, so that its number is not
   // given to another namespace while the entry lives.
   arch::CgroupNamespace cgroup_ns;
-  char marker[arch::Guardian::kMarkerSize] = {};  // "AIRSSYS_TREE=<pid>.<executor>.<group>" (ProcessGroup containment)
+  char marker[arch::Guardian::kMarkerSize] = {};  // "AIRSSYS_TREE=<pid>.<executor>.<group>.<start>.<pidns>" (ProcessGroup containment)
 };
 
 // Collects a held process's exit (status and reap; an ended group leader

@@ -9,6 +9,7 @@
 #include <airssys/arch/wait.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -309,6 +310,100 @@ void ProcessExecutor::begin_teardown_locked(Entry& leader, std::int64_t term_tim
                                static_cast<std::uint32_t>(&leader - entries_.get());
     leader.events_polled = static_cast<bool>(poller_->add(leader.cgroup.events_handle(), true, data));
   }
+}
+
+namespace {
+
+// A tree marker's fields: "AIRSSYS_TREE=<pid>.<executor>.<group>.<start>.<pidns>".
+// False for any other text (an older marker without the host's start time
+// and namespace included: such a host cannot be judged).
+struct MarkerFields {
+  unsigned long long pid = 0, executor = 0, group = 0, start = 0, pidns = 0;
+};
+bool parse_marker(const char* m, MarkerFields& f) noexcept {
+  constexpr char kName[] = "AIRSSYS_TREE=";
+  if (std::strncmp(m, kName, sizeof kName - 1) != 0) return false;
+  const char* p = m + sizeof kName - 1;
+  unsigned long long* out[] = {&f.pid, &f.executor, &f.group, &f.start, &f.pidns};
+  for (std::size_t i = 0; i < 5; ++i) {
+    if (*p < '0' || *p > '9') return false;
+    char* end = nullptr;
+    *out[i] = std::strtoull(p, &end, 10);
+    p = end;
+    if (*p != (i == 4 ? '\0' : '.')) return false;
+    ++p;
+  }
+  return true;
+}
+
+// What the dead-host sweep has found so far.
+struct DeadHostSweep {
+  std::uint64_t own_pid, own_start, own_pidns;
+  int guardian_pid;
+  std::size_t processes = 0;
+  std::size_t trees = 0;
+  // The trees counted, by their marker (beyond this many, each process's
+  // tree is taken for a new one).
+  static constexpr std::size_t kTrees = 32;
+  char seen[kTrees][arch::Guardian::kMarkerSize] = {};
+};
+
+// Whether the host a marker names has died: no process has its pid in our
+// PID namespace, the one that has it started at another time (the pid was
+// reused), or it has ended. A host whose start time /proc does not show us
+// counts as alive: nothing is killed on a guess.
+bool host_gone(const MarkerFields& f) noexcept {
+  if (f.pid == 0 || f.pid > 0x7fffffffULL) return false;
+  const int pid = static_cast<int>(f.pid);
+  arch::ProcessInfo info;
+  if (arch::process_info(pid, info)) return info.ended || (info.start_ticks != 0 && info.start_ticks != f.start);
+  return !arch::process_exists(pid);
+}
+
+bool sweep_dead_host(int pid, void* cookie) noexcept {
+  auto* s = static_cast<DeadHostSweep*>(cookie);
+  if (pid == s->guardian_pid || pid <= 1) return true;
+  // A nested runtime's trees carry its host's marker after the outer
+  // one's: the process is stale if any marker's host is gone.
+  constexpr std::size_t kMarkers = 4;
+  char markers[kMarkers][arch::Guardian::kMarkerSize];
+  const std::size_t n = arch::environment_entries(pid, "AIRSSYS_TREE=", &markers[0][0], sizeof markers[0], kMarkers);
+  for (std::size_t i = 0; i < n; ++i) {
+    MarkerFields f;
+    // Only a marker of our PID namespace names a pid we can look up.
+    if (!parse_marker(markers[i], f) || f.start == 0 || f.pidns == 0 || f.pidns != s->own_pidns) continue;
+    if (f.pid == s->own_pid && f.start == s->own_start) continue;  // ours
+    if (!host_gone(f) || !arch::kill_if_carries(pid, markers[i])) continue;
+    ++s->processes;
+    bool counted = false;
+    for (std::size_t k = 0; k < DeadHostSweep::kTrees && !counted; ++k) {
+      if (s->seen[k][0] == '\0') {
+        std::memcpy(s->seen[k], markers[i], sizeof s->seen[k]);
+        ++s->trees;
+        counted = true;
+      } else {
+        counted = std::strcmp(s->seen[k], markers[i]) == 0;
+      }
+    }
+    if (!counted) ++s->trees;
+    break;
+  }
+  return true;
+}
+
+}  // namespace
+
+// Kills what is left of process-group trees whose runtime died together
+// with its guardian (re-parented to PID 1 or to a subreaper, out of any
+// runtime's reach): every process that carries a tree marker naming a host
+// of our PID namespace that is gone. Once, at the first managed spawn, as
+// the cgroup root's opening sweeps the roots of dead runtimes.
+void ProcessExecutor::sweep_dead_hosts_locked() noexcept {
+  if (host_pidns_ == 0) return;  // no /proc: nothing can be judged
+  DeadHostSweep s{static_cast<std::uint64_t>(arch::own_pid()), host_start_, host_pidns_,
+                  guardian_ ? guardian_->pid() : -1};
+  arch::for_each_process(sweep_dead_host, &s);
+  if (s.processes > 0) report_stale_locked(Containment::ProcessGroup, s.trees, s.processes);
 }
 
 // Finds children of this process that no entry holds and that belong to a

@@ -983,6 +983,43 @@ TEST_CASE("environment_contains tells an entry present from absent, also for an 
   REQUIRE(wait_ok(bare).signal == SIGKILL);
 }
 
+TEST_CASE("environment_entries copies the entries with a prefix; kill_if_carries signals only a carrier") {
+  NothingLeft check;
+  const char* argv[] = {"sleep", "30", nullptr};
+  const std::string long_entry = "AIRSSYS_ENV_TEST=" + std::string(40, 'x');
+  const char* env[] = {"AIRSSYS_ENV_TEST=a", "OTHER=AIRSSYS_ENV_TEST=no", long_entry.c_str(), "AIRSSYS_ENV_TEST=b",
+                       "AIRSSYS_ENV_TEST=c", nullptr};
+  SpawnSpec s = test::quiet("/bin/sleep", argv);
+  s.envp = env;
+  auto p = test::spawn_ok(s);
+  REQUIRE(test::wait_for([&] { return test::environ_contains(p.pid(), "AIRSSYS_ENV_TEST=c"); }));
+  char rows[4][32];
+  // In order; one that does not fit its row is skipped; at most `max`.
+  REQUIRE(arch::environment_entries(p.pid(), "AIRSSYS_ENV_TEST=", &rows[0][0], sizeof rows[0], 4) == 3);
+  CHECK(std::string(rows[0]) == "AIRSSYS_ENV_TEST=a");
+  CHECK(std::string(rows[1]) == "AIRSSYS_ENV_TEST=b");
+  CHECK(std::string(rows[2]) == "AIRSSYS_ENV_TEST=c");
+  REQUIRE(arch::environment_entries(p.pid(), "AIRSSYS_ENV_TEST=", &rows[0][0], sizeof rows[0], 2) == 2);
+  CHECK(std::string(rows[1]) == "AIRSSYS_ENV_TEST=b");
+  CHECK(arch::environment_entries(p.pid(), "NOPE=", &rows[0][0], sizeof rows[0], 4) == 0);
+  CHECK(arch::environment_entries(-1, "AIRSSYS_ENV_TEST=", &rows[0][0], sizeof rows[0], 4) == 0);
+
+  arch::ProcessInfo info;
+  REQUIRE(arch::process_info(p.pid(), info));
+  CHECK(info.start_ticks != 0);
+  CHECK(arch::process_exists(p.pid()));
+  // Not a carrier of the entry: left alone.
+  CHECK_FALSE(arch::kill_if_carries(p.pid(), "AIRSSYS_ENV_TEST=z"));
+  CHECK_FALSE(arch::kill_if_carries(p.pid(), "AIRSSYS_ENV_TEST="));
+  CHECK(arch::process_info(p.pid(), info));
+  CHECK_FALSE(info.ended);
+  CHECK(arch::kill_if_carries(p.pid(), "AIRSSYS_ENV_TEST=b"));
+  const int gone = p.pid();
+  REQUIRE(wait_ok(p).signal == SIGKILL);
+  CHECK_FALSE(arch::process_exists(gone));
+  CHECK_FALSE(arch::kill_if_carries(gone, "AIRSSYS_ENV_TEST=b"));
+}
+
 TEST_CASE("running_in_group counts the group's running members, and none once the group is stopped") {
   NothingLeft check;
   // The busy members are the shell's children: when the group dies they

@@ -48,9 +48,9 @@ class Process;
 class Guardian {
  public:
   static constexpr std::size_t kSlots = 1024;
-  // Room for one "AIRSSYS_TREE=<pid>.<executor>.<group>" marker, NUL
-  // included (at most 13 + 10 + 1 + 20 + 1 + 20 bytes).
-  static constexpr std::size_t kMarkerSize = 72;
+  // Room for one "AIRSSYS_TREE=<pid>.<executor>.<group>.<start>.<pidns>"
+  // marker, NUL included (at most 13 + 10 + 4 * (1 + 20) + 1 bytes).
+  static constexpr std::size_t kMarkerSize = 112;
 
   Guardian() = default;
   Guardian(const Guardian&) = delete;

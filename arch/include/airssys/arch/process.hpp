@@ -314,8 +314,23 @@ struct ProcessInfo {
   bool ended = false;
   bool running = false;
   int threads = 0;  // 0 when /proc did not say
+  // When it started, in clock ticks after boot: with the pid, an identity
+  // that a reuse of the pid does not share. 0 when /proc did not say.
+  std::uint64_t start_ticks = 0;
 };
 bool process_info(int pid, ProcessInfo& out) noexcept;
+
+// Whether a process numbered `pid` exists in our PID namespace (a zombie
+// included), whether or not /proc lets us read about it.
+bool process_exists(int pid) noexcept;
+
+// Calls `visit(pid, cookie)` for every process in /proc but this one,
+// until it returns false. Allocates nothing.
+void for_each_process(bool (*visit)(int pid, void* cookie), void* cookie) noexcept;
+
+// The inode of this process's PID namespace: it tells two processes that
+// are both pid N (in two containers) apart. 0 when /proc does not say.
+std::uint64_t own_pid_namespace() noexcept;
 
 // How many processes of group `pgid` are running (see ProcessInfo), by a
 // scan of every process in /proc. After a stop signal to the group, 0 means
@@ -369,6 +384,19 @@ const char* const* inherited_environment() noexcept;
 // environment this process may not read.
 enum class Presence : unsigned char { Absent, Present, Unknown };
 Presence environment_contains(int pid, const char* entry) noexcept;
+
+// Copies the entries of process `pid`'s initial environment that begin
+// with `prefix` ("NAME="), up to `max` of them, each NUL-terminated into
+// its own `size`-byte row of `out` (an entry that does not fit is
+// skipped). Returns how many were copied; 0 for a process gone, ended,
+// or not ours to read.
+std::size_t environment_entries(int pid, const char* prefix, char* out, std::size_t size,
+                                std::size_t max) noexcept;
+
+// SIGKILLs process `pid` if, read through a pidfd taken first, it still
+// carries the environment entry `entry`: a pid reused since it was judged
+// is never signalled. True when the signal was sent.
+bool kill_if_carries(int pid, const char* entry) noexcept;
 
 // The process's cgroup v2 path ("/airssys-12-0/g3"), into `out`.
 bool cgroup_of(int pid, char* out, std::size_t capacity) noexcept;

@@ -52,7 +52,7 @@ struct SecurityContext {
 struct ProcessEvent {
   enum class Kind : std::uint8_t {
     Spawn, Signal, GroupKill, Wait, Exit, OrphanAdopted, Teardown, Cleanup, Denied,
-    StaleSwept,  // trees a dead runtime left in its cgroups, killed when the cgroup root opened
+    StaleSwept,  // trees a dead runtime left (in its cgroups, or marked process groups), killed
     GuardianRestarted,  // the guardian died and a new one was started (pid); error: it could not be
   };
   Kind kind = Kind::Spawn;
@@ -217,7 +217,10 @@ class ProcessExecutor {
     // Full OrphanAdopted event per second says so.
     std::uint64_t orphans_refused = 0;
     std::uint64_t detached = 0;
-    std::uint64_t stale_trees = 0;    // live trees of dead runtimes killed (cgroup mode, at the root's opening)
+    // Live trees of dead runtimes killed: cgroup roots swept when the root
+    // opens; process-group trees found by their markers at the first
+    // managed spawn.
+    std::uint64_t stale_trees = 0;
   };
   Counters counters() const noexcept;
   // How many table entries are in use (for tests: 0 when all is reaped).
@@ -246,6 +249,8 @@ class ProcessExecutor {
   bool teardown_step_locked(Entry& leader, std::int64_t now) noexcept;
   TeardownReport complete_teardown_locked(Entry& leader, std::string_view principal, ProcessEvent::Kind kind) noexcept;
   std::size_t sweep_orphans_locked(Entry* only) noexcept;
+  void sweep_dead_hosts_locked() noexcept;
+  void report_stale_locked(Containment c, std::size_t trees, std::size_t processes) noexcept;
   bool tree_gone_locked(Entry& leader) noexcept;
   void release_locked(Entry& e) noexcept;
   void report_exit_locked(Entry& e, ExitStatus st, std::string_view principal) noexcept;
@@ -292,8 +297,12 @@ class ProcessExecutor {
   std::unique_ptr<arch::ChildLister> children_;
   std::unique_ptr<char[]> cgroup_base_;  // config_.cgroup_base's copy
   std::uint64_t number_ = 0;  // this executor's, unique in the process: part of every tree marker
+  // This process's start time and PID namespace: with its pid, the host
+  // identity in every tree marker, which a later runtime checks to tell a
+  // dead host's trees (found at the first managed spawn).
+  std::uint64_t host_start_ = 0;
+  std::uint64_t host_pidns_ = 0;
   std::uint64_t next_group_id_ = 1;
-  char marker_name_[32] = {};
   Counters counters_;
   // Reactor.
   std::unique_ptr<arch::Poller> poller_;

@@ -49,8 +49,9 @@ const char* to_string(Containment c) noexcept;
 
 // The environment: the runtime's own plus `env` overrides, or only `env`.
 // Either way a ProcessGroup-contained tree also gets
-// AIRSSYS_TREE=<pid>.<executor>.<group>, the marker by which its escaped
-// orphans are recognised (docs/processes.md).
+// AIRSSYS_TREE=<pid>.<executor>.<group>.<start>.<pidns>, the marker by
+// which its escaped orphans are recognised, and its processes found again
+// if the runtime dies together with its guardian (docs/processes.md).
 enum class EnvMode : std::uint8_t { InheritWithOverrides, Clean };
 
 // One standard stream of the child.
