@@ -19,11 +19,13 @@
 // blocking and PID 1 handling below serve both modes.
 
 #include "run/exit_status.hpp"
+#include "run/notice.hpp"
 #include "run/services.hpp"
 #include "run/signals.hpp"
 #include "run/usage.hpp"
 
 #include <airssys/arch/process.hpp>
+#include <airssys/arch/wait.hpp>
 #include <airssys/osl/audit.hpp>
 #include <airssys/rt/system.hpp>
 
@@ -64,6 +66,7 @@ using Clock = std::chrono::steady_clock;
 using airssys::run::kExitInternal;
 using airssys::run::kExitUsage;
 using airssys::run::next_signal;
+using airssys::run::notice;
 using airssys::run::start_failure_status;
 using airssys::run::usage_text;
 
@@ -258,6 +261,13 @@ class RunActor final : public airssys::Actor<RunMessage> {
       exited_ = true;
       report_->exited = true;
       report_->status = e->status;
+      if (stop_deadline_ns_ >= 0) {
+        // PROGRAM ended within the grace a SIGINT/SIGTERM began: what it
+        // left behind gets SIGTERM and the rest of that grace, not a new one.
+        const std::int64_t left = std::max<std::int64_t>(stop_deadline_ns_ - airssys::arch::monotonic_ns(), 0);
+        if (auto ex = ctx.system().process_executor(); ex)
+          (void)ex.value()->request_tree_teardown(ctx.self().id.to_bits(), pid_, left, SIGTERM);
+      }
       // Stopping is what tears down the rest of the tree.
       ctx.stop();
     } else if (auto* f = std::get_if<Forward>(&msg)) {
@@ -269,12 +279,21 @@ class RunActor final : public airssys::Actor<RunMessage> {
       // is on the way, so there is nothing left to do.
       (void)ctx.signal_process(pid_, f->signal);
       if (stop_signal) {
+        stop_deadline_ns_ = airssys::arch::add_saturated(
+            airssys::arch::monotonic_ns(), airssys::arch::ms_to_ns_saturated(options_->kill_timeout_ms));
         // If the timer cannot be armed, a second SIGINT/SIGTERM still works.
         (void)ctx.send_after(ctx.self(), RunMessage{GraceOver{}},
                              std::chrono::milliseconds(options_->kill_timeout_ms));
       }
     } else if (std::holds_alternative<GraceOver>(msg)) {
-      if (!exited_) (void)ctx.signal_process(pid_, SIGKILL);
+      if (exited_) return;
+      // The grace is over for the whole tree, not only PROGRAM: SIGKILL to
+      // every process in it now (its ProcessExited still comes). A second
+      // grace for what PROGRAM leaves behind would double the wait the
+      // user asked for with --kill-timeout.
+      auto ex = ctx.system().process_executor();
+      if (!ex || !ex.value()->request_tree_teardown(ctx.self().id.to_bits(), pid_, 0, SIGKILL))
+        (void)ctx.signal_process(pid_, SIGKILL);  // the tree is already being torn down
     }
   }
 
@@ -288,6 +307,8 @@ class RunActor final : public airssys::Actor<RunMessage> {
   RunReport* report_;
   int pid_ = -1;
   bool exited_ = false;
+  // When the grace a forwarded SIGINT/SIGTERM began ends (-1: none came).
+  std::int64_t stop_deadline_ns_ = -1;
 };
 
 // ---------------------------------------------------------------------------
@@ -319,7 +340,7 @@ struct Totals {
 // zero deadline stops the actor and kills and reaps every tree at once;
 // it returns only when the actor has finished (its report is complete).
 int kill_everything(System& system, Totals& totals, int sig) {
-  std::fprintf(stderr, "airssys-run: signal %d again: killing the whole tree now\n", sig);
+  notice("airssys-run: signal %d again: killing the whole tree now\n", sig);
   totals.counters = system.process_counters();
   (void)system.shutdown(std::chrono::nanoseconds(0));
   totals.killed_now = true;
@@ -336,7 +357,7 @@ int supervise(System& system, const Options& o, const sigset_t& signals, Totals&
     RunReport report;
     auto ref = system.spawn<RunActor>(&o, &report);
     if (!ref) {
-      std::fprintf(stderr, "airssys-run: cannot start the supervising actor: %s\n", ref.error().message());
+      notice("airssys-run: cannot start the supervising actor: %s\n", ref.error().message());
       return kExitInternal;
     }
     ++totals.runs;
@@ -375,7 +396,7 @@ int supervise(System& system, const Options& o, const sigset_t& signals, Totals&
     for (int sig; (sig = next_signal(signals, std::chrono::milliseconds(0))) != 0;)
       if (sig == SIGINT || sig == SIGTERM) stop_requested = true;
     if (report.spawn_failed) {
-      std::fprintf(stderr, "airssys-run: %s\n", report.spawn_error.message());
+      notice("airssys-run: %s\n", report.spawn_error.message());
       return start_failure_status(report.spawn_error);
     }
     totals.containment = report.containment;
@@ -435,7 +456,7 @@ int run_as_init(char** argv, const sigset_t& forwarded) {
   sigset_t wake = forwarded;
   sigaddset(&wake, SIGCHLD);
   if (const int rc = pthread_sigmask(SIG_BLOCK, &wake, nullptr); rc != 0) {
-    std::fprintf(stderr, "airssys-run: cannot block signals: %s\n", std::strerror(rc));
+    notice("airssys-run: cannot block signals: %s\n", std::strerror(rc));
     return kExitInternal;
   }
   airssys::arch::SpawnSpec spec;
@@ -445,8 +466,8 @@ int run_as_init(char** argv, const sigset_t& forwarded) {
   spec.kill_with_parent = true;
   auto supervisor = airssys::arch::spawn(spec);
   if (!supervisor) {
-    std::fprintf(stderr, "airssys-run: cannot start the supervisor under PID 1: %s\n",
-                 supervisor.error().message());
+    notice("airssys-run: cannot start the supervisor under PID 1: %s\n",
+           supervisor.error().message());
     return kExitInternal;
   }
   for (;;) {
@@ -476,7 +497,7 @@ int main(int argc, char** argv) {
   // airssys-run. Children get a clean mask (the library resets it).
   const sigset_t signals = forwarded_signals();
   if (const int rc = pthread_sigmask(SIG_BLOCK, &signals, nullptr); rc != 0) {
-    std::fprintf(stderr, "airssys-run: cannot block signals: %s\n", std::strerror(rc));
+    notice("airssys-run: cannot block signals: %s\n", std::strerror(rc));
     return kExitInternal;
   }
   // A closed stdout or stderr must not kill airssys-run in the middle of a
@@ -491,7 +512,7 @@ int main(int argc, char** argv) {
   if (options.audit != nullptr) {
     auto log = airssys::osl::AuditLog::to_file(options.audit);
     if (!log) {
-      std::fprintf(stderr, "airssys-run: --audit: %s\n", log.error().message());
+      notice("airssys-run: --audit: %s\n", log.error().message());
       return kExitUsage;
     }
     audit = std::move(log.value());
@@ -513,8 +534,8 @@ int main(int argc, char** argv) {
     p.metrics = options.metrics;
     const int status = airssys::run::run_procfile(p, signals);
     if (audit && audit->write_failures() > 0) {
-      std::fprintf(stderr, "airssys-run: --audit: %llu records could not be written: %s\n",
-                   static_cast<unsigned long long>(audit->write_failures()), audit->last_failure().message());
+      notice("airssys-run: --audit: %llu records could not be written: %s\n",
+             static_cast<unsigned long long>(audit->write_failures()), audit->last_failure().message());
       return kExitInternal;
     }
     return status;
@@ -538,7 +559,7 @@ int main(int argc, char** argv) {
   if (audit) config.process_middleware[0] = audit.get();
   auto system = System::create(config);
   if (!system) {
-    std::fprintf(stderr, "airssys-run: cannot start the runtime: %s\n", system.error().message());
+    notice("airssys-run: cannot start the runtime: %s\n", system.error().message());
     return kExitInternal;
   }
 
@@ -550,26 +571,25 @@ int main(int argc, char** argv) {
   if (totals.killed_now) {
     // Already shut down, with no grace.
   } else if (auto r = system.value()->shutdown(deadline); !r) {
-    std::fprintf(stderr, "airssys-run: shutdown: %s\n", r.error().message());
+    notice("airssys-run: shutdown: %s\n", r.error().message());
   }
   if (totals.tree_left)
-    std::fprintf(stderr, "airssys-run: a process tree outlasted its teardown; it was killed at shutdown\n");
+    notice("airssys-run: a process tree outlasted its teardown; it was killed at shutdown\n");
   if (options.verbose) {
     const Containment shown = totals.containment != Containment::None ? totals.containment : options.containment;
-    std::fprintf(stderr,
-                 "airssys-run: containment=%s runs=%u restarts=%u exits_seen=%u trees_spawned=%llu "
-                 "trees_cleaned=%llu killed=%llu orphans_adopted=%llu status=%d core_dumped=%d\n",
-                 airssys::osl::to_string(shown), totals.runs, totals.restarts, totals.exits_seen,
-                 static_cast<unsigned long long>(counters.spawned),
-                 static_cast<unsigned long long>(counters.cleaned),
-                 static_cast<unsigned long long>(counters.killed),
-                 static_cast<unsigned long long>(counters.orphans_adopted), status, totals.core_dumped ? 1 : 0);
+    notice("airssys-run: containment=%s runs=%u restarts=%u exits_seen=%u trees_spawned=%llu "
+           "trees_cleaned=%llu killed=%llu orphans_adopted=%llu status=%d core_dumped=%d\n",
+           airssys::osl::to_string(shown), totals.runs, totals.restarts, totals.exits_seen,
+           static_cast<unsigned long long>(counters.spawned),
+           static_cast<unsigned long long>(counters.cleaned),
+           static_cast<unsigned long long>(counters.killed),
+           static_cast<unsigned long long>(counters.orphans_adopted), status, totals.core_dumped ? 1 : 0);
   }
   // An audit trail with holes is airssys-run's own failure, whatever
   // PROGRAM did.
   if (audit && audit->write_failures() > 0) {
-    std::fprintf(stderr, "airssys-run: --audit: %llu records could not be written: %s\n",
-                 static_cast<unsigned long long>(audit->write_failures()), audit->last_failure().message());
+    notice("airssys-run: --audit: %llu records could not be written: %s\n",
+           static_cast<unsigned long long>(audit->write_failures()), audit->last_failure().message());
     return kExitInternal;
   }
   return status;

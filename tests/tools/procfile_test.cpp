@@ -90,11 +90,15 @@ class Run {
 
   // `out`: where its stdout goes (a terminal, say); the run's "out" file
   // when empty. `env`: added to its environment.
-  void start(std::vector<std::string> args, const std::string& out = "", std::vector<std::string> env = {}) {
+  // `err`: where its stderr goes; the run's "err" file when empty.
+  void start(std::vector<std::string> args, const std::string& out = "", std::vector<std::string> env = {},
+             const std::string& err = "") {
     args.insert(args.begin(), {"--procfile", path("Procfile")});
     own_out_ = out.empty();
+    own_err_ = err.empty();
     env.push_back(marker_);
-    tool_ = std::make_unique<ToolProcess>(kTool, args, out.empty() ? path("out") : out, path("err"), env);
+    tool_ = std::make_unique<ToolProcess>(kTool, args, out.empty() ? path("out") : out, err.empty() ? path("err") : err,
+                                          env);
   }
   // Waits for airssys-run to exit, then checks that nothing of its services
   // is left: no child of the test (orphans would have come to it), no
@@ -118,16 +122,17 @@ class Run {
     return airssys::test::wait_for([&] { return occurrences(out(), what) >= times; }, 30s);
   }
   void signal(int sig) const { tool_->signal(sig); }
-  // Its stdout, when it went to the run's "out" file (a pipe or a
-  // terminal given to start() is not read here).
+  // Its stdout and stderr, when they went to the run's "out" and "err"
+  // files (a pipe or a terminal given to start() is not read here).
   std::string out() const { return own_out_ ? tool_->out() : std::string("(stdout elsewhere)"); }
-  std::string err() const { return tool_->err(); }
+  std::string err() const { return own_err_ ? tool_->err() : std::string("(stderr elsewhere)"); }
 
  private:
   airssys::test::TempDir dir_;
   std::string marker_;
   std::unique_ptr<ToolProcess> tool_;
   bool own_out_ = true;
+  bool own_err_ = true;
 };
 
 // airssys-run's own lines about services ("b | * exited with status 1"),
@@ -508,6 +513,30 @@ TEST_CASE("a stdout that nobody reads holds the services' output back, never the
   CHECK(contains(r.err(), "stub  restarts 0   stopped by the supervisor"));
 }
 
+// `2>&1` into a reader that stalled: airssys-run's own messages ("signal
+// 15: stopping every service", the summary) must not block the stop they
+// announce. Before, the first of them blocked in its write and no service
+// was ever stopped.
+TEST_CASE("a stderr that nobody reads (2>&1 into a stalled pipe) never holds up the stop") {
+  Reaper reaper;
+  Run r("spew: yes spew\n"
+        "stub: trap '' TERM; echo $$ > DIR/stub.tmp; mv DIR/stub.tmp DIR/stub.pid; while :; do sleep 0.05; done\n");
+  StdoutPipe out(r.path("stdout.fifo"));
+  r.start({"--kill-timeout", "200"}, out.path, {}, out.path);
+  REQUIRE(airssys::test::wait_for([&] { return std::filesystem::exists(r.path("stub.pid")); }, 30s));
+  const int stub = std::stoi(airssys::test::read_text_file(r.path("stub.pid")));
+  std::this_thread::sleep_for(300ms);  // the pipe is full
+  const auto sent = std::chrono::steady_clock::now();
+  r.signal(SIGTERM);
+  CHECK(r.finish() == 0);
+  const auto took = std::chrono::steady_clock::now() - sent;
+  INFO("exited " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms after SIGTERM");
+  // The stop (a 200 ms grace for stub), the writer's 5 s for stdout, and
+  // about 1 s of waiting for stderr's room before its messages give up.
+  CHECK(took < 15s);
+  CHECK(::kill(stub, 0) != 0);
+}
+
 TEST_CASE("when stdout's reader goes away, every service is stopped and torn down, no SIGPIPE") {
   Reaper reaper;
   Run r("talk: trap '' TERM; while :; do echo talk; sleep 0.02; done\n"
@@ -577,4 +606,23 @@ TEST_CASE("a Procfile that starts with a UTF-8 byte order mark reads as without 
   Run r("\xEF\xBB\xBFweb: echo bom-free\r\n");
   CHECK(r.run({}) == 0);
   CHECK(contains(r.out(), "web | bom-free\n"));
+}
+
+// LF, CR LF and a lone CR (classic Mac) all end a line: a CR-only file is
+// three services, not one whose command swallows the others, and the line
+// numbers of its errors count its CRs.
+TEST_CASE("a Procfile's lines may end in LF, CR LF or a lone CR") {
+  Reaper reaper;
+  SECTION("all three in one file") {
+    Run r("a: echo one\rb: echo two\r\nc: echo three\n");
+    CHECK(r.run({}) == 0);
+    CHECK(contains(r.out(), "a | one\n"));
+    CHECK(contains(r.out(), "b | two\n"));
+    CHECK(contains(r.out(), "c | three\n"));
+  }
+  SECTION("an error's line number after CR-only lines") {
+    Run r("a: echo one\r# comment\r\rbad line\r");
+    CHECK(r.run({}) == 2);
+    CHECK(contains(r.err(), r.path("Procfile") + ":4: expected 'name: command'"));
+  }
 }

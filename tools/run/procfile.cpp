@@ -39,10 +39,12 @@ bool parse_procfile(std::string_view text, std::string_view path, std::vector<Pr
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   for (std::size_t pos = 0; pos < text.size();) {
     ++number;
-    std::size_t nl = text.find('\n', pos);
+    // A line ends at LF, CR LF or a lone CR (a file saved with classic Mac
+    // line endings would otherwise be one line, its services one command).
+    std::size_t nl = text.find_first_of("\r\n", pos);
     if (nl == std::string_view::npos) nl = text.size();
     const std::string_view content = trim(text.substr(pos, nl - pos));
-    pos = nl + 1;
+    pos = nl + (text.substr(nl, 2) == "\r\n" ? 2 : 1);
     if (content.empty() || content.front() == '#') continue;
     std::size_t n = 0;
     while (n < content.size() && name_char(content[n])) ++n;

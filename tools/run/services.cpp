@@ -1,6 +1,7 @@
 #include "run/services.hpp"
 
 #include "run/exit_status.hpp"
+#include "run/notice.hpp"
 #include "run/metrics.hpp"
 #include "run/output.hpp"
 #include "run/signals.hpp"
@@ -241,7 +242,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   std::vector<ProcfileEntry> entries;
   std::string error;
   if (!read_procfile(o.procfile, entries, error)) {
-    std::fprintf(stderr, "airssys-run: %s\n", error.c_str());
+    notice("airssys-run: %s\n", error.c_str());
     return kExitUsage;
   }
   const auto count = static_cast<std::uint32_t>(entries.size());
@@ -289,12 +290,12 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   if (o.audit != nullptr) config.process_middleware[0] = o.audit;
   auto system = System::create(config);
   if (!system) {
-    std::fprintf(stderr, "airssys-run: cannot start the runtime: %s\n", system.error().message());
+    notice("airssys-run: cannot start the runtime: %s\n", system.error().message());
     return kExitInternal;
   }
   System& sys = *system.value();
   if (auto r = output.start(); !r) {
-    std::fprintf(stderr, "airssys-run: cannot read the services' output: %s\n", r.error().message());
+    notice("airssys-run: cannot read the services' output: %s\n", r.error().message());
     return kExitInternal;
   }
 
@@ -313,7 +314,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
                                                       [sh, state] { return ServiceActor(sh, state); });
     child.restart(o.restart).shutdown(shutdown);
     if (auto r = spec.add(child); !r) {
-      std::fprintf(stderr, "airssys-run: service '%s': %s\n", state->entry->name.c_str(), r.error().message());
+      notice("airssys-run: service '%s': %s\n", state->entry->name.c_str(), r.error().message());
       return kExitInternal;
     }
   }
@@ -330,7 +331,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   auto publish_metrics = [&] {
     if (o.metrics == nullptr) return true;
     auto r = write_metrics_file(o.metrics, metrics_view(states), sys, sys.monitoring());
-    if (!r) std::fprintf(stderr, "airssys-run: --metrics: %s\n", r.error().message());
+    if (!r) notice("airssys-run: --metrics: %s\n", r.error().message());
     return r.ok();
   };
   // A metrics file that cannot be written is a usage error before any
@@ -347,7 +348,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   decltype(sys.process_counters()) counters{};
   auto started = start_supervisor(sys, spec, stop_limit);
   if (!started) {
-    std::fprintf(stderr, "airssys-run: %s\n", started.error().message());
+    notice("airssys-run: %s\n", started.error().message());
     const int first = shared.first_status();
     status = first > 0 ? first : kExitInternal;
   } else {
@@ -373,10 +374,10 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
     }
     if (sys.alive(supervisor.ref)) {
       if (stop_signal != 0)
-        std::fprintf(stderr, "airssys-run: signal %d: stopping every service, last first (a second SIGINT or SIGTERM kills them all at once)\n",
-                     stop_signal);
+        notice("airssys-run: signal %d: stopping every service, last first (a second SIGINT or SIGTERM kills them all at once)\n",
+               stop_signal);
       else if (output.closed())
-        std::fprintf(stderr, "airssys-run: stdout was closed: stopping every service, last first\n");
+        notice("airssys-run: stdout was closed: stopping every service, last first\n");
       // The ordered stop runs on a thread of its own, so that this one
       // still takes signals: a second SIGINT/SIGTERM kills every tree at
       // once (the shutdown below, with no grace) instead of waiting out
@@ -390,7 +391,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
       while (!stopped.load(std::memory_order_acquire)) {
         const int sig = next_signal(signals, std::chrono::milliseconds(20));
         if (sig == SIGINT || sig == SIGTERM) {
-          std::fprintf(stderr, "airssys-run: signal %d again: killing every service's tree now\n", sig);
+          notice("airssys-run: signal %d again: killing every service's tree now\n", sig);
           counters = sys.process_counters();
           (void)sys.shutdown(std::chrono::nanoseconds(0));
           killed_now = true;
@@ -399,7 +400,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
       }
       stopper.join();
       if (!killed_now && !stop_result && sys.alive(supervisor.ref))
-        std::fprintf(stderr, "airssys-run: stopping the services: %s\n", stop_result.error().message());
+        notice("airssys-run: stopping the services: %s\n", stop_result.error().message());
     }
     const int first = shared.first_status();
     status = first > 0 ? first : (gave_up ? 1 : 0);
@@ -407,8 +408,8 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   // Every tree is gone, so every pipe is at end of file or about to be.
   output.finish(killed_now ? std::chrono::seconds(1) : std::chrono::seconds(5));
   if (output.dropped() > 0)
-    std::fprintf(stderr, "airssys-run: %llu output lines were dropped: stdout did not take them in time\n",
-                 static_cast<unsigned long long>(output.dropped()));
+    notice("airssys-run: %llu output lines were dropped: stdout did not take them in time\n",
+           static_cast<unsigned long long>(output.dropped()));
   // After a kill-now shutdown the process counters are gone with the
   // executor: the last rewrite before it stays.
   if (!killed_now) {
@@ -417,33 +418,33 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   }
   if (!killed_now) {
     if (auto r = sys.shutdown(stop_limit); !r)
-      std::fprintf(stderr, "airssys-run: shutdown: %s\n", r.error().message());
+      notice("airssys-run: shutdown: %s\n", r.error().message());
   }
 
   std::size_t width = 0;
   for (const auto& e : entries) width = std::max(width, e.name.size());
-  std::fprintf(stderr, "airssys-run: summary (strategy %s, restart %s, at most %u restart%s in %llds)\n",
-               strategy_name(o.strategy), restart_name(o.restart), o.max_restarts, o.max_restarts == 1 ? "" : "s",
-               static_cast<long long>(o.period_s));
+  notice("airssys-run: summary (strategy %s, restart %s, at most %u restart%s in %llds)\n",
+         strategy_name(o.strategy), restart_name(o.restart), o.max_restarts, o.max_restarts == 1 ? "" : "s",
+         static_cast<long long>(o.period_s));
   for (const auto& s : states) {
     const std::uint32_t starts = s->starts.load(std::memory_order_relaxed);
-    std::fprintf(stderr, "  %-*s  restarts %-3u %s\n", static_cast<int>(width), s->entry->name.c_str(),
-                 starts > 0 ? starts - 1 : 0, describe_last(*s).c_str());
+    notice("  %-*s  restarts %-3u %s\n", static_cast<int>(width), s->entry->name.c_str(),
+           starts > 0 ? starts - 1 : 0, describe_last(*s).c_str());
   }
-  std::fprintf(stderr, "  process trees: %llu spawned, %llu cleaned; killed with SIGKILL: %llu; orphans adopted: %llu%s\n",
-               static_cast<unsigned long long>(counters.spawned), static_cast<unsigned long long>(counters.cleaned),
-               static_cast<unsigned long long>(counters.killed),
-               static_cast<unsigned long long>(counters.orphans_adopted),
-               killed_now ? " (before the second signal; every tree left then was killed with SIGKILL and reaped)"
-                          : "");
+  notice("  process trees: %llu spawned, %llu cleaned; killed with SIGKILL: %llu; orphans adopted: %llu%s\n",
+         static_cast<unsigned long long>(counters.spawned), static_cast<unsigned long long>(counters.cleaned),
+         static_cast<unsigned long long>(counters.killed),
+         static_cast<unsigned long long>(counters.orphans_adopted),
+         killed_now ? " (before the second signal; every tree left then was killed with SIGKILL and reaped)"
+         : "");
   if (gave_up)
-    std::fprintf(stderr, "airssys-run: more than %u restarts within %llds: gave up, every service stopped\n",
-                 o.max_restarts, static_cast<long long>(o.period_s));
+    notice("airssys-run: more than %u restarts within %llds: gave up, every service stopped\n",
+           o.max_restarts, static_cast<long long>(o.period_s));
   else if (ended)
-    std::fprintf(stderr, "airssys-run: every service has ended\n");
+    notice("airssys-run: every service has ended\n");
   if (const int first = shared.first_status(); first > 0)
-    std::fprintf(stderr, "airssys-run: exit status %d, of the first service that failed: %s\n", first,
-                 entries[shared.first_service()].name.c_str());
+    notice("airssys-run: exit status %d, of the first service that failed: %s\n", first,
+           entries[shared.first_service()].name.c_str());
   return status;
 }
 
