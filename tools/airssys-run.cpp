@@ -265,8 +265,7 @@ class RunActor final : public airssys::Actor<RunMessage> {
         // PROGRAM ended within the grace a SIGINT/SIGTERM began: what it
         // left behind gets SIGTERM and the rest of that grace, not a new one.
         const std::int64_t left = std::max<std::int64_t>(stop_deadline_ns_ - airssys::arch::monotonic_ns(), 0);
-        if (auto ex = ctx.system().process_executor(); ex)
-          (void)ex.value()->request_tree_teardown(ctx.self().id.to_bits(), pid_, left, SIGTERM);
+        (void)tear_down_tree(ctx, left, SIGTERM);
       }
       // Stopping is what tears down the rest of the tree.
       ctx.stop();
@@ -291,9 +290,7 @@ class RunActor final : public airssys::Actor<RunMessage> {
       // every process in it now (its ProcessExited still comes). A second
       // grace for what PROGRAM leaves behind would double the wait the
       // user asked for with --kill-timeout.
-      auto ex = ctx.system().process_executor();
-      if (!ex || !ex.value()->request_tree_teardown(ctx.self().id.to_bits(), pid_, 0, SIGKILL))
-        (void)ctx.signal_process(pid_, SIGKILL);  // the tree is already being torn down
+      if (!tear_down_tree(ctx, 0, SIGKILL)) (void)ctx.signal_process(pid_, SIGKILL);  // already being torn down
     }
   }
 
@@ -303,6 +300,13 @@ class RunActor final : public airssys::Actor<RunMessage> {
   }
 
  private:
+  // PROGRAM's whole tree: `first_signal` now, SIGKILL `grace_ns` later
+  // (at once when 0). False if the tree is already being torn down.
+  bool tear_down_tree(Context<RunMessage>& ctx, std::int64_t grace_ns, int first_signal) {
+    auto ex = ctx.system().process_executor();
+    return ex && ex.value()->request_tree_teardown(ctx.self().id.to_bits(), pid_, grace_ns, first_signal);
+  }
+
   const Options* options_;
   RunReport* report_;
   int pid_ = -1;
