@@ -120,8 +120,10 @@ Result<int> open_executable(int dir, const char* path, const char* program, File
 // find it, but with errors that say what went wrong: a name with '/' is a
 // path, relative to `working_dir`; any other name is looked up in this
 // process's PATH, each relative entry (an empty one is ".") relative to
-// `working_dir` too. Returns the O_PATH descriptor.
-Result<int> find_program(const char* program, const char* working_dir, FileIdentity* identity = nullptr) noexcept {
+// `working_dir` too. Returns the O_PATH descriptor, and writes the path it
+// was found by to `found` (PATH_MAX bytes) when not null.
+Result<int> find_program(const char* program, const char* working_dir, FileIdentity* identity = nullptr,
+                         char* found = nullptr) noexcept {
   if (program == nullptr || program[0] == '\0')
     return Error::make(Errc::InvalidArgument, "program is empty");
   if (std::strlen(program) >= PATH_MAX)
@@ -142,7 +144,11 @@ Result<int> find_program(const char* program, const char* working_dir, FileIdent
       return Error::make_os(e, "working_dir '%s': %s", working_dir, std::strerror(e));
     }
   }
-  if (std::strchr(program, '/') != nullptr) return open_executable(dir.fd, program, program, identity);
+  if (std::strchr(program, '/') != nullptr) {
+    auto fd = open_executable(dir.fd, program, program, identity);
+    if (fd && found != nullptr) std::strcpy(found, program);
+    return fd;
+  }
   const char* path = std::getenv("PATH");
   if (path == nullptr || path[0] == '\0') path = "/usr/local/bin:/usr/bin:/bin";
   bool found_unusable = false;
@@ -158,7 +164,10 @@ Result<int> find_program(const char* program, const char* working_dir, FileIdent
       candidate[base_len] = '/';
       std::strcpy(candidate + base_len + 1, program);
       auto fd = open_executable(dir.fd, candidate, program, identity);
-      if (fd) return fd.value();
+      if (fd) {
+        if (found != nullptr) std::strcpy(found, candidate);
+        return fd.value();
+      }
       if (fd.code() != Errc::NotFound && !found_unusable) {
         found_unusable = true;
         unusable = fd.error();
@@ -205,6 +214,7 @@ enum class Stage : int { None, Cgroup, Group, ParentDeath, Limit, Stdio, PassFd,
 
 struct ChildArgs {
   int program_fd;              // the file to execute (O_PATH), as checked
+  const char* exec_path;       // the path it was found by: a script is executed by it
   char* const* argv;
   char* const* envp;
   const char* working_dir;
@@ -314,13 +324,26 @@ AIRSSYS_CHILD_CODE int child_main(void* arg) noexcept {
   rc = raw(SYS_execveat, a->program_fd, reinterpret_cast<long>(""), reinterpret_cast<long>(a->argv),
            reinterpret_cast<long>(a->envp), AT_EMPTY_PATH);
   if (errno == ENOENT) {
-    // The file is held, so ENOENT means it is a script ("#!") whose
-    // interpreter would read it as /dev/fd/<program_fd>, which a
-    // close-on-exec descriptor does not survive; or its interpreter is
-    // missing, which the second try reports.
-    raw(SYS_fcntl, a->program_fd, F_SETFD, 0);
-    rc = raw(SYS_execveat, a->program_fd, reinterpret_cast<long>(""), reinterpret_cast<long>(a->argv),
-             reinterpret_cast<long>(a->envp), AT_EMPTY_PATH);
+    // The file is held, so ENOENT means it is a script ("#!") — whose
+    // interpreter would have to read it as /dev/fd/<program_fd>, which a
+    // close-on-exec descriptor does not survive — or its interpreter is
+    // missing, which the second try reports. A script is executed by the
+    // path it was found by, as execvp would (its $0, dirname "$0" and
+    // basename "$0" then mean what scripts expect), and only while that
+    // path still names the held file.
+    struct statx held {}, named {};
+    if (raw(SYS_statx, a->program_fd, reinterpret_cast<long>(""), AT_EMPTY_PATH, STATX_INO,
+            reinterpret_cast<long>(&held)) < 0 ||
+        raw(SYS_statx, AT_FDCWD, reinterpret_cast<long>(a->exec_path), 0, STATX_INO,
+            reinterpret_cast<long>(&named)) < 0)
+      return child_fail(a, Stage::Exec, 1, -1);
+    if (held.stx_ino != named.stx_ino || held.stx_dev_major != named.stx_dev_major ||
+        held.stx_dev_minor != named.stx_dev_minor) {
+      errno = ESTALE;
+      return child_fail(a, Stage::Exec, 1, -1);
+    }
+    rc = raw(SYS_execve, reinterpret_cast<long>(a->exec_path), reinterpret_cast<long>(a->argv),
+             reinterpret_cast<long>(a->envp));
   }
   return child_fail(a, Stage::Exec, 0, rc);
 }
@@ -547,6 +570,12 @@ Error child_error(const ChildArgs& a, const SpawnSpec& spec) noexcept {
     case Stage::WorkingDir:
       return Error::make_code_os(Errc::NotFound, e, "working_dir '%s': %s", spec.working_dir, std::strerror(e));
     case Stage::Exec:
+      if (a.stage_index == 1) {  // a script, before its exec by path
+        if (e == ESTALE)
+          return Error::make_code_os(Errc::InvalidArgument, e, "script '%s' was replaced between its check and its exec",
+                                     a.exec_path);
+        return Error::make_os(e, "script '%s': %s", a.exec_path, std::strerror(e));
+      }
       if (e == E2BIG)
         return Error::make_code_os(Errc::InvalidArgument, e, "argument list for '%s' is too long", spec.program);
       if (e == ENOEXEC)
@@ -646,11 +675,24 @@ Result<Process> spawn(const SpawnSpec& spec) noexcept {
       if (fd >= 0) close(fd);
     }
   } own;
+  // The path a script is executed by (ChildArgs::exec_path).
+  char found[PATH_MAX];
+  const char* exec_path = spec.exec_path;
   int program_fd = spec.program_fd;
   if (program_fd < 0) {
-    auto fd = find_program(spec.program, spec.working_dir);
+    auto fd = find_program(spec.program, spec.working_dir, nullptr, found);
     if (!fd) return fd.error();
     program_fd = own.fd = fd.value();
+    exec_path = found;
+  } else if (exec_path == nullptr) {
+    exec_path = spec.program;
+    if (spec.program == nullptr || std::strchr(spec.program, '/') == nullptr) {
+      char proc[40];
+      std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", program_fd);
+      const ssize_t n = readlink(proc, found, sizeof found - 1);
+      found[n > 0 ? n : 0] = '\0';
+      exec_path = found;
+    }
   }
   StdioFds stdio;
   if (auto r = open_stdio(spec, stdio); !r) return r.error();
@@ -658,6 +700,7 @@ Result<Process> spawn(const SpawnSpec& spec) noexcept {
   const char* default_argv[] = {spec.program, nullptr};
   ChildArgs a{};
   a.program_fd = program_fd;
+  a.exec_path = exec_path;
   a.argv = const_cast<char* const*>(spec.argv != nullptr ? spec.argv : default_argv);
   a.envp = spec.envp != nullptr ? const_cast<char* const*>(spec.envp) : environ;
   a.working_dir = spec.working_dir;
@@ -1293,9 +1336,18 @@ int continue_signal() noexcept { return SIGCONT; }
 int max_signal() noexcept { return SIGRTMAX; }
 
 Result<int> open_program(const char* program, const char* working_dir, char* out, std::size_t capacity,
-                         FileIdentity* identity) noexcept {
-  auto fd = find_program(program, working_dir, identity);
+                         FileIdentity* identity, char* found, std::size_t found_capacity) noexcept {
+  char as_found[PATH_MAX];
+  auto fd = find_program(program, working_dir, identity, as_found);
   if (!fd) return fd.error();
+  if (found != nullptr) {
+    if (std::strlen(as_found) >= found_capacity) {
+      close(fd.value());
+      return Error::make(Errc::InvalidArgument, "program '%s': the path it was found by is longer than %zu bytes",
+                         program, found_capacity > 0 ? found_capacity - 1 : 0);
+    }
+    std::strcpy(found, as_found);
+  }
   // The kernel's name for the open file: every symlink and ".." resolved,
   // no allocation, and no second lookup that could land elsewhere.
   char proc[40];
@@ -1324,6 +1376,17 @@ bool file_identity(const char* path, FileIdentity& out) noexcept {
 }
 
 const char* const* inherited_environment() noexcept { return environ; }
+
+std::size_t argument_limit() noexcept {
+  // The kernel's rule (fs/exec.c): a quarter of RLIMIT_STACK, at most
+  // three quarters of the 8 MiB default stack, at least ARG_MAX's 128 KiB.
+  constexpr std::size_t kFloor = 128 * 1024, kCeiling = 6 * 1024 * 1024;
+  struct rlimit stack {};
+  std::size_t limit = kCeiling;
+  if (getrlimit(RLIMIT_STACK, &stack) == 0 && stack.rlim_cur != RLIM_INFINITY && stack.rlim_cur / 4 < kCeiling)
+    limit = static_cast<std::size_t>(stack.rlim_cur / 4);
+  return limit < kFloor ? kFloor : limit;
+}
 
 namespace {
 

@@ -109,7 +109,11 @@ ProcessExecutor::ProcessExecutor(const ExecutorConfig& config)
   // Every held process may need a guardian slot.
   if (config_.max_processes > arch::Guardian::kSlots) config_.max_processes = arch::Guardian::kSlots;
   if (config_.spawn_buffers == 0) config_.spawn_buffers = 1;
-  if (config_.spawn_buffer_bytes < 4096) config_.spawn_buffer_bytes = 4096;
+  // Room beyond exec's own limit for what a spawn packs besides argv and
+  // env: program, working_dir, the resolved and found paths, the marker.
+  constexpr std::size_t kPackRoom = 32 * 1024;
+  if (config_.spawn_buffer_bytes == 0) config_.spawn_buffer_bytes = arch::argument_limit() + kPackRoom;
+  if (config_.spawn_buffer_bytes < 16 * 1024) config_.spawn_buffer_bytes = 16 * 1024;
   entries_.reset(new Entry[config_.max_processes]);
   buffers_.reset(new Buffers);
   buffers_->count = config_.spawn_buffers;
@@ -360,9 +364,12 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
     return fail(too_long(op.program, pack.size()));
   constexpr std::size_t kPathMax = 4096;
   char* resolved_path = pack.reserve(kPathMax);
-  if (program_z == nullptr || resolved_path == nullptr) return fail(too_long(op.program, pack.size()));
+  char* found_path = pack.reserve(kPathMax);  // what a script is executed by: its $0
+  if (program_z == nullptr || resolved_path == nullptr || found_path == nullptr)
+    return fail(too_long(op.program, pack.size()));
   arch::FileIdentity identity;
-  auto program_fd = arch::open_program(program_z, working_dir, resolved_path, kPathMax, &identity);
+  auto program_fd =
+      arch::open_program(program_z, working_dir, resolved_path, kPathMax, &identity, found_path, kPathMax);
   if (!program_fd) return fail(program_fd.error());
   struct CloseProgram {
     int fd;
@@ -506,6 +513,7 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
   }
   spec.program = resolved_path;
   spec.program_fd = close_program.fd;
+  spec.exec_path = found_path;
   spec.argv = argv;
   spec.envp = envp;
   spec.working_dir = working_dir;

@@ -1281,19 +1281,85 @@ TEST_CASE("open_program resolves every symlink and '..', and spawn runs exactly 
   s.program_fd = held.fd;
   auto p = test::spawn_ok(s);
   CHECK(wait_ok(p).code == 0);
-  SECTION("the same for a shell script, whose interpreter reads it through the descriptor") {
+  SECTION("a shell script held the same way is refused once its path names another file") {
     const std::string script = dir / "script.sh";
     write_script(script, "echo \"script ran with $# arguments: $1\"");
-    auto sfd = arch::open_program(script.c_str(), nullptr, path, sizeof path);
+    char found[4096];
+    auto sfd = arch::open_program(script.c_str(), nullptr, path, sizeof path, nullptr, found, sizeof found);
     INFO(sfd.error().message());
     REQUIRE(sfd.ok());
+    CHECK(std::string(found) == script);
     test::Fd script_held(sfd.value());
-    std::filesystem::remove(script);  // a new file at the same path
-    write_script(script, "echo replaced");
     const char* argv[] = {"script.sh", "one", nullptr};
     SpawnSpec ss = test::quiet(script.c_str(), argv);
     ss.program_fd = script_held.fd;
+    ss.exec_path = found;
     CHECK(output_of(ss) == "script ran with 1 arguments: one\n");
+    std::filesystem::remove(script);  // a new file at the same path
+    write_script(script, "echo replaced");
+    auto refused = arch::spawn(ss);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.code() == Errc::InvalidArgument);
+    CHECK_THAT(refused.error().message(),
+               Catch::Matchers::Contains("script '" + script + "' was replaced between its check and its exec"));
+  }
+}
+
+namespace {
+
+// show's output as one line: "$0|dirname|fds below 10 " (a shell keeps
+// the script it reads at 10 or above).
+std::string shown(const SpawnSpec& spec) {
+  std::istringstream in(output_of(spec));
+  std::string line, first;
+  std::getline(in, first);
+  while (std::getline(in, line))
+    if (line.size() == 1) first += line + " ";
+  return first + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("a #! script runs by the path it was found by: $0 as execvp gives it, and no descriptor of ours") {
+  NothingLeft guard;
+  TempDir work;
+  std::filesystem::create_directories(work.path / "bin");
+  // $0, its directory, and the script's own descriptors below 10 (a shell
+  // keeps the script it reads at 10 or above).
+  write_script(work / "bin/show", "echo \"$0|$(dirname \"$0\")|\"; ls /proc/$$/fd");
+  std::filesystem::create_symlink("show", work.path / "bin/alias");
+  const std::string wd = work.path.string();
+  const std::string abs = (work.path / "bin/show").string();
+  SECTION("a relative path, under working_dir") {
+    SpawnSpec s = test::quiet("./bin/show");
+    s.working_dir = wd.c_str();
+    CHECK(shown(s) == "./bin/show|./bin|0 1 2 \n");
+  }
+  SECTION("an absolute path") {
+    CHECK(shown(test::quiet(abs.c_str())) == abs + "|" + wd + "/bin|0 1 2 \n");
+  }
+  SECTION("a name found in PATH") {
+    const std::string path = wd + "/bin:/usr/bin:/bin";
+    test::ScopedEnv env("PATH", path.c_str());
+    CHECK(shown(test::quiet("show")) == abs + "|" + wd + "/bin|0 1 2 \n");
+  }
+  SECTION("a symlink keeps its own name (multi-call scripts switch on basename \"$0\")") {
+    test::ScopedEnv env("PATH", (wd + "/bin:/usr/bin:/bin").c_str());
+    CHECK(shown(test::quiet("alias")) == wd + "/bin/alias|" + wd + "/bin|0 1 2 \n");
+  }
+  SECTION("through open_program's descriptor and path, as the executor spawns") {
+    char resolved[4096], found[4096];
+    auto fd = arch::open_program("./bin/show", wd.c_str(), resolved, sizeof resolved, nullptr, found, sizeof found);
+    INFO(fd.error().message());
+    REQUIRE(fd.ok());
+    test::Fd held(fd.value());
+    CHECK(std::string(resolved) == abs);
+    CHECK(std::string(found) == "./bin/show");
+    SpawnSpec s = test::quiet(resolved);
+    s.program_fd = held.fd;
+    s.exec_path = found;
+    s.working_dir = wd.c_str();
+    CHECK(shown(s) == "./bin/show|./bin|0 1 2 \n");
   }
 }
 

@@ -32,6 +32,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -244,11 +245,46 @@ TEST_CASE("bad spawn input is an error that names it, and leaves no process, des
   CHECK(ex.counters().spawned == ex.counters().cleaned);
 }
 
-TEST_CASE("an argument list too long for the spawn buffer or for the kernel is refused, naming the program") {
+TEST_CASE("by default an argument list as long as exec accepts runs, and one longer is refused, naming it") {
   NothingLeft guard;
   ProcessExecutor ex;
   warm(ex);
-  SECTION("3000 arguments of 100 bytes exceed the 256 KiB spawn buffer") {
+  // Arguments of 100 bytes (with the NUL and a pointer: 109 counted) up to
+  // what is left of the limit after this process's environment.
+  std::size_t env_bytes = 0;
+  for (auto e = arch::inherited_environment(); *e != nullptr; ++e) env_bytes += std::strlen(*e) + 1 + sizeof(char*);
+  const std::size_t room = arch::argument_limit() - env_bytes - 4096;  // the marker, argv[0], slack
+  INFO("argument limit " << arch::argument_limit() << ", environment " << env_bytes);
+  REQUIRE(arch::argument_limit() >= 128 * 1024);
+  SECTION("just under the limit (2 MiB by default, 8x the old 256 KiB buffer) runs") {
+    std::vector<std::string> storage(room / 109, std::string(100, 'a'));
+    std::vector<std::string_view> args(storage.begin(), storage.end());
+    leaves_nothing(ex, [&] {
+      CHECK(wait_ok(ex, spawn_ok(ex, test::quiet("/bin/true", args)).pid).code == 0);
+    });
+  }
+  SECTION("twice the limit is refused by the spawn buffer, before any process exists") {
+    std::vector<std::string> storage(2 * arch::argument_limit() / 109, std::string(100, 'a'));
+    std::vector<std::string_view> args(storage.begin(), storage.end());
+    leaves_nothing(ex, [&] {
+      auto r = ex.execute(test::quiet("/bin/true", args));
+      REQUIRE_FALSE(r.ok());
+      INFO(r.error().message());
+      CHECK(r.code() == Errc::InvalidArgument);
+      CHECK(r.error().os_error() == E2BIG);
+      CHECK(test::names(r.error(), "'/bin/true'"));
+      CHECK(test::names(r.error(), "too long"));
+    });
+  }
+}
+
+TEST_CASE("an argument list too long for the spawn buffer or for the kernel is refused, naming the program") {
+  NothingLeft guard;
+  ExecutorConfig config;
+  config.spawn_buffer_bytes = 256 * 1024;
+  ProcessExecutor ex(config);
+  warm(ex);
+  SECTION("3000 arguments of 100 bytes exceed a 256 KiB spawn buffer") {
     std::vector<std::string> storage(3000, std::string(100, 'a'));
     std::vector<std::string_view> args(storage.begin(), storage.end());
     leaves_nothing(ex, [&] {

@@ -64,6 +64,12 @@ struct SpawnSpec {
   // exactly it (execveat), whatever `program` names by then; `program`
   // only names it in errors. -1: spawn resolves `program` itself.
   int program_fd = -1;
+  // With program_fd: the path the file was found by (open_program's
+  // `found`, relative to working_dir). A "#!" script is executed by this
+  // path, as execvp would, so its interpreter gets it as $0 — and only if
+  // it still names the held file just before the exec. Null: `program`
+  // when it contains '/', else the held file's resolved path.
+  const char* exec_path = nullptr;
   // argv[0..], terminated by nullptr. Null: just { program }.
   const char* const* argv = nullptr;
   // "NAME=value" entries terminated by nullptr; null: inherit the parent's.
@@ -359,12 +365,16 @@ struct FileIdentity {
 // too. The file found is held open (O_PATH, close-on-exec; the caller
 // closes it) and its fully resolved path — every symlink, "." and ".."
 // resolved, as the kernel names the open file — written to `out`, with
-// its identity to `identity` when not null. Pass the descriptor as
-// SpawnSpec::program_fd to execute exactly the file that was judged.
-// Errors name the program ("not found in PATH", "is a directory", "is not
-// executable", "working_dir '...' does not exist"). Never allocates.
+// its identity to `identity` when not null, and the path it was found by
+// (`program` itself, or PATH's entry joined with it) to `found` when not
+// null (`found_capacity` bytes; PATH_MAX is enough). Pass the descriptor
+// as SpawnSpec::program_fd, and `found` as SpawnSpec::exec_path, to
+// execute exactly the file that was judged. Errors name the program ("not
+// found in PATH", "is a directory", "is not executable", "working_dir
+// '...' does not exist"). Never allocates.
 Result<int> open_program(const char* program, const char* working_dir, char* out, std::size_t capacity,
-                         FileIdentity* identity = nullptr) noexcept;
+                         FileIdentity* identity = nullptr, char* found = nullptr,
+                         std::size_t found_capacity = 0) noexcept;
 
 // The identity of the file `path` names (symlinks followed); false when
 // there is none.
@@ -372,6 +382,12 @@ bool file_identity(const char* path, FileIdentity& out) noexcept;
 
 // This process's environment ("NAME=value" entries, nullptr-terminated).
 const char* const* inherited_environment() noexcept;
+
+// The most bytes of arguments and environment together — every string
+// with its NUL, plus a pointer for each — that exec accepts from this
+// process now (on Linux a quarter of the stack limit, 2 MiB by default,
+// at least 128 KiB and at most 6 MiB; one string at most 128 KiB).
+std::size_t argument_limit() noexcept;
 
 // Whether process `pid`'s initial environment holds exactly `entry`
 // ("NAME=value"). Unknown while /proc cannot tell: the process is between

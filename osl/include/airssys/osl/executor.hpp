@@ -135,7 +135,12 @@ class FdWatcher {
 struct ExecutorConfig {
   std::size_t max_processes = 256;       // spawned, adopted and not yet reaped (at most 1024)
   std::size_t spawn_buffers = 8;         // concurrent spawns
-  std::size_t spawn_buffer_bytes = 256 * 1024;  // argv + env + strings of one spawn
+  // argv + env + strings of one spawn. 0: as much as exec accepts
+  // (arch::argument_limit(), 2 MiB by default on Linux) plus room for the
+  // paths and the tree marker, so that whatever the kernel would run fits.
+  // At least 16 KiB. The buffers are reserved, not touched: memory is used
+  // as spawns fill them.
+  std::size_t spawn_buffer_bytes = 0;
   // null: see arch::CgroupRoot::open. Copied when the executor is built
   // (it is read at the first cgroup-contained spawn).
   const char* cgroup_base = nullptr;

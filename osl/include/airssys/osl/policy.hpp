@@ -24,12 +24,14 @@ class SecurityPolicy final : public Middleware {
   // spelling: the executor resolves the program fully (PATH, working_dir,
   // every symlink, "." and "..": "/bin/sh" is "/usr/bin/dash" on Debian)
   // and executes exactly the file it resolved, held open from the check to
-  // the exec. A pattern matches that resolved path; a pattern without '*'
-  // or '?' also matches the very file its own path names now (same device
-  // and inode), so deny("/usr/bin/rm") also holds for "/bin/rm", a symlink,
-  // a hard link or a bind mount of it. Write glob patterns in resolved
-  // form ("/usr/bin/*", not "/bin/*"). Only the file exec is given is
-  // judged: a script's interpreter ("#!") is not.
+  // the exec (a "#!" script is executed by the path it was found by, once
+  // a last check shows that path still names the judged file). A pattern
+  // matches that resolved path; a pattern without '*' or '?' also matches
+  // the very file its own path names now (same device and inode), so
+  // deny("/usr/bin/rm") also holds for "/bin/rm", a symlink, a hard link or
+  // a bind mount of it. Write glob patterns in resolved form ("/usr/bin/*",
+  // not "/bin/*"). Only the file exec is given is judged: a script's
+  // interpreter ("#!") is not.
   // Patterns must be absolute ("/usr/bin/*"). Full / InvalidArgument.
   Result<void> allow(std::string_view pattern) noexcept;
   Result<void> deny(std::string_view pattern) noexcept;
