@@ -51,12 +51,15 @@ Result<TimerId> TimerWheel::arm(Node* n, ActorId target, std::chrono::nanosecond
   std::uint32_t index = free_head_ - 1;
   TimerEntry& e = entries_[index];
   free_head_ = e.next;
-  // Rounded up to whole ticks without `delay + kTickNs - 1`, which
-  // overflows for nanoseconds::max().
-  const std::int64_t ticks = delay.count() / kTickNs + (delay.count() % kTickNs != 0 ? 1 : 0);
-  const std::int64_t now = arch::monotonic_ns() / kTickNs;
+  // The first tick that starts at or after now + delay: poll fires a tick
+  // once the clock has reached its start, so a timer is never early. (The
+  // tick now is in counted from its start would make it early by up to a
+  // tick.) Saturated: nanoseconds::max() never fires.
+  const std::int64_t now_ns = arch::monotonic_ns();
+  const std::int64_t due_ns = arch::add_saturated(now_ns, delay.count());
+  const std::int64_t now = now_ns / kTickNs;
   if (armed_ == 0 && current_ < now) current_ = now;  // no walk through idle ticks later
-  std::int64_t deadline = arch::add_saturated(now, ticks);
+  std::int64_t deadline = due_ns / kTickNs + (due_ns % kTickNs != 0 ? 1 : 0);
   if (deadline <= current_) deadline = current_ + 1;
   e.deadline = deadline;
   e.node = n;

@@ -986,3 +986,55 @@ TEST_CASE("a ReplyTo of one System used with another is refused and answers noth
   REQUIRE(a.shutdown().ok());
   REQUIRE(b.shutdown().ok());
 }
+
+// A lower bound, which holds on a machine of any speed: asks made at every
+// phase of the 1 ms timer tick (a spin between them), to a target that
+// never replies, each time out no sooner than their timeout after a clock
+// read taken before the ask.
+TEST_CASE("a Context::ask never times out before its timeout has passed, whatever the tick's phase") {
+  constexpr int kAsks = 100;
+  using Msg = std::variant<int, Reply<int>>;
+  Log<Errc> codes;
+  std::atomic<int> requests{0};
+  std::vector<std::chrono::steady_clock::time_point> at(kAsks);
+  std::vector<std::chrono::nanoseconds> timeout(kAsks);
+  std::vector<std::uint64_t> ids(kAsks);
+  Log<std::int64_t> early_by_ns;
+  Log<Errc> reply_codes;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  System sys(cfg);
+  auto h = spawn_holder(sys, 1, codes, requests);
+  REQUIRE(h.ok());
+  const ActorRef<Req> holder = *h;
+  auto a = spawn_scripted<Msg>(sys, 0, nullptr, [&, holder](Context<Msg>& ctx, Msg& m) {
+    if (std::holds_alternative<int>(m)) {
+      for (int k = 0; k < kAsks; ++k) {
+        const auto spin_end = std::chrono::steady_clock::now() + std::chrono::microseconds(37);
+        while (std::chrono::steady_clock::now() < spin_end) {
+        }
+        timeout[k] = std::chrono::microseconds(k % 2 == 0 ? 1000 * (1 + k % 3) : 150 + 233 * (k % 9));
+        at[k] = std::chrono::steady_clock::now();
+        auto id = ctx.ask<int>(holder, make_req(k), timeout[k]);
+        REQUIRE(id.ok());
+        ids[k] = *id;
+      }
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    auto& r = std::get<Reply<int>>(m);
+    reply_codes.push(r.result.code());
+    for (int k = 0; k < kAsks; ++k)
+      if (ids[k] == r.request) early_by_ns.push((at[k] + timeout[k] - now).count());
+  });
+  REQUIRE(a.ok());
+  REQUIRE(sys.send(*a, Msg{0}).ok());
+  REQUIRE(test::wait_for([&] { return reply_codes.size() == kAsks; }));
+  for (Errc c : reply_codes.get()) CHECK(c == Errc::Timeout);
+  const auto early = early_by_ns.get();
+  REQUIRE(early.size() == kAsks);
+  int too_soon = 0;
+  for (std::int64_t e : early) too_soon += e > 0 ? 1 : 0;
+  CHECK(too_soon == 0);
+  REQUIRE(sys.shutdown().ok());
+}

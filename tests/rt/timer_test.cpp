@@ -1,7 +1,8 @@
 // Context::send_after and cancel: deadline order, cancellation, dead
 // letters, capacity, the system lane and argument checks.
 //
-// Timing is never asserted. Where a test needs "the timer has not fired
+// Timing is never asserted, but for one lower bound (never early), which
+// holds on a machine of any speed. Where a test needs "the timer has not fired
 // yet", it keeps the timer's own worker busy in a handler: a worker fires
 // its timers only between turns, so nothing can fire meanwhile. Where it
 // needs "the timer would have arrived by now", it arms a later sentinel
@@ -643,4 +644,45 @@ TEST_CASE("a TimerId of one System cancels nothing in another") {
   CHECK(a.cancel(foreign));  // still A's own, and still armed there
   REQUIRE(a.shutdown().ok());
   REQUIRE(b.shutdown().ok());
+}
+
+// The one timing property asserted here: a lower bound, which holds on a
+// machine of any speed. Timers armed at every phase of the 1 ms tick (a
+// spin between them) with delays that are and are not whole ticks; each
+// must arrive no sooner than its delay after a clock read taken before it
+// was armed. Counting from the start of the tick it was armed in would
+// deliver about half of them up to a tick early.
+TEST_CASE("a timer is never delivered before its delay has passed, whatever the phase of the tick it was armed in") {
+  constexpr int kTimers = 200;
+  struct Armed {
+    std::chrono::steady_clock::time_point at;
+    std::chrono::nanoseconds delay;
+  };
+  std::vector<Armed> armed(kTimers);
+  Log<std::int64_t> early_by_ns;  // one entry per timer: how early (<= 0: not early)
+  SystemConfig cfg;
+  cfg.workers = 1;
+  System sys(cfg);
+  auto a = spawn_scripted(
+      sys, 0,
+      [&](Context<int>& ctx) {
+        for (int k = 0; k < kTimers; ++k) {
+          const auto spin_end = std::chrono::steady_clock::now() + std::chrono::microseconds(37);
+          while (std::chrono::steady_clock::now() < spin_end) {
+          }
+          armed[k].delay = std::chrono::microseconds(k % 2 == 0 ? 1000 * (1 + k % 3) : 150 + 233 * (k % 9));
+          armed[k].at = std::chrono::steady_clock::now();
+          REQUIRE(ctx.send_after(ctx.self(), k, armed[k].delay).ok());
+        }
+      },
+      [&](Context<int>&, int k) {
+        const auto now = std::chrono::steady_clock::now();
+        early_by_ns.push((armed[k].at + armed[k].delay - now).count());
+      });
+  REQUIRE(a.ok());
+  REQUIRE(test::wait_for([&] { return early_by_ns.size() == kTimers; }));
+  int early = 0;
+  for (std::int64_t e : early_by_ns.get()) early += e > 0 ? 1 : 0;
+  CHECK(early == 0);
+  REQUIRE(sys.shutdown().ok());
 }

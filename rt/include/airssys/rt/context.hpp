@@ -94,8 +94,10 @@ class Context {
     t_.error = e;
   }
 
-  // Delivers `msg` to `to` after `delay` (1 ms resolution), on the system
-  // lane: the mailbox bound does not refuse it. Full if this worker's
+  // Delivers `msg` to `to` after `delay`, on the system lane: the mailbox
+  // bound does not refuse it. Never sooner than `delay`; timers fire on
+  // 1 ms ticks, so up to a tick later (more while the worker is busy in a
+  // handler). Full if this worker's
   // timers are all armed; InvalidArgument if `delay` is negative. A delay
   // of nanoseconds::max() never fires (it holds its timer until cancelled).
   template <class T, class U>
@@ -109,7 +111,8 @@ class Context {
 
   // Sends make(ReplyTo<Rep>) to `to`; later this actor receives exactly one
   // Reply<Rep> carrying the returned request id: the reply, or Timeout after
-  // `timeout` (nanoseconds::max(): never; negative: InvalidArgument). A reply
+  // `timeout`, never sooner, on the timers' 1 ms ticks (nanoseconds::max():
+  // never; negative: InvalidArgument). A reply
   // that fails (Full) gives the request back, and the timeout still answers.
   // Only this actor's own stop (or shutdown) ends the promise. M must be
   // constructible from Reply<Rep>.
