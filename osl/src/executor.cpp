@@ -133,7 +133,11 @@ ProcessExecutor::ProcessExecutor(const ExecutorConfig& config)
   }
 }
 
-ProcessExecutor::~ProcessExecutor() {
+ProcessExecutor::~ProcessExecutor() { shutdown(); }
+
+void ProcessExecutor::shutdown() noexcept {
+  if (shut_down_) return;
+  shut_down_ = true;
   if (reactor_.joinable()) {
     stopping_.store(true, std::memory_order_release);
     poller_->wake();

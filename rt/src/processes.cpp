@@ -279,11 +279,13 @@ void ProcessSets::detach_reports() noexcept {
 }
 
 osl::ProcessExecutor::Counters ProcessSets::counters() const noexcept {
+  std::lock_guard<std::mutex> lock(readers_mu_);
   auto* ex = built();
-  return ex != nullptr ? ex->counters() : osl::ProcessExecutor::Counters{};
+  return ex != nullptr ? ex->counters() : final_;
 }
 
 std::size_t ProcessSets::held() const noexcept {
+  std::lock_guard<std::mutex> lock(readers_mu_);
   auto* ex = built();
   return ex != nullptr ? ex->live() : 0;
 }
@@ -299,8 +301,18 @@ void ProcessSets::wait_managed_gone(std::int64_t deadline_ns) noexcept {
 }
 
 void ProcessSets::stop_executor() noexcept {
-  executor_.store(nullptr, std::memory_order_release);
-  executor_owner_.reset();
+  auto* ex = built();
+  if (ex == nullptr) return;
+  // The last trees go first, so that the counts kept include them; a
+  // reader meanwhile still reads the executor (its counters stay valid).
+  ex->shutdown();
+  std::unique_ptr<osl::ProcessExecutor> gone;
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    final_ = ex->counters();
+    executor_.store(nullptr, std::memory_order_release);
+    gone = std::move(executor_owner_);
+  }
 }
 
 }  // namespace detail

@@ -1056,6 +1056,48 @@ TEST_CASE("a System records its actors' failures and restarts and its process tr
   REQUIRE(s.shutdown().ok());
 }
 
+TEST_CASE("after shutdown the process counters keep their final values, including the trees shutdown ended") {
+  NothingLeft guard;
+  auto sys = System::create(SystemConfig{});
+  REQUIRE(sys);
+  System& s = **sys;
+  std::atomic<int> starts{0};
+  auto a = s.spawn<CrashingOwner>(std::string_view(guard.marker), &starts);
+  REQUIRE(a);
+  REQUIRE(s.send(*a, 1));
+  REQUIRE(test::wait_for([&] { return s.process_counters().spawned == 1; }));
+  REQUIRE(s.send(*a, 2));  // one tree cleaned by the restart
+  REQUIRE(test::wait_for([&] { return s.process_counters().cleaned == 1; }));
+  REQUIRE(s.send(*a, 1));  // and one left for shutdown to end
+  REQUIRE(test::wait_for([&] { return s.process_counters().spawned == 2; }));
+  // A reader racing the shutdown sees counts that only grow.
+  std::atomic<bool> done{false};
+  std::uint64_t last_spawned = 0, went_back = 0;
+  std::thread reader([&] {
+    while (!done.load()) {
+      const auto c = s.process_counters();
+      if (c.spawned < last_spawned) ++went_back;
+      last_spawned = c.spawned;
+    }
+  });
+  REQUIRE(s.shutdown().ok());
+  done.store(true);
+  reader.join();
+  CHECK(went_back == 0);
+  CHECK(s.process_counters().spawned == 2);
+  CHECK(s.process_counters().cleaned == 2);
+  const MonitoringSnapshot snap = s.monitoring_snapshot();
+  CHECK(snap.trees_spawned == 2);
+  CHECK(snap.trees_cleaned == 2);
+  CHECK(snap.trees_live == 0);
+  char buf[8192];
+  auto n = s.write_prometheus(buf);
+  REQUIRE(n);
+  const std::string text(buf, *n);
+  CHECK(text.find("airssys_process_trees_spawned_total 2\n") != std::string::npos);
+  CHECK(text.find("airssys_process_trees_cleaned_total 2\n") != std::string::npos);
+}
+
 TEST_CASE("a SystemConfig with monitoring sizes out of range is refused, naming the field") {
   SystemConfig cfg;
   cfg.monitoring_events = 0;

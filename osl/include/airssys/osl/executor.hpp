@@ -157,7 +157,13 @@ class ProcessExecutor {
   static constexpr std::size_t kMaxMiddleware = 16;
 
   explicit ProcessExecutor(const ExecutorConfig& config = {});
-  ~ProcessExecutor();
+  ~ProcessExecutor();  // shutdown()
+  // Ends the executor's work, as its destructor does: the reactor stops,
+  // every managed tree is killed and reaped, Detached processes are let
+  // go, the guardian stops. Afterwards counters(), live() and managed()
+  // still answer (the final counts); nothing else may be called. Once:
+  // a second call does nothing.
+  void shutdown() noexcept;
   ProcessExecutor(const ProcessExecutor&) = delete;
   ProcessExecutor& operator=(const ProcessExecutor&) = delete;
 
@@ -309,6 +315,7 @@ class ProcessExecutor {
   std::uint64_t host_pidns_ = 0;
   std::uint64_t next_group_id_ = 1;
   Counters counters_;
+  bool shut_down_ = false;  // shutdown() ran (its caller's thread only)
   // Reactor.
   std::unique_ptr<arch::Poller> poller_;
   ExitSink* sink_ = nullptr;

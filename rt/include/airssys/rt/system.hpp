@@ -225,7 +225,9 @@ class System {
   Result<osl::ProcessExecutor*> process_executor() noexcept { return processes(); }
 
   // Process counters (all zero while no actor has spawned a process):
-  // groups spawned, cleaned, processes killed, orphans adopted.
+  // groups spawned, cleaned, processes killed, orphans adopted. After
+  // shutdown, the final counts (the trees shutdown ended included), also
+  // in monitoring_snapshot() and write_prometheus().
   osl::ProcessExecutor::Counters process_counters() const noexcept;
   // True once an actor has spawned a process (the reactor thread runs).
   bool processes_started() const noexcept { return processes_.built() != nullptr; }

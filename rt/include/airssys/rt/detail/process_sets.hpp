@@ -69,6 +69,8 @@ class ProcessSets {
   // The final drain: no finalisation waits for the reactor any more.
   void detach_reports() noexcept;
 
+  // The executor's counters; after stop_executor, its final ones. Any
+  // thread, also while stop_executor runs.
   osl::ProcessExecutor::Counters counters() const noexcept;
   std::size_t held() const noexcept;
   // Waits, up to `deadline_ns`, for the managed trees to be torn down.
@@ -90,6 +92,11 @@ class ProcessSets {
   std::mutex build_mu_;  // taken once, to build the executor
   std::atomic<osl::ProcessExecutor*> executor_{nullptr};
   std::unique_ptr<osl::ProcessExecutor> executor_owner_;
+  // Held by counters() and held() while they use the executor, and by
+  // stop_executor while it takes it away; final_ is what counters() gives
+  // after that.
+  mutable std::mutex readers_mu_;
+  osl::ProcessExecutor::Counters final_{};
   std::unique_ptr<osl::ExitSink> sink_;
   std::unique_ptr<ChildProcess[]> items_;  // process_owners x processes_per_actor
   std::unique_ptr<std::uint8_t[]> counts_;
