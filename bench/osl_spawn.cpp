@@ -59,7 +59,7 @@ void BM_osl_spawn_managed(benchmark::State& state, osl::Containment containment,
       (void)executor.execute(osl::TeardownOperation{spawned.value().pid, 0});
       return "the executor chose another containment";
     }
-    auto status = executor.execute(osl::WaitProcessOperation{spawned.value().pid, -1});
+    auto status = executor.execute(osl::WaitProcessOperation{spawned.value().pid});
     if (!status) return "wait: " + describe(status.error());
     if (status.value().code != 0 || status.value().signal != 0) return "/bin/true failed";
     return {};

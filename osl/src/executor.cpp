@@ -713,7 +713,12 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
     return done(Error::make(
         Errc::WouldDeadlock,
         "WaitProcess on process %d: this executor's reactor reaps exits (they arrive as ProcessExited)", op.pid));
-  const std::int64_t deadline = op.timeout_ns < 0 ? -1 : arch::add_saturated(arch::monotonic_ns(), op.timeout_ns);
+  if (op.timeout_ns < 0)
+    return done(Error::make(Errc::InvalidArgument,
+                            "WaitProcess on process %d: timeout %lld ns is negative (INT64_MAX waits without limit)",
+                            op.pid, static_cast<long long>(op.timeout_ns)));
+  const std::int64_t deadline =
+      op.timeout_ns == INT64_MAX ? -1 : arch::add_saturated(arch::monotonic_ns(), op.timeout_ns);
   int ready_fd = -1;  // a duplicate of the pidfd, so waiting needs no lock
   struct CloseFd {
     int& fd;

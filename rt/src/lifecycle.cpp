@@ -52,7 +52,7 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
   if (options.first_signal < 1 || options.first_signal > 64) {
     free_holder(holder);
     release_unstarted(slot);
-    return Error::make(Errc::InvalidArgument, "SpawnOptions::first_signal = %d (must be a signal, 1..64)",
+    return Error::make(Errc::InvalidArgument, "SpawnOptions::first_signal %d is not a signal (1..64)",
                        options.first_signal);
   }
   holder->first_signal = static_cast<std::uint8_t>(options.first_signal);

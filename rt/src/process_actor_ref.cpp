@@ -1,6 +1,7 @@
 // ProcessActorRef: a plain thread's blocking asks to a ProcessActor.
 #include <airssys/rt/process_actor.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -37,7 +38,8 @@ Result<ExitStatus> ProcessActorRef::kill(ProcessId id, KillSpec how, Nanos timeo
 
 Result<ExitStatus> ProcessActorRef::wait(ProcessId id, Nanos wait_for, Nanos timeout) {
   return flatten(system_->ask<Result<ExitStatus>>(
-      ref_, [&](ReplyTo<Result<ExitStatus>> r) { return ProcessWait{id, wait_for, r}; }, plus(wait_for, timeout)));
+      ref_, [&](ReplyTo<Result<ExitStatus>> r) { return ProcessWait{id, wait_for, r}; },
+      plus(std::max(wait_for, Nanos{0}), timeout)));
 }
 
 Result<ProcessStatus> ProcessActorRef::status(ProcessId id, Nanos timeout) {

@@ -32,9 +32,15 @@ void ProcessActor::handle(Ctx& ctx, ProcessSignal& m) {
 void ProcessActor::handle(Ctx& ctx, ProcessKill& m) {
   Proc* p = known(ctx, m.id, m.reply);
   if (p == nullptr) return;
-  if (m.how.timeout.count() < 0 || m.how.first_signal < 0) {
-    (void)ctx.reply(m.reply, Error::make(Errc::InvalidArgument, "kill of process id %llu: signal %d, timeout %lld ms",
-                                         static_cast<unsigned long long>(m.id), m.how.first_signal,
+  if (m.how.first_signal < 0 || m.how.first_signal > 64) {
+    (void)ctx.reply(m.reply, Error::make(Errc::InvalidArgument,
+                                         "kill of process id %llu: first signal %d is not a signal (0: TERM, or 1..64)",
+                                         static_cast<unsigned long long>(m.id), m.how.first_signal));
+    return;
+  }
+  if (m.how.timeout.count() < 0) {
+    (void)ctx.reply(m.reply, Error::make(Errc::InvalidArgument, "kill of process id %llu: timeout %lld ms is negative",
+                                         static_cast<unsigned long long>(m.id),
                                          static_cast<long long>(m.how.timeout.count())));
     return;
   }
@@ -50,12 +56,19 @@ void ProcessActor::handle(Ctx& ctx, ProcessKill& m) {
 void ProcessActor::handle(Ctx& ctx, ProcessWait& m) {
   Proc* p = known(ctx, m.id, m.reply);
   if (p == nullptr) return;
+  if (m.timeout.count() < 0) {
+    (void)ctx.reply(m.reply, Error::make(Errc::InvalidArgument,
+                                         "wait for process id %llu: timeout %lld ns is negative (0 only looks)",
+                                         static_cast<unsigned long long>(m.id),
+                                         static_cast<long long>(m.timeout.count())));
+    return;
+  }
   if (p->exited) {
     (void)ctx.reply(m.reply, p->status);
     retire(*p);
     return;
   }
-  if (m.timeout.count() <= 0) {
+  if (m.timeout.count() == 0) {
     (void)ctx.reply(m.reply, Error::make(Errc::Timeout, "process id %llu (pid %d) is still running",
                                          static_cast<unsigned long long>(m.id), p->pid));
     return;

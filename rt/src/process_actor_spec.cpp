@@ -81,6 +81,10 @@ Result<void> ProcessSpec::check() const noexcept {
                        static_cast<int>(program_.length), strings_ + program_.offset, overflow_, kStringBytes,
                        kMaxArgs, kMaxEnv);
   if (program_.length == 0) return Error::make(Errc::InvalidArgument, "process spec: the program is empty");
+  if (first_signal_ < 0 || first_signal_ > 64)
+    return Error::make(Errc::InvalidArgument,
+                       "process spec for '%.*s': first signal %d is not a signal (0: TERM, or 1..64)",
+                       static_cast<int>(program_.length), strings_ + program_.offset, first_signal_);
   if (kill_timeout_.count() < 0)
     return Error::make(Errc::InvalidArgument, "process spec for '%.*s': kill timeout %lld ms is negative",
                        static_cast<int>(program_.length), strings_ + program_.offset,

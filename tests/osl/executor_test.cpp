@@ -956,3 +956,20 @@ TEST_CASE("a watched descriptor is reported once per arming, never after unwatch
   for (int fd : {a[0], a[1], b[0], b[1], c[0], c[1]}) ::close(fd);
   CHECK(wb.calls.load() == 0);
 }
+
+TEST_CASE("a WaitProcess with a negative timeout is refused naming it; the default, INT64_MAX, waits without limit") {
+  NothingLeft guard;
+  ProcessExecutor ex;
+  warm(ex);
+  const std::string_view args[] = {"0.2"};
+  const int pid = spawn_ok(ex, test::quiet("/bin/sleep", args)).pid;
+  auto r = ex.execute(WaitProcessOperation{pid, -1});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.code() == Errc::InvalidArgument);
+  CHECK(test::names(r.error(), "timeout -1 ns is negative"));
+  CHECK(test::names(r.error(), std::to_string(pid)));
+  auto done = ex.execute(WaitProcessOperation{pid});
+  INFO(done.error().message());
+  REQUIRE(done.ok());
+  CHECK(done.value().code == 0);
+}

@@ -332,6 +332,47 @@ TEST_CASE("Unknown and reaped process ids give NotFound naming the id", "[proces
   REQUIRE(sys->shutdown());
 }
 
+TEST_CASE("A negative wait, a kill or cleanup signal that is not a signal, and a negative kill timeout are refused, "
+          "naming the value, and the process runs on",
+          "[process_actor]") {
+  NothingLeftCensus guard(marker());
+  auto sys = two_worker_system();
+  auto pa = spawn_process_actor(*sys);
+  ProcessActorRef handle(*sys, pa);
+  auto refused = [](const auto& r, const std::string& named) {
+    REQUIRE_FALSE(r);
+    CHECK(r.code() == Errc::InvalidArgument);
+    CHECK_THAT(r.error().message(), Catch::Contains(named));
+  };
+  for (int sig : {200, 65, -1}) {
+    INFO("on_cleanup signal " << sig);
+    ProcessSpec spec = shell("exit 0");
+    spec.on_cleanup(sig, 100ms);
+    refused(spec.check(), "first signal " + std::to_string(sig) + " is not a signal (0: TERM, or 1..64)");
+    refused(handle.spawn(spec), "first signal " + std::to_string(sig) + " is not a signal");
+  }
+  auto p = handle.spawn(shell("sleep 1000"));
+  REQUIRE(p);
+  const ProcessId id = p.value().id;
+  refused(handle.wait(id, -5ms), "timeout -5000000 ns is negative");
+  refused(handle.wait(id, std::chrono::nanoseconds{-1}), "timeout -1 ns is negative");
+  for (int sig : {99, 65, -3}) {
+    INFO("kill signal " << sig);
+    refused(handle.kill(id, KillSpec::graceful(sig, 100ms)),
+            "first signal " + std::to_string(sig) + " is not a signal (0: TERM, or 1..64)");
+  }
+  refused(handle.kill(id, KillSpec::graceful(0, -1ms)), "timeout -1 ms is negative");
+  auto st = handle.status(id);
+  REQUIRE(st);
+  CHECK(st.value().state == ProcessState::Running);
+  // 64, the highest, is a signal: the kill goes ahead (sleep dies of it).
+  auto k = handle.kill(id, KillSpec::graceful(64, 100ms));
+  REQUIRE(k);
+  CHECK(k.value().signal == 64);
+  REQUIRE(wait_for([&] { return sys->processes_held() == 0; }));
+  REQUIRE(sys->shutdown());
+}
+
 TEST_CASE("When a requester crashes, the process trees spawned for it are torn down", "[process_actor]") {
   NothingLeftCensus guard(marker());
   auto sys = two_worker_system();

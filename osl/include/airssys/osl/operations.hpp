@@ -120,11 +120,13 @@ struct SignalProcessOperation {
   int signal = 15;  // SIGTERM
 };
 
-// Waits for a process this executor spawned to end, and reaps it.
-// timeout_ns < 0: no limit; Timeout leaves it running.
+// Waits for a process this executor spawned to end, and reaps it, for at
+// most `timeout_ns` (INT64_MAX, as nanoseconds::max() everywhere: no
+// limit; 0: only looks; negative: InvalidArgument). Timeout leaves it
+// running.
 struct WaitProcessOperation {
   int pid = 0;
-  std::int64_t timeout_ns = -1;
+  std::int64_t timeout_ns = INT64_MAX;
 };
 
 // Tears down the whole tree of the managed process `pid` (its group or

@@ -223,7 +223,8 @@ struct ProcessKill {
   ReplyTo<Result<ExitStatus>> reply;
 };
 // Replied with the exit status once the process exited (and the id is
-// reaped), or Timeout after `timeout` (nanoseconds::max(): none).
+// reaped), or Timeout after `timeout` (nanoseconds::max(): none; 0: only
+// looks; negative: InvalidArgument).
 struct ProcessWait {
   ProcessId id = 0;
   std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max();
