@@ -31,8 +31,11 @@
 
 // POSIX signal masking and sigtimedwait are not in <csignal>. The library
 // keeps OS headers inside arch/; this is an executable built on it, not
-// part of it, so it includes <signal.h> itself.
+// part of it, so it includes <signal.h> itself (and <fcntl.h>, <unistd.h>
+// for the standard descriptors' check).
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -487,7 +490,24 @@ int run_as_init(char** argv, const sigset_t& forwarded) {
 
 }  // namespace
 
+// A standard descriptor (0, 1, 2) that was closed (`>&-`) is held by
+// /dev/null, close-on-exec: no descriptor of airssys-run's own takes its
+// number and is then written to as if it were stdout, what is written there
+// is discarded at once (as to a reader that takes everything), and a
+// program run still finds it closed.
+void hold_closed_standard_descriptors() noexcept {
+  for (int fd = 0; fd < 3; ++fd) {
+    if (::fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    const int held = ::open("/dev/null", (fd == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+    if (held >= 0 && held != fd) {
+      (void)::dup3(held, fd, O_CLOEXEC);
+      ::close(held);
+    }
+  }
+}
+
 int main(int argc, char** argv) {
+  hold_closed_standard_descriptors();
   Options options;
   switch (parse(argc, argv, options)) {
     case Parsed::Help: std::fputs(usage_text, stdout); return 0;

@@ -32,8 +32,10 @@ inline std::string read_text_file(const std::string& path) {
 
 class ToolProcess {
  public:
-  // `out` and `err` are the files stdout and stderr go to; `env` entries
-  // ("NAME=value") are added to the tool's environment.
+  // `out` and `err` are the files stdout and stderr go to (kClosed: the
+  // descriptor is closed, as `>&-` does); `env` entries ("NAME=value") are
+  // added to the tool's environment.
+  static constexpr const char* kClosed = "(closed)";
   ToolProcess(const std::string& tool, const std::vector<std::string>& args, std::string out, std::string err,
               const std::vector<std::string>& env = {})
       : out_(std::move(out)), err_(std::move(err)) {
@@ -49,13 +51,14 @@ class ToolProcess {
     if (pid_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != parent) ::_exit(126);
-      const int o = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      const int e = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      const bool close_out = out_ == kClosed, close_err = err_ == kClosed;
+      const int o = close_out ? -1 : ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      const int e = close_err ? -1 : ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       const int i = ::open("/dev/null", O_RDONLY);
-      if (o < 0 || e < 0 || i < 0) ::_exit(120);
+      if ((o < 0 && !close_out) || (e < 0 && !close_err) || i < 0) ::_exit(120);
       ::dup2(i, 0);
-      ::dup2(o, 1);
-      ::dup2(e, 2);
+      if (close_out) ::close(1); else ::dup2(o, 1);
+      if (close_err) ::close(2); else ::dup2(e, 2);
       for (auto& entry : env_s) ::putenv(entry.data());
       ::execv(argv[0], argv.data());
       ::_exit(121);
@@ -94,8 +97,8 @@ class ToolProcess {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
 
-  std::string out() const { return read_text_file(out_); }
-  std::string err() const { return read_text_file(err_); }
+  std::string out() const { return out_ == kClosed ? std::string() : read_text_file(out_); }
+  std::string err() const { return err_ == kClosed ? std::string() : read_text_file(err_); }
 
  private:
   std::string out_, err_;

@@ -601,6 +601,37 @@ TEST_CASE("a service's started line comes before its own first line") {
   CHECK(started < first);
 }
 
+TEST_CASE("a service's exit line comes after its own last line") {
+  Reaper reaper;
+  // Many lines written just before the exit: the reader has the most to
+  // catch up on when the exit is reported.
+  for (int run = 0; run < 20; ++run) {
+    Run r("a: seq 1 3000\n");
+    CHECK(r.run({}) == 0);
+    const std::string out = r.out();
+    const auto last = out.find("a | 3000\n");
+    const auto exited = out.find("a | * exited with status 0");
+    INFO("run " << run << "\n" << out.substr(out.size() > 400 ? out.size() - 400 : 0));
+    REQUIRE(last != std::string::npos);
+    REQUIRE(exited != std::string::npos);
+    CHECK(last < exited);
+    CHECK(occurrences(out, "a | ") == 3000 + 2);  // every line, started, exited
+  }
+}
+
+TEST_CASE("a closed stdout (>&-) discards the services' output without waiting for it, and runs them as usual") {
+  Reaper reaper;
+  Run r("a: seq 1 20000\nb: echo b-ran > DIR/b.ran\n");
+  r.start({}, ToolProcess::kClosed);
+  CHECK(r.finish() == 0);
+  const std::string err = r.err();
+  INFO(err);
+  CHECK(std::filesystem::exists(r.path("b.ran")));
+  CHECK(contains(err, "every service has ended"));
+  CHECK_FALSE(contains(err, "were dropped"));
+  CHECK_FALSE(contains(err, "stdout was closed"));
+}
+
 TEST_CASE("a Procfile that starts with a UTF-8 byte order mark reads as without it") {
   Reaper reaper;
   Run r("\xEF\xBB\xBFweb: echo bom-free\r\n");

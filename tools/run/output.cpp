@@ -81,6 +81,20 @@ void ServiceOutput::note(std::size_t service, const std::string& text) {
   write_line(service, text.data(), text.size(), true);
 }
 
+void ServiceOutput::note_after_output(std::size_t service, const std::string& text) {
+  std::lock_guard lock(mu_);
+  for (std::size_t slot = 0; slot < sources_.size(); ++slot) {
+    // A bound, for a tree whose other processes keep writing to the pipe:
+    // twice a pipe's default capacity.
+    for (int reads = 0; reads < 32 && sources_[slot].fd >= 0 && sources_[slot].service == service; ++reads) {
+      pollfd p{sources_[slot].fd, POLLIN, 0};
+      if (::poll(&p, 1, 0) != 1) break;  // nothing more there now
+      drain(slot);                       // readable: the read returns at once
+    }
+  }
+  write_line(service, text.data(), text.size(), true);
+}
+
 void ServiceOutput::finish(std::chrono::milliseconds limit) {
   if (!reader_.joinable()) return;
   const auto end = std::chrono::steady_clock::now() + limit;

@@ -58,6 +58,10 @@ class ServiceOutput {
   // status 1"), in the same stream and prefix, marked "* ". Any thread;
   // never waits for stdout.
   void note(std::size_t service, const std::string& text);
+  // The same for a note about the service's exit: what its pipes hold now
+  // (written before it ended) is taken in first, so that the note follows
+  // the service's last lines. Never waits for a pipe.
+  void note_after_output(std::size_t service, const std::string& text);
   // Waits up to `limit` for every pipe to reach end of file (the writers
   // are gone once their trees are) and for stdout to take every line, then
   // stops both threads. Lines stdout has not taken by then are dropped.

@@ -138,7 +138,7 @@ class ServiceActor final : public Actor<ServiceMessage> {
     std::string text = "exited with status " + std::to_string(status);
     if (e.status.signal != 0)
       text += " (signal " + std::to_string(e.status.signal) + (e.status.core_dumped ? ", core dumped)" : ")");
-    shared_->output->note(state_->index, text);
+    shared_->output->note_after_output(state_->index, text);
     if (status == 0) {
       // Ending is what tears down the rest of its tree.
       ctx.stop();
