@@ -1,8 +1,14 @@
 #include <airssys/error.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace airssys {
+
+void value_of_failed_result(const Error& e) noexcept {
+  std::fprintf(stderr, "airssys: value() of a failed Result: %s (%s)\n", e.message(), to_string(e.code()));
+  std::abort();
+}
 
 const char* to_string(Errc code) noexcept {
   switch (code) {

@@ -10,6 +10,9 @@
 
 #include "support/wait_for.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -540,4 +543,28 @@ TEST_CASE("a failure in on_start answered with Restart stops the actor with Fail
   REQUIRE(sys.shutdown().ok());
   CHECK(trace.stop_calls.load() == 1);
   CHECK(g_built.load() == g_destroyed.load());
+}
+
+TEST_CASE("reading the value of a failed Result aborts, naming its error on stderr") {
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::dup2(pipe_fds[1], 2);
+    Result<int> r = Error::make(Errc::NotFound, "no actor named '%s'", "worker-7");
+    volatile int v = r.value();
+    (void)v;
+    ::_exit(0);  // not reached
+  }
+  ::close(pipe_fds[1]);
+  std::string err;
+  char buf[256];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(n));
+  ::close(pipe_fds[0]);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGABRT);
+  CHECK(err == "airssys: value() of a failed Result: no actor named 'worker-7' (not found)\n");
 }

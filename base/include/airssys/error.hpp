@@ -68,8 +68,13 @@ class Error {
   char text_[kMessageSize];
 };
 
+// Reading the value of a failed Result: writes "airssys: value() of a
+// failed Result: <its error>" to stderr and aborts (SIGABRT).
+[[noreturn]] void value_of_failed_result(const Error& e) noexcept;
+
 // Either a T or an Error; `std::expected`-style. No exceptions: reading the
-// value of a failed result is a programming error and aborts.
+// value of a failed result (value(), *, ->) is a programming error: it
+// aborts, naming the error on stderr. Test ok() or the bool first.
 template <class T>
 class [[nodiscard]] Result {
  public:
@@ -115,7 +120,8 @@ class [[nodiscard]] Result {
 
  private:
   void check() const noexcept {
-    if (!ok_) __builtin_trap();
+    if (!ok_) [[unlikely]]
+      value_of_failed_result(error_);
   }
   static const Error& kOk() noexcept {
     static const Error ok;

@@ -189,7 +189,10 @@ class System {
   template <class Rep, class U>
   Result<void> reply(ReplyTo<Rep> to, U&& value);
 
-  // Cancels an armed timer from any thread; false if it fired or was cancelled.
+  // Cancels an armed timer from any thread; false if it fired or was
+  // cancelled. Its message is never delivered; its entry (one of the
+  // worker's timers_per_worker) is freed, with the message, when the
+  // timer's tick comes, not at once.
   bool cancel(TimerId id) noexcept;
 
   Result<ActorStats> stats(ActorId id) const noexcept;
@@ -235,9 +238,13 @@ class System {
   std::size_t processes_held() const noexcept;
 
   // Stops every actor, waits for them up to `deadline` (nanoseconds::max():
-  // no limit; zero or negative: already due), then stops the workers. Actors still running at the deadline are stopped on the calling
-  // thread once their current handler returns, and the result is Timeout.
-  // Idempotent. WouldDeadlock if called from one of this system's workers.
+  // no limit; zero or negative: already due), then stops the workers.
+  // Actors still running at the deadline are stopped on the calling thread
+  // once their current handler returns, and the result is Timeout. A
+  // handler is never interrupted: one that is still running when the
+  // deadline passes is waited for (one that never returns holds shutdown
+  // up for good). Idempotent. WouldDeadlock if called from one of this
+  // system's workers.
   Result<void> shutdown(std::chrono::nanoseconds deadline = std::chrono::seconds(5));
   bool shutting_down() const noexcept { return shutting_down_.load(std::memory_order_relaxed); }
 
