@@ -281,6 +281,9 @@ class RunActor final : public airssys::Actor<RunMessage> {
       // is on the way, so there is nothing left to do.
       (void)ctx.signal_process(pid_, f->signal);
       if (stop_signal) {
+        // A stopped PROGRAM (^Z, SIGSTOP) takes the signal only once it
+        // runs again: CONT after it, as the teardowns do.
+        (void)ctx.signal_process(pid_, SIGCONT);
         stop_deadline_ns_ = airssys::arch::add_saturated(
             airssys::arch::monotonic_ns(), airssys::arch::ms_to_ns_saturated(options_->kill_timeout_ms));
         // If the timer cannot be armed, a second SIGINT/SIGTERM still works.

@@ -222,13 +222,18 @@ static bool send_pending(ProcessExecutor::Entry& leader, arch::ChildLister& own,
 // recognisable as the tree's; stopped instead, it stays alive (its
 // environment marker readable) until the sweeps adopt it.
 static void signal_tree(ProcessExecutor::Entry& leader, int sig, arch::ChildLister& own, int skip) noexcept {
+  // A signal other than KILL is followed by CONT, as everywhere in a
+  // teardown: a stopped process (SIGSTOP, a shell's ^Z) takes it only then.
+  const bool and_continue = sig != arch::kill_signal();
   if (leader.containment == Containment::Cgroup) {
-    if (sig == arch::kill_signal() && leader.cgroup.valid()) (void)leader.cgroup.kill();
+    if (!and_continue && leader.cgroup.valid()) (void)leader.cgroup.kill();
     signal_group_of(leader, sig);
+    if (and_continue) signal_group_of(leader, arch::continue_signal());
     return;
   }
   if (!leader.leads || leader.pgid <= 1) {
     signal_group_of(leader, sig);
+    if (and_continue) signal_group_of(leader, arch::continue_signal());
     return;
   }
   // KILL goes to the leader at once, ahead of its group: a group leader

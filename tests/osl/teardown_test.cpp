@@ -227,6 +227,35 @@ TEST_CASE("a tree that ends on SIGTERM is reported as exited_on_term, with nothi
   CHECK(test::own_airssys_cgroups().empty());
 }
 
+TEST_CASE("a stopped tree (SIGSTOP) still ends on SIGTERM: the first signal is followed by SIGCONT") {
+  Containment c = Containment::Cgroup;
+  SECTION("cgroup") { c = Containment::Cgroup; }
+  SECTION("process group") { c = Containment::ProcessGroup; }
+  NothingLeft guard;
+  ProcessExecutor ex;
+  const std::string_view args[] = {"1000"};
+  const std::string_view env[] = {guard.marker};
+  auto p = ex.execute(marked("/bin/sleep", args, env, c));
+  INFO(p.error().message());
+  REQUIRE(p.ok());
+  guard.pids.push_back(p->pid);
+  REQUIRE(::kill(p->pid, SIGSTOP) == 0);
+  REQUIRE(test::wait_for([&] {
+    test::ProcEntry e;
+    return test::read_proc(p->pid, e) && e.state == 'T';
+  }));
+  // A KILL stage far away: a TERM left pending in a stopped process would
+  // show as a KILLed leader.
+  auto r = ex.execute(TeardownOperation{p->pid, 20'000 * kMs});
+  INFO(r.error().message());
+  REQUIRE(r.ok());
+  CHECK(r->exited_on_term);
+  CHECK(r->killed == 0);
+  CHECK(r->leader_status.signal == SIGTERM);
+  CHECK_FALSE(test::process_exists(p->pid));
+  CHECK(ex.live() == 0);
+}
+
 TEST_CASE("several trees torn down one after another: spawned == cleaned, nothing left") {
   NothingLeft guard;
   {

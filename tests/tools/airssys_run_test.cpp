@@ -539,6 +539,29 @@ TEST_CASE("a program ignoring a forwarded SIGTERM is killed after --kill-timeout
   CHECK(child_pids().empty());
 }
 
+TEST_CASE("a stopped program still gets the forwarded SIGTERM: SIGCONT follows it") {
+  for (const char* containment : {"pgroup", "cgroup"}) {
+    INFO("containment " << containment);
+    Reaper reaper;
+    TempDir dir;
+    const std::string pid_file = dir / "pid";
+    // A 30 s grace: a SIGTERM left pending in the stopped program would
+    // end in SIGKILL (137) long after the test's wait.
+    Tool t(dir, {"--kill-timeout", "30000", "--containment", containment, "--", "sh", "-c",
+                 "echo $$ > " + pid_file + "; exec sleep 1000"});
+    REQUIRE(eventually([&] { return read_pid(pid_file) > 0 && airssys::test::comm_of(read_pid(pid_file)) == "sleep"; }));
+    const int program = read_pid(pid_file);
+    REQUIRE(::kill(program, SIGSTOP) == 0);
+    REQUIRE(eventually([&] {
+      airssys::test::ProcEntry e;
+      return airssys::test::read_proc(program, e) && e.state == 'T';
+    }));
+    t.signal(SIGTERM);
+    CHECK(t.wait() == 128 + SIGTERM);
+    CHECK(child_pids().empty());
+  }
+}
+
 // One SIGTERM, one grace for the whole tree: a program that ignores it
 // and a child that ignores it too are both SIGKILLed --kill-timeout ms
 // after it (not the program then, and its child one more grace later); a
