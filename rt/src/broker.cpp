@@ -24,6 +24,9 @@ void Broker::init(std::uint32_t topics, std::uint32_t per_topic) {
 Result<void> Broker::subscribe_id(std::string_view topic, ActorId id, std::uintptr_t tag) noexcept {
   auto n = detail::Name::make(topic, "topic");
   if (!n) return n.error();
+  if (!id.valid())
+    return Error::make(Errc::InvalidArgument, "cannot subscribe to '%.*s': the ActorRef is empty (no actor)",
+                       static_cast<int>(topic.size()), topic.data());
   if (!system_.alive(id))
     return Error::make(Errc::Dead, "cannot subscribe actor #%u to '%.*s': it has stopped", id.slot,
                        static_cast<int>(topic.size()), topic.data());

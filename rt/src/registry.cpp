@@ -31,6 +31,9 @@ Result<void> RegistryName::check() const noexcept {
 Result<void> Registry::add_id(std::string_view name, ActorId id, std::uintptr_t tag) noexcept {
   auto n = detail::Name::make(name, "registry");
   if (!n) return n.error();
+  if (!id.valid())
+    return Error::make(Errc::InvalidArgument, "cannot register '%.*s': the ActorRef is empty (no actor)",
+                       static_cast<int>(name.size()), name.data());
   if (!system_.alive(id))
     return Error::make(Errc::Dead, "cannot register '%.*s': actor #%u has stopped",
                        static_cast<int>(name.size()), name.data(), id.slot);

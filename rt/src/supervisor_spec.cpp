@@ -71,6 +71,9 @@ SupervisorState::SupervisorState(const SupervisorFlags& flags, std::uint32_t max
 
 Result<void> SupervisorState::check_spec(const ChildSpec& spec) const noexcept {
   const auto id = spec.id();
+  if (id.empty() && !spec.id_.too_long && !spec.has_factory())
+    return Error::make(Errc::InvalidArgument,
+                       "empty ChildSpec: make it with ChildSpec::worker, worker_with or supervisor");
   if (id.empty() || spec.id_.too_long)
     return Error::make(Errc::InvalidArgument, "child id '%.*s' must be 1..31 bytes",
                        static_cast<int>(id.size()), id.data());

@@ -238,6 +238,20 @@ TEST_CASE("the name of an actor that stopped is freed") {
   REQUIRE(sys.shutdown().ok());
 }
 
+TEST_CASE("an empty ActorRef is refused by the registry and the broker with InvalidArgument, not as stopped") {
+  SystemConfig cfg;
+  System sys(cfg);
+  auto r = sys.registry().add("nobody", ActorRef<int>{});
+  REQUIRE(r.code() == Errc::InvalidArgument);
+  INFO(r.error().message());
+  CHECK(std::string(r.error().message()) == "cannot register 'nobody': the ActorRef is empty (no actor)");
+  auto s = sys.broker().subscribe("news", ActorRef<int>{});
+  REQUIRE(s.code() == Errc::InvalidArgument);
+  INFO(s.error().message());
+  CHECK(std::string(s.error().message()) == "cannot subscribe to 'news': the ActorRef is empty (no actor)");
+  REQUIRE(sys.shutdown().ok());
+}
+
 TEST_CASE("invalid names are refused with InvalidArgument naming the problem") {
   SystemConfig cfg;
   System sys(cfg);

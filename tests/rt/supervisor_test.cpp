@@ -644,7 +644,10 @@ TEST_CASE("a child spec that breaks the rules is refused at add(), with its id i
   CHECK(spec.add(worker("", b)).code() == Errc::InvalidArgument);
   CHECK(spec.add(ChildSpec::worker<Worker>("a-name-that-is-far-too-long-for-32", "a", &b)).code() ==
         Errc::InvalidArgument);
-  CHECK(spec.add(ChildSpec{}).code() == Errc::InvalidArgument);
+  auto empty = spec.add(ChildSpec{});
+  CHECK(empty.code() == Errc::InvalidArgument);
+  CHECK(std::string(empty.error().message()) ==
+        "empty ChildSpec: make it with ChildSpec::worker, worker_with or supervisor");
   CHECK(spec.add(worker("b", b).backoff(Backoff{.min = 2s, .max = 1s})).code() == Errc::InvalidArgument);
   REQUIRE(spec.add(worker("a", b)).ok());
   CHECK(spec.add(worker("a", b)).code() == Errc::AlreadyExists);
