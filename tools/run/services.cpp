@@ -392,7 +392,6 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
         const int sig = next_signal(signals, std::chrono::milliseconds(20));
         if (sig == SIGINT || sig == SIGTERM) {
           notice("airssys-run: signal %d again: killing every service's tree now\n", sig);
-          counters = sys.process_counters();
           (void)sys.shutdown(std::chrono::nanoseconds(0));
           killed_now = true;
           break;
@@ -403,23 +402,23 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
         notice("airssys-run: stopping the services: %s\n", stop_result.error().message());
     }
     const int first = shared.first_status();
-    status = first > 0 ? first : (gave_up ? 1 : 0);
+    // Killed at once: 128 + SIGKILL, as in the single mode, unless a
+    // service had failed before.
+    status = first > 0 ? first : (gave_up ? 1 : (killed_now ? 128 + SIGKILL : 0));
   }
   // Every tree is gone, so every pipe is at end of file or about to be.
   output.finish(killed_now ? std::chrono::seconds(1) : std::chrono::seconds(5));
   if (output.dropped() > 0)
     notice("airssys-run: %llu output lines were dropped: stdout did not take them in time\n",
            static_cast<unsigned long long>(output.dropped()));
-  // After a kill-now shutdown the process counters are gone with the
-  // executor: the last rewrite before it stays.
-  if (!killed_now) {
-    (void)publish_metrics();
-    counters = sys.process_counters();
-  }
   if (!killed_now) {
     if (auto r = sys.shutdown(stop_limit); !r)
       notice("airssys-run: shutdown: %s\n", r.error().message());
   }
+  // The final counts, the trees the shutdown ended included (they outlive
+  // the executor).
+  (void)publish_metrics();
+  counters = sys.process_counters();
 
   std::size_t width = 0;
   for (const auto& e : entries) width = std::max(width, e.name.size());
@@ -435,8 +434,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
          static_cast<unsigned long long>(counters.spawned), static_cast<unsigned long long>(counters.cleaned),
          static_cast<unsigned long long>(counters.killed),
          static_cast<unsigned long long>(counters.orphans_adopted),
-         killed_now ? " (before the second signal; every tree left then was killed with SIGKILL and reaped)"
-         : "");
+         killed_now ? " (the second signal killed every tree left with SIGKILL)" : "");
   if (gave_up)
     notice("airssys-run: more than %u restarts within %llds: gave up, every service stopped\n",
            o.max_restarts, static_cast<long long>(o.period_s));
