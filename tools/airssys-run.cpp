@@ -341,9 +341,8 @@ struct Totals {
   Containment containment = Containment::None;
   bool tree_left = false;  // a teardown outlasted its bound
   // A second SIGINT/SIGTERM: every tree was killed at once by a shutdown
-  // with no grace, whose counters were read just before it.
+  // with no grace.
   bool killed_now = false;
-  airssys::osl::ProcessExecutor::Counters counters{};
 };
 
 // The second SIGINT/SIGTERM: no more grace for anything. A shutdown with a
@@ -351,7 +350,6 @@ struct Totals {
 // it returns only when the actor has finished (its report is complete).
 int kill_everything(System& system, Totals& totals, int sig) {
   notice("airssys-run: signal %d again: killing the whole tree now\n", sig);
-  totals.counters = system.process_counters();
   (void)system.shutdown(std::chrono::nanoseconds(0));
   totals.killed_now = true;
   return 128 + SIGKILL;
@@ -592,8 +590,11 @@ int main(int argc, char** argv) {
 
   Totals totals;
   const int status = supervise(*system.value(), options, signals, totals);
-  // Read before shutdown: the executor and its counters go with it.
-  const auto counters = totals.killed_now ? totals.counters : system.value()->process_counters();
+  // What Auto chose, when PROGRAM never ran (not found, say): the executor
+  // was built for the attempt, and says.
+  Containment shown = totals.containment != Containment::None ? totals.containment : options.containment;
+  if (shown == Containment::Auto && !totals.killed_now)
+    if (auto ex = system.value()->process_executor(); ex) shown = ex.value()->auto_containment();
   const auto deadline = std::chrono::milliseconds(options.kill_timeout_ms) + std::chrono::seconds(10);
   if (totals.killed_now) {
     // Already shut down, with no grace.
@@ -602,8 +603,9 @@ int main(int argc, char** argv) {
   }
   if (totals.tree_left)
     notice("airssys-run: a process tree outlasted its teardown; it was killed at shutdown\n");
+  // The final counts: they outlive the executor.
+  const auto counters = system.value()->process_counters();
   if (options.verbose) {
-    const Containment shown = totals.containment != Containment::None ? totals.containment : options.containment;
     notice("airssys-run: containment=%s runs=%u restarts=%u exits_seen=%u trees_spawned=%llu "
            "trees_cleaned=%llu killed=%llu orphans_adopted=%llu status=%d core_dumped=%d\n",
            airssys::osl::to_string(shown), totals.runs, totals.restarts, totals.exits_seen,

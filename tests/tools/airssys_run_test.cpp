@@ -802,6 +802,13 @@ TEST_CASE("verbose prints one summary line on stderr") {
     CHECK(contains(r.err, "airssys-run: containment=cgroup runs=1 "));
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   }
+  SECTION("a program that cannot start: the containment Auto chose, not 'auto'") {
+    const Result r = run(dir, {"--verbose", "--", "/nonexistent/program"});
+    CHECK(r.status == 127);
+    INFO(r.err);
+    CHECK(contains(r.err, std::string("airssys-run: containment=") + (cgroup_usable() ? "cgroup" : "pgroup") +
+                              " runs=1 restarts=0 exits_seen=0 trees_spawned=0"));
+  }
 }
 
 // ---- containment ----------------------------------------------------------------
