@@ -4,6 +4,7 @@
 
 #include <airssys/arch/poller.hpp>
 #include <airssys/arch/process.hpp>
+#include <airssys/text.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -72,7 +73,7 @@ void ProcessActor::pump(Ctx& ctx, Proc& p, int s) noexcept {
         length = static_cast<std::size_t>(nl - at);
         consumed = length + 1;
       } else if (avail > OutputLine::kCapacity) {
-        length = consumed = OutputLine::kCapacity;
+        length = consumed = utf8_cut(at, avail, OutputLine::kCapacity);  // never inside a character
         partial = true;
       } else if (st.fd < 0) {
         length = consumed = avail;  // the last line, without a newline

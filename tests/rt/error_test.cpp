@@ -3,6 +3,7 @@
 // on_start.
 
 #include <airssys/rt/system.hpp>
+#include <airssys/text.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -567,4 +568,21 @@ TEST_CASE("reading the value of a failed Result aborts, naming its error on stde
   CHECK(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGABRT);
   CHECK(err == "airssys: value() of a failed Result: no actor named 'worker-7' (not found)\n");
+}
+
+TEST_CASE("utf8_cut never cuts inside a UTF-8 character, and cuts other bytes at the limit") {
+  const std::string ascii = "abcdef";
+  CHECK(utf8_cut(ascii.data(), ascii.size(), 4) == 4);
+  CHECK(utf8_cut(ascii.data(), ascii.size(), 10) == ascii.size());
+  const std::string two = "a\xC3\xA9\xC3\xA9";  // a é é
+  CHECK(utf8_cut(two.data(), two.size(), 1) == 1);
+  CHECK(utf8_cut(two.data(), two.size(), 2) == 1);  // inside the first é
+  CHECK(utf8_cut(two.data(), two.size(), 3) == 3);
+  const std::string four = "ab\xF0\x9F\x98\x80z";  // a b 😀 z
+  for (std::size_t limit : {3u, 4u, 5u}) CHECK(utf8_cut(four.data(), four.size(), limit) == 2);
+  CHECK(utf8_cut(four.data(), four.size(), 6) == 6);
+  const std::string junk = "a\x80\x80\x80\x80\x80";  // not UTF-8: cut where asked
+  CHECK(utf8_cut(junk.data(), junk.size(), 5) == 5);
+  const std::string lead = "\x80\x80z";
+  CHECK(utf8_cut(lead.data(), lead.size(), 1) == 1);
 }

@@ -207,6 +207,29 @@ TEST_CASE("What is written to a process's stdin comes back from cat as output li
   REQUIRE(sys->shutdown());
 }
 
+TEST_CASE("A line longer than an OutputLine is split between UTF-8 characters, never inside one", "[process_actor]") {
+  NothingLeftCensus guard(marker());
+  auto sys = two_worker_system();
+  auto pa = spawn_process_actor(*sys);
+  Lines lines;
+  auto sub = sys->spawn_with<LineCollector>(on_worker(1), [&lines] { return LineCollector(&lines); });
+  REQUIRE(sub);
+  ProcessActorRef handle(*sys, pa);
+  // 'x' and 200 two-byte characters: byte 256 is the second byte of one,
+  // so the first piece is 255 bytes and marked partial.
+  ProcessSpec spec = shell("printf 'x'; printf '\\303\\251%.0s' $(seq 200); echo");
+  spec.output(OutputSubscriber::to(sub.value()));
+  auto p = handle.spawn(spec);
+  REQUIRE(p);
+  REQUIRE(handle.wait(p.value().id, 10s));
+  REQUIRE(wait_for([&] { return lines.out.size() == 2; }));
+  std::string e200;
+  for (int i = 0; i < 200; ++i) e200 += "\xC3\xA9";
+  const std::string whole = "x" + e200;
+  CHECK(lines.out.get() == std::vector<std::string>{whole.substr(0, 255) + "~", whole.substr(255)});
+  REQUIRE(sys->shutdown());
+}
+
 TEST_CASE("Status reports a live tree's CPU time and memory, and how it ended", "[process_actor]") {
   NothingLeftCensus guard(marker());
   auto sys = two_worker_system();

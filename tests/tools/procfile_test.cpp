@@ -251,6 +251,19 @@ TEST_CASE("every output line is prefixed with its service's name, names aligned,
   CHECK(contains(r.err(), "every service has ended"));
 }
 
+TEST_CASE("a long line is split between UTF-8 characters, never inside one") {
+  Reaper reaper;
+  // 'x' and 3000 two-byte characters: byte 4096 is the second byte of
+  // one, so the first piece is 4095 bytes, the second the remaining 1906.
+  Run r("u: printf 'x'; printf '\\303\\251%.0s' $(seq 3000); echo\n");
+  CHECK(r.run({}) == 0);
+  std::string e3000;
+  for (int i = 0; i < 3000; ++i) e3000 += "\xC3\xA9";
+  const std::string whole = "x" + e3000;
+  CHECK(contains(r.out(), "u | " + whole.substr(0, 4095) + "\n"));
+  CHECK(contains(r.out(), "u | " + whole.substr(4095) + "\n"));
+}
+
 TEST_CASE("on a terminal the prefixes are coloured, unless NO_COLOR is set") {
   Reaper reaper;
   for (const bool no_color : {false, true}) {

@@ -3,6 +3,7 @@
 #include <airssys/arch/process.hpp>
 #include <airssys/arch/stream.hpp>
 #include <airssys/arch/wait.hpp>
+#include <airssys/text.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -214,12 +215,14 @@ void ServiceOutput::drain(std::size_t slot) {
     const std::size_t room = kMaxLine - s.partial.size();
     if (static_cast<std::size_t>(nl - p) > room) {
       // More than the cap without a newline: this piece is a line of its
-      // own. (Exactly the cap waits for the next byte: a newline there
-      // ends the line, with no empty line after it.)
-      s.partial.append(p, room);
+      // own, cut between UTF-8 characters. (Exactly the cap waits for the
+      // next byte: a newline there ends the line, with no empty line after
+      // it.)
+      const std::size_t take = utf8_cut(p, static_cast<std::size_t>(nl - p), room);
+      s.partial.append(p, take);
       write_line(s.service, s.partial.data(), s.partial.size(), false);
       s.partial.clear();
-      p += room;
+      p += take;
       continue;
     }
     if (nl == end) {

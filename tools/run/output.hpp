@@ -3,8 +3,8 @@
 // line at a time, each line prefixed with its service's name (padded to
 // the longest name, coloured when stdout is a terminal and NO_COLOR is not
 // set). One reader thread waits on every pipe at once (arch::Poller); a
-// line longer than kMaxLine bytes is written in pieces of kMaxLine, each a
-// line of its own.
+// line longer than kMaxLine bytes is written in pieces of at most kMaxLine,
+// cut between UTF-8 characters, each a line of its own.
 //
 // Nothing here ever makes a caller wait for stdout. Lines are formatted
 // into a backlog that a writer thread empties; the writer waits for stdout

@@ -10,7 +10,8 @@
 //   status (with the live tree's CPU time and memory), stdin write and close.
 // - Output: stdout and stderr, when piped, reach a subscriber as OutputLine
 //   messages, one per line, at most OutputLine::kCapacity bytes each; a
-//   longer line arrives in pieces, each but the last marked `partial`.
+//   longer line arrives in pieces, each but the last marked `partial`, cut
+//   between UTF-8 characters (a piece may be up to 3 bytes short).
 //   Lines are sent with Backpressure::Error: while the subscriber's mailbox
 //   is full the line is kept, its pipe is not read, and a timer retries.
 //   So the window of undelivered lines is the subscriber's mailbox bound, a
