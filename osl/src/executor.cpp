@@ -745,14 +745,16 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
           ExitStatus same;
           (void)collect_exit(*e, same, poller_.get());
         }
-        report_exit_locked(*e, r.value(), who.principal);
         e->status = r.value();
         // A leader's group may outlive it; the entry stays for teardown.
-        if (e->leads && e->lifetime == ProcessLifetime::Managed && !tree_gone_locked(*e)) {
-          e->state = Entry::State::Exited;
-        } else if (e->leads && e->lifetime == ProcessLifetime::Managed) {
+        const bool managed_leader = e->leads && e->lifetime == ProcessLifetime::Managed;
+        const bool gone = managed_leader && tree_gone_locked(*e);
+        report_exit_locked(*e, r.value(), who.principal, gone);
+        if (gone) {
           ++counters_.cleaned;
           release_locked(*e);
+        } else if (managed_leader) {
+          e->state = Entry::State::Exited;
         } else {
           release_locked(*e);
         }

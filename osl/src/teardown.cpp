@@ -114,9 +114,11 @@ bool ProcessExecutor::group_empty_locked(Entry& leader) noexcept {
 
 // Tells the middleware, and the sink (for a process someone spawned, not an
 // adopted orphan), that a held process ended and was reaped.
-void ProcessExecutor::report_exit_locked(Entry& e, ExitStatus st, std::string_view principal) noexcept {
+void ProcessExecutor::report_exit_locked(Entry& e, ExitStatus st, std::string_view principal,
+                                         bool tree_ended) noexcept {
   ProcessEvent ev;
   ev.kind = ProcessEvent::Kind::Exit;
+  ev.tree_ended = tree_ended;
   ev.principal = principal;
   ev.pid = e.pid;
   ev.pgid = e.pgid;
@@ -926,14 +928,14 @@ void ProcessExecutor::reactor_handle_exit(std::uint32_t index) noexcept {
   if (!collect_exit(e, st, poller_.get())) return;
   e.polled = false;  // collect_exit took it out of the poller
   e.status = st;
-  report_exit_locked(e, st, "runtime");
-  if (e.leads && e.lifetime == ProcessLifetime::Managed) {
-    if (tree_gone_locked(e)) {
-      ++counters_.cleaned;
-      release_locked(e);
-    } else {
-      e.state = Entry::State::Exited;  // its group lives on until its owner's teardown
-    }
+  const bool managed_leader = e.leads && e.lifetime == ProcessLifetime::Managed;
+  const bool gone = managed_leader && tree_gone_locked(e);
+  report_exit_locked(e, st, "runtime", gone);
+  if (gone) {
+    ++counters_.cleaned;
+    release_locked(e);
+  } else if (managed_leader) {
+    e.state = Entry::State::Exited;  // its group lives on until its owner's teardown
   } else {
     release_locked(e);
   }

@@ -268,6 +268,7 @@ TEST_CASE("a spawn and its wait write a spawn line and an exit line, each one JS
   CHECK(e.at("exit_code") == "3");
   CHECK(e.at("exit_signal") == "0");
   CHECK(e.at("core_dumped") == "false");
+  CHECK(e.at("tree_ended") == "true");  // nothing of its tree was left: no teardown follows
   check_time(e);
   const Fields w = parsed(wait);
   CHECK(w.at("event") == "wait");
@@ -341,6 +342,31 @@ TEST_CASE("a teardown writes a teardown line with what it killed and adopted") {
   CHECK(f.at("result") == "ok");
   // The executor's own end (not an operation) is what "cleanup" is for.
   CHECK(line_of(lines, "cleanup").empty());
+}
+
+TEST_CASE("a leader's exit line says whether its tree ended with it") {
+  NothingLeft guard;
+  auto log = AuditLog::ring(64);
+  ProcessExecutor ex;
+  REQUIRE(ex.use(*log).ok());
+  // The leader exits at once; its child (same group) lives on.
+  const std::string_view args[] = {"-c", "sleep 1000 & exit 0"};
+  auto r = ex.execute(test::quiet("/bin/sh", args));
+  INFO(r.error().message());
+  REQUIRE(r.ok());
+  auto st = ex.execute(WaitProcessOperation{r->pid, 20'000'000'000});
+  REQUIRE(st.ok());
+  auto t = ex.execute(TeardownOperation{r->pid, 5'000'000'000});
+  INFO(t.error().message());
+  REQUIRE(t.ok());
+  const auto lines = ring_lines(*log);
+  INFO(all_of(lines));
+  const std::string exit = line_of(lines, "exit");
+  REQUIRE_FALSE(exit.empty());
+  const Fields e = parsed(exit);
+  CHECK(e.at("pid") == std::to_string(r->pid));
+  CHECK(e.at("tree_ended") == "false");  // the sleep was left: the teardown line follows
+  CHECK_FALSE(line_of(lines, "teardown").empty());
 }
 
 TEST_CASE("destroying the executor with a live tree writes a cleanup line") {

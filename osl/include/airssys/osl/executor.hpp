@@ -67,6 +67,9 @@ struct ProcessEvent {
   ProcessLifetime lifetime = ProcessLifetime::Managed;
   int signal = 0;                    // Signal, GroupKill
   ExitStatus status;                 // Exit
+  // Exit of a managed tree's leader: nothing of its tree is left, so the
+  // tree ended with it (counted cleaned; no teardown follows).
+  bool tree_ended = false;
   const TeardownReport* teardown = nullptr;  // Teardown
   const Error* error = nullptr;      // null: the operation succeeded
   std::size_t trees = 0;             // StaleSwept: live trees of dead runtimes killed
@@ -264,7 +267,7 @@ class ProcessExecutor {
   void report_stale_locked(Containment c, std::size_t trees, std::size_t processes) noexcept;
   bool tree_gone_locked(Entry& leader) noexcept;
   void release_locked(Entry& e) noexcept;
-  void report_exit_locked(Entry& e, ExitStatus st, std::string_view principal) noexcept;
+  void report_exit_locked(Entry& e, ExitStatus st, std::string_view principal, bool tree_ended = false) noexcept;
   struct SinkReport {
     std::uint64_t owner = 0;
     int pid = 0;
