@@ -57,4 +57,6 @@ void notice(const char* fmt, ...) noexcept {
 
 std::uint64_t notices_dropped() noexcept { return dropped.load(std::memory_order_relaxed); }
 
+void notices_stalled() noexcept { stalled.store(true, std::memory_order_relaxed); }
+
 }  // namespace airssys::run

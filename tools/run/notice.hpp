@@ -22,4 +22,9 @@ void notice(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)))
 // How many messages were dropped (in whole or in part) for want of room.
 std::uint64_t notices_dropped() noexcept;
 
+// Known from elsewhere that stderr takes nothing now (it is the pipe a
+// stalled stdout goes to, `2>&1`): the next message does not wait for room
+// either.
+void notices_stalled() noexcept;
+
 }  // namespace airssys::run

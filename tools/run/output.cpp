@@ -175,6 +175,7 @@ void ServiceOutput::write_loop() noexcept {
     }
     pollfd p{out_fd_, POLLOUT, 0};
     const int ready = ::poll(&p, 1, kPollMs);
+    if (ready == 0) stalled_.store(true, std::memory_order_relaxed);
     if (ready == 0 || (ready < 0 && errno == EINTR)) continue;  // look at the stop again
     const ssize_t w = ready > 0 ? ::write(out_fd_, chunk, n) : -1;
     if (w < 0 && (errno == EINTR || errno == EAGAIN)) continue;
@@ -188,6 +189,7 @@ void ServiceOutput::write_loop() noexcept {
       room_.notify_all();
       return;
     }
+    stalled_.store(false, std::memory_order_relaxed);
     head_ += static_cast<std::size_t>(w);
     if (head_ == pending_.size()) {
       pending_.clear();

@@ -68,6 +68,9 @@ class ServiceOutput {
   void finish(std::chrono::milliseconds limit);
   // True once stdout's reader has gone: nothing more is written.
   bool closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
+  // True while stdout takes nothing: the writer's last wait for room (100
+  // ms) ended with none, and nothing was written since.
+  bool stalled() const noexcept { return stalled_.load(std::memory_order_relaxed); }
   // Lines dropped: past kHardBacklog, and left unwritten when finish()
   // gave up on stdout.
   std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
@@ -103,6 +106,7 @@ class ServiceOutput {
   bool stop_writer_ = false;          // guarded by mu_: write what is left until writer_deadline_
   std::chrono::steady_clock::time_point writer_deadline_{};  // guarded by mu_
   std::atomic<bool> closed_{false};
+  std::atomic<bool> stalled_{false};
   std::atomic<std::uint64_t> dropped_{0};
   char buf_[kMaxLine];  // the reader thread's
 };

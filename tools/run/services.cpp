@@ -19,11 +19,26 @@
 #include <thread>
 #include <variant>
 
+// fstat, to tell whether stderr is stdout's file: an executable built on
+// the library, not part of it, so it includes what it needs itself.
+#include <sys/stat.h>
+
 namespace airssys::run {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// stderr the same file as a stdout that takes nothing (`2>&1` into a
+// stalled reader): airssys-run's own messages do not wait for room either,
+// so that the whole exit waits for stdout once (the output's 5 s), not once
+// more for stderr.
+void stderr_follows_stdout(const ServiceOutput& output) noexcept {
+  if (!output.stalled()) return;
+  struct stat out {}, err {};
+  if (::fstat(1, &out) == 0 && ::fstat(2, &err) == 0 && out.st_dev == err.st_dev && out.st_ino == err.st_ino)
+    notices_stalled();
+}
 
 // How a service's last run ended, as the summary and the metrics say it.
 enum class Last : std::uint8_t { NotStarted, Running, Exited, Stopped, StartFailed };
@@ -373,6 +388,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
       }
     }
     if (sys.alive(supervisor.ref)) {
+      stderr_follows_stdout(output);
       if (stop_signal != 0)
         notice("airssys-run: signal %d: stopping every service, last first (a second SIGINT or SIGTERM kills them all at once)\n",
                stop_signal);
@@ -408,6 +424,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   }
   // Every tree is gone, so every pipe is at end of file or about to be.
   output.finish(killed_now ? std::chrono::seconds(1) : std::chrono::seconds(5));
+  stderr_follows_stdout(output);
   if (output.dropped() > 0)
     notice("airssys-run: %llu output lines were dropped: stdout did not take them in time\n",
            static_cast<unsigned long long>(output.dropped()));
