@@ -1,6 +1,8 @@
 // ProcessActorRef: a plain thread's blocking asks to a ProcessActor.
 #include <airssys/rt/process_actor.hpp>
 
+#include <airssys/arch/wait.hpp>
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -13,7 +15,10 @@ Result<T> flatten(Result<Result<T>>&& r) {
   if (!r) return r.error();
   return std::move(r).value();
 }
+// How long an ask waits: `a` and the time the request itself may take,
+// saturated; a negative `b` (a bad request the actor refuses) adds nothing.
 std::chrono::nanoseconds plus(std::chrono::nanoseconds a, std::chrono::nanoseconds b) noexcept {
+  if (b <= std::chrono::nanoseconds::zero()) return a;
   return a > std::chrono::nanoseconds::max() - b ? std::chrono::nanoseconds::max() : a + b;
 }
 }  // namespace
@@ -33,7 +38,7 @@ Result<void> ProcessActorRef::signal(ProcessId id, int sig, Nanos timeout) {
 Result<ExitStatus> ProcessActorRef::kill(ProcessId id, KillSpec how, Nanos timeout) {
   return flatten(system_->ask<Result<ExitStatus>>(
       ref_, [&](ReplyTo<Result<ExitStatus>> r) { return ProcessKill{id, how, r}; },
-      plus(timeout, std::chrono::duration_cast<Nanos>(how.timeout))));
+      plus(timeout, Nanos(arch::ms_to_ns_saturated(how.timeout.count())))));
 }
 
 Result<ExitStatus> ProcessActorRef::wait(ProcessId id, Nanos wait_for, Nanos timeout) {
