@@ -87,11 +87,8 @@ void ServiceOutput::note_after_output(std::size_t service, const std::string& te
   for (std::size_t slot = 0; slot < sources_.size(); ++slot) {
     // A bound, for a tree whose other processes keep writing to the pipe:
     // twice a pipe's default capacity.
-    for (int reads = 0; reads < 32 && sources_[slot].fd >= 0 && sources_[slot].service == service; ++reads) {
-      pollfd p{sources_[slot].fd, POLLIN, 0};
-      if (::poll(&p, 1, 0) != 1) break;  // nothing more there now
-      drain(slot);                       // readable: the read returns at once
-    }
+    for (int reads = 0; reads < 32 && sources_[slot].fd >= 0 && sources_[slot].service == service; ++reads)
+      if (!drain(slot)) break;  // nothing more there now
   }
   write_line(service, text.data(), text.size(), true);
 }
@@ -202,13 +199,17 @@ void ServiceOutput::write_loop() noexcept {
   }
 }
 
-void ServiceOutput::drain(std::size_t slot) {
+bool ServiceOutput::drain(std::size_t slot) {
   Source& s = sources_[slot];
-  // The descriptor is readable: this read returns at once.
+  // Only what is there now: the reader's event may be stale (note_after_
+  // output took the bytes meanwhile, or the slot holds another pipe by
+  // now), and a read of an empty pipe would block, holding mu_.
+  pollfd ready{s.fd, POLLIN, 0};
+  if (::poll(&ready, 1, 0) != 1) return false;
   auto got = arch::read_some(s.fd, buf_, sizeof buf_);
   if (!got || got.value() == 0) {
     close_source(s);
-    return;
+    return false;
   }
   const char* p = buf_;
   const char* end = buf_ + got.value();
@@ -236,6 +237,7 @@ void ServiceOutput::drain(std::size_t slot) {
     s.partial.clear();
     p = nl + 1;
   }
+  return true;
 }
 
 void ServiceOutput::close_source(Source& s) {

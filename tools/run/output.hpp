@@ -84,7 +84,7 @@ class ServiceOutput {
   void read_loop() noexcept;
   void write_loop() noexcept;
   // The four below need mu_.
-  void drain(std::size_t slot);
+  bool drain(std::size_t slot);  // false: nothing was there to read (or the pipe ended)
   void close_source(Source& s);
   void write_line(std::size_t service, const char* text, std::size_t len, bool own);
   std::size_t backlog() const noexcept { return pending_.size() - head_; }
