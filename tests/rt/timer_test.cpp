@@ -660,6 +660,7 @@ TEST_CASE("a timer is never delivered before its delay has passed, whatever the 
   };
   std::vector<Armed> armed(kTimers);
   Log<std::int64_t> early_by_ns;  // one entry per timer: how early (<= 0: not early)
+  Log<Errc> armed_codes;          // send_after's results (Catch is for the test thread only)
   SystemConfig cfg;
   cfg.workers = 1;
   System sys(cfg);
@@ -672,7 +673,7 @@ TEST_CASE("a timer is never delivered before its delay has passed, whatever the 
           }
           armed[k].delay = std::chrono::microseconds(k % 2 == 0 ? 1000 * (1 + k % 3) : 150 + 233 * (k % 9));
           armed[k].at = std::chrono::steady_clock::now();
-          REQUIRE(ctx.send_after(ctx.self(), k, armed[k].delay).ok());
+          armed_codes.push(ctx.send_after(ctx.self(), k, armed[k].delay).code());
         }
       },
       [&](Context<int>&, int k) {
@@ -680,6 +681,8 @@ TEST_CASE("a timer is never delivered before its delay has passed, whatever the 
         early_by_ns.push((armed[k].at + armed[k].delay - now).count());
       });
   REQUIRE(a.ok());
+  REQUIRE(test::wait_for([&] { return armed_codes.size() == kTimers; }));
+  for (Errc c : armed_codes.get()) REQUIRE(c == Errc::Ok);
   REQUIRE(test::wait_for([&] { return early_by_ns.size() == kTimers; }));
   int early = 0;
   for (std::int64_t e : early_by_ns.get()) early += e > 0 ? 1 : 0;
