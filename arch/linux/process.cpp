@@ -686,7 +686,7 @@ Result<Process> spawn(const SpawnSpec& spec) noexcept {
     exec_path = found;
   } else if (exec_path == nullptr) {
     exec_path = spec.program;
-    if (spec.program == nullptr || std::strchr(spec.program, '/') == nullptr) {
+    if (std::strchr(spec.program, '/') == nullptr) {
       char proc[40];
       std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", program_fd);
       const ssize_t n = readlink(proc, found, sizeof found - 1);

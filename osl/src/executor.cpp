@@ -745,19 +745,7 @@ Result<ExitStatus> ProcessExecutor::execute(const WaitProcessOperation& op, cons
           ExitStatus same;
           (void)collect_exit(*e, same, poller_.get());
         }
-        e->status = r.value();
-        // A leader's group may outlive it; the entry stays for teardown.
-        const bool managed_leader = e->leads && e->lifetime == ProcessLifetime::Managed;
-        const bool gone = managed_leader && tree_gone_locked(*e);
-        report_exit_locked(*e, r.value(), who.principal, gone);
-        if (gone) {
-          ++counters_.cleaned;
-          release_locked(*e);
-        } else if (managed_leader) {
-          e->state = Entry::State::Exited;
-        } else {
-          release_locked(*e);
-        }
+        settle_exit_locked(*e, r.value(), who.principal);
         return done(r.value());
       }
       if (r.code() != Errc::Timeout) return done(r.error());

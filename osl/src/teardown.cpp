@@ -927,15 +927,23 @@ void ProcessExecutor::reactor_handle_exit(std::uint32_t index) noexcept {
   ExitStatus st;
   if (!collect_exit(e, st, poller_.get())) return;
   e.polled = false;  // collect_exit took it out of the poller
+  settle_exit_locked(e, st, "runtime");
+}
+
+// A reaped process outside a teardown: reported, and its entry released,
+// unless it leads a managed tree that lives on without it (the entry then
+// stays, Exited, for its owner's teardown). A tree that ended with its
+// leader is counted cleaned.
+void ProcessExecutor::settle_exit_locked(Entry& e, ExitStatus st, std::string_view principal) noexcept {
   e.status = st;
   const bool managed_leader = e.leads && e.lifetime == ProcessLifetime::Managed;
   const bool gone = managed_leader && tree_gone_locked(e);
-  report_exit_locked(e, st, "runtime", gone);
+  report_exit_locked(e, st, principal, gone);
   if (gone) {
     ++counters_.cleaned;
     release_locked(e);
   } else if (managed_leader) {
-    e.state = Entry::State::Exited;  // its group lives on until its owner's teardown
+    e.state = Entry::State::Exited;
   } else {
     release_locked(e);
   }

@@ -3,7 +3,6 @@
 
 #include <airssys/arch/wait.hpp>
 
-#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -44,7 +43,7 @@ Result<ExitStatus> ProcessActorRef::kill(ProcessId id, KillSpec how, Nanos timeo
 Result<ExitStatus> ProcessActorRef::wait(ProcessId id, Nanos wait_for, Nanos timeout) {
   return flatten(system_->ask<Result<ExitStatus>>(
       ref_, [&](ReplyTo<Result<ExitStatus>> r) { return ProcessWait{id, wait_for, r}; },
-      plus(std::max(wait_for, Nanos{0}), timeout)));
+      plus(timeout, wait_for)));
 }
 
 Result<ProcessStatus> ProcessActorRef::status(ProcessId id, Nanos timeout) {

@@ -358,9 +358,6 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   bool ended = false;
   int stop_signal = 0;
   bool killed_now = false;  // a second stop signal: every tree killed at once
-  // Read before the shutdown: the executor and its counters go with it
-  // (after a kill-now, just before that shutdown).
-  decltype(sys.process_counters()) counters{};
   auto started = start_supervisor(sys, spec, stop_limit);
   if (!started) {
     notice("airssys-run: %s\n", started.error().message());
@@ -435,7 +432,7 @@ int run_procfile(const ProcfileOptions& o, const sigset_t& signals) {
   // The final counts, the trees the shutdown ended included (they outlive
   // the executor).
   (void)publish_metrics();
-  counters = sys.process_counters();
+  const auto counters = sys.process_counters();
 
   std::size_t width = 0;
   for (const auto& e : entries) width = std::max(width, e.name.size());

@@ -268,6 +268,7 @@ class ProcessExecutor {
   bool tree_gone_locked(Entry& leader) noexcept;
   void release_locked(Entry& e) noexcept;
   void report_exit_locked(Entry& e, ExitStatus st, std::string_view principal, bool tree_ended = false) noexcept;
+  void settle_exit_locked(Entry& e, ExitStatus st, std::string_view principal) noexcept;
   struct SinkReport {
     std::uint64_t owner = 0;
     int pid = 0;

@@ -97,9 +97,9 @@ class Context {
   // Delivers `msg` to `to` after `delay`, on the system lane: the mailbox
   // bound does not refuse it. Never sooner than `delay`; timers fire on
   // 1 ms ticks, so up to a tick later (more while the worker is busy in a
-  // handler). Full if this worker's
-  // timers are all armed; InvalidArgument if `delay` is negative. A delay
-  // of nanoseconds::max() never fires (it holds its timer until cancelled).
+  // handler). Full if this worker's timers are all armed; InvalidArgument
+  // if `delay` is negative. A delay of nanoseconds::max() never fires (it
+  // holds its timer until cancelled).
   template <class T, class U>
   Result<TimerId> send_after(ActorRef<T> to, U&& msg, std::chrono::nanoseconds delay) const;
   bool cancel(TimerId id) const noexcept { return t_.system->cancel(id); }
@@ -112,8 +112,8 @@ class Context {
   // Sends make(ReplyTo<Rep>) to `to`; later this actor receives exactly one
   // Reply<Rep> carrying the returned request id: the reply, or Timeout after
   // `timeout`, never sooner, on the timers' 1 ms ticks (nanoseconds::max():
-  // never; negative: InvalidArgument). A reply
-  // that fails (Full) gives the request back, and the timeout still answers.
+  // never; negative: InvalidArgument). A reply that fails (Full) gives the
+  // request back, and the timeout still answers.
   // Only this actor's own stop (or shutdown) ends the promise. M must be
   // constructible from Reply<Rep>.
   template <class Rep, class T, class Make>
