@@ -129,7 +129,13 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
   c->actor = nullptr;
   c->reserved = holder;  // built on its home worker at the first turn
   const std::uint32_t gen = word::gen(c->word.load(std::memory_order_relaxed));
-  spawned_.fetch_add(1, std::memory_order_relaxed);
+  // release (a plain store on x86): see live_count(). A worker counts its
+  // own spawns with no locked instruction.
+  if (w != nullptr) {
+    w->spawned.store(w->spawned.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  } else {
+    spawned_.fetch_add(1, std::memory_order_release);
+  }
   if (w != nullptr && w->index == home) {
     // release: publishes the cell set-up to senders that acquire the word.
     c->word.store(word::make(gen, 0), std::memory_order_release);
@@ -196,7 +202,8 @@ void System::link_monitor(Cell* c, Node* n) noexcept {
 void System::free_holder(detail::ActorHolder* holder) noexcept {
   const std::size_t size_class = holder->size_class;  // read before the object ends
   holder->~ActorHolder();
-  actors_.deallocate(holder, size_class, nullptr);
+  detail::Worker* w = this_worker();
+  actors_.deallocate(holder, size_class, w != nullptr ? &w->actor_cache : nullptr);
 }
 
 bool System::start_error(ActorId id, Error& out) const noexcept {
@@ -418,8 +425,9 @@ void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
   c->reserved = nullptr;
   c->finalizing = false;
   c->dead = true;
-  // Only this worker writes its count: no shared line per stop.
-  w.stopped.store(w.stopped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  // Only this worker writes its count: no shared line per stop. release:
+  // see live_count().
+  w.stopped.store(w.stopped.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   release_if_unqueued(w, c, foreign);
 }
 

@@ -104,6 +104,7 @@ void System::drain_everything() noexcept {
       }
       w.timers.drain(w);
       messages_.flush(w.cache);
+      actors_.flush(w.actor_cache);
       detail::tls_worker = nullptr;
     }
   }

@@ -221,18 +221,27 @@ std::uint64_t System::stopped_count() const noexcept {
   return n;
 }
 
+std::uint64_t System::spawned_count() const noexcept {
+  std::uint64_t n = spawned_.load(std::memory_order_acquire);
+  for (std::uint32_t i = 0; i < config_.workers; ++i) n += workers_[i].spawned.load(std::memory_order_acquire);
+  return n;
+}
+
 std::uint64_t System::live_count() const noexcept {
   // Stops are read before spawns, so a concurrent spawn can only make the
-  // result too high, never report a live actor as gone.
+  // result too high, never report a live actor as gone: a stop counted
+  // (release) after its actor's spawn was counted (release; the home
+  // worker acquired the cell's word in between) is read here (acquire)
+  // before that spawn's counter is.
   const std::uint64_t stopped = stopped_count();
-  const std::uint64_t spawned = spawned_.load(std::memory_order_acquire);
+  const std::uint64_t spawned = spawned_count();
   return spawned > stopped ? spawned - stopped : 0;
 }
 
 SystemStats System::stats() const noexcept {
   SystemStats s;
   s.stopped = stopped_count();
-  s.spawned = spawned_.load(std::memory_order_relaxed);
+  s.spawned = spawned_count();
   s.live_actors = s.spawned > s.stopped ? s.spawned - s.stopped : 0;
   s.dead_letters = dead_letters_.load(std::memory_order_relaxed);
   for (std::uint32_t i = 0; i < config_.workers; ++i)

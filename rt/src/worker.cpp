@@ -50,6 +50,7 @@ void System::run_worker(Worker& w) noexcept {
     idle(w, idle_since);
   }
   messages_.flush(w.cache);
+  actors_.flush(w.actor_cache);
   detail::tls_worker = nullptr;
 }
 
@@ -70,6 +71,7 @@ void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
   // Blocks stashed in this worker's cache go back to the shared pools
   // before it sleeps, so that no other thread sees Full because of them.
   messages_.flush(w.cache);
+  actors_.flush(w.actor_cache);
   // seq_cst: see schedule_foreign().
   (void)w.sleeping.exchange(1, std::memory_order_seq_cst);
   if (w.ready_maybe_nonempty() ||

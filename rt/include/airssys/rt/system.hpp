@@ -333,7 +333,8 @@ class System {
   void leave_spawn_gate() noexcept;
   void release_unstarted(std::uint32_t slot) noexcept;
   void* alloc_actor_block(std::size_t size_class) noexcept {
-    return actors_.allocate(size_class, nullptr);
+    detail::Worker* w = this_worker();
+    return actors_.allocate(size_class, w != nullptr ? &w->actor_cache : nullptr);
   }
   Result<ActorId> start_actor(std::uint32_t slot, detail::ActorHolder* holder,
                               const SpawnOptions& options, ActorId parent, bool notify_started) noexcept;
@@ -388,6 +389,7 @@ class System {
 
   // ---- Stats and shutdown (system.cpp, shutdown.cpp).
   std::uint64_t stopped_count() const noexcept;
+  std::uint64_t spawned_count() const noexcept;
   std::uint64_t live_count() const noexcept;
   StopReason requested_reason(const detail::Cell* c) const noexcept;
   void stop_all() noexcept;
@@ -418,7 +420,7 @@ class System {
   Broker broker_{*this};
 
   alignas(64) std::atomic<std::uint32_t> next_worker_{0};
-  alignas(64) std::atomic<std::uint64_t> spawned_{0};
+  alignas(64) std::atomic<std::uint64_t> spawned_{0};  // spawns from plain threads (a worker counts its own)
   std::atomic<std::uint64_t> dead_letters_{0};
   std::atomic<bool> shutting_down_{false};
   // Spawns in progress, plus kGateClosed once shutdown begins.

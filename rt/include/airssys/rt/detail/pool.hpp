@@ -87,8 +87,8 @@ constexpr std::size_t size_class_for(std::size_t bytes) noexcept {
 }
 
 // A per-worker stash of free blocks for each size class, so that a worker
-// allocating and freeing messages touches no shared cache line in the
-// common case. Refills from and spills to the shared pool in batches. A
+// allocating and freeing messages (or actor state) touches no shared cache
+// line in the common case. Refills from and spills to the shared pool in batches. A
 // class keeps at most a quarter of its blocks in all caches together (none
 // when that is under two per worker), and a worker empties its cache before
 // it sleeps.

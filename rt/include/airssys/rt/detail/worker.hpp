@@ -42,10 +42,12 @@ struct alignas(64) Worker {
   alignas(64) Cell* ready_list = nullptr;
   Cell* local_head = nullptr;  // local ready queue: cells made ready by this worker
   Cell* local_tail = nullptr;
-  BlockCache cache;
+  BlockCache cache;        // message blocks
+  BlockCache actor_cache;  // actor-state blocks
   TimerWheel timers;
   std::atomic<std::uint64_t> handled{0};  // messages handled (this worker writes)
   std::atomic<std::uint64_t> stopped{0};  // actors finalized (this worker writes)
+  std::atomic<std::uint64_t> spawned{0};  // actors spawned from this worker (this worker writes)
   // Any thread. A cell is in at most one ready queue at a time (kQueued).
   void ready_push(Cell* c) noexcept {
     Cell* head = ready_head.load(std::memory_order_relaxed);
