@@ -214,7 +214,7 @@ std::size_t AuditLog::format(const ProcessEvent& e, char* buf, std::size_t cap) 
     number_field("exit_signal", e.status.signal);
     bool_field("core_dumped", e.status.core_dumped);
   }
-  if (e.kind == K::Exit && e.lifetime == ProcessLifetime::Managed) bool_field("tree_ended", e.tree_ended);
+  if (e.kind == K::Exit && e.tree_leader) bool_field("tree_ended", e.tree_ended);
   if (e.kind == K::StaleSwept) { number_field("trees", static_cast<long long>(e.trees)); number_field("processes", static_cast<long long>(e.processes)); }
   if (e.teardown != nullptr) {
     bool_field("exited_on_term", e.teardown->exited_on_term);

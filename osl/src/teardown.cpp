@@ -118,6 +118,7 @@ void ProcessExecutor::report_exit_locked(Entry& e, ExitStatus st, std::string_vi
                                          bool tree_ended) noexcept {
   ProcessEvent ev;
   ev.kind = ProcessEvent::Kind::Exit;
+  ev.tree_leader = e.leads && e.lifetime == ProcessLifetime::Managed;
   ev.tree_ended = tree_ended;
   ev.principal = principal;
   ev.pid = e.pid;

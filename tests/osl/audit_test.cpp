@@ -369,6 +369,44 @@ TEST_CASE("a leader's exit line says whether its tree ended with it") {
   CHECK_FALSE(line_of(lines, "teardown").empty());
 }
 
+TEST_CASE("the exit line of a process that joined a tree's group has no tree_ended; its leader's has") {
+  NothingLeft guard;
+  auto log = AuditLog::ring(64);
+  ProcessExecutor ex;
+  REQUIRE(ex.use(*log).ok());
+  const std::string_view sleep_args[] = {"1000"};
+  auto leader = ex.execute(test::quiet("/bin/sleep", sleep_args));
+  INFO(leader.error().message());
+  REQUIRE(leader.ok());
+  const std::string_view exit_args[] = {"-c", "exit 3"};
+  SpawnProcessOperation op = test::quiet("/bin/sh", exit_args);
+  op.process_group = osl::ProcessGroupConfig::join(leader->pgid);
+  auto member = ex.execute(op);
+  INFO(member.error().message());
+  REQUIRE(member.ok());
+  auto st = ex.execute(WaitProcessOperation{member->pid, 20'000'000'000});
+  REQUIRE(st.ok());
+  CHECK(st->code == 3);
+  auto t = ex.execute(TeardownOperation{leader->pid, 5'000'000'000});
+  INFO(t.error().message());
+  REQUIRE(t.ok());
+  const auto lines = ring_lines(*log);
+  INFO(all_of(lines));
+  std::string member_exit, leader_exit;
+  for (const auto& l : lines) {
+    if (l.find("\"event\":\"exit\"") == std::string::npos) continue;
+    const Fields f = parsed(l);
+    if (f.at("pid") == std::to_string(member->pid)) member_exit = l;
+    if (f.at("pid") == std::to_string(leader->pid)) leader_exit = l;
+  }
+  REQUIRE_FALSE(member_exit.empty());
+  const Fields m = parsed(member_exit);
+  CHECK(m.at("exit_code") == "3");
+  CHECK(m.count("tree_ended") == 0);  // a member's end is not its tree's
+  REQUIRE_FALSE(leader_exit.empty());
+  CHECK(parsed(leader_exit).at("tree_ended") == "false");  // ended by the teardown, whose line follows
+}
+
 TEST_CASE("destroying the executor with a live tree writes a cleanup line") {
   NothingLeft guard;
   auto log = AuditLog::ring(64);

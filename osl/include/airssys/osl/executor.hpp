@@ -67,6 +67,8 @@ struct ProcessEvent {
   ProcessLifetime lifetime = ProcessLifetime::Managed;
   int signal = 0;                    // Signal, GroupKill
   ExitStatus status;                 // Exit
+  // Exit: the process leads a managed tree (tree_ended applies to it).
+  bool tree_leader = false;
   // Exit of a managed tree's leader: nothing of its tree is left, so the
   // tree ended with it (counted cleaned; no teardown follows).
   bool tree_ended = false;
