@@ -118,6 +118,13 @@ bool dead(int pid) {
   return !arch::process_info(pid, i) || i.ended;
 }
 
+// The same for the process that had start time `start` (read while it ran;
+// 0: unknown): another process that got the number since is not it.
+bool dead(int pid, unsigned long long start) {
+  arch::ProcessInfo i{};
+  return !arch::process_info(pid, i) || i.ended || (start != 0 && i.start_ticks != 0 && i.start_ticks != start);
+}
+
 // The "<label> <pid>" lines of test::read_labelled, as numbers.
 std::multimap<std::string, int> read_pids(int fd, const std::map<std::string, int>& want,
                                           std::chrono::milliseconds limit = std::chrono::seconds(20)) {
@@ -145,6 +152,7 @@ struct Tree {
   arch::Process leader;
   int escapee = 0;
   std::vector<int> pids;  // every process of the tree, the leader included
+  std::map<int, unsigned long long> start;  // each one's start time, read while the tree ran
 };
 
 Tree spawn_tree(const Cgroup& g) {
@@ -164,7 +172,10 @@ Tree spawn_tree(const Cgroup& g) {
   REQUIRE(got.count("sleeper") == 2);
   REQUIRE(got.find("leader")->second == t.leader.pid());
   t.escapee = got.find("escapee")->second;
-  for (const auto& [label, pid] : got) t.pids.push_back(pid);
+  for (const auto& [label, pid] : got) {
+    t.pids.push_back(pid);
+    t.start[pid] = test::start_time_of(pid);
+  }
   return t;
 }
 
@@ -382,6 +393,8 @@ TEST_CASE("CgroupRoot::open() kills the trees of a runtime that is gone, removes
   REQUIRE(test::wait_for([&] { return test::cgroup2_of(deep).find("/g1/worker/deep") != std::string::npos; }));
   REQUIRE_FALSE(dead(leader));
   REQUIRE_FALSE(dead(deep));
+  // The tree, orphaned to us (a subreaper), runs on: the numbers are still its own.
+  const unsigned long long leader_start = test::start_time_of(leader), deep_start = test::start_time_of(deep);
   {
     auto root = open_root(base.c_str());
     const arch::StaleSweep& swept = root.swept();
@@ -391,7 +404,7 @@ TEST_CASE("CgroupRoot::open() kills the trees of a runtime that is gone, removes
     CHECK_FALSE(is_dir(path));
   }
   // Every process of the dead runtime's tree is gone or a zombie of ours.
-  REQUIRE(test::wait_for([&] { return dead(leader) && dead(deep); }));
+  REQUIRE(test::wait_for([&] { return dead(leader, leader_start) && dead(deep, deep_start); }));
   test::kill_and_reap_children();
 }
 
@@ -424,6 +437,7 @@ TEST_CASE("a root held by a runtime in another PID namespace is never swept, wha
   const std::string path = value_of(got, "path");
   REQUIRE_FALSE(path.empty());
   INFO("the other runtime's root: " << path);
+  // Bare on purpose: the number is the other namespace's; no process here had it, so there is no start time.
   REQUIRE_FALSE(test::process_exists(std::stoi(value_of(got, "pid"))));
   {
     auto root = open_root();  // sweeps the base
@@ -661,7 +675,7 @@ TEST_CASE("Cgroup::kill() kills every process in it, including one in another se
   // came back to us, the subreaper).
   for (int pid : tree.pids) {
     INFO("pid " << pid);
-    REQUIRE(dead(pid));
+    REQUIRE(dead(pid, tree.start.at(pid)));
   }
   auto st = arch::wait(tree.leader, 10'000'000'000);
   REQUIRE(st.ok());
@@ -669,7 +683,7 @@ TEST_CASE("Cgroup::kill() kills every process in it, including one in another se
   test::kill_and_reap_children();
   for (int pid : tree.pids) {
     INFO("pid " << pid);
-    REQUIRE_FALSE(test::process_exists(pid));
+    REQUIRE_FALSE(test::same_process_exists(pid, tree.start.at(pid)));
   }
   // The events descriptor signalled the change (POLLPRI).
   pollfd pfd{events.fd, POLLPRI, 0};
@@ -719,11 +733,11 @@ TEST_CASE("destroying a Cgroup with live processes kills them all and removes it
   REQUIRE_FALSE(is_dir(dir));
   for (int pid : tree.pids) {
     INFO("pid " << pid);
-    REQUIRE(dead(pid));
+    REQUIRE(dead(pid, tree.start.at(pid)));
   }
   REQUIRE(arch::wait(tree.leader, 10'000'000'000)->signal == SIGKILL);
   test::kill_and_reap_children();
-  for (int pid : tree.pids) REQUIRE_FALSE(test::process_exists(pid));
+  for (int pid : tree.pids) REQUIRE_FALSE(test::same_process_exists(pid, tree.start.at(pid)));
 }
 
 TEST_CASE("destroying the root kills everything under it and removes every directory") {
@@ -780,13 +794,13 @@ TEST_CASE("destroying the root kills everything under it and removes every direc
   for (auto& t : trees) {
     for (int pid : t.pids) {
       INFO("pid " << pid);
-      REQUIRE(dead(pid));
+      REQUIRE(dead(pid, t.start.at(pid)));
     }
     if (t.leader.valid()) REQUIRE(arch::wait(t.leader, 10'000'000'000)->signal == SIGKILL);
   }
   test::kill_and_reap_children();
   for (auto& t : trees)
-    for (int pid : t.pids) REQUIRE_FALSE(test::process_exists(pid));
+    for (int pid : t.pids) REQUIRE_FALSE(test::same_process_exists(pid, t.start.at(pid)));
 }
 
 // ---- what a tree does to its cgroup -----------------------------------------

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -306,17 +307,22 @@ void host_dies_and_nothing_is_left(Mode mode, bool group_kill = false) {
   REQUIRE(guardian > 0);
   cleanup.pids.push_back(guardian);
 
-  // The tree as it stands, before the host dies.
+  // The tree as it stands, before the host dies; each process's start time,
+  // read while it runs, names it by the end, when its number may be
+  // another's.
+  std::map<int, std::uint64_t> start_of;
   arch::ProcessInfo info{};
   for (int pid : tree) {
     INFO("pid " << pid);
     REQUIRE(arch::process_info(pid, info));
     REQUIRE_FALSE(info.ended);
+    start_of[pid] = info.start_ticks;
   }
   REQUIRE(arch::process_info(escapee, info));
   REQUIRE(info.sid == escapee);  // it left the leader's session
   REQUIRE(arch::process_info(guardian, info));
   REQUIRE(info.ppid == host);
+  start_of[guardian] = info.start_ticks;
   check_guardian_apart(guardian, host);
   if (mode == Mode::Cgroup) {
     const std::string root_name = fs::path(cleanup.root).filename().string();
@@ -353,7 +359,8 @@ void host_dies_and_nothing_is_left(Mode mode, bool group_kill = false) {
   // nothing is stranded as another process's zombie.
   auto finished = [&](int pid) {
     arch::ProcessInfo i{};
-    return !arch::process_info(pid, i) || (i.ended && i.ppid == self);
+    return !arch::process_info(pid, i) || (i.start_ticks != 0 && i.start_ticks != start_of.at(pid)) ||
+           (i.ended && i.ppid == self);
   };
   const auto start = std::chrono::steady_clock::now();
   const bool all_finished = test::wait_for([&] {
@@ -385,9 +392,9 @@ void host_dies_and_nothing_is_left(Mode mode, bool group_kill = false) {
   cleanup.pids.clear();
   for (int pid : tree) {
     INFO("pid " << pid);
-    REQUIRE_FALSE(test::process_exists(pid));
+    REQUIRE_FALSE(test::same_process_exists(pid, start_of.at(pid)));
   }
-  REQUIRE_FALSE(test::process_exists(guardian));
+  REQUIRE_FALSE(test::same_process_exists(guardian, start_of.at(guardian)));
   REQUIRE(test::children_of_self().empty());
 }
 
@@ -457,10 +464,12 @@ void kill_host(HostCleanup& cleanup) {
   cleanup.host = 0;
 }
 
-// Gone, or a zombie of ours (the subreaper) waiting to be reaped.
-bool finished_here(int pid) {
+// Gone, or a zombie of ours (the subreaper) waiting to be reaped; `start`
+// (read while it ran) tells it from another process that got the number.
+bool finished_here(int pid, std::uint64_t start) {
   arch::ProcessInfo i{};
-  return !arch::process_info(pid, i) || (i.ended && i.ppid == test::self_pid());
+  return !arch::process_info(pid, i) || (i.start_ticks != 0 && i.start_ticks != start) ||
+         (i.ended && i.ppid == test::self_pid());
 }
 
 // Kills, on the way out, every process that carries the marker (before
@@ -523,11 +532,13 @@ TEST_CASE("a Detached process that got a reaped leader's descriptor number survi
   const int member = pid_of(got, "member");
   const int detached = pid_of(got, "detached");
   cleanup.pids = {guardian, member, detached};
+  // Read while the host lives: its guardian and its sleeps run.
+  const std::uint64_t guardian_start = test::start_time_of(guardian), member_start = test::start_time_of(member);
   kill_host(cleanup);
   // The guardian ends the leader's group (the member) through its own copy
   // of the leader's pidfd, then exits; the Detached process lives on.
-  REQUIRE(test::wait_for([&] { return finished_here(member); }, std::chrono::seconds(5)));
-  REQUIRE(test::wait_for([&] { return finished_here(guardian); }, std::chrono::seconds(5)));
+  REQUIRE(test::wait_for([&] { return finished_here(member, member_start); }, std::chrono::seconds(5)));
+  REQUIRE(test::wait_for([&] { return finished_here(guardian, guardian_start); }, std::chrono::seconds(5)));
   arch::ProcessInfo info{};
   REQUIRE(arch::process_info(detached, info));
   CHECK_FALSE(info.ended);
@@ -573,12 +584,13 @@ TEST_CASE("at host death the guardian kills every process that carries a registe
   markers.marker = marker;
   const int guardian = pid_of(got, "guardian");
   cleanup.pids = {guardian};
+  const std::uint64_t guardian_start = test::start_time_of(guardian);  // the host lives: so does its guardian
   REQUIRE(test::wait_for([&] { return test::processes_with_env(marker).size() >= 10; }, std::chrono::seconds(10)));
   kill_host(cleanup);
   const bool swept = test::wait_for([&] { return test::processes_with_env(marker).empty(); }, std::chrono::seconds(10));
   INFO("still carrying the marker: " << test::processes_with_env(marker).size());
   CHECK(swept);
-  REQUIRE(test::wait_for([&] { return finished_here(guardian); }, std::chrono::seconds(10)));
+  REQUIRE(test::wait_for([&] { return finished_here(guardian, guardian_start); }, std::chrono::seconds(10)));
 }
 
 // ---- the in-process API -------------------------------------------------------
@@ -605,6 +617,7 @@ TEST_CASE("Guardian::stop() ends the guardian without killing anything") {
   REQUIRE(arch::process_info(gpid, info));
   REQUIRE(info.ppid == test::self_pid());
   REQUIRE_FALSE(info.ended);
+  const std::uint64_t gstart = info.start_ticks;
   // Named as what it is in ps and top, not after the thread that started it.
   {
     std::ifstream comm("/proc/" + std::to_string(gpid) + "/comm");
@@ -628,7 +641,7 @@ TEST_CASE("Guardian::stop() ends the guardian without killing anything") {
   g.stop();
   REQUIRE_FALSE(g.running());
   REQUIRE(g.pid() == -1);
-  REQUIRE_FALSE(test::process_exists(gpid));  // ended and reaped by stop()
+  REQUIRE_FALSE(test::same_process_exists(gpid, gstart));  // ended and reaped by stop()
   // Both watched processes still run.
   REQUIRE(arch::try_wait(single).code() == Errc::Timeout);
   REQUIRE(arch::try_wait(leader).code() == Errc::Timeout);
@@ -789,6 +802,7 @@ TEST_CASE("the guardian serves queued requests in batches, not one wake-up each;
   Guardian g;
   REQUIRE(g.start(nullptr).ok());
   const int gpid = g.pid();
+  const std::uint64_t gstart = test::start_time_of(gpid);  // our child, running until stop()
   const std::size_t base = fds_of(gpid);
   auto p = sleeper();
   // 40 requests a millisecond apart. Served as each came, they would wake
@@ -818,7 +832,7 @@ TEST_CASE("the guardian serves queued requests in batches, not one wake-up each;
   // stop() pokes it too: the guardian ends and is reaped, and the
   // watched process lives on.
   g.stop();
-  CHECK_FALSE(test::process_exists(gpid));
+  CHECK_FALSE(test::same_process_exists(gpid, gstart));
   CHECK(arch::try_wait(p).code() == Errc::Timeout);
   kill_and_wait(p);
 }

@@ -183,15 +183,17 @@ TEST_CASE("a wait that times out leaves the process running, and a dropped handl
   NothingLeft check;
   const char* argv[] = {"sleep", "30", nullptr};
   int pid = 0;
+  unsigned long long start = 0;
   {
     auto p = test::spawn_ok(test::quiet("sleep", argv));
     pid = p.pid();
+    start = test::start_time_of(pid);
     auto w = arch::wait(p, 1'000'000);
     REQUIRE(w.code() == Errc::Timeout);
     REQUIRE(p.valid());
-    REQUIRE(test::process_exists(pid));
+    REQUIRE(test::same_process_exists(pid, start));
   }
-  REQUIRE_FALSE(test::process_exists(pid));
+  REQUIRE_FALSE(test::same_process_exists(pid, start));
 }
 
 TEST_CASE("a dropped handle whose process the application reaped itself neither waits for nor reaps the child that got its number") {
@@ -276,12 +278,16 @@ TEST_CASE("descendants that escaped the group with setsid come back to a subreap
   // Wait (bounded) until a child of ours runs outside the leader's group:
   // the escapee, after its setsid.
   int escapee = 0;
+  unsigned long long escapee_start = 0;  // read while it is our unreaped child
   for (int i = 0; i < 5000 && escapee == 0; ++i) {
     int pids[16] = {};
     const std::size_t n = arch::list_children(pids, 16);
     for (std::size_t k = 0; k < n && k < 16; ++k) {
       test::ProcEntry e;
-      if (pids[k] != leader.pid() && test::read_proc(pids[k], e) && e.pgid != leader.pgid()) escapee = pids[k];
+      if (pids[k] != leader.pid() && test::read_proc(pids[k], e) && e.pgid != leader.pgid()) {
+        escapee = pids[k];
+        escapee_start = e.start_time;
+      }
     }
     if (escapee == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
@@ -290,13 +296,13 @@ TEST_CASE("descendants that escaped the group with setsid come back to a subreap
   // The group kill reaches the leader and its sleep, not the escapee.
   REQUIRE(arch::signal_group(leader, SIGTERM).ok());
   REQUIRE(arch::wait(leader, -1)->signal == SIGTERM);
-  REQUIRE(test::process_exists(escapee));
+  REQUIRE(test::same_process_exists(escapee, escapee_start));
 
   // Whatever is left is ours now: adopt, kill and reap, until nothing is.
   REQUIRE(kill_and_reap_children() >= 1);  // the escapee, and its sleep if it got that far
   int pids[16];
   REQUIRE(arch::list_children(pids, 16) == 0);
-  REQUIRE_FALSE(test::process_exists(escapee));
+  REQUIRE_FALSE(test::same_process_exists(escapee, escapee_start));
 }
 
 TEST_CASE("only children of this process can be adopted") {

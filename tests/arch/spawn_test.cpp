@@ -709,12 +709,13 @@ TEST_CASE("try_wait reports Timeout while the child runs, then its status, then 
   auto p = test::spawn_ok(s);
   test::Fd in(p.take_pipe(0));
   const int pid = p.pid();
+  const unsigned long long start = test::start_time_of(pid);  // waits for its stdin: still there
 
   auto running = arch::try_wait(p);
   REQUIRE(running.code() == Errc::Timeout);
   REQUIRE(contains(running.error().message(), std::to_string(pid)));
   REQUIRE(p.valid());
-  REQUIRE(test::process_exists(pid));
+  REQUIRE(test::same_process_exists(pid, start));
 
   in.reset();  // end of file: read fails, the shell exits 3
   pollfd pfd{p.wait_handle(), POLLIN, 0};
@@ -726,7 +727,7 @@ TEST_CASE("try_wait reports Timeout while the child runs, then its status, then 
   REQUIRE(st->signal == 0);
   REQUIRE(st->shell_status() == 3);
   REQUIRE_FALSE(p.valid());
-  REQUIRE_FALSE(test::process_exists(pid));
+  REQUIRE_FALSE(test::same_process_exists(pid, start));
   REQUIRE(arch::try_wait(p).code() == Errc::Dead);
 }
 
@@ -864,6 +865,7 @@ TEST_CASE("reap_group_members reaps the ended members of a group and keeps its l
   auto leader = test::spawn_ok(test::quiet("/bin/sleep", sleep_argv));
   const int pgid = leader.pgid();
   std::vector<int> members;
+  std::vector<unsigned long long> member_starts;  // read while each is our unreaped child
   // Members without a handle (released): only reap_group_members, or the
   // NothingLeft sweep if the test fails, can reap them.
   auto start_members = [&](const char* program, const char* const* argv) {
@@ -873,6 +875,7 @@ TEST_CASE("reap_group_members reaps the ended members of a group and keeps its l
       m.join = &leader;
       auto h = test::spawn_ok(m);
       members.push_back(h.pid());
+      member_starts.push_back(test::start_time_of(h.pid()));
       h.release();
     }
   };
@@ -901,7 +904,8 @@ TEST_CASE("reap_group_members reaps the ended members of a group and keeps its l
     REQUIRE(i.ppid == test::self_pid());
     REQUIRE(arch::reap_group_members(pgid, leader.pid(), SIGKILL, nullptr) == 0);  // nothing more
   }
-  for (int pid : members) REQUIRE_FALSE(test::process_exists(pid));
+  for (std::size_t i = 0; i < members.size(); ++i)
+    REQUIRE_FALSE(test::same_process_exists(members[i], member_starts[i]));
   REQUIRE(wait_ok(leader).signal == SIGKILL);
   // Never for pgid 0 or 1.
   REQUIRE(arch::reap_group_members(0, -1, SIGKILL, nullptr) == 0);

@@ -411,14 +411,16 @@ TEST_CASE("destroying the executor with a live tree writes a cleanup line") {
   NothingLeft guard;
   auto log = AuditLog::ring(64);
   int pid = -1;
+  unsigned long long start = 0;
   {
     ProcessExecutor ex;
     REQUIRE(ex.use(*log).ok());
     auto r = ex.execute(test::quiet("/bin/sleep", test::kSleep));
     REQUIRE(r.ok());
     pid = r->pid;
+    start = test::start_time_of(pid);
   }
-  CHECK_FALSE(test::process_exists(pid));
+  CHECK_FALSE(test::same_process_exists(pid, start));
   const auto lines = ring_lines(*log);
   INFO(all_of(lines));
   const std::string line = line_of(lines, "cleanup");

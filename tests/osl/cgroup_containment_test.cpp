@@ -129,6 +129,7 @@ TEST_CASE("a tree that makes cgroups below its own is torn down completely: proc
   const auto got = test::read_labelled(out.fd, {{"moved", 1}});
   REQUIRE_FALSE(value_of(got, "moved").empty());
   const int moved = std::stoi(value_of(got, "moved"));
+  const unsigned long long moved_start = test::start_time_of(moved);  // the sleep its shell waits for
   guard.pids.push_back(moved);
   REQUIRE(test::wait_for([&] { return test::cgroup2_of(moved).find("/worker/deep") != std::string::npos; }));
   REQUIRE(is_dir(dir + "/worker/deep"));
@@ -141,7 +142,7 @@ TEST_CASE("a tree that makes cgroups below its own is torn down completely: proc
   REQUIRE(report.ok());
   // The killed sleep was reaped (it came back to us when the leader died),
   // and the cgroups below the tree's went with it.
-  CHECK_FALSE(test::process_exists(moved));
+  CHECK_FALSE(test::same_process_exists(moved, moved_start));
   CHECK_FALSE(is_dir(dir));
   CHECK(ex.live() == 0);
 }
@@ -175,6 +176,7 @@ TEST_CASE("a privileged process that moves itself out of its tree's cgroup and c
   }));
   INFO("escapee's cgroup: " << test::cgroup2_of(escapee));
   REQUIRE(test::cgroup2_of(escapee) == "/");
+  const unsigned long long escapee_start = test::start_time_of(escapee);  // our child, unreaped: still the sleep
 
   TeardownOperation td;
   td.pid = r->pid;
@@ -183,7 +185,7 @@ TEST_CASE("a privileged process that moves itself out of its tree's cgroup and c
   INFO(report.error().message());
   REQUIRE(report.ok());
   CHECK(report->orphans_adopted >= 1);
-  CHECK_FALSE(test::process_exists(escapee));
+  CHECK_FALSE(test::same_process_exists(escapee, escapee_start));
   CHECK(ex.live() == 0);
 }
 
@@ -266,8 +268,10 @@ TEST_CASE("the first runtime to open a cgroup base kills the trees a dead runtim
   const int sh = std::stoi(value_of(got, "shell"));
   guard.pids.push_back(sleeper);
   guard.pids.push_back(sh);
-  REQUIRE(running(sleeper));
-  REQUIRE(running(sh));
+  // The tree, orphaned to us (a subreaper), runs on: the numbers are still its own.
+  const unsigned long long sleeper_start = test::start_time_of(sleeper), sh_start = test::start_time_of(sh);
+  REQUIRE(test::same_process_running(sleeper, sleeper_start));
+  REQUIRE(test::same_process_running(sh, sh_start));
 
   Recorder rec;
   {
@@ -279,7 +283,9 @@ TEST_CASE("the first runtime to open a cgroup base kills the trees a dead runtim
     CHECK(ex.counters().stale_trees >= 1);
   }
   CHECK_FALSE(is_dir(path));
-  REQUIRE(test::wait_for([&] { return !running(sleeper) && !running(sh); }));
+  REQUIRE(test::wait_for([&] {
+    return !test::same_process_running(sleeper, sleeper_start) && !test::same_process_running(sh, sh_start);
+  }));
   std::lock_guard<std::mutex> lock(rec.mu);
   const ProcessEvent* swept = nullptr;
   std::string line;
@@ -297,7 +303,8 @@ TEST_CASE("the first runtime to open a cgroup base kills the trees a dead runtim
   CHECK(line.find("\"trees\":") != std::string::npos);
   CHECK(line.find("\"processes\":") != std::string::npos);
   // The killed tree was re-parented to us when the runtime died: reap it.
-  REQUIRE(test::wait_for([&] { return test::reap_zombie_children() >= 0 && !test::process_exists(sleeper); }));
+  REQUIRE(test::wait_for(
+      [&] { return test::reap_zombie_children() >= 0 && !test::same_process_exists(sleeper, sleeper_start); }));
 }
 
 namespace {

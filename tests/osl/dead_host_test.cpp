@@ -231,9 +231,13 @@ TEST_CASE("a process-group tree whose runtime was killed together with its guard
   up_write.reset();
   const auto got = test::read_labelled(up_read.fd, {{"S", 1}, {"E", 1}, {"L", 1}});
   REQUIRE(got.size() == 3);
+  // Each with its start time, read while R holds the tree (running): by the
+  // end a number may be another process's.
   std::map<std::string, int> pid;
+  std::map<int, unsigned long long> start;
   for (const auto& [k, v] : got) {
     pid[k] = std::stoi(v);
+    start[pid[k]] = test::start_time_of(pid[k]);
     guard.pids.push_back(pid[k]);
   }
   // Its guardian: R's child named airssys-guard.
@@ -241,7 +245,10 @@ TEST_CASE("a process-group tree whose runtime was killed together with its guard
   REQUIRE(test::wait_for([&] {
     for (int p : test::all_pids()) {
       test::ProcEntry e;
-      if (test::read_proc(p, e) && e.ppid == runtime && test::comm_of(p) == "airssys-guard") guardian = p;
+      if (test::read_proc(p, e) && e.ppid == runtime && test::comm_of(p) == "airssys-guard") {
+        guardian = p;
+        start[p] = e.start_time;
+      }
     }
     return guardian > 0;
   }));
@@ -251,7 +258,7 @@ TEST_CASE("a process-group tree whose runtime was killed together with its guard
     first_managed_spawn(live, guard.marker);
     for (const auto& [k, p] : pid) {
       INFO(k << " " << p);
-      CHECK(running(p));
+      CHECK(test::same_process_running(p, start[p]));
     }
   }
   // R and its guardian die together: R stopped first, so that it cannot
@@ -267,22 +274,23 @@ TEST_CASE("a process-group tree whose runtime was killed together with its guard
   REQUIRE(::waitpid(runtime, &status, 0) == runtime);
   // The leader dies with R (parent-death signal); the sleep and the
   // escapee live on, orphaned (to us: a subreaper).
-  REQUIRE(test::wait_for([&] { return !running(pid["L"]); }));
-  CHECK(running(pid["S"]));
-  CHECK(running(pid["E"]));
+  auto runs = [&](const char* k) { return test::same_process_running(pid[k], start[pid[k]]); };
+  REQUIRE(test::wait_for([&] { return !runs("L"); }));
+  CHECK(runs("S"));
+  CHECK(runs("E"));
 
   {
     ProcessExecutor next;
     first_managed_spawn(next, guard.marker);
     CHECK(next.counters().stale_trees <= 1);
   }
-  REQUIRE(test::wait_for([&] { return !running(pid["S"]) && !running(pid["E"]); }));
+  REQUIRE(test::wait_for([&] { return !runs("S") && !runs("E"); }));
   // What came back to us (the guardian, the leader, the sleep, the
   // escapee) is reaped here.
   REQUIRE(test::wait_for([&] {
     test::reap_zombie_children();
     for (int p : {guardian, pid["L"], pid["S"], pid["E"]})
-      if (test::process_exists(p)) return false;
+      if (test::same_process_exists(p, start[p])) return false;
     return true;
   }));
 }

@@ -447,6 +447,7 @@ TEST_CASE("a full process table is an error naming max_processes, and nothing is
   ProcessExecutor ex(cfg);
   const int a = spawn_ok(ex, test::quiet("/bin/sleep", test::kSleep)).pid;
   const int b = spawn_ok(ex, test::quiet("/bin/sleep", test::kSleep)).pid;
+  const unsigned long long a_start = test::start_time_of(a), b_start = test::start_time_of(b);
   guard.pids = {a, b};
   REQUIRE(ex.live() == 2);
   leaves_nothing(ex, [&] {
@@ -460,8 +461,8 @@ TEST_CASE("a full process table is an error naming max_processes, and nothing is
   teardown_ok(ex, a);
   teardown_ok(ex, b);
   CHECK(ex.live() == 0);
-  CHECK_FALSE(test::process_exists(a));
-  CHECK_FALSE(test::process_exists(b));
+  CHECK_FALSE(test::same_process_exists(a, a_start));
+  CHECK_FALSE(test::same_process_exists(b, b_start));
   CHECK(ex.counters().spawned == 2);
   CHECK(ex.counters().cleaned == 2);
 }
@@ -634,6 +635,7 @@ TEST_CASE("SpawnProcessResult names the process and its group, as the process gr
     SpawnProcessOperation op = test::quiet("/bin/sleep", test::kSleep);
     op.process_group = ProcessGroupConfig::join(leader.pgid);
     const auto member = spawn_ok(ex, op);
+    const unsigned long long member_start = test::start_time_of(member.pid);
     guard.pids = {leader.pid, member.pid};
     CHECK(member.pid != leader.pid);
     CHECK(member.pgid == leader.pid);
@@ -645,7 +647,7 @@ TEST_CASE("SpawnProcessResult names the process and its group, as the process gr
     // The leader's teardown takes the member with it.
     const auto report = teardown_ok(ex, leader.pid);
     CHECK(report.reaped >= 2);
-    CHECK_FALSE(test::process_exists(member.pid));
+    CHECK_FALSE(test::same_process_exists(member.pid, member_start));
   }
   CHECK(ex.live() == 0);
 }
@@ -824,9 +826,10 @@ TEST_CASE("destroying the executor kills and reaps every managed tree it holds")
     guard.pids.push_back(spawn_ok(ex, plain).pid);
     CHECK(ex.live() == 2);
   }
-  for (int pid : guard.pids) {
-    INFO("pid " << pid);
-    CHECK_FALSE(test::process_exists(pid));
+  // Each by the start time it had when it was recorded (running).
+  for (std::size_t i = 0; i < guard.pids.size(); ++i) {
+    INFO("pid " << guard.pids[i]);
+    CHECK_FALSE(test::same_process_exists(guard.pids[i], guard.pids.start(i)));
   }
   CHECK(test::children_of_self().empty());
   CHECK(test::own_airssys_cgroups().empty());
@@ -847,12 +850,14 @@ TEST_CASE("a Detached process survives the executor, in a session of its own and
     }
   } end_it;
   int pid = -1;
+  unsigned long long start = 0;
   {
     ProcessExecutor ex;
     SpawnProcessOperation op = test::quiet("/bin/sleep", test::kSleep);
     op.lifetime = ProcessLifetime::Detached;
     const auto p = spawn_ok(ex, op);
     pid = end_it.pid = p.pid;
+    start = test::start_time_of(pid);
     CHECK(p.lifetime == ProcessLifetime::Detached);
     CHECK(p.containment == Containment::None);
     CHECK(p.pgid == p.pid);
@@ -875,7 +880,7 @@ TEST_CASE("a Detached process survives the executor, in a session of its own and
   end_it.pid = -1;
   CHECK(WIFSIGNALED(st));
   CHECK(WTERMSIG(st) == SIGKILL);
-  CHECK_FALSE(test::process_exists(pid));
+  CHECK_FALSE(test::same_process_exists(pid, start));
 }
 
 TEST_CASE("a watched descriptor is reported once per arming, never after unwatch returns, within a bounded table") {

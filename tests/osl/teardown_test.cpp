@@ -40,6 +40,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace airssys;
@@ -89,7 +90,17 @@ constexpr std::string_view kLevel3 = R"(AIRSSYS_T_L3=trap '' TERM; echo "E $$"; 
 
 struct Tree {
   int leader = -1, child = -1, sleeper = -1, escapee = -1;
+  // Their start times, in all()'s order, read while the tree ran: by the
+  // end a number may be another process's.
+  std::vector<unsigned long long> starts;
   std::vector<int> all() const { return {leader, child, sleeper, escapee}; }
+  // Each pid with its start time (0 if not read).
+  std::vector<std::pair<int, unsigned long long>> identities() const {
+    std::vector<std::pair<int, unsigned long long>> out;
+    const std::vector<int> pids = all();
+    for (std::size_t i = 0; i < pids.size(); ++i) out.emplace_back(pids[i], i < starts.size() ? starts[i] : 0);
+    return out;
+  }
 };
 
 // A spawn of `program` whose environment carries the test's marker (in
@@ -124,7 +135,7 @@ Tree spawn_tree(ProcessExecutor& ex, Containment c, const std::string& marker, N
   }
   REQUIRE(lines.size() == 4);
   REQUIRE(pid_of.size() == 4);
-  Tree t{pid_of['L'], pid_of['C'], pid_of['S'], pid_of['E']};
+  Tree t{pid_of['L'], pid_of['C'], pid_of['S'], pid_of['E'], {}};
   REQUIRE(t.leader == r->pid);
   // The escapee has left the session and, orphaned, came back to us.
   REQUIRE(test::wait_for([&] {
@@ -134,6 +145,7 @@ Tree spawn_tree(ProcessExecutor& ex, Containment c, const std::string& marker, N
   for (int pid : t.all()) {
     INFO("pid " << pid);
     REQUIRE(running(pid));
+    t.starts.push_back(test::start_time_of(pid));
   }
   return t;
 }
@@ -169,9 +181,9 @@ TEST_CASE("teardown kills and reaps a whole tree, including a setsid escapee tha
     CHECK(report.orphans_adopted >= 1);
     CHECK(report.reaped >= 1);
     CHECK(report.leader_status.signal == SIGKILL);
-    for (int pid : t.all()) {
+    for (const auto& [pid, start] : t.identities()) {
       INFO("pid " << pid);
-      CHECK_FALSE(test::process_exists(pid));
+      CHECK_FALSE(test::same_process_exists(pid, start));
     }
     CHECK(ex.live() == 0);
     CHECK(ex.managed() == 0);
@@ -209,6 +221,7 @@ TEST_CASE("a tree that ends on SIGTERM is reported as exited_on_term, with nothi
     REQUIRE(p.ok());
     guard.pids.push_back(p->pid);
     REQUIRE(running(p->pid));
+    const unsigned long long start = test::start_time_of(p->pid);
     auto r = ex.execute(TeardownOperation{p->pid, term_timeout});
     INFO(r.error().message());
     REQUIRE(r.ok());
@@ -217,7 +230,7 @@ TEST_CASE("a tree that ends on SIGTERM is reported as exited_on_term, with nothi
     CHECK(r->killed == 0);
     CHECK(r->orphans_adopted == 0);
     CHECK(r->leader_status.signal == SIGTERM);
-    CHECK_FALSE(test::process_exists(p->pid));
+    CHECK_FALSE(test::same_process_exists(p->pid, start));
     CHECK(ex.live() == 0);
     const auto counters = ex.counters();
     CHECK(counters.spawned == 1);
@@ -239,6 +252,7 @@ TEST_CASE("a stopped tree (SIGSTOP) still ends on SIGTERM: the first signal is f
   INFO(p.error().message());
   REQUIRE(p.ok());
   guard.pids.push_back(p->pid);
+  const unsigned long long start = test::start_time_of(p->pid);
   REQUIRE(::kill(p->pid, SIGSTOP) == 0);
   REQUIRE(test::wait_for([&] {
     test::ProcEntry e;
@@ -252,7 +266,7 @@ TEST_CASE("a stopped tree (SIGSTOP) still ends on SIGTERM: the first signal is f
   CHECK(r->exited_on_term);
   CHECK(r->killed == 0);
   CHECK(r->leader_status.signal == SIGTERM);
-  CHECK_FALSE(test::process_exists(p->pid));
+  CHECK_FALSE(test::same_process_exists(p->pid, start));
   CHECK(ex.live() == 0);
 }
 
@@ -273,9 +287,10 @@ TEST_CASE("several trees torn down one after another: spawned == cleaned, nothin
       REQUIRE(r.ok());
       CHECK(r->orphans_adopted >= 1);
     }
-    for (int pid : guard.pids) {
-      INFO("pid " << pid);
-      CHECK_FALSE(test::process_exists(pid));
+    // Each by the start time it had when it was recorded (running).
+    for (std::size_t i = 0; i < guard.pids.size(); ++i) {
+      INFO("pid " << guard.pids[i]);
+      CHECK_FALSE(test::same_process_exists(guard.pids[i], guard.pids.start(i)));
     }
     CHECK(ex.live() == 0);
     const auto counters = ex.counters();
@@ -307,6 +322,7 @@ TEST_CASE("a WaitProcess racing a TeardownOperation of the same tree leaves the 
     INFO(p.error().message());
     REQUIRE(p.ok());
     const int pid = p->pid;
+    const unsigned long long start = test::start_time_of(pid);
     guard.pids.push_back(pid);
     Errc waited = Errc::Ok;
     int waited_signal = -1;
@@ -329,7 +345,7 @@ TEST_CASE("a WaitProcess racing a TeardownOperation of the same tree leaves the 
     if (!right) ++wrong_reports;
     CHECK(r->containment == Containment::Cgroup);
     CHECK(r->leader_status.signal == SIGTERM);
-    CHECK_FALSE(test::process_exists(pid));
+    CHECK_FALSE(test::same_process_exists(pid, start));
     const auto counters = ex.counters();
     CHECK(counters.spawned == static_cast<std::uint64_t>(round + 1));
     CHECK(counters.cleaned == counters.spawned);
@@ -414,9 +430,9 @@ TEST_CASE("destroying the executor tears down a tree with a setsid escapee, for 
     ProcessExecutor ex;
     t = spawn_tree(ex, c, guard.marker, guard);
   }
-  for (int pid : t.all()) {
+  for (const auto& [pid, start] : t.identities()) {
     INFO("pid " << pid);
-    CHECK_FALSE(test::process_exists(pid));
+    CHECK_FALSE(test::same_process_exists(pid, start));
   }
   CHECK(test::processes_with_env(guard.marker).empty());
   CHECK(test::children_of_self().empty());
@@ -438,27 +454,27 @@ TEST_CASE("two executors in one process never take each other's escapees for the
     INFO(r.error().message());
     REQUIRE(r.ok());
     CHECK(r->orphans_adopted == 1);  // its own escapee, not B's too
-    for (int pid : ta.all()) {
+    for (const auto& [pid, start] : ta.identities()) {
       INFO("A's pid " << pid);
-      CHECK_FALSE(test::process_exists(pid));
+      CHECK_FALSE(test::same_process_exists(pid, start));
     }
-    for (int pid : tb.all()) {
+    for (const auto& [pid, start] : tb.identities()) {
       INFO("B's pid " << pid);
-      CHECK(running(pid));
+      CHECK(test::same_process_running(pid, start));
     }
   }
   // A is gone, with its guardian and its registered markers: B's tree is whole.
-  for (int pid : tb.all()) {
+  for (const auto& [pid, start] : tb.identities()) {
     INFO("B's pid " << pid);
-    CHECK(running(pid));
+    CHECK(test::same_process_running(pid, start));
   }
   auto r = b->execute(TeardownOperation{tb.leader, 100 * kMs});
   REQUIRE(r.ok());
   CHECK(r->orphans_adopted == 1);
   b.reset();
-  for (int pid : tb.all()) {
+  for (const auto& [pid, start] : tb.identities()) {
     INFO("B's pid " << pid);
-    CHECK_FALSE(test::process_exists(pid));
+    CHECK_FALSE(test::same_process_exists(pid, start));
   }
   CHECK(test::processes_with_env(guard.marker).empty());
   CHECK(test::children_of_self().empty());
@@ -488,6 +504,7 @@ TEST_CASE("a leader that ends before its tree: WaitProcess gives its status, and
       sleeper = std::stoi(lines[0]);
       guard.pids.push_back(sleeper);
     }
+    const unsigned long long sleeper_start = test::start_time_of(sleeper);  // runs until the teardown
     auto st = ex.execute(WaitProcessOperation{p->pid, 20'000 * kMs});
     INFO(st.error().message());
     REQUIRE(st.ok());
@@ -509,7 +526,7 @@ TEST_CASE("a leader that ends before its tree: WaitProcess gives its status, and
     CHECK(r->leader_status.code == 0);
     CHECK(r->reaped >= 1);
     CHECK(r->orphans_adopted == 0);  // it never left the group
-    CHECK_FALSE(test::process_exists(sleeper));
+    CHECK_FALSE(test::same_process_exists(sleeper, sleeper_start));
     CHECK(ex.live() == 0);
     CHECK(ex.counters().cleaned == ex.counters().spawned);
     // The group is gone now, and with it any claim on its number.
@@ -705,6 +722,7 @@ TEST_CASE("an emptied group whose number an unrelated process now has is never s
     INFO(p.error().message());
     REQUIRE(p.ok());
     guard.pids.push_back(p->pid);
+    const unsigned long long leader_start = test::start_time_of(p->pid);  // our child, unreaped until its wait
     const int pgid = p->pgid;
     REQUIRE(pgid == p->pid);
     int member = -1;
@@ -743,9 +761,10 @@ TEST_CASE("an emptied group whose number an unrelated process now has is never s
       REQUIRE(r.ok());
       CHECK(r->leader_status.code == 0);
       CHECK(ex.live() == 0);
-      CHECK_FALSE(test::process_exists(pgid));  // reaped with its tree
+      CHECK_FALSE(test::same_process_exists(pgid, leader_start));  // reaped with its tree
     } else {
       CHECK(::killpg(pgid, 0) != 0);  // nobody is in the group
+      // Bare: the number itself must be free (the leader is reaped already), for the bystander to take it.
       REQUIRE(test::wait_for([&] { return !test::process_exists(pgid); }));
       bystander = spawn_bystander_at(pgid, file);
       REQUIRE(bystander == pgid);
@@ -820,6 +839,7 @@ TEST_CASE("a full process table leaves a live tree's escapee running, reports Fu
     escapee = std::stoi(lines[0]);
     guard.pids.push_back(escapee);
   }
+  const unsigned long long escapee_start = test::start_time_of(escapee);  // it printed its pid, then exec'd sleep
   const std::string about = "orphan_adopted pid " + std::to_string(escapee) + " ";
   REQUIRE(test::wait_for([&] { return audit.count(about) >= 1; }));
   // Several sweeps later it still runs, unheld; the refusal was reported.
@@ -843,7 +863,7 @@ TEST_CASE("a full process table leaves a live tree's escapee running, reports Fu
   REQUIRE(r.ok());
   CHECK(r->orphans_adopted == 1);
   CHECK(r->killed >= 2);
-  CHECK_FALSE(test::process_exists(escapee));
+  CHECK_FALSE(test::same_process_exists(escapee, escapee_start));
   CHECK(ex.live() == 0);
 }
 
@@ -965,6 +985,7 @@ TEST_CASE("a KILLed leader that takes long to die: its stopped group is scanned 
   INFO(r.error().message());
   REQUIRE(r.ok());
   const int leader = r->pid;
+  const unsigned long long leader_start = test::start_time_of(leader);
   guard.pids.push_back(leader);
   // The member (perl's `sleep`, in its group) runs, and the memory is held.
   int member = 0;
@@ -975,6 +996,7 @@ TEST_CASE("a KILLed leader that takes long to die: its stopped group is scanned 
     // Touching 400 MB took 3-5 s alone on a 2-core VM, and once over 20 s
     // beside the rest of the suite.
   }, std::chrono::seconds(90)));
+  const unsigned long long member_start = test::start_time_of(member);  // perl waits for it: still the sleep
   guard.pids.push_back(member);
   auto t = ex.execute(TeardownOperation{leader, 0});
   INFO(t.error().message());
@@ -983,8 +1005,8 @@ TEST_CASE("a KILLed leader that takes long to die: its stopped group is scanned 
   CHECK(t->killed == 2);
   CHECK(t->reaped == 2);
   CHECK(t->leader_status.signal == SIGKILL);
-  CHECK_FALSE(test::process_exists(leader));
-  CHECK_FALSE(test::process_exists(member));
+  CHECK_FALSE(test::same_process_exists(leader, leader_start));
+  CHECK_FALSE(test::same_process_exists(member, member_start));
   CHECK(ex.live() == 0);
   CHECK(test::children_of_self().size() == 1);  // the guardian
 }
@@ -1026,10 +1048,11 @@ TEST_CASE("the reactor reports to its sink with the table unlocked: a sink may c
   INFO(b.error().message());
   REQUIRE(b.ok());
   guard.pids.push_back(b->pid);
+  const unsigned long long b_start = test::start_time_of(b->pid);
   CHECK(ex.request_teardown(7, 0) == 1);
   REQUIRE(test::wait_for([&] { return sink.torn_pid.load() == b->pid; }));
   CHECK(sink.live_at_teardown.load() == 2);
-  CHECK_FALSE(test::process_exists(b->pid));
+  CHECK_FALSE(test::same_process_exists(b->pid, b_start));
   // One whose blocking teardown (on another thread) its owner also asks
   // for: the blocking thread finishes it, and its report still reaches
   // the sink with the lock released.
@@ -1040,6 +1063,7 @@ TEST_CASE("the reactor reports to its sink with the table unlocked: a sink may c
   INFO(c.error().message());
   REQUIRE(c.ok());
   guard.pids.push_back(c->pid);
+  const unsigned long long c_start = test::start_time_of(c->pid);
   test::Fd out(c.value().pipes[1]);
   REQUIRE(test::read_lines(out.fd, 1) == std::vector<std::string>{"up"});  // its trap is set
   Result<osl::TeardownReport> blocking = Error::make(Errc::Failed, "not run");
@@ -1054,6 +1078,6 @@ TEST_CASE("the reactor reports to its sink with the table unlocked: a sink may c
   CHECK(blocking->leader_status.signal == SIGKILL);
   REQUIRE(test::wait_for([&] { return sink.torn_pid.load() == c->pid; }));
   CHECK(sink.live_at_teardown.load() == 3);
-  CHECK_FALSE(test::process_exists(c->pid));
+  CHECK_FALSE(test::same_process_exists(c->pid, c_start));
   CHECK(ex.live() == 0);
 }

@@ -984,7 +984,7 @@ TEST_CASE("a guardian that dies and is replaced is recorded with the new guardia
     CHECK(test::process_exists(restarted[0].pid));
     // Reaped by the replacement (by start time: its number may be reused).
     CHECK_FALSE(test::same_process_exists(guardian, guardian_start));
-    guard.pids.push_back(guardian);
+    guard.pids.push_back(guardian, guardian_start);
   }
   // A restart needs no human; the trees the executor ended on its way out do.
   const MonitoringSnapshot snap = m.snapshot();

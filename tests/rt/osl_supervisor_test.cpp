@@ -76,6 +76,7 @@ TEST_CASE("The recommended tree runs the integration actors first and restarts o
   sleeper.arg("1000").env(marker());
   auto p = procs.spawn(sleeper);
   REQUIRE(p);
+  const unsigned long long p_start = start_time_of(p.value().pid);  // held by the ProcessActor: still the sleep
   ProcessPoolRef jobs(sys, pool.value());
   ProcessSpec quick("/bin/sh");
   quick.arg("-c").arg("exit 4").env(marker());
@@ -93,18 +94,19 @@ TEST_CASE("The recommended tree runs the integration actors first and restarts o
     again = r.value();
     return true;
   }));
-  CHECK_FALSE(process_exists(p.value().pid));
+  CHECK_FALSE(same_process_exists(p.value().pid, p_start));
   CHECK(sys.alive(pool.value()));  // OneForOne: the pool stays
   ProcessActorRef procs2(sys, again);
   auto unknown = procs2.status(p.value().id);
   CHECK(unknown.code() == Errc::NotFound);  // a fresh actor knows no old id
   auto p2 = procs2.spawn(sleeper);
   REQUIRE(p2);
+  const unsigned long long p2_start = start_time_of(p2.value().pid);
 
   REQUIRE(root.value().stop());
   CHECK_FALSE(sys.alive(again));
   CHECK_FALSE(sys.alive(pool.value()));
-  CHECK_FALSE(process_exists(p2.value().pid));
+  CHECK_FALSE(same_process_exists(p2.value().pid, p2_start));
   CHECK(sys.processes_held() == 0);
   REQUIRE(sys.shutdown());
 }

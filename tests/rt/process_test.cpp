@@ -384,13 +384,14 @@ TEST_CASE("spawn_process records the process in child_processes(), and its exit 
       REQUIRE(send_cmd(*sys, *a, Cmd::Spawn));
       REQUIRE(wait_for([&] { return pkill.spawned.size() == 1; }));
       const int pid = pkill.spawned.get()[0].pid;
+      const unsigned long long start = start_time_of(pid);  // our unreaped child: still the sleep
       REQUIRE(::kill(pid, SIGKILL) == 0);
       REQUIRE(wait_for([&] { return pkill.exits.size() == 1; }));
       const ProcessExited e = pkill.exits.get()[0];
       CHECK(e.pid == pid);
       CHECK(e.status.signal == SIGKILL);
       CHECK(pkill.last_set_size() == 0);
-      CHECK_FALSE(process_exists(pid));
+      CHECK_FALSE(same_process_exists(pid, start));
     }
     REQUIRE(wait_for([&] { return sys->processes_held() == 0; }));
     const auto k = sys->process_counters();
@@ -435,6 +436,7 @@ void tree_is_torn_down(Ending how) {
                          how == Ending::Restart ? ErrorAction::Restart : ErrorAction::Stop);
     REQUIRE(a.ok());
     const auto pids = start_tree(*sys, *a, tree, p, v.adopt);
+    const auto starts = start_times(pids);
     {
       // The set after the Spawn: the leader alone.
       bool recorded = false;
@@ -450,9 +452,9 @@ void tree_is_torn_down(Ending how) {
       case Ending::Stop: REQUIRE(send_cmd(*sys, *a, Cmd::Stop)); break;
       case Ending::Restart: REQUIRE(send_cmd(*sys, *a, Cmd::Crash)); break;
     }
-    const bool in_time = wait_for([&] { return all_gone(pids); }, 3s);
+    const bool in_time = wait_for([&] { return all_gone(pids, starts); }, 3s);
     const std::string state = describe(pids);
-    const bool at_all = in_time || wait_for([&] { return all_gone(pids); }, 15s);
+    const bool at_all = in_time || wait_for([&] { return all_gone(pids, starts); }, 15s);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
     INFO("after 3 s: " << state << "gone after " << ms << " ms: " << (at_all ? "yes" : "no"));
     CHECK(in_time);
@@ -542,6 +544,7 @@ TEST_CASE("signal_process and kill_process_group reach only the actor's own proc
     REQUIRE(send_cmd(*sys, *b, Cmd::Spawn));
     REQUIRE(wait_for([&] { return pa.spawned.size() == 1 && pb.spawned.size() == 1; }));
     const SpawnProcessResult other = pb.spawned.get()[0];
+    const unsigned long long other_start = start_time_of(other.pid);
     REQUIRE(send_cmd(*sys, *a, Cmd::Probe, other.pid, other.pgid));
     REQUIRE(wait_for([&] { return results.size() == 12; }));
     for (const auto& [what, code] : results.get()) {
@@ -555,7 +558,7 @@ TEST_CASE("signal_process and kill_process_group reach only the actor's own proc
     CHECK(sys->stop(*a).ok());
     CHECK(sys->stop(*b).ok());
     REQUIRE(wait_for([&] { return sys->processes_held() == 0; }));
-    CHECK_FALSE(process_exists(other.pid));
+    CHECK_FALSE(same_process_exists(other.pid, other_start));
     REQUIRE(sys->shutdown().ok());
     sys.reset();
   }
@@ -582,9 +585,14 @@ TEST_CASE("a full ProcessSet refuses the next spawn with Full naming it, and wha
     CHECK(sys->process_counters().spawned == 2);  // the refused spawn started nothing
     CHECK(sys->processes_held() == 2);
     std::vector<int> pids;
-    for (const auto& r : p.spawned.get()) pids.push_back(r.pid);
+    std::vector<unsigned long long> starts;
+    for (const auto& r : p.spawned.get()) {
+      pids.push_back(r.pid);
+      starts.push_back(start_time_of(r.pid));
+    }
     REQUIRE(send_cmd(*sys, *a, Cmd::Stop));
-    CHECK(wait_for([&] { return !process_exists(pids[0]) && !process_exists(pids[1]); }, 3s));
+    auto gone = [&](std::size_t i) { return !same_process_exists(pids[i], starts[i]); };
+    CHECK(wait_for([&] { return gone(0) && gone(1); }, 3s));
     REQUIRE(wait_for([&] { return sys->processes_held() == 0; }));
     const auto k = sys->process_counters();
     CHECK(k.spawned == 2);
@@ -725,6 +733,7 @@ TEST_CASE("in process-group mode the reactor's scan adopts an escapee on its own
   auto a = spawn_owner(*sys, 0, standard(&tree.op(), &p), &p);
   REQUIRE(a.ok());
   const auto pids = start_tree(*sys, *a, tree, p);
+  const auto starts = start_times(pids);
   const int escapee = pids.at("escapee");
   const bool adopted = wait_for([&] { return holds_pidfd_for(escapee); }, 1s);
   const std::size_t held = sys->processes_held();
@@ -744,7 +753,7 @@ TEST_CASE("in process-group mode the reactor's scan adopts an escapee on its own
   CHECK(adopted);
   CHECK(held == 2);
   REQUIRE(send_cmd(*sys, *a, Cmd::Stop));
-  CHECK(wait_for([&] { return all_gone(pids); }, 15s));
+  CHECK(wait_for([&] { return all_gone(pids, starts); }, 15s));
   REQUIRE(wait_for([&] { return sys->processes_held() == 0; }, 15s));
   REQUIRE(sys->shutdown().ok());
 }
@@ -760,6 +769,7 @@ TEST_CASE("children the application forked itself are left for it to reap, even 
   auto a = spawn_owner(*sys, 0, standard(&tree.op(), &p), &p);
   REQUIRE(a.ok());
   const auto pids = start_tree(*sys, *a, tree, p, true);  // the reactor scans: a process-group tree lives
+  const auto starts = start_times(pids);
   const pid_t own_session = ::fork();
   if (own_session == 0) {
     ::setsid();
@@ -781,7 +791,7 @@ TEST_CASE("children the application forked itself are left for it to reap, even 
   CHECK(::waitpid(plain, &status, 0) == plain);
   CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 8));
   REQUIRE(send_cmd(*sys, *a, Cmd::Stop));
-  CHECK(wait_for([&] { return all_gone(pids); }, 3s));
+  CHECK(wait_for([&] { return all_gone(pids, starts); }, 3s));
   REQUIRE(wait_for([&] { return sys->processes_held() == 0; }));
   REQUIRE(sys->shutdown().ok());
 }
@@ -899,6 +909,8 @@ TEST_CASE("when the host is SIGKILLed, no process of its actors' trees outlives 
         if (label.rfind("info-", 0) != 0) pids[label] = pid;
     }
     REQUIRE(pids.size() == kTreeSize);
+    // Read while the host, paused, still holds the whole tree.
+    const auto starts = start_times(pids);
     INFO("before: " << describe(pids));
 
     REQUIRE(::kill(host, SIGKILL) == 0);
@@ -915,7 +927,7 @@ TEST_CASE("when the host is SIGKILLed, no process of its actors' trees outlives 
           bool all = true;
           for (const auto& [label, pid] : pids) {
             reap_if_zombie_child(pid);
-            if (process_exists(pid)) all = false;
+            if (same_process_exists(pid, starts.at(label))) all = false;
           }
           return all;
         },
@@ -938,7 +950,7 @@ TEST_CASE("when the host is SIGKILLed, no process of its actors' trees outlives 
     kill_and_reap_children();
     for (const auto& [label, pid] : pids) {
       INFO(label);
-      CHECK_FALSE(process_exists(pid));
+      CHECK_FALSE(same_process_exists(pid, starts.at(label)));
     }
   }
 }
@@ -964,15 +976,16 @@ TEST_CASE("System::shutdown() tears down every live tree of every containment") 
       pids[std::string(tag).append(label)] = pid;
   }
   REQUIRE(pids.size() == std::size(kVariants) * kTreeSize);
+  const auto starts = start_times(pids);
   const auto t0 = Clock::now();
   REQUIRE(sys->shutdown().ok());
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
   INFO("shutdown took " << ms << " ms; " << describe(pids));
-  CHECK(all_gone(pids));
+  CHECK(all_gone(pids, starts));
   CHECK(ms < 3000);  // process_kill_timeout is 200 ms
   CHECK(sys->processes_held() == 0);
   sys.reset();
-  CHECK(all_gone(pids));
+  CHECK(all_gone(pids, starts));
 }
 
 TEST_CASE("validate refuses ProcessSet capacities a cell cannot index") {
@@ -1028,11 +1041,12 @@ TEST_CASE("Down reaches a monitor only once every process of the stopped actor's
     const auto pids = start_tree(*sys, *a, tree, p);
     DownSeen seen;
     std::map<std::string, int> watched = pids;
+    const auto starts = start_times(pids);
     auto w = test::spawn_scripted<WatchMsg>(
         *sys, 1, [a = *a, &seen](Context<WatchMsg>& ctx) { seen.monitoring = ctx.monitor(a).ok(); },
-        [&seen, watched](Context<WatchMsg>&, WatchMsg& m) {
+        [&seen, watched, starts](Context<WatchMsg>&, WatchMsg& m) {
           if (std::holds_alternative<Down>(m)) {
-            seen.tree_gone_at_down = all_gone(watched);
+            seen.tree_gone_at_down = all_gone(watched, starts);
             seen.at_ns = std::chrono::steady_clock::now().time_since_epoch().count();
             seen.downs.fetch_add(1);
           }
@@ -1082,8 +1096,9 @@ TEST_CASE("an actor's trees get its own first signal, and a zero kill_timeout ki
       REQUIRE(send_cmd(*sys, *a, Cmd::Spawn));
       std::map<std::string, int> pids;
       REQUIRE(wait_for([&] { return (pids = read_pids(pidfile)).size() == 2; }));
+      const auto starts = start_times(pids);  // both loop until a signal ends them
       REQUIRE(send_cmd(*sys, *a, Cmd::Stop));
-      REQUIRE(wait_for([&] { return all_gone(pids) && sys->processes_held() == 0; }));
+      REQUIRE(wait_for([&] { return all_gone(pids, starts) && sys->processes_held() == 0; }));
       const auto k = sys->process_counters();
       INFO("killed " << k.killed);
       if (brutal) {

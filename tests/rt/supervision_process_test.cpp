@@ -142,7 +142,7 @@ struct Shared {
   // incarnations before it, then whether its own spawn worked.
   struct Start {
     int n = 0;
-    std::vector<int> old_in_table;   // recorded pids of older trees still in /proc (zombies too)
+    std::vector<int> old_in_table;   // recorded pids of older trees still theirs in /proc (zombies too)
     std::vector<int> old_by_marker;  // live processes carrying an older incarnation's marker
     std::string spawn_error;
   };
@@ -153,6 +153,25 @@ struct Shared {
   bool restart_in_place = false;  // the worker's on_error answers Restart
 
   std::string pidfile(int n) const { return (dir / ("tree" + std::to_string(n))).string(); }
+
+  // The start time of each process of tree n, by pid, as wait_tree saw it
+  // running (0: not seen): a number another process got since is not taken
+  // for one of the tree's.
+  void record_starts(int n, const std::map<std::string, int>& pids) {
+    std::lock_guard<std::mutex> lock(starts_mu_);
+    for (const auto& [label, pid] : pids) tree_starts_[n][pid] = start_time_of(pid);
+  }
+  unsigned long long start_of(int n, int pid) const {
+    std::lock_guard<std::mutex> lock(starts_mu_);
+    const auto tree = tree_starts_.find(n);
+    if (tree == tree_starts_.end()) return 0;
+    const auto start = tree->second.find(pid);
+    return start == tree->second.end() ? 0 : start->second;
+  }
+
+ private:
+  mutable std::mutex starts_mu_;
+  std::map<int, std::map<int, unsigned long long>> tree_starts_;
 };
 
 std::uint64_t pack(ActorId id) { return (std::uint64_t{id.slot} << 32) | id.gen; }
@@ -181,7 +200,7 @@ struct TreeOwner : Actor<Cmd> {
     st.n = n;
     for (int k = 1; k < n; ++k) {
       for (const auto& [label, pid] : read_pids(shared->pidfile(k)))
-        if (process_exists(pid)) st.old_in_table.push_back(pid);
+        if (same_process_exists(pid, shared->start_of(k, pid))) st.old_in_table.push_back(pid);
       for (int pid : processes_with_env(incarnation_marker(k))) st.old_by_marker.push_back(pid);
     }
     const auto op = tree_op(*shared, n);
@@ -248,8 +267,9 @@ struct Watch {
 };
 
 // Waits until incarnation `n`'s tree is up: both shells have logged their
-// pids and the grandchild has left the session. Returns the pids.
-std::map<std::string, int> wait_tree(const Shared& s, int n) {
+// pids and the grandchild has left the session; records their start times.
+// Returns the pids.
+std::map<std::string, int> wait_tree(Shared& s, int n) {
   std::map<std::string, int> pids;
   const bool up = wait_for([&] {
     pids = read_pids(s.pidfile(n));
@@ -260,6 +280,7 @@ std::map<std::string, int> wait_tree(const Shared& s, int n) {
   INFO("tree " << n << ": " << describe(pids));
   if (!starts.empty()) INFO("spawn error: " << starts.back().spawn_error);
   REQUIRE(up);
+  s.record_starts(n, pids);
   return pids;
 }
 
@@ -375,6 +396,7 @@ void stop_path(Path path, Containment c, ShutdownSpec shutdown) {
   if (!sup) FAIL("start_supervisor: " << sup.error().message());
 
   const auto pids = wait_tree(shared, 1);
+  const auto starts = start_times(pids);
   guard.pids.push_back(pids.at("child"));
   guard.pids.push_back(pids.at("grandchild"));
 
@@ -398,14 +420,14 @@ void stop_path(Path path, Containment c, ShutdownSpec shutdown) {
       REQUIRE(r.ok());
       // Stopped: every tree of its children is gone already.
       INFO("after stop: " << describe(pids));
-      CHECK(all_gone(pids));
+      CHECK(all_gone(pids, starts));
       CHECK(processes_with_env(incarnation_marker(1)).empty());
       break;
     }
     case Path::SystemShutdown: {
       REQUIRE(sys->shutdown(30s).ok());
       INFO("after shutdown: " << describe(pids));
-      CHECK(all_gone(pids));
+      CHECK(all_gone(pids, starts));
       CHECK(processes_with_env(incarnation_marker(1)).empty());
       break;
     }
@@ -422,7 +444,7 @@ void stop_path(Path path, Containment c, ShutdownSpec shutdown) {
     // are their trees.
     REQUIRE(wait_for([&] { return !sys->alive(sup.value().ref); }, 30s));
     INFO("after the supervisor gave up: " << describe(pids));
-    CHECK(all_gone(pids));
+    CHECK(all_gone(pids, starts));
     CHECK(processes_with_env(incarnation_marker(1)).empty());
     CHECK(shared.starts.size() == 1);  // nothing was restarted
   }
@@ -549,6 +571,7 @@ TEST_CASE("a restarted child binds at once the port its predecessor's TERM-ignor
     INFO("tree: " << describe(pids));
     REQUIRE(up);
     REQUIRE(pids.count("error") == 0);
+    const auto starts = start_times(pids);
     guard.pids.push_back(pids.at("holder"));
     guard.pids.push_back(pids.at("escapee"));
     // The premise: the old tree holds the port (a bind here is refused).
@@ -560,7 +583,7 @@ TEST_CASE("a restarted child binds at once the port its predecessor's TERM-ignor
     INFO("the replacement's bind of 127.0.0.1:" << port << " returned " << bound
                                                  << (bound == -EADDRINUSE ? " (EADDRINUSE)" : ""));
     CHECK(bound >= 0);
-    CHECK(all_gone(pids));
+    CHECK(all_gone(pids, starts));
     const auto seen = events.teardowns_of(pids.at("holder"));
     REQUIRE(seen.size() == 1);
     CHECK_FALSE(seen[0].report.exited_on_term);  // both ignored TERM: KILLed after the timeout
@@ -641,6 +664,7 @@ TEST_CASE("a process that SIGKILL cannot end makes its teardown give up with an 
     const auto pids = wait_tree(shared, 1);
     // The grandchild's sleep: a leaf, so nothing of its own is left when it ends.
     const int stuck = pids.at("sleep-grandchild");
+    const unsigned long long stuck_start = start_time_of(stuck);
     guard.pids.push_back(stuck);
     {
       FrozenProcess frozen(stuck);
@@ -656,14 +680,14 @@ TEST_CASE("a process that SIGKILL cannot end makes its teardown give up with an 
       CHECK(seen[0].report.gave_up);
       CHECK(seen[0].error.find("teardown of tree " + std::to_string(pids.at("child"))) != std::string::npos);
       CHECK(seen[0].error.find("first " + std::to_string(stuck)) != std::string::npos);
-      CHECK(process_exists(stuck));  // still there: the report is not a lie
+      CHECK(same_process_exists(stuck, stuck_start));  // still there: the report is not a lie
       CHECK(holds_pidfd_for(stuck));  // and still held
       CHECK(watch.alerts.teardown_failed(pids.at("child")));  // and a human is told
       frozen.thaw();
     }
     // Thawed, it dies of its pending KILL, and the executor that still held
     // it reaps it: nothing for the guard to clean.
-    CHECK(wait_for([&] { return !process_exists(stuck); }));
+    CHECK(wait_for([&] { return !same_process_exists(stuck, stuck_start); }));
     REQUIRE(sup.value().stop(30s).ok());
     REQUIRE(sys->shutdown(30s).ok());
     CHECK(sys->processes_held() == 0);

@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace airssys;
@@ -88,9 +89,10 @@ struct Board {
   test::Gate gate;  // a child told kBlock waits on it inside its handler
   std::atomic<int> blocked{0};
   std::atomic<int> last_pid{0};  // TreeOwner: its process, and predecessors still there
+  std::atomic<unsigned long long> last_start{0};  // and its start time (the number may be another's by now)
   std::atomic<int> overlaps{0};
   std::atomic<char> overlap_state{'-'};
-  test::Log<int> pids;
+  test::Log<std::pair<int, unsigned long long>> pids;  // TreeOwner's processes: pid and start time
   static std::size_t at(const char* name) { return static_cast<std::size_t>(name[0] - 'a'); }
   ActorRef<int> ref(const char* name) const {
     const std::uint64_t v = refs[at(name)].load(std::memory_order_acquire);
@@ -952,8 +954,9 @@ struct TreeOwner : Actor<int> {
   TreeOwner(Board* b, const std::string_view* e) : board(b), env(e) {}
   void on_start(Context<int>& ctx) override {
     const int previous = board->last_pid.load(std::memory_order_acquire);
+    const unsigned long long previous_start = board->last_start.load(std::memory_order_acquire);
     test::ProcEntry e;
-    if (previous > 0 && test::read_proc(previous, e)) {
+    if (previous > 0 && test::read_proc(previous, e) && (previous_start == 0 || e.start_time == previous_start)) {
       board->overlaps.fetch_add(1, std::memory_order_acq_rel);
       board->overlap_state.store(e.state, std::memory_order_release);
     }
@@ -964,8 +967,11 @@ struct TreeOwner : Actor<int> {
       ctx.fail(r.error());
       return;
     }
+    // Our unreaped child: the number is still the sleep's.
+    const unsigned long long start = test::start_time_of(r->pid);
+    board->last_start.store(start, std::memory_order_release);
     board->last_pid.store(r->pid, std::memory_order_release);
-    board->pids.push(r->pid);
+    board->pids.push({r->pid, start});
     board->starts[Board::at("o")].fetch_add(1, std::memory_order_acq_rel);
     const ActorId id = ctx.self().id;
     board->refs[Board::at("o")].store((std::uint64_t{id.slot} << 32) | id.gen, std::memory_order_release);
@@ -999,9 +1005,9 @@ TEST_CASE("a restarted child's process tree is gone before its replacement start
     REQUIRE(sup->stop().ok());
     const auto pids = b.pids.get();
     CHECK(pids.size() == 4);
-    for (int pid : pids) {
-      CHECK_FALSE(test::process_exists(pid));
-      census.pids.push_back(pid);
+    for (const auto& [pid, start] : pids) {
+      CHECK_FALSE(test::same_process_exists(pid, start));
+      census.pids.push_back(pid, start);
     }
   }
 }

@@ -69,6 +69,13 @@ inline bool same_process_exists(int pid, unsigned long long start) {
   return read_proc(pid, e) && (start == 0 || e.start_time == start);
 }
 
+// Whether that process (as same_process_exists names it) still runs: there,
+// and not a zombie.
+inline bool same_process_running(int pid, unsigned long long start) {
+  ProcEntry e;
+  return read_proc(pid, e) && (start == 0 || e.start_time == start) && e.state != 'Z' && e.state != 'X';
+}
+
 inline std::size_t open_fds() {
   std::size_t n = 0;
   for ([[maybe_unused]] const auto& d : std::filesystem::directory_iterator("/proc/self/fd")) ++n;

@@ -41,9 +41,12 @@ struct NoChildrenLeft {
 // that got the same number is not taken for it.
 class RecordedPids {
  public:
-  void push_back(int pid) {
+  void push_back(int pid) { push_back(pid, start_time_of(pid)); }
+  // A pid whose start time was read earlier, while its process was known
+  // to be there (it may be gone by now).
+  void push_back(int pid, unsigned long long start) {
     pids_.push_back(pid);
-    starts_.push_back(start_time_of(pid));
+    starts_.push_back(start);
   }
   RecordedPids& operator=(const std::vector<int>& pids) {
     clear();

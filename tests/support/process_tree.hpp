@@ -2,7 +2,8 @@
 // The process trees the rt tests spawn through Context::spawn_process: a
 // spawn operation that owns the strings it views, and the "<label> <pid>"
 // file each process of a tree appends itself to, read back, described for
-// a failure message, and checked gone from the process table.
+// a failure message, and checked gone from the process table (by pid and
+// start time).
 
 #include <airssys/osl/operations.hpp>
 
@@ -71,9 +72,20 @@ inline std::string describe(const std::map<std::string, int>& pids) {
   return s.str();
 }
 
-inline bool all_gone(const std::map<std::string, int>& pids) {
-  for (const auto& [label, pid] : pids)
-    if (process_exists(pid)) return false;
+// Each process's start time, read while the processes are known to be
+// there: with it, all_gone does not take another process that got one of
+// the numbers since for one of the tree.
+inline std::map<std::string, unsigned long long> start_times(const std::map<std::string, int>& pids) {
+  std::map<std::string, unsigned long long> out;
+  for (const auto& [label, pid] : pids) out[label] = start_time_of(pid);
+  return out;
+}
+
+inline bool all_gone(const std::map<std::string, int>& pids, const std::map<std::string, unsigned long long>& starts) {
+  for (const auto& [label, pid] : pids) {
+    const auto start = starts.find(label);
+    if (same_process_exists(pid, start == starts.end() ? 0 : start->second)) return false;
+  }
   return true;
 }
 

@@ -477,10 +477,12 @@ TEST_CASE("a service whose tree holds a setsid escapee that ignores SIGTERM leav
         std::ifstream in(pidfile);
         return static_cast<bool>(in >> escapee);
       }, 30s));
-      REQUIRE(airssys::test::process_exists(escapee));
+      // It wrote its pid, then exec'd sleep: read now, its start time names it by the end.
+      const unsigned long long start = airssys::test::start_time_of(escapee);
+      REQUIRE(airssys::test::same_process_exists(escapee, start));
       r.signal(SIGTERM);
       CHECK(r.finish() == 0);
-      CHECK(airssys::test::process_ended(escapee));
+      CHECK_FALSE(airssys::test::same_process_running(escapee, start));
     }
   }
 }
