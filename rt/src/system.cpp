@@ -138,7 +138,7 @@ System::System(const SystemConfig& config)
     Worker* w = new (&workers_[i]) Worker();
     w->system = this;
     w->index = i;
-    w->timers.init(i, config.timers_per_worker, tag_.first_gen30(), now_tick);
+    w->timers.init(*w, i, config.timers_per_worker, tag_.first_gen30(), now_tick);
   }
   for (std::uint32_t i = 0; i < config.workers; ++i)
     workers_[i].thread = std::thread([this, i] {

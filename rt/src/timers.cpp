@@ -20,8 +20,9 @@ TimerWheel::~TimerWheel() {
   if (entries_ != nullptr) release(entries_);
 }
 
-void TimerWheel::init(std::uint32_t worker, std::uint32_t capacity, std::uint32_t first_gen,
+void TimerWheel::init(Worker& owner, std::uint32_t worker, std::uint32_t capacity, std::uint32_t first_gen,
                       std::int64_t now_tick) {
+  owner_ = &owner;
   worker_ = worker;
   capacity_ = capacity;
   entries_ = static_cast<TimerEntry*>(reserve(sizeof(TimerEntry) * capacity, 64));
@@ -46,6 +47,10 @@ Result<TimerId> TimerWheel::arm(Node* n, ActorId target, std::chrono::nanosecond
   if (delay.count() < 0)
     return Error::make(Errc::InvalidArgument, "timer delay %lld ns is negative",
                        static_cast<long long>(delay.count()));
+  // acquire: the cancelled states the flag was set after are seen.
+  if (forever_head_ != 0 && (free_head_ == 0 || (forever_cancelled_.load(std::memory_order_relaxed) &&
+                                                forever_cancelled_.exchange(false, std::memory_order_acquire))))
+    sweep_forever(*owner_);
   if (free_head_ == 0)
     return Error::make(Errc::Full, "all %u timers of worker %u are armed", capacity_, worker_);
   std::uint32_t index = free_head_ - 1;
@@ -69,6 +74,14 @@ Result<TimerId> TimerWheel::arm(Node* n, ActorId target, std::chrono::nanosecond
   e.guard_gen = guard_gen;
   e.next = 0;
   const std::uint32_t gen = gen_phase::gen(e.state.load(std::memory_order_relaxed));
+  if (due_ns == INT64_MAX) {
+    // No deadline: off the wheel (no tick to wait for), on the forever list.
+    e.next = forever_head_;
+    forever_head_ = index + 1;
+    // release: a canceller that sees "armed" sees a complete entry.
+    e.state.store(gen_phase::make(gen, kForever), std::memory_order_release);
+    return TimerId{worker_, index, gen};
+  }
   // release: a canceller that sees "armed" sees a complete entry.
   e.state.store(gen_phase::make(gen, kArmed), std::memory_order_release);
   link(static_cast<std::uint32_t>(deadline % kSlots), index + 1);
@@ -81,8 +94,57 @@ bool TimerWheel::cancel(std::uint32_t index, std::uint32_t gen) noexcept {
   auto& e = entries_[index];
   std::uint32_t expected = gen_phase::make(gen, kArmed);
   // The owning worker frees the entry at its tick; here only the phase flips.
-  return e.state.compare_exchange_strong(expected, gen_phase::make(gen, kCancelled), std::memory_order_acq_rel,
-                                         std::memory_order_relaxed);
+  if (e.state.compare_exchange_strong(expected, gen_phase::make(gen, kCancelled), std::memory_order_acq_rel,
+                                      std::memory_order_relaxed))
+    return true;
+  // A timer with no deadline: freed at the owner's next arm, flagged here.
+  expected = gen_phase::make(gen, kForever);
+  if (!e.state.compare_exchange_strong(expected, gen_phase::make(gen, kCancelled), std::memory_order_acq_rel,
+                                       std::memory_order_relaxed))
+    return false;
+  // release: the sweep that clears the flag sees the cancelled state.
+  forever_cancelled_.store(true, std::memory_order_release);
+  return true;
+}
+
+void TimerWheel::free_entry(std::uint32_t index1) noexcept {
+  entries_[index1 - 1].next = free_head_;
+  free_head_ = index1;
+}
+
+void TimerWheel::sweep_forever(Worker& w) noexcept {
+  System& s = *w.system;
+  std::uint32_t* link_to = &forever_head_;
+  for (std::uint32_t i = forever_head_; i != 0;) {
+    TimerEntry& e = entries_[i - 1];
+    const std::uint32_t next = e.next;
+    std::uint32_t st = e.state.load(std::memory_order_acquire);
+    const std::uint32_t gen = gen_phase::gen(st);
+    bool done = gen_phase::phase(st) == kCancelled;
+    if (!done && !s.alive(e.target)) {
+      // Its target has stopped: nobody will ever take what it would send.
+      if (e.guard_index != ~0u) {
+        // An ask's: only an unanswered ask is voided here (a replier that
+        // holds the claim may still give it back: its cancel comes later).
+        done = s.asks_.claim_timeout(e.guard_index, e.guard_gen) != AskTable::TimeoutClaim::Held;
+      } else {
+        // against a cancel of the same timer: one of the two wins.
+        done = e.state.compare_exchange_strong(st, gen_phase::make(gen, kCancelled), std::memory_order_acq_rel,
+                                               std::memory_order_acquire) ||
+               gen_phase::phase(st) == kCancelled;
+      }
+    }
+    if (done) {
+      *link_to = next;
+      e.state.store(gen_phase::make(next_gen(gen), kFree), std::memory_order_relaxed);
+      e.destroy(e.node);
+      s.free_node(e.node, &w);
+      free_entry(i);
+    } else {
+      link_to = &e.next;
+    }
+    i = next;
+  }
 }
 
 void TimerWheel::poll(Worker& w) noexcept {
@@ -95,12 +157,15 @@ void TimerWheel::poll(Worker& w) noexcept {
     while (i != 0) {
       TimerEntry& e = entries_[i - 1];
       const std::uint32_t next = e.next;
-      if (e.deadline <= current_) {
+      // A cancelled timer of a later round gives its entry back now, on the
+      // wheel's pass over its slot, not only at its tick. relaxed: only the
+      // owner frees; fire() reads the state again (acquire).
+      if (e.deadline <= current_ ||
+          gen_phase::phase(e.state.load(std::memory_order_relaxed)) == kCancelled) {
         if (prev != 0) entries_[prev - 1].next = next; else heads_[slot] = next;
         if (tails_[slot] == i) tails_[slot] = prev;
         if (fire(w, e)) {
-          e.next = free_head_;
-          free_head_ = i;
+          free_entry(i);
           --armed_;
         } else {
           // Deferred by fire(): look again at the next tick.
@@ -161,9 +226,11 @@ void TimerWheel::drain(Worker& w) noexcept {
     // An ask this timer guarded is void: its asker has stopped. The entry
     // is freed unless a replier on a plain thread holds it (that one frees
     // it, or gives it back to nobody).
-    if (gen_phase::phase(st) == kArmed && e.guard_index != ~0u) s.asks_.void_waiting(e.guard_index, e.guard_gen);
+    if ((gen_phase::phase(st) == kArmed || gen_phase::phase(st) == kForever) && e.guard_index != ~0u)
+      s.asks_.void_waiting(e.guard_index, e.guard_gen);
   }
   armed_ = 0;
+  forever_head_ = 0;
 }
 
 }  // namespace detail

@@ -941,6 +941,65 @@ TEST_CASE("an ask with the longest timeout waits for its reply, and a negative t
   REQUIRE(sys.shutdown().ok());
 }
 
+TEST_CASE("asks with no deadline give their timer entries back: once answered, or once their asker stopped") {
+  // Four timer entries on the askers' worker, twelve asks in each section.
+  // Before, an ask with nanoseconds::max() kept its entry (and its
+  // Timeout message) for good: the fifth ask was Full.
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.timers_per_worker = 4;
+  System sys(cfg);
+
+  SECTION("answered") {
+    AskerLogs logs;
+    Log<Errc> target_codes;
+    auto d = spawn_doubler(sys, 1, target_codes);
+    REQUIRE(d.ok());
+    auto a = spawn_asker(sys, 0, *d, std::chrono::nanoseconds::max(), 1ms, logs);
+    REQUIRE(a.ok());
+    for (int k = 0; k < 12; ++k) {
+      REQUIRE(sys.send(*a, AskerMsg{Start{k}}).ok());
+      REQUIRE(test::wait_for([&] { return logs.ask_codes.size() == static_cast<std::size_t>(k + 1); }));
+      if (logs.ask_codes.get()[static_cast<std::size_t>(k)] != Errc::Ok) break;
+      REQUIRE(test::wait_for([&] { return logs.replies.size() == static_cast<std::size_t>(k + 1); }));
+      // The asker's own 1 ms timer after each reply has fired: its entry is free again.
+      REQUIRE(test::wait_for([&] { return logs.sentinels.load() == k + 1; }));
+    }
+    CHECK(logs.ask_codes.get() == std::vector<Errc>(12, Errc::Ok));
+    const auto replies = logs.replies.get();
+    REQUIRE(replies.size() == 12);
+    for (int k = 0; k < 12; ++k) {
+      CHECK(replies[static_cast<std::size_t>(k)].code == Errc::Ok);
+      CHECK(replies[static_cast<std::size_t>(k)].value == 2 * k);
+    }
+  }
+
+  SECTION("unanswered, and the asker stopped") {
+    Log<Errc> target_codes;
+    std::atomic<int> requests{0};
+    auto h = spawn_holder(sys, 1, target_codes, requests);  // keeps requests, answers none
+    REQUIRE(h.ok());
+    Log<Errc> codes;
+    for (int k = 0; k < 12; ++k) {
+      AskerLogs logs;
+      auto a = spawn_asker(sys, 0, *h, std::chrono::nanoseconds::max(), 1ms, logs);
+      REQUIRE(a.ok());
+      REQUIRE(sys.send(*a, AskerMsg{Start{k}}).ok());
+      REQUIRE(test::wait_for([&] { return logs.ask_codes.size() == 1; }));
+      codes.push(logs.ask_codes.get()[0]);
+      REQUIRE(sys.stop(*a).ok());
+      REQUIRE(test::wait_for([&] { return sys.gone(a->id); }));
+    }
+    CHECK(codes.get() == std::vector<Errc>(12, Errc::Ok));
+    CHECK(test::wait_for([&] { return requests.load() == 12; }));
+    CHECK(target_codes.size() == 0);
+  }
+
+  REQUIRE(sys.shutdown().ok());
+  CHECK(sys.pool_usage().pending_asks == 0);
+  CHECK(sys.pool_usage().message_blocks == 0);
+}
+
 TEST_CASE("a ReplyTo of one System used with another is refused and answers nothing there") {
   // Both Systems have one ask outstanding at the same index of their
   // pending-ask tables; A's reply address must not answer B's ask.

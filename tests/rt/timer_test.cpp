@@ -518,7 +518,7 @@ TEST_CASE("a timer is delivered even when the target's mailbox is full") {
   REQUIRE(sys.shutdown().ok());
 }
 
-TEST_CASE("send_after with a negative delay is refused with InvalidArgument") {
+TEST_CASE("send_after with a negative delay, or to an empty handle, is refused with InvalidArgument") {
   Log<int> log;
   Log<Errc> codes;
   SystemConfig cfg;
@@ -535,13 +535,16 @@ TEST_CASE("send_after with a negative delay is refused with InvalidArgument") {
         codes.push(ctx.send_after(to, 1, -1ms).code());
         codes.push(ctx.send_after(to, 2, -1ns).code());
         codes.push(ctx.send_after(to, 3, std::chrono::nanoseconds::min()).code());
+        // Before, this was Ok and the message went to the dead letters.
+        codes.push(ctx.send_after(ActorRef<int>{}, 5, 1ms).code());
         codes.push(ctx.send_after(to, 4, 0ns).code());
       },
       nullptr);
   REQUIRE(a.ok());
   REQUIRE(test::wait_for([&] { return log.size() == 1; }));
   REQUIRE(codes.get() == std::vector<Errc>{Errc::InvalidArgument, Errc::InvalidArgument,
-                                           Errc::InvalidArgument, Errc::Ok});
+                                           Errc::InvalidArgument, Errc::InvalidArgument, Errc::Ok});
+  CHECK(sys.stats().dead_letters == 0);
   REQUIRE(log.get() == std::vector<int>{4});
   REQUIRE(sys.shutdown().ok());
 }
@@ -581,6 +584,108 @@ TEST_CASE("send_after with the longest delay never fires, and can still be cance
   REQUIRE(sys.shutdown().ok());
   REQUIRE(log.get() == std::vector<int>{2});
   REQUIRE(sys.pool_usage().message_blocks == 0);
+}
+
+TEST_CASE("a cancelled timer with no deadline gives its entry back: arming and cancelling never runs out") {
+  // Four entries, twenty rounds of arm + cancel. Before, each cancelled
+  // nanoseconds::max() timer kept its entry for good (its tick never
+  // comes): the fifth round was Full, and so was every one after it.
+  Log<Errc> codes;
+  Log<int> log;
+  SystemConfig cfg;
+  cfg.workers = 1;
+  cfg.timers_per_worker = 4;
+  System sys(cfg);
+  auto rec = spawn_recorder(sys, 0, log);
+  REQUIRE(rec.ok());
+  const ActorRef<int> to = *rec;
+  auto a = spawn_scripted(sys, 0, nullptr, [&, to](Context<int>& ctx, int m) {
+    auto t = ctx.send_after(to, m, std::chrono::nanoseconds::max());
+    codes.push(t.code());
+    if (t) codes.push(ctx.cancel(*t) ? Errc::Ok : Errc::NotFound);
+  });
+  REQUIRE(a.ok());
+  for (int round = 0; round < 20; ++round) REQUIRE(sys.send(*a, round).ok());
+  REQUIRE(test::wait_for([&] { return codes.size() == 40; }));
+  CHECK(codes.get() == std::vector<Errc>(40, Errc::Ok));
+  REQUIRE(sys.shutdown().ok());
+  CHECK(log.size() == 0);  // none was ever delivered
+  CHECK(sys.pool_usage().message_blocks == 0);
+}
+
+TEST_CASE("a timer with no deadline to an actor that stopped gives its entry back") {
+  // Each round arms a never-firing timer at a fresh actor, which then
+  // stops. Nobody can take what such a timer would send: once the entries
+  // run out, the next arm finds them and frees them instead of reporting Full.
+  Log<Errc> codes;
+  SystemConfig cfg;
+  cfg.workers = 1;
+  cfg.timers_per_worker = 4;
+  System sys(cfg);
+  auto a = spawn_scripted(sys, 0, nullptr, [&](Context<int>& ctx, int) {
+    auto target = ctx.spawn<Scripted>(Scripted::Start{}, Scripted::Handle{});
+    if (!target) {
+      codes.push(target.code());
+      return;
+    }
+    codes.push(ctx.send_after(*target, 1, std::chrono::nanoseconds::max()).code());
+    (void)ctx.stop(*target);
+  });
+  REQUIRE(a.ok());
+  for (int round = 0; round < 12; ++round) {
+    const std::size_t before = codes.size();
+    REQUIRE(sys.send(*a, round).ok());
+    REQUIRE(test::wait_for([&] { return codes.size() == before + 1; }));
+    // The target's stop is finished before the next round arms.
+    REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 1; }));
+  }
+  CHECK(codes.get() == std::vector<Errc>(12, Errc::Ok));
+  REQUIRE(sys.shutdown().ok());
+  CHECK(sys.pool_usage().message_blocks == 0);
+}
+
+TEST_CASE("a cancelled timer of a later round gives its entry back within one turn of the wheel") {
+  // Four 10 s timers, cancelled at once: their entries come back on the
+  // wheel's pass over their slots (1.024 s), not after 10 s.
+  Log<Errc> codes;
+  SystemConfig cfg;
+  cfg.workers = 1;
+  cfg.timers_per_worker = 4;
+  System sys(cfg);
+  auto rec = spawn_scripted(sys, 0, nullptr, nullptr);
+  REQUIRE(rec.ok());
+  const ActorRef<int> to = *rec;
+  auto a = spawn_scripted(sys, 0, nullptr, [&, to](Context<int>& ctx, int m) {
+    if (m == 0) {
+      for (int k = 0; k < 4; ++k) {
+        auto t = ctx.send_after(to, k, 10s);
+        codes.push(t ? (ctx.cancel(*t) ? Errc::Ok : Errc::NotFound) : t.code());
+      }
+    } else {
+      auto t = ctx.send_after(to, 9, 10s);
+      codes.push(t.code());
+      if (t) (void)ctx.cancel(*t);
+    }
+  });
+  REQUIRE(a.ok());
+  REQUIRE(sys.send(*a, 0).ok());
+  REQUIRE(test::wait_for([&] { return codes.size() == 4; }));
+  REQUIRE(codes.get() == std::vector<Errc>(4, Errc::Ok));
+  // Until the pass, the next arm is Full; then it is not (the test gives
+  // it 5 s, half the timers' delay).
+  const auto start = std::chrono::steady_clock::now();
+  bool freed = false;
+  while (!freed && std::chrono::steady_clock::now() - start < 5s) {
+    const std::size_t before = codes.size();
+    REQUIRE(sys.send(*a, 1).ok());
+    REQUIRE(test::wait_for([&] { return codes.size() == before + 1; }));
+    const std::vector<Errc> got = codes.get();
+    freed = got.size() > before && got[before] == Errc::Ok;
+    if (!freed) std::this_thread::sleep_for(50ms);
+  }
+  CHECK(freed);
+  REQUIRE(sys.shutdown().ok());
+  CHECK(sys.pool_usage().message_blocks == 0);
 }
 
 TEST_CASE("a timer to an actor on the timer's own worker is delivered under every idle strategy") {

@@ -98,8 +98,12 @@ class Context {
   // bound does not refuse it. Never sooner than `delay`; timers fire on
   // 1 ms ticks, so up to a tick later (more while the worker is busy in a
   // handler). Full if this worker's timers are all armed; InvalidArgument
-  // if `delay` is negative. A delay of nanoseconds::max() never fires (it
-  // holds its timer until cancelled).
+  // if `delay` is negative or `to` is empty. A delay of nanoseconds::max()
+  // never fires: it holds its timer until it is cancelled or `to` stops
+  // (given back at this worker's next send_after or ask), and never wakes
+  // the worker. A cancelled timer with a deadline gives its timer back at
+  // its tick, or sooner on the wheel's pass over its slot (at most
+  // 1.024 s later).
   template <class T, class U>
   Result<TimerId> send_after(ActorRef<T> to, U&& msg, std::chrono::nanoseconds delay) const;
   bool cancel(TimerId id) const noexcept { return t_.system->cancel(id); }
@@ -237,6 +241,7 @@ Result<TimerId> Context<M>::send_after(ActorRef<T> to, U&& msg, std::chrono::nan
   constexpr std::size_t cls = detail::size_class_for(detail::kNodePayload + sizeof(T));
   static_assert(cls < kSizeClasses, "message type exceeds the largest pool block (4 KiB)");
   System& s = *t_.system;
+  if (!to.id.valid()) return Error::make(Errc::InvalidArgument, "send_after: the actor handle is empty");
   detail::Node* n = s.alloc_node(cls, t_.worker);
   if (n == nullptr) return s.pool_exhausted(cls, to.id);
   new (detail::payload<T>(n)) T(std::forward<U>(msg));
