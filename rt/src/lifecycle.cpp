@@ -75,12 +75,12 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
                        options.mailbox_capacity, kMaxMailboxCapacity);
   }
   std::uint32_t home;
-  if (options.worker >= 0) {
-    if (static_cast<std::uint32_t>(options.worker) >= config_.workers) {
+  if (options.worker >= 0 || options.worker < -1) {
+    if (options.worker < 0 || static_cast<std::uint32_t>(options.worker) >= config_.workers) {
       free_holder(holder);
       release_unstarted(slot);
-      return Error::make(Errc::InvalidArgument, "SpawnOptions::worker = %d (system has %u workers)",
-                         options.worker, config_.workers);
+      return Error::make(Errc::InvalidArgument, "SpawnOptions::worker = %d (-1: round robin, or 0..%u)",
+                         options.worker, config_.workers - 1);
     }
     home = static_cast<std::uint32_t>(options.worker);
   } else {
@@ -309,9 +309,10 @@ void System::handle_failure(Turn& t) noexcept {
   }
   if (stops) {
     // A supervised child that fails before reporting Started: its parent
-    // hears only the Down's reason; the error waits for it here.
+    // hears only the Down's reason; the error waits for it here. So does
+    // the error of any actor whose on_start failed.
     const ActorId parent = static_cast<detail::ActorHolder*>(t.cell->reserved)->notify_started;
-    if (parent.valid()) {
+    if (parent.valid() || t.starting) {
       std::lock_guard<std::mutex> lock(start_errors_mu_);
       StartError& s = start_errors_[start_errors_next_++ % kStartErrors];
       s.id = self.to_bits();

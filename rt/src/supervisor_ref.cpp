@@ -38,42 +38,61 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::nanoseconds t)
   return now + t;
 }
 
+Error empty_ref() {
+  return Error::make(Errc::InvalidArgument, "the SupervisorRef is empty: it names no System (use start_supervisor's)");
+}
+
+Error empty_arg(const char* call, const char* what) {
+  return Error::make(Errc::InvalidArgument, "%s: the %s is empty", call, what);
+}
+
 }  // namespace
 
 Result<ActorId> SupervisorRef::start_child(const ChildSpec& spec, std::chrono::nanoseconds timeout) const {
+  if (system == nullptr) return empty_ref();
   return flatten(system->ask<Result<ActorId>>(
       ref, [&spec](ReplyTo<Result<ActorId>> r) { return SupervisorMsg(StartChildRequest{spec, r}); }, timeout));
 }
 
 Result<ActorId> SupervisorRef::start_child(std::chrono::nanoseconds timeout) const {
+  if (system == nullptr) return empty_ref();
   // An empty spec stands for the template, which lives in the supervisor.
   return flatten(system->ask<Result<ActorId>>(
       ref, [](ReplyTo<Result<ActorId>> r) { return SupervisorMsg(StartChildRequest{ChildSpec{}, r}); }, timeout));
 }
 
 Result<void> SupervisorRef::terminate_child(std::string_view id, std::chrono::nanoseconds timeout) const {
+  if (system == nullptr) return empty_ref();
+  if (id.empty()) return empty_arg("terminate_child", "child id");
   return flatten(system->ask<Result<void>>(
       ref, [id](ReplyTo<Result<void>> r) { return SupervisorMsg(TerminateChildRequest{ChildName(id), ActorId{}, r}); },
       timeout));
 }
 
 Result<void> SupervisorRef::terminate_child(ActorId instance, std::chrono::nanoseconds timeout) const {
+  if (system == nullptr) return empty_ref();
+  if (!instance.valid()) return empty_arg("terminate_child", "ActorId");
   return flatten(system->ask<Result<void>>(
       ref, [instance](ReplyTo<Result<void>> r) { return SupervisorMsg(TerminateChildRequest{ChildName{}, instance, r}); },
       timeout));
 }
 
 Result<ActorId> SupervisorRef::restart_child(std::string_view id, std::chrono::nanoseconds timeout) const {
+  if (system == nullptr) return empty_ref();
+  if (id.empty()) return empty_arg("restart_child", "child id");
   return flatten(system->ask<Result<ActorId>>(
       ref, [id](ReplyTo<Result<ActorId>> r) { return SupervisorMsg(RestartChildRequest{ChildName(id), r}); }, timeout));
 }
 
 Result<void> SupervisorRef::delete_child(std::string_view id, std::chrono::nanoseconds timeout) const {
+  if (system == nullptr) return empty_ref();
+  if (id.empty()) return empty_arg("delete_child", "child id");
   return flatten(system->ask<Result<void>>(
       ref, [id](ReplyTo<Result<void>> r) { return SupervisorMsg(DeleteChildRequest{ChildName(id), r}); }, timeout));
 }
 
 Result<std::uint32_t> SupervisorRef::which_children(std::span<ChildInfo> out, std::chrono::nanoseconds timeout) const {
+  if (system == nullptr) return empty_ref();
   std::uint32_t offset = 0;
   for (;;) {
     auto p = flatten(system->ask<Result<ChildPage>>(
@@ -87,13 +106,18 @@ Result<std::uint32_t> SupervisorRef::which_children(std::span<ChildInfo> out, st
 }
 
 Result<ChildCounts> SupervisorRef::count_children(std::chrono::nanoseconds timeout) const {
+  if (system == nullptr) return empty_ref();
   return flatten(system->ask<Result<ChildCounts>>(
       ref, [](ReplyTo<Result<ChildCounts>> r) { return SupervisorMsg(CountChildrenRequest{r}); }, timeout));
 }
 
-Result<void> SupervisorRef::tick() const { return system->post(ref, SupervisorTick{}); }
+Result<void> SupervisorRef::tick() const {
+  if (system == nullptr) return empty_ref();
+  return system->post(ref, SupervisorTick{});
+}
 
 Result<void> SupervisorRef::stop(std::chrono::nanoseconds timeout) const {
+  if (system == nullptr) return empty_ref();
   const auto until = deadline_after(timeout);
   auto r = flatten(system->ask<Result<void>>(
       ref, [](ReplyTo<Result<void>> to) { return SupervisorMsg(StopSupervisorRequest{to}); }, timeout));

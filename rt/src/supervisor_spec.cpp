@@ -84,6 +84,11 @@ Result<void> SupervisorState::check_spec(const ChildSpec& spec) const noexcept {
     return Error::make(Errc::InvalidArgument,
                        "child '%.*s' is significant and Permanent (significant needs Transient or Temporary)",
                        static_cast<int>(id.size()), id.data());
+  if (spec.shutdown_spec().kind == ShutdownSpec::Kind::Timeout && spec.shutdown_spec().timeout.count() < 0)
+    return Error::make(Errc::InvalidArgument,
+                       "child '%.*s' has a negative shutdown timeout (%lld ms; BrutalKill is none, Infinity no limit)",
+                       static_cast<int>(id.size()), id.data(),
+                       static_cast<long long>(spec.shutdown_spec().timeout.count()));
   const Backoff& b = spec.backoff_spec();
   if (b.min.count() < 0 || b.max.count() < 0 || (b.max.count() > 0 && b.max < b.min) || !(b.jitter >= 0.0) ||
       b.jitter > 1.0 || b.reset_after.count() < 0)

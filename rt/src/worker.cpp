@@ -163,8 +163,10 @@ void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
       begin_finalize(w, c, StopReason::Failed, foreign);
       return;
     }
+    t.starting = true;
     AIRSSYS_GUARD(t, c->actor->invoke_start(t));
     if (t.failed) handle_failure(t);
+    t.starting = false;
     if (t.stop_self) {
       begin_finalize(w, c, t.reason, foreign);
       return;

@@ -547,6 +547,37 @@ TEST_CASE("a failure in on_start answered with Restart stops the actor with Fail
   CHECK(g_built.load() == g_destroyed.load());
 }
 
+namespace {
+struct FailsToStart : Actor<int> {
+  void on_start(Context<int>& ctx) override { ctx.fail(Error::make(Errc::InvalidArgument, "bad setting %d", 7)); }
+  void on_message(Context<int>&, int&) override {}
+};
+}  // namespace
+
+TEST_CASE("why an actor's on_start failed is kept for System::start_error, supervised or not") {
+  // Its Down and stats say only Failed; the error itself was kept only
+  // for children spawned with spawn_supervised.
+  SystemConfig cfg;
+  cfg.workers = 1;
+  System sys(cfg);
+  auto ref = sys.spawn<FailsToStart>();
+  REQUIRE(ref.ok());
+  REQUIRE(test::wait_for([&] { return sys.gone(ref->id); }));
+  Error e;
+  REQUIRE(sys.start_error(ref->id, e));
+  CHECK(e.code() == Errc::InvalidArgument);
+  CHECK(std::string(e.message()) == "bad setting 7");
+  // An actor that started and failed later has no start error.
+  auto later = sys.spawn_with<test::Scripted<int>>(SpawnOptions{}, [] {
+    return test::Scripted<int>(nullptr, [](Context<int>& ctx, int&) { ctx.fail(Error::make(Errc::Failed, "later")); });
+  });
+  REQUIRE(later.ok());
+  REQUIRE(sys.send(*later, 1).ok());
+  REQUIRE(test::wait_for([&] { return sys.gone(later->id); }));
+  CHECK_FALSE(sys.start_error(later->id, e));
+  REQUIRE(sys.shutdown().ok());
+}
+
 TEST_CASE("reading the value of a failed Result aborts, naming its error on stderr") {
   int pipe_fds[2];
   REQUIRE(::pipe(pipe_fds) == 0);

@@ -118,14 +118,14 @@ TEST_CASE("an actor runs on the worker it was spawned on, and round robin uses e
   CHECK(per_worker[w2] == 2);
 }
 
-TEST_CASE("spawning on a worker index the system does not have fails with InvalidArgument naming the index") {
+TEST_CASE("spawning on a worker index the system does not have (or below -1) fails with InvalidArgument naming it") {
   SystemConfig cfg;
   cfg.workers = 2;
   cfg.actor_capacity = 1;
   cfg.actor_blocks = {1, 1, 1, 1, 1, 1, 1};
   System sys(cfg);
   Where where;
-  for (int bad : {2, 7, 250}) {
+  for (int bad : {2, 7, 250, -2, -100}) {  // -2 and below were taken as round robin
     INFO("worker " << bad);
     auto r = sys.spawn_with<Placed>(SpawnOptions{.worker = bad}, [&] { return Placed(0, &where); });
     REQUIRE(r.code() == Errc::InvalidArgument);

@@ -608,6 +608,21 @@ TEST_CASE("children added, terminated, restarted and deleted at run time, up to 
   CHECK(std::string(running.error().message()) == "child 'a' is running; terminate it first");
   CHECK(sup->delete_child("a").code() == Errc::InvalidArgument);
   CHECK(sup->terminate_child("nope").code() == Errc::NotFound);
+  // Empty names and handles: said so (terminate_child(ActorId{}) said "no child ''").
+  auto no_id = sup->terminate_child(ActorId{});
+  CHECK(no_id.code() == Errc::InvalidArgument);
+  CHECK(std::string(no_id.error().message()) == "terminate_child: the ActorId is empty");
+  CHECK(std::string(sup->terminate_child("").error().message()) == "terminate_child: the child id is empty");
+  CHECK(std::string(sup->restart_child("").error().message()) == "restart_child: the child id is empty");
+  CHECK(std::string(sup->delete_child("").error().message()) == "delete_child: the child id is empty");
+  // A default SupervisorRef names no System: every call says so (it crashed).
+  const SupervisorRef none{};
+  std::array<ChildInfo, 1> one{};
+  for (const Errc code : {none.which_children(one).code(), none.count_children().code(), none.start_child().code(),
+                          none.terminate_child("a").code(), none.restart_child("a").code(),
+                          none.delete_child("a").code(), none.tick().code(), none.stop().code()})
+    CHECK(code == Errc::InvalidArgument);
+  CHECK(std::strstr(none.stop().error().message(), "the SupervisorRef is empty") != nullptr);
   // The other ways round, each saying what to pass instead.
   auto by_ref = sup->terminate_child(b.ref("b").id);
   CHECK(by_ref.code() == Errc::InvalidArgument);
@@ -651,6 +666,10 @@ TEST_CASE("a child spec that breaks the rules is refused at add(), with its id i
   CHECK(std::string(empty.error().message()) ==
         "empty ChildSpec: make it with ChildSpec::worker, worker_with or supervisor");
   CHECK(spec.add(worker("b", b).backoff(Backoff{.min = 2s, .max = 1s})).code() == Errc::InvalidArgument);
+  // A negative timeout became the system's default kill timeout, silently.
+  auto negative = spec.add(worker("n", b).shutdown(ShutdownSpec::after(-1ms)));
+  CHECK(negative.code() == Errc::InvalidArgument);
+  CHECK(std::strstr(negative.error().message(), "child 'n' has a negative shutdown timeout") != nullptr);
   REQUIRE(spec.add(worker("a", b)).ok());
   CHECK(spec.add(worker("a", b)).code() == Errc::AlreadyExists);
   auto full = spec.add(worker("c", b));

@@ -43,6 +43,7 @@ struct Turn {
   bool stop_self = false;
   bool failed = false;
   bool defer_started = false;  // on_start asked to report Started itself
+  bool starting = false;       // on_start is running (its failure is a start error)
   StopReason reason = StopReason::Normal;
   Error error;
 };

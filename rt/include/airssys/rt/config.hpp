@@ -83,7 +83,10 @@ struct SystemConfig {
   std::chrono::milliseconds process_kill_timeout{5000};
   // The cgroup base directory (see arch::CgroupRoot::open); null: the
   // default. Copied when the System is built (at most 4095 bytes; a longer
-  // one fails the first spawn, naming it).
+  // one fails the first spawn, naming it). One that cannot be used (missing,
+  // not cgroup2, not writable) makes Containment::Auto choose a process
+  // group, silently, as on a machine without cgroups; Containment::Cgroup
+  // then fails, naming the directory and why.
   const char* cgroup_base = nullptr;
   // Middleware for every process operation (policy, audit), in order; not
   // owned, must outlive the System.

@@ -237,6 +237,8 @@ struct ProcessStatusQuery {
 };
 // Writes what the pipe takes now, without waiting: the reply is the number
 // of bytes written (0 when the pipe is full; write the rest again later).
+// At most kCapacity bytes per request (more: InvalidArgument); send a
+// longer input in pieces.
 struct StdinWrite {
   static constexpr std::size_t kCapacity = 512;
   ProcessId id = 0;
@@ -266,6 +268,8 @@ using ProcessActorMsg = std::variant<ProcessSpawn, ProcessSignal, ProcessKill, P
                                      StdinWrite, StdinClose, Down, ProcessExited, detail::PipeReady,
                                      detail::OutputRetry, detail::WaitExpired>;
 
+// The ProcessActor's fixed capacities, reserved when it is built. A count
+// of 0 is taken as 1.
 struct ProcessActorConfig {
   std::uint32_t max_processes = 8;   // known ids at once (running, or exited and not reaped)
   std::uint32_t max_waiters = 32;    // pending Wait and Kill replies
@@ -352,6 +356,8 @@ class ProcessActorRef {
   // plus `timeout`.
   Result<ExitStatus> wait(ProcessId id, Nanos wait_for, Nanos timeout = kAsk);
   Result<ProcessStatus> status(ProcessId id, Nanos timeout = kAsk);
+  // At most StdinWrite::kCapacity (512) bytes per call; the reply is what
+  // the pipe took (0: full, write again later).
   Result<std::size_t> write_stdin(ProcessId id, std::string_view bytes, Nanos timeout = kAsk);
   Result<void> close_stdin(ProcessId id, Nanos timeout = kAsk);
 

@@ -25,7 +25,7 @@
 // - Fixed capacity (ProcessPoolConfig), reserved when the actor is built.
 //   max_running must be 1..SystemConfig::processes_per_actor (the pool's
 //   own ProcessSet): the pool fails in on_start with InvalidArgument
-//   otherwise.
+//   otherwise (System::start_error(id) gives the message).
 // - Jobs run without pipes: a spec's piped streams become /dev/null (the
 //   ProcessActor is the actor for output).
 

@@ -328,7 +328,9 @@ struct SupervisorMsg : SupervisorVariant {
 };
 
 // A plain thread's handle on a running supervisor: each call asks and waits
-// (System::ask: not from a worker thread, WouldDeadlock there).
+// (System::ask: not from a worker thread, WouldDeadlock there). A default
+// SupervisorRef{} names no System: every call is InvalidArgument. An empty
+// child id or ActorId is InvalidArgument too.
 struct SupervisorRef {
   System* system = nullptr;
   ActorRef<SupervisorMsg> ref;

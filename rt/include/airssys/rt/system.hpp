@@ -170,11 +170,12 @@ class System {
   // process trees are gone, its Down is sent and its slot has moved on.
   // Wait for this, not for !alive, before freeing what its handlers use.
   bool gone(ActorId id) const noexcept;
-  // Why an actor spawned with Context::spawn_supervised stopped before it
-  // reported Started: the error its on_start (or on_error) failed with,
-  // for its parent to pass on (a Supervisor puts it in the start error it
-  // reports). Kept for the last kStartErrors such failures of the System;
-  // false when `id` is not among them.
+  // Why an actor failed to start: the error its on_start (or the on_error
+  // that handled it) failed with, for any actor; for one spawned with
+  // Context::spawn_supervised, also a failure after on_start and before it
+  // reported Started (a Supervisor puts it in the start error it reports).
+  // Its Down says only Failed. Kept for the last kStartErrors such failures
+  // of the System; false when `id` is not among them.
   static constexpr std::size_t kStartErrors = 16;
   bool start_error(ActorId id, Error& out) const noexcept;
 
