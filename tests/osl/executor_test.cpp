@@ -143,6 +143,33 @@ struct TempDir : test::TempDir {
 
 // ---- bad input ------------------------------------------------------------------
 
+namespace {
+// Assigned from temporaries more than once: with "StdioConfig stdio[3] = {}"
+// GCC 12.2 (Debian 12's) stopped with an internal compiler error here.
+SpawnProcessOperation g_reused;
+void reuse_operation() {
+  g_reused = SpawnProcessOperation{};
+  g_reused.program = "/bin/true";
+  g_reused = SpawnProcessOperation{};
+  g_reused.program = "/bin/false";
+}
+}  // namespace
+
+TEST_CASE("a SpawnProcessOperation takes a designated initializer of one member, and reassignment from temporaries") {
+  // Under -Wextra -Werror (as this test is built) a member without a
+  // default would be a "missing initializer" error here.
+  const SpawnProcessOperation op{.program = "/bin/true"};
+  CHECK(op.program == "/bin/true");
+  CHECK(op.args.empty());
+  CHECK(op.env.empty());
+  CHECK(op.working_dir.empty());
+  for (const auto& s : op.stdio) CHECK(s.mode == osl::StdioMode::Inherit);
+  CHECK(op.containment == Containment::Auto);
+  reuse_operation();
+  CHECK(g_reused.program == "/bin/false");
+  CHECK(g_reused.stdio[1].mode == osl::StdioMode::Inherit);
+}
+
 TEST_CASE("bad spawn input is an error that names it, and leaves no process, descriptor or cgroup") {
   NothingLeft guard;
   TempDir dir;

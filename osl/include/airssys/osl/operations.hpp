@@ -6,6 +6,7 @@
 #include <airssys/error.hpp>
 #include <airssys/arch/process.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -80,20 +81,25 @@ struct StdioConfig {
 // runtime's PATH, relative entries relative to `working_dir`. The file
 // found is what the policy judges (every symlink resolved) and exactly
 // what runs (docs/processes.md, "Spawning").
+//
+// Every member has a default, so a designated initializer may name only
+// what it sets, also under -Wextra: SpawnProcessOperation{.program = "ls"}.
 struct SpawnProcessOperation {
-  std::string_view program;
-  std::span<const std::string_view> args;
+  std::string_view program{};
+  std::span<const std::string_view> args{};
   // "NAME=value"; a name given twice gets its last value, once, and
   // replaces an inherited entry of that name.
-  std::span<const std::string_view> env;
+  std::span<const std::string_view> env{};
   EnvMode env_mode = EnvMode::InheritWithOverrides;
-  std::string_view working_dir;           // empty: the runtime's
+  std::string_view working_dir{};         // empty: the runtime's
   ProcessGroupConfig process_group = ProcessGroupConfig::new_group();
   ProcessLifetime lifetime = ProcessLifetime::Managed;
   Containment containment = Containment::Auto;
-  StdioConfig stdio[3] = {};
-  std::span<const LimitSpec> limits;
-  std::span<const int> pass_fds;          // kept at their numbers in the child
+  // Each inherited unless set. (Not "stdio[3] = {}": GCC 12.2, Debian 12's,
+  // then crashes compiling a second assignment of a temporary operation.)
+  std::array<StdioConfig, 3> stdio{};
+  std::span<const LimitSpec> limits{};
+  std::span<const int> pass_fds{};        // kept at their numbers in the child
 };
 
 // What a spawn produced. `pid` names the process in later operations.
