@@ -257,7 +257,15 @@ void System::rebuild_actor(Turn& t) noexcept {
     t.failed = false;
     t.stop_self = true;
     t.reason = StopReason::Failed;
+    keep_start_error(ActorId{t.slot, word::gen(t.cell->word.load(std::memory_order_relaxed))}, t.error);
   }
+}
+
+void System::keep_start_error(ActorId id, const Error& error) noexcept {
+  std::lock_guard<std::mutex> lock(start_errors_mu_);
+  StartError& s = start_errors_[start_errors_next_++ % kStartErrors];
+  s.id = id.to_bits();
+  s.error = error;
 }
 
 // At the start of a run of a cell whose in-place restart waits for its old
@@ -312,12 +320,7 @@ void System::handle_failure(Turn& t) noexcept {
     // hears only the Down's reason; the error waits for it here. So does
     // the error of any actor whose on_start failed.
     const ActorId parent = static_cast<detail::ActorHolder*>(t.cell->reserved)->notify_started;
-    if (parent.valid() || t.starting) {
-      std::lock_guard<std::mutex> lock(start_errors_mu_);
-      StartError& s = start_errors_[start_errors_next_++ % kStartErrors];
-      s.id = self.to_bits();
-      s.error = error;
-    }
+    if (parent.valid() || t.starting) keep_start_error(self, error);
   }
   switch (action) {
     case ErrorAction::Resume:

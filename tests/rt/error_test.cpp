@@ -552,6 +552,17 @@ struct FailsToStart : Actor<int> {
   void on_start(Context<int>& ctx) override { ctx.fail(Error::make(Errc::InvalidArgument, "bad setting %d", 7)); }
   void on_message(Context<int>&, int&) override {}
 };
+// Starts once, fails its first message and asks for an in-place restart,
+// whose on_start then fails.
+struct FailsOnRestart : Actor<int> {
+  std::atomic<int>* starts;
+  explicit FailsOnRestart(std::atomic<int>* s) : starts(s) {}
+  void on_start(Context<int>& ctx) override {
+    if (starts->fetch_add(1) > 0) ctx.fail(Error::make(Errc::NotFound, "config gone on restart"));
+  }
+  void on_message(Context<int>& ctx, int&) override { ctx.fail(Error::make(Errc::Failed, "first")); }
+  ErrorAction on_error(Context<int>&, const Error&) override { return ErrorAction::Restart; }
+};
 }  // namespace
 
 TEST_CASE("why an actor's on_start failed is kept for System::start_error, supervised or not") {
@@ -575,6 +586,15 @@ TEST_CASE("why an actor's on_start failed is kept for System::start_error, super
   REQUIRE(sys.send(*later, 1).ok());
   REQUIRE(test::wait_for([&] { return sys.gone(later->id); }));
   CHECK_FALSE(sys.start_error(later->id, e));
+  // The on_start of an in-place restart that fails stops the actor: kept too.
+  std::atomic<int> starts{0};
+  auto restarted = sys.spawn_with<FailsOnRestart>(SpawnOptions{}, [&starts] { return FailsOnRestart(&starts); });
+  REQUIRE(restarted.ok());
+  REQUIRE(sys.send(*restarted, 1).ok());
+  REQUIRE(test::wait_for([&] { return sys.gone(restarted->id); }));
+  CHECK(starts.load() == 2);
+  REQUIRE(sys.start_error(restarted->id, e));
+  CHECK(std::string(e.message()) == "config gone on restart");
   REQUIRE(sys.shutdown().ok());
 }
 

@@ -401,8 +401,8 @@ class System {
   // are recorded while it is destroyed.
   Monitoring monitoring_;
   // start_error(): the last start failures, overwritten in turn. A mutex:
-  // written only when a supervised child fails before Started, read by its
-  // parent after the Down.
+  // written only when an on_start fails (or a supervised child fails before
+  // Started), read by whoever asks after the Down.
   struct StartError {
     std::uint64_t id = 0;  // ActorId::to_bits(); 0: none
     Error error{Errc::Failed};
@@ -410,6 +410,7 @@ class System {
   mutable std::mutex start_errors_mu_;
   StartError start_errors_[kStartErrors];
   std::size_t start_errors_next_ = 0;
+  void keep_start_error(ActorId id, const Error& error) noexcept;
   detail::SystemTag tag_;  // before the cells: their first generation comes from it
   detail::Cell* cells_ = nullptr;
   detail::Worker* workers_ = nullptr;
