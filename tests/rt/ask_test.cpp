@@ -945,14 +945,16 @@ TEST_CASE("asks with no deadline give their timer entries back: once answered, o
   // Four timer entries on the askers' worker, twelve asks in each section.
   // Before, an ask with nanoseconds::max() kept its entry (and its
   // Timeout message) for good: the fifth ask was Full.
+  // What the actors write into outlives the System (declared first).
+  AskerLogs logs;
+  Log<Errc> target_codes;
+  std::atomic<int> requests{0};
   SystemConfig cfg;
   cfg.workers = 2;
   cfg.timers_per_worker = 4;
   System sys(cfg);
 
   SECTION("answered") {
-    AskerLogs logs;
-    Log<Errc> target_codes;
     auto d = spawn_doubler(sys, 1, target_codes);
     REQUIRE(d.ok());
     auto a = spawn_asker(sys, 0, *d, std::chrono::nanoseconds::max(), 1ms, logs);
@@ -975,18 +977,16 @@ TEST_CASE("asks with no deadline give their timer entries back: once answered, o
   }
 
   SECTION("unanswered, and the asker stopped") {
-    Log<Errc> target_codes;
-    std::atomic<int> requests{0};
     auto h = spawn_holder(sys, 1, target_codes, requests);  // keeps requests, answers none
     REQUIRE(h.ok());
     Log<Errc> codes;
     for (int k = 0; k < 12; ++k) {
-      AskerLogs logs;
-      auto a = spawn_asker(sys, 0, *h, std::chrono::nanoseconds::max(), 1ms, logs);
+      AskerLogs round;  // this round's asker is gone before it is
+      auto a = spawn_asker(sys, 0, *h, std::chrono::nanoseconds::max(), 1ms, round);
       REQUIRE(a.ok());
       REQUIRE(sys.send(*a, AskerMsg{Start{k}}).ok());
-      REQUIRE(test::wait_for([&] { return logs.ask_codes.size() == 1; }));
-      codes.push(logs.ask_codes.get()[0]);
+      REQUIRE(test::wait_for([&] { return round.ask_codes.size() == 1; }));
+      codes.push(round.ask_codes.get()[0]);
       REQUIRE(sys.stop(*a).ok());
       REQUIRE(test::wait_for([&] { return sys.gone(a->id); }));
     }
