@@ -965,7 +965,11 @@ TEST_CASE("a guardian that dies and is replaced is recorded with the new guardia
     const unsigned long long guardian_start = test::start_time_of(guardian);
     REQUIRE(::kill(guardian, SIGKILL) == 0);
     if (reactor) {
-      REQUIRE(test::wait_for([&] { return m.snapshot().guardian_restarts == 1; }));
+      // The counter is bumped just before the event's slot is written: wait
+      // for the event itself too (the noexcept CI run read the ring between).
+      REQUIRE(test::wait_for([&] {
+        return m.snapshot().guardian_restarts == 1 && of_kind(all_events(m), Kind::GuardianRestarted).size() == 1;
+      }));
     } else {
       // Dead (a zombie until the executor replaces it), then a spawn.
       REQUIRE(test::wait_for([&] { return test::process_ended(guardian); }));
