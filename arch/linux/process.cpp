@@ -228,6 +228,7 @@ struct ChildArgs {
   bool kill_with_parent;
   int parent_pid;
   int cgroup_procs;            // fallback entry into the cgroup, or -1
+  bool handlers_cleared;       // clone3 reset every caught signal (CLONE_CLEAR_SIGHAND)
   int err;                     // written by the child on failure
   int stage;
   int stage_index;
@@ -263,18 +264,57 @@ AIRSSYS_CHILD_CODE int child_fail(ChildArgs* a, Stage stage, int index, long rc)
   __builtin_unreachable();
 }
 
+struct KernelSigaction {
+  void* handler;
+  unsigned long flags;
+  void* restorer;
+  unsigned long mask;
+};
+
+// The signals the child ignores, from its own /proc status ("SigIgn:",
+// 16 hex digits, bit n-1 for signal n). Its dispositions are its own
+// since clone (no CLONE_SIGHAND), so nothing can change them meanwhile.
+// False when /proc cannot tell (not mounted, say).
+AIRSSYS_CHILD_CODE bool child_ignored_signals(unsigned long& mask) noexcept {
+  const long fd = raw(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/status"), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[4096];
+  long len = 0;
+  for (long n; len < static_cast<long>(sizeof buf) &&
+               (n = raw(SYS_read, fd, reinterpret_cast<long>(buf + len), static_cast<long>(sizeof buf) - len)) > 0;)
+    len += n;
+  raw(SYS_close, fd);
+  static constexpr char kKey[] = "\nSigIgn:\t";
+  constexpr long kKeyLen = sizeof kKey - 1;
+  for (long at = 0; at + kKeyLen + 16 <= len; ++at) {
+    long k = 0;
+    while (k < kKeyLen && buf[at + k] == kKey[k]) ++k;
+    if (k < kKeyLen) continue;
+    unsigned long v = 0;
+    for (long i = at + kKeyLen; i < at + kKeyLen + 16; ++i) {
+      const char c = buf[i];
+      const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (d < 0) return false;
+      v = v << 4 | static_cast<unsigned long>(d);
+    }
+    mask = v;
+    return true;
+  }
+  return false;
+}
+
 AIRSSYS_CHILD_CODE int child_main(void* arg) noexcept {
   auto* a = static_cast<ChildArgs*>(arg);
-  // Every handler back to its default while all signals are still
-  // blocked (the parent blocked them around clone), then unblock.
-  struct KernelSigaction {
-    void* handler;
-    unsigned long flags;
-    void* restorer;
-    unsigned long mask;
-  } dfl{};
+  // Every disposition back to its default while all signals are still
+  // blocked (the parent blocked them around clone), then unblock. When
+  // clone3 already reset the caught ones (CLONE_CLEAR_SIGHAND), only the
+  // ignored ones are left: a handful of system calls instead of 62.
+  KernelSigaction dfl{};
+  unsigned long to_reset = ~0UL;
+  if (a->handlers_cleared && !child_ignored_signals(to_reset)) to_reset = ~0UL;
   for (long sig = 1; sig < 65; ++sig)
-    if (sig != SIGKILL && sig != SIGSTOP) raw(SYS_rt_sigaction, sig, reinterpret_cast<long>(&dfl), 0, 8);
+    if (sig != SIGKILL && sig != SIGSTOP && (to_reset >> (sig - 1) & 1) != 0)
+      raw(SYS_rt_sigaction, sig, reinterpret_cast<long>(&dfl), 0, 8);
   unsigned long none = 0;
   raw(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&none), 0, 8);
 
@@ -423,6 +463,13 @@ namespace {
 std::atomic<int> clone3_state{AIRSSYS_HAVE_CLONE3_RUN ? 0 : 2};
 // 0 unknown or allowed, 2 CLONE_NEWCGROUP is refused (no CAP_SYS_ADMIN).
 std::atomic<int> cgroupns_state{0};
+// 0 unknown or works, 2 CLONE_CLEAR_SIGHAND is refused (kernel before 5.5).
+std::atomic<int> clear_sighand_state{0};
+// The test switch of force_full_signal_reset.
+std::atomic<bool> full_signal_reset_forced{false};
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
 
 // Runs child_main in a new process that shares our memory until it execs.
 // Returns the pid (and the pidfd in *pidfd) or -errno.
@@ -446,7 +493,18 @@ long clone_child(ChildArgs& a, int cgroup_dir, int* pidfd) noexcept {
     ca.stack = reinterpret_cast<std::uint64_t>(stack);
     ca.stack_size = sizeof stack;
     ca.cgroup = cgroup_dir >= 0 ? static_cast<std::uint64_t>(cgroup_dir) : 0;
+    // The kernel resets every caught signal in the child (ignored ones stay
+    // ignored, for the child to reset): no handler of ours can run in it.
+    a.handlers_cleared = clear_sighand_state.load(std::memory_order_relaxed) != 2 &&
+                         !full_signal_reset_forced.load(std::memory_order_relaxed);
+    if (a.handlers_cleared) ca.flags |= CLONE_CLEAR_SIGHAND;
     pid = airssys_clone3_run(&ca, sizeof ca, child_main, &a);
+    if (pid == -EINVAL && a.handlers_cleared) {
+      a.handlers_cleared = false;
+      ca.flags &= ~static_cast<std::uint64_t>(CLONE_CLEAR_SIGHAND);
+      pid = airssys_clone3_run(&ca, sizeof ca, child_main, &a);
+      if (pid != -EINVAL) clear_sighand_state.store(2, std::memory_order_relaxed);
+    }
     if (pid == -EPERM && new_ns) {
       ca.flags &= ~static_cast<std::uint64_t>(CLONE_NEWCGROUP);
       pid = airssys_clone3_run(&ca, sizeof ca, child_main, &a);
@@ -460,7 +518,8 @@ long clone_child(ChildArgs& a, int cgroup_dir, int* pidfd) noexcept {
   }
 #endif
   // Fallback: glibc clone (no CLONE_INTO_CGROUP); the child writes itself
-  // into the cgroup before it can start anything.
+  // into the cgroup before it can start anything, and resets every signal.
+  a.handlers_cleared = false;
   if (cgroup_dir >= 0) {
     a.cgroup_procs = openat(cgroup_dir, "cgroup.procs", O_WRONLY | O_CLOEXEC);
     if (a.cgroup_procs < 0) return -errno;
@@ -984,6 +1043,8 @@ Result<Process> adopt_child(int pid) noexcept {
 }
 
 void force_group_signal_fallback(bool on) noexcept { group_fallback_forced.store(on, std::memory_order_relaxed); }
+
+void force_full_signal_reset(bool on) noexcept { full_signal_reset_forced.store(on, std::memory_order_relaxed); }
 
 bool group_signal_by_pidfd() noexcept {
   if (group_fallback_forced.load(std::memory_order_relaxed)) return false;

@@ -24,6 +24,7 @@ void System::run_worker(Worker& w) noexcept {
   arch::name_thread(name);
   std::int64_t idle_since = -1;
   std::uint32_t spins = 0;
+  w.spin_ns = longest_spin_ns();
   while (!w.exit.load(std::memory_order_acquire)) {
     bool worked = false;
     // Up to kLocalRun cells made ready on this worker, then one from other
@@ -59,10 +60,11 @@ void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
     for (int i = 0; i < 16; ++i) arch::cpu_relax();
     return;
   }
-  if (config_.idle == IdleStrategy::SpinThenPark) {
+  const bool spins = config_.idle == IdleStrategy::SpinThenPark;
+  if (spins) {
     std::int64_t now = arch::monotonic_ns();
     if (idle_since < 0) idle_since = now;
-    if (now - idle_since < config_.spin_before_park.count() * 1000) {
+    if (now - idle_since < w.spin_ns) {
       for (int i = 0; i < 16; ++i) arch::cpu_relax();
       return;
     }
@@ -77,11 +79,13 @@ void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
   if (w.ready_maybe_nonempty() ||
       w.exit.load(std::memory_order_seq_cst)) {
     w.sleeping.store(0, std::memory_order_relaxed);
+    if (spins) w.spin_ns = detail::next_spin_ns(w.spin_ns, arch::monotonic_ns() - idle_since, longest_spin_ns());
     return;
   }
   // With timers armed, wake every tick to fire them.
   arch::wait_on(w.sleeping, 1, w.timers.armed() ? detail::TimerWheel::kTickNs : -1);
   w.sleeping.store(0, std::memory_order_relaxed);
+  if (spins) w.spin_ns = detail::next_spin_ns(w.spin_ns, arch::monotonic_ns() - idle_since, longest_spin_ns());
   idle_since = -1;
 }
 

@@ -25,6 +25,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -542,7 +543,18 @@ TEST_CASE("kill_with_parent: the child dies with the thread that spawned it, and
 
 // ---- what the child starts with ---------------------------------------------
 
+// Which way the child resets its signal dispositions (see
+// arch::force_full_signal_reset): the kernel's CLONE_CLEAR_SIGHAND plus
+// the ignored ones, or every signal one by one.
+struct SignalResetPath {
+  explicit SignalResetPath(bool full) { arch::force_full_signal_reset(full); }
+  ~SignalResetPath() { arch::force_full_signal_reset(false); }
+};
+
 TEST_CASE("the child starts with no blocked signal and no ignored one, whatever the spawning thread had") {
+  const bool full_reset = GENERATE(false, true);
+  INFO("full signal reset: " << full_reset);
+  SignalResetPath path(full_reset);
   NothingLeft check;
   // Dispositions are per process: restore SIGUSR1's after the test.
   struct sigaction old_usr1 {};
@@ -592,6 +604,87 @@ TEST_CASE("the child starts with no blocked signal and no ignored one, whatever 
   INFO(status);
   REQUIRE(contains(status.c_str(), "SigBlk:\t0000000000000000\n"));
   REQUIRE(contains(status.c_str(), "SigIgn:\t0000000000000000\n"));
+}
+
+// The child runs in the parent's memory until its exec. A signal that
+// reaches it in that window must never run one of the parent's handlers
+// there (it would run on the child's stack, in the parent's data, while
+// the parent is suspended). A helper process, leader of a group of its
+// own, spawns children into that group while a thread of it signals the
+// whole group with SIGUSR2 as fast as it can; its handler counts the runs
+// whose getpid() is not the helper's. A child whose handlers were not
+// reset would count there (its memory is the helper's).
+int signal_window_helper(bool full_reset) {
+  static std::atomic<int> host{0};
+  static std::atomic<int> in_child{0};
+  static std::atomic<int> in_host{0};
+  host = static_cast<int>(::getpid());
+  if (::setpgid(0, 0) != 0) return 10;
+  struct sigaction on_usr2 {};
+  on_usr2.sa_handler = [](int) {
+    if (static_cast<int>(::syscall(SYS_getpid)) != host.load()) {
+      in_child.fetch_add(1);
+    } else {
+      in_host.fetch_add(1);
+    }
+  };
+  on_usr2.sa_flags = SA_RESTART;
+  if (::sigaction(SIGUSR2, &on_usr2, nullptr) != 0) return 11;
+  arch::force_full_signal_reset(full_reset);
+  std::atomic<bool> stop{false};
+  std::atomic<long> sent{0};
+  std::thread signaller([&] {
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &usr2, nullptr);
+    while (!stop.load()) {
+      ::kill(0, SIGUSR2);
+      sent.fetch_add(1);
+    }
+  });
+  const char* argv[] = {"true", nullptr};
+  int spawned = 0;
+  int killed_by_usr2 = 0;
+  for (int i = 0; i < 300; ++i) {
+    SpawnSpec s = test::quiet("/bin/true", argv);
+    s.group = arch::GroupMode::Inherit;
+    auto p = arch::spawn(s);
+    if (!p) continue;  // a child that died of SIGUSR2 before its exec reports a failed spawn
+    ++spawned;
+    auto st = arch::wait(p.value(), -1);
+    if (st && st.value().signal == SIGUSR2) ++killed_by_usr2;
+  }
+  stop = true;
+  signaller.join();
+  std::printf("spawned %d, of which %d ended by SIGUSR2; signals sent %ld, handled by the helper %d, "
+              "handled in a child %d\n",
+              spawned, killed_by_usr2, sent.load(), in_host.load(), in_child.load());
+  std::fflush(stdout);
+  if (spawned == 0 || killed_by_usr2 == 0) return 12;  // the signals never reached the children
+  return in_child.load() == 0 ? 0 : 13;
+}
+
+TEST_CASE("a signal that reaches the child before its exec never runs a handler of the parent") {
+  const bool full_reset = GENERATE(false, true);
+  INFO("full signal reset: " << full_reset);
+  NothingLeft check;
+  int out[2];
+  REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+  test::Fd read_end(out[0]);
+  const pid_t helper = ::fork();
+  REQUIRE(helper >= 0);
+  if (helper == 0) {
+    ::dup2(out[1], 1);
+    ::_exit(signal_window_helper(full_reset));
+  }
+  ::close(out[1]);
+  const std::string report = read_all(read_end.fd, std::chrono::seconds(60));
+  int status = 0;
+  REQUIRE(::waitpid(helper, &status, 0) == helper);
+  INFO(report);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("an envp given replaces the whole environment") {

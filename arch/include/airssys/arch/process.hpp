@@ -167,6 +167,13 @@ bool group_signal_by_pidfd() noexcept;
 // it can be exercised on a newer kernel. Set it before any group exists.
 void force_group_signal_fallback(bool on) noexcept;
 
+// For tests: makes spawn reset every signal disposition in the child one
+// by one (62 system calls), as on kernels without CLONE_CLEAR_SIGHAND
+// (before 5.5) or when the child cannot read /proc/self/status. By
+// default the kernel resets the caught signals at clone and the child
+// resets only the ones it finds ignored.
+void force_full_signal_reset(bool on) noexcept;
+
 // A process group this runtime created, held for as long as it may need
 // signals: a second pidfd of its leader, taken at spawn, which outlives the
 // leader's reaping. A pgid is only a number: once the group is empty it can

@@ -16,8 +16,11 @@ class Middleware;
 }
 
 // What an idle worker does. `Spin` gives the lowest wake-up latency and burns
-// its core; `Park` sleeps on a futex at once; `SpinThenPark` spins for
-// `SystemConfig::spin_before_park`, then sleeps.
+// its core; `Park` sleeps on a futex at once; `SpinThenPark` spins for up to
+// `SystemConfig::spin_before_park`, then sleeps. The spin adapts per
+// worker: it halves after each wait that outlasted spin_before_park (a
+// worker waiting on process exits or timers stops burning its core) and
+// doubles back, up to spin_before_park, after a wait that ended within it.
 enum class IdleStrategy : std::uint8_t { Spin, SpinThenPark, Park };
 
 // What a send does when the target's mailbox is full.

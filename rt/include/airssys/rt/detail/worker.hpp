@@ -14,6 +14,21 @@
 
 namespace airssys::detail {
 
+// The next spin of an idle SpinThenPark worker, after a wait of
+// `waited_ns` (spin included) that ended in a park. A wait shorter than
+// `longest_ns` (SystemConfig::spin_before_park) would have been caught by a
+// long enough spin: the spin doubles, from at least 1 µs, up to
+// `longest_ns`. A longer wait (a process's exit, a timer, a quiet system)
+// would not: the spin halves. So a worker whose messages come back quickly
+// keeps spinning, and one that waits on the kernel stops burning its core,
+// which it shares with the processes it spawns (a spin delays a child
+// still in its exec). A spin that finds work changes nothing.
+inline std::int64_t next_spin_ns(std::int64_t spin_ns, std::int64_t waited_ns, std::int64_t longest_ns) noexcept {
+  if (waited_ns >= longest_ns) return spin_ns / 2;
+  const std::int64_t doubled = spin_ns < 500 ? 1000 : 2 * spin_ns;
+  return doubled < longest_ns ? doubled : longest_ns;
+}
+
 struct alignas(64) Worker {
   System* system = nullptr;
   std::uint32_t index = 0;
@@ -42,6 +57,9 @@ struct alignas(64) Worker {
   alignas(64) Cell* ready_list = nullptr;
   Cell* local_head = nullptr;  // local ready queue: cells made ready by this worker
   Cell* local_tail = nullptr;
+  // How long an idle SpinThenPark worker polls before it parks: starts at
+  // SystemConfig::spin_before_park and adapts (System::idle).
+  std::int64_t spin_ns = 0;
   BlockCache cache;        // message blocks
   BlockCache actor_cache;  // actor-state blocks
   TimerWheel timers;
