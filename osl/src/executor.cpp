@@ -140,7 +140,7 @@ void ProcessExecutor::shutdown() noexcept {
   shut_down_ = true;
   if (reactor_.joinable()) {
     stopping_.store(true, std::memory_order_release);
-    poller_->wake();
+    wake_reactor();
     reactor_.join();
   }
   std::unique_lock<std::mutex> lock(mu_);
@@ -621,7 +621,7 @@ Result<SpawnProcessResult> ProcessExecutor::execute(const SpawnProcessOperation&
   ev.lifetime = op.lifetime;
   emit(ev);
   lock.unlock();
-  if (wake_reactor) poller_->wake();
+  if (wake_reactor) this->wake_reactor();
   return result;
 }
 
@@ -790,7 +790,7 @@ Result<void> ProcessExecutor::request_tree_teardown(std::uint64_t owner, int pid
     begin_teardown_locked(*leader, term_timeout_ns, first_signal);
     leader->report_to_sink = true;
   }
-  poller_->wake();
+  wake_reactor();
   return {};
 }
 
@@ -865,8 +865,7 @@ void ProcessExecutor::unwatch(int fd) noexcept {
     // A readiness the poller already reported carries the old generation
     // and is ignored.
     ++x.generation;
-    if (std::this_thread::get_id() != reactor_.get_id())
-      watch_done_.wait(lock, [&x] { return !x.in_call; });
+    if (!in_reactor_pass()) watch_done_.wait(lock, [&x] { return !x.in_call; });
     return;
   }
 }

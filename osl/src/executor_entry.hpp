@@ -68,6 +68,10 @@ struct ProcessExecutor::Entry {
 // may stay unreaped, see teardown.cpp). False while it runs.
 bool collect_exit(ProcessExecutor::Entry& e, ExitStatus& status, arch::Poller* poller) noexcept;
 
+// True on a thread while it runs a pass of a reactor (reactor thread or
+// ProcessExecutor::reactor_pass).
+bool in_reactor_pass() noexcept;
+
 // Scratch memory for building argv/envp, one per concurrent spawn.
 struct ProcessExecutor::Buffers {
   std::unique_ptr<char[]> memory;

@@ -793,7 +793,7 @@ Result<TeardownReport> ProcessExecutor::execute(const TeardownOperation& op, con
   // members reaped on the way) go out from the reactor, unlocked.
   const bool queued = report_count_ != 0;
   lock.unlock();
-  if (queued && poller_) poller_->wake();
+  if (queued) wake_reactor();
   return report;
 }
 
@@ -850,6 +850,12 @@ Result<void> ProcessExecutor::start_reactor(ExitSink& sink) noexcept {
   if (!p) return p.error();
   poller_.reset(new (std::nothrow) arch::Poller(std::move(p.value())));
   if (!poller_) return Error::make(Errc::Full, "no memory for the reactor's poller");
+  auto w = arch::Poller::create();
+  if (!w) return w.error();
+  reactor_wake_.reset(new (std::nothrow) arch::Poller(std::move(w.value())));
+  if (!reactor_wake_) return Error::make(Errc::Full, "no memory for the reactor's poller");
+  if (auto r = reactor_wake_->add(poller_->handle(), false, 0); !r) return r.error();
+  next_scan_.store(arch::add_saturated(arch::monotonic_ns(), config_.orphan_scan_ns), std::memory_order_relaxed);
   reports_.reset(new (std::nothrow) SinkReport[2 * config_.max_processes]);
   delivering_.reset(new (std::nothrow) SinkReport[2 * config_.max_processes]);
   if (!reports_ || !delivering_) return Error::make(Errc::Full, "no memory for the reactor's reports");
@@ -897,7 +903,7 @@ std::size_t ProcessExecutor::request_teardown(std::uint64_t owner, std::int64_t 
     }
     wake |= reactor_wakes_at_ == INT64_MAX;
   }
-  if (n > 0 && wake && poller_) poller_->wake();
+  if (n > 0 && wake) wake_reactor();
   return n;
 }
 
@@ -961,10 +967,29 @@ void ProcessExecutor::reactor_advance_teardowns(std::int64_t now) noexcept {
   }
 }
 
+namespace {
+// True on a thread while it runs a reactor pass: its watchers' calls are
+// its own, so an unwatch from one of them does not wait for itself.
+thread_local bool t_in_pass = false;
+}  // namespace
+
+bool in_reactor_pass() noexcept { return t_in_pass; }
+
+int ProcessExecutor::event_handle() const noexcept { return poller_ ? poller_->handle() : -1; }
+
+void ProcessExecutor::wake_reactor() noexcept {
+  if (reactor_wake_) reactor_wake_->wake();
+}
+
+bool ProcessExecutor::reactor_pass() noexcept {
+  if (!reactor_wake_ || t_in_pass || !pass_mu_.try_lock()) return false;
+  std::lock_guard<std::mutex> pass(pass_mu_, std::adopt_lock);
+  run_pass(false);
+  return true;
+}
+
 void ProcessExecutor::reactor_loop() noexcept {
   arch::name_thread("airssys-procs");
-  std::int64_t next_scan = arch::add_saturated(arch::monotonic_ns(), config_.orphan_scan_ns);
-  std::uint64_t ready[64];
   while (!stopping_.load(std::memory_order_acquire)) {
     std::int64_t timeout = -1;
     {
@@ -983,12 +1008,28 @@ void ProcessExecutor::reactor_loop() noexcept {
       const bool lingering =
           scanned_trees_seen_at_ != INT64_MIN && now - scanned_trees_seen_at_ < config_.orphan_scan_ns;
       if (scanned_trees || lingering)
-        timeout = next_scan > now ? next_scan - now : 0;
+        {
+        const std::int64_t scan_at = next_scan_.load(std::memory_order_relaxed);
+        timeout = scan_at > now ? scan_at - now : 0;
+      }
       if (tearing && (timeout < 0 || timeout > 1'000'000)) timeout = 1'000'000;
       reactor_wakes_at_ = timeout < 0 ? INT64_MAX : now + timeout;
     }
-    const std::size_t n = poller_->wait(ready, 64, timeout);
-    dispatch_watches(ready, n);  // before mu_: a watcher never runs under the table's lock
+    // Woken by an event, a wake-up or the timeout; the events themselves
+    // are taken in the pass, which another thread may have run meanwhile.
+    std::uint64_t woke[2];
+    (void)reactor_wake_->wait(woke, 2, timeout);
+    std::lock_guard<std::mutex> pass(pass_mu_);
+    run_pass(true);
+  }
+}
+
+void ProcessExecutor::run_pass(bool scans) noexcept {
+  t_in_pass = true;
+  std::uint64_t ready[64];
+  const std::size_t n = poller_->wait(ready, 64, 0);
+  dispatch_watches(ready, n);  // before mu_: a watcher never runs under the table's lock
+  {
     std::unique_lock<std::mutex> lock(mu_);
     for (std::size_t k = 0; k < n; ++k) {
       if (ready[k] == kGuardianData) {
@@ -1004,8 +1045,8 @@ void ProcessExecutor::reactor_loop() noexcept {
     }
     const std::int64_t now = arch::monotonic_ns();
     reactor_advance_teardowns(now);
-    if (now >= next_scan) {
-      next_scan = arch::add_saturated(now, config_.orphan_scan_ns);
+    if (scans && now >= next_scan_.load(std::memory_order_relaxed)) {
+      next_scan_.store(arch::add_saturated(now, config_.orphan_scan_ns), std::memory_order_relaxed);
       bool pgroup_trees = false, cgroup_trees = false;
       for (std::size_t i = 0; i < config_.max_processes; ++i) {
         const Entry& e = entries_[i];
@@ -1022,9 +1063,10 @@ void ProcessExecutor::reactor_loop() noexcept {
     }
     const std::size_t reports = take_reports_locked();
     lock.unlock();
-    // delivering_ is this thread's alone while the reactor runs.
+    // delivering_ is the pass's alone (pass_mu_).
     for (std::size_t i = 0; i < reports; ++i) delivering_[i].deliver(*sink_);
   }
+  t_in_pass = false;
 }
 
 }  // namespace airssys::osl

@@ -16,8 +16,9 @@ namespace detail {
 inline constexpr std::size_t kProcessReadBuffer = 1024;  // per stream; holds several lines of the largest size
 static_assert(kProcessReadBuffer > OutputLine::kCapacity, "a full line and its newline must fit the read buffer");
 
-// Tells the actor that a pipe of one of its processes is readable. Runs on
-// the reactor thread; the post is one pooled node, on the system lane (one
+// Tells the actor that a pipe of one of its processes is readable. Runs in
+// a reactor pass (on the reactor thread, or on an idle worker that handles
+// process events itself); the post is one pooled node, on the system lane (one
 // per readiness: the watch is one-shot until the actor re-arms it).
 struct StreamWatch final : osl::FdWatcher {
   System* system = nullptr;

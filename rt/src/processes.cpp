@@ -39,8 +39,17 @@ bool owns(std::span<const ChildProcess> set, int pid, int pgid) noexcept {
 // System's side
 
 Result<osl::ProcessExecutor*> System::processes() noexcept {
-  if (auto* ex = processes_.built()) return ex;
-  return processes_.build(*this, shutting_down());
+  osl::ProcessExecutor* ex = processes_.built();
+  if (ex == nullptr) {
+    auto built = processes_.build(*this, shutting_down());
+    if (!built) return built.error();
+    ex = built.value();
+  }
+  // An actor of this worker uses processes: the worker parks on their
+  // events from now on.
+  if (detail::Worker* w = detail::tls_worker; w != nullptr && w->system == this && !w->park.valid())
+    watch_process_events(*w, *ex);
+  return ex;
 }
 
 Result<SpawnProcessResult> System::spawn_process(detail::Turn& t, const SpawnProcessOperation& op) noexcept {

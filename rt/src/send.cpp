@@ -206,9 +206,16 @@ void System::schedule_foreign(Cell* c) noexcept {
   // seq_cst: the push's CAS and this load against the worker's
   // exchange of `sleeping` in idle() and its re-check of the queue; in the
   // single total order one of the two sees the other.
-  if (wk.sleeping.load(std::memory_order_seq_cst) != 0 &&
-      wk.sleeping.exchange(0, std::memory_order_seq_cst) != 0)
+  if (wk.sleeping.load(std::memory_order_seq_cst) != detail::kAwake)
+    wake_parked(wk, wk.sleeping.exchange(detail::kAwake, std::memory_order_seq_cst));
+}
+
+void System::wake_parked(Worker& wk, std::uint32_t was) noexcept {
+  if (was == detail::kParkedOnPoller) {
+    wk.park.wake();
+  } else if (was == detail::kParkedOnFutex) {
     arch::wake_one(wk.sleeping);
+  }
 }
 
 bool System::post_system(ActorId to, Node* n, Worker* w) noexcept {

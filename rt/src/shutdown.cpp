@@ -49,8 +49,7 @@ Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
   processes_.wait_managed_gone(end);
   for (std::uint32_t i = 0; i < config_.workers; ++i) {
     workers_[i].exit.store(true, std::memory_order_seq_cst);
-    workers_[i].sleeping.store(0, std::memory_order_seq_cst);
-    arch::wake_one(workers_[i].sleeping);
+    wake_parked(workers_[i], workers_[i].sleeping.exchange(detail::kAwake, std::memory_order_seq_cst));
   }
   for (std::uint32_t i = 0; i < config_.workers; ++i)
     if (workers_[i].thread.joinable()) workers_[i].thread.join();

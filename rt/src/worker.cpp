@@ -3,6 +3,7 @@
 #include <airssys/rt/system.hpp>
 
 #include <airssys/arch/wait.hpp>
+#include <airssys/osl/executor.hpp>
 
 #include "guard.hpp"
 
@@ -74,19 +75,47 @@ void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
   // before it sleeps, so that no other thread sees Full because of them.
   messages_.flush(w.cache);
   actors_.flush(w.actor_cache);
+  osl::ProcessExecutor* ex = w.park.valid() ? processes_.built() : nullptr;
+  const std::uint32_t parked = ex != nullptr ? detail::kParkedOnPoller : detail::kParkedOnFutex;
   // seq_cst: see schedule_foreign().
-  (void)w.sleeping.exchange(1, std::memory_order_seq_cst);
+  (void)w.sleeping.exchange(parked, std::memory_order_seq_cst);
   if (w.ready_maybe_nonempty() ||
       w.exit.load(std::memory_order_seq_cst)) {
-    w.sleeping.store(0, std::memory_order_relaxed);
+    w.sleeping.store(detail::kAwake, std::memory_order_relaxed);
     if (spins) w.spin_ns = detail::next_spin_ns(w.spin_ns, arch::monotonic_ns() - idle_since, longest_spin_ns());
     return;
   }
   // With timers armed, wake every tick to fire them.
-  arch::wait_on(w.sleeping, 1, w.timers.armed() ? detail::TimerWheel::kTickNs : -1);
-  w.sleeping.store(0, std::memory_order_relaxed);
+  const std::int64_t timeout = w.timers.armed() ? detail::TimerWheel::kTickNs : -1;
+  if (ex != nullptr) {
+    std::uint64_t woke[2];
+    const std::size_t n = w.park.wait(woke, 2, timeout);
+    w.sleeping.store(detail::kAwake, std::memory_order_relaxed);
+    if (spins) w.spin_ns = detail::next_spin_ns(w.spin_ns, arch::monotonic_ns() - idle_since, longest_spin_ns());
+    idle_since = -1;
+    // A process event: handled here, so that the message it makes for an
+    // actor of this worker needs no wake-up from the reactor thread.
+    for (std::size_t k = 0; k < n; ++k)
+      if (woke[k] == detail::kProcessEvents) (void)ex->reactor_pass();
+    return;
+  }
+  arch::wait_on(w.sleeping, detail::kParkedOnFutex, timeout);
+  w.sleeping.store(detail::kAwake, std::memory_order_relaxed);
   if (spins) w.spin_ns = detail::next_spin_ns(w.spin_ns, arch::monotonic_ns() - idle_since, longest_spin_ns());
   idle_since = -1;
+}
+
+// On a worker whose actor uses the process executor. Once, on this worker:
+// later wakers read `park` only after they swapped kParkedOnPoller out of
+// `sleeping`, which this worker stores after making it.
+void System::watch_process_events(Worker& w, osl::ProcessExecutor& ex) noexcept {
+  if (w.park.valid() || w.park_failed || ex.event_handle() < 0) return;
+  auto p = arch::Poller::create();
+  if (!p || !p.value().add(ex.event_handle(), false, detail::kProcessEvents)) {
+    w.park_failed = true;
+    return;
+  }
+  w.park = std::move(p.value());
 }
 
 void System::notify_space(Worker& w) noexcept {

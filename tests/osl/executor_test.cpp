@@ -22,6 +22,7 @@
 #include "support/wait_for.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -29,12 +30,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -975,6 +978,138 @@ TEST_CASE("a watched descriptor is reported once per arming, never after unwatch
   ex.unwatch(c[0]);
   for (int fd : {a[0], a[1], b[0], b[1], c[0], c[1]}) ::close(fd);
   CHECK(wb.calls.load() == 0);
+}
+
+// Waits up to 10 ms for the executor's events and, if there are any, runs a
+// pass on this thread. True when this thread's pass ran.
+bool pass_here(ProcessExecutor& ex) {
+  pollfd pfd{ex.event_handle(), POLLIN, 0};
+  return ::poll(&pfd, 1, 10) > 0 && ex.reactor_pass();
+}
+
+// Records every exit the sink is told of, and on which thread.
+struct ExitRecorder final : osl::ExitSink {
+  ProcessExecutor* ex = nullptr;
+  std::thread::id caller;
+  std::atomic<int> exits{0};
+  std::atomic<int> on_caller{0};
+  std::atomic<int> nested_ran{0};
+  std::mutex mu;
+  std::vector<int> pids;
+  void on_exit(std::uint64_t, int pid, osl::ExitStatus) noexcept override {
+    if (std::this_thread::get_id() == caller) on_caller.fetch_add(1);
+    // A pass asked for from inside a pass: refused, not a deadlock.
+    if (ex->reactor_pass()) nested_ran.fetch_add(1);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      pids.push_back(pid);
+    }
+    exits.fetch_add(1);
+  }
+};
+
+TEST_CASE("a thread that waits on event_handle() and runs reactor_pass() handles exits itself, each reported once") {
+  NothingLeft check;
+  ExitRecorder sink;
+  ProcessExecutor ex{ExecutorConfig{}};
+  sink.ex = &ex;
+  sink.caller = std::this_thread::get_id();
+  // No reactor yet: nothing to wait on, no pass.
+  CHECK(ex.event_handle() == -1);
+  CHECK_FALSE(ex.reactor_pass());
+  REQUIRE(ex.start_reactor(sink).ok());
+  REQUIRE(ex.event_handle() >= 0);
+  // The reactor thread wakes for every event too: whichever pass comes
+  // first reports the exit, the other finds nothing.
+  constexpr int kRounds = 30;
+  std::vector<int> spawned;
+  for (int i = 0; i < kRounds; ++i) {
+    const auto p = spawn_ok(ex, test::quiet("/bin/true"));
+    spawned.push_back(p.pid);
+    REQUIRE(test::wait_for([&] {
+      (void)pass_here(ex);
+      return sink.exits.load() >= i + 1;
+    }));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(sink.exits.load() == kRounds);
+  {
+    std::lock_guard<std::mutex> lock(sink.mu);
+    std::sort(sink.pids.begin(), sink.pids.end());
+    std::sort(spawned.begin(), spawned.end());
+    CHECK(sink.pids == spawned);
+  }
+  CHECK(sink.on_caller.load() > 0);
+  CHECK(sink.nested_ran.load() == 0);
+}
+
+TEST_CASE("reactor passes on several threads at once report every exit exactly once") {
+  NothingLeft check;
+  ExitRecorder sink;
+  ProcessExecutor ex{ExecutorConfig{}};
+  sink.ex = &ex;
+  REQUIRE(ex.start_reactor(sink).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> passes{0};
+  std::vector<std::thread> passers;
+  for (int t = 0; t < 2; ++t)
+    passers.emplace_back([&] {
+      while (!stop.load())
+        if (pass_here(ex)) passes.fetch_add(1);
+    });
+  constexpr int kProcesses = 100;
+  std::vector<int> spawned;
+  for (int i = 0; i < kProcesses; ++i) spawned.push_back(spawn_ok(ex, test::quiet("/bin/true")).pid);
+  const bool all = test::wait_for([&] { return sink.exits.load() >= kProcesses; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  stop = true;
+  for (auto& t : passers) t.join();
+  REQUIRE(all);
+  CHECK(sink.exits.load() == kProcesses);
+  std::lock_guard<std::mutex> lock(sink.mu);
+  std::sort(sink.pids.begin(), sink.pids.end());
+  std::sort(spawned.begin(), spawned.end());
+  CHECK(sink.pids == spawned);
+  CHECK(passes.load() > 0);
+}
+
+TEST_CASE("a watcher called in a pass on another thread may unwatch its own descriptor") {
+  NothingLeft check;
+  struct Sink final : osl::ExitSink {
+    void on_exit(std::uint64_t, int, osl::ExitStatus) noexcept override {}
+  } sink;
+  struct SelfRemover final : osl::FdWatcher {
+    ProcessExecutor* ex = nullptr;
+    std::thread::id caller;
+    std::atomic<int> calls{0};
+    std::atomic<int> on_caller{0};
+    void on_readable(int fd) noexcept override {
+      if (std::this_thread::get_id() == caller) on_caller.fetch_add(1);
+      ex->unwatch(fd);  // from its own call: must not wait for itself
+      calls.fetch_add(1);
+    }
+  };
+  ProcessExecutor ex{ExecutorConfig{}};
+  REQUIRE(ex.start_reactor(sink).ok());
+  SelfRemover w;
+  w.ex = &ex;
+  w.caller = std::this_thread::get_id();
+  // The reactor thread races this one for each event: rounds until this
+  // thread's pass has made the call (each round is a call on one of them).
+  for (int round = 0; round < 200 && w.on_caller.load() == 0; ++round) {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
+    test::Fd r(fds[0]), wr(fds[1]);
+    REQUIRE(ex.watch_readable(r.fd, w).ok());
+    const int before = w.calls.load();
+    REQUIRE(::write(wr.fd, "x", 1) == 1);
+    REQUIRE(test::wait_for([&] {
+      (void)pass_here(ex);
+      return w.calls.load() > before;
+    }));
+    CHECK(ex.rearm(r.fd).code() == Errc::NotFound);  // it is unwatched
+  }
+  CHECK(w.on_caller.load() > 0);
 }
 
 TEST_CASE("a WaitProcess with a negative timeout is refused naming it; the default, INT64_MAX, waits without limit") {

@@ -39,6 +39,12 @@ class Poller {
   std::size_t wait(std::uint64_t* out, std::size_t capacity, std::int64_t timeout_ns) noexcept;
   // Makes a wait() in another thread return (with kWake).
   void wake() noexcept;
+  // Created (and not moved from).
+  bool valid() const noexcept { return epoll_ >= 0; }
+  // The descriptor that is readable while a watched descriptor is ready or
+  // a wake is pending, for another Poller (or poll) to watch: a thread can
+  // wait on this poller's events and on its own at once.
+  int handle() const noexcept { return epoll_; }
 
  private:
   int epoll_ = -1;

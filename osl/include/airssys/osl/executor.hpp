@@ -190,6 +190,20 @@ class ProcessExecutor {
   // Starts the reactor thread: from now on exits are reaped by it and
   // reported to `sink`; WaitProcessOperation is refused. Idempotent.
   Result<void> start_reactor(ExitSink& sink) noexcept;
+  // For a thread that would rather handle the reactor's events itself than
+  // be woken by the reactor for them (an idle worker whose actors own
+  // processes; on a machine where waking a thread on another core is
+  // slow, that hop costs more than the work): a descriptor that is
+  // readable while an event waits (an exit, watched output, a dead
+  // guardian); -1 before start_reactor. The thread then calls
+  // reactor_pass(). The reactor thread still wakes for every event too.
+  int event_handle() const noexcept;
+  // One pass of the reactor on the calling thread, without waiting: the
+  // events ready now handled, teardowns advanced, and the reports given to
+  // the sink, from this thread. False, doing nothing, when another thread
+  // is in a pass (that pass handles the events) or there is no reactor. It
+  // never waits for a process; a watcher's on_readable may run in it.
+  bool reactor_pass() noexcept;
   // Asynchronous teardown of every managed tree `owner` holds:
   // `first_signal` now (0: TERM; none when term_timeout_ns <= 0), KILL after
   // `term_timeout_ns`, then reaped; each tree is reported through the sink's
@@ -292,6 +306,10 @@ class ProcessExecutor {
   void report_table_full_locked(const Entry& tree, int pid, int pgid, bool ended) noexcept;
   bool group_empty_locked(Entry& leader) noexcept;
   void reactor_loop() noexcept;
+  // One pass, with pass_mu_ held; the orphan scans (a walk of /proc) only
+  // when `scans` (on the reactor thread: a worker's pass stays short).
+  void run_pass(bool scans) noexcept;
+  void wake_reactor() noexcept;
   void reactor_handle_exit(std::uint32_t index) noexcept;
   void reactor_advance_teardowns(std::int64_t now) noexcept;
   // Runs the watchers of ready watched descriptors and marks their entries
@@ -322,8 +340,17 @@ class ProcessExecutor {
   std::uint64_t next_group_id_ = 1;
   Counters counters_;
   bool shut_down_ = false;  // shutdown() ran (its caller's thread only)
-  // Reactor.
+  // Reactor. `poller_` holds every descriptor the reactor handles; the
+  // reactor thread waits on `reactor_wake_`, which holds poller_'s handle
+  // and the wake-ups meant for the reactor thread alone (a thread in
+  // reactor_pass() must not take those). A pass, on the reactor thread or
+  // another (reactor_pass), runs under `pass_mu_`: one at a time.
   std::unique_ptr<arch::Poller> poller_;
+  std::unique_ptr<arch::Poller> reactor_wake_;
+  std::mutex pass_mu_;
+  // The next orphan scan: written in the reactor thread's passes, read by
+  // the reactor thread's wait.
+  std::atomic<std::int64_t> next_scan_{0};
   ExitSink* sink_ = nullptr;
   // Sink reports are made under mu_ and given to the sink once it is
   // released (a report wakes a worker, which would otherwise run into the

@@ -369,6 +369,8 @@ class System {
   void run_turn(detail::Worker& w, detail::Cell* c, bool foreign) noexcept;
   void idle(detail::Worker& w, std::int64_t& idle_since) noexcept;
   std::int64_t longest_spin_ns() const noexcept { return config_.spin_before_park.count() * 1000; }
+  void wake_parked(detail::Worker& w, std::uint32_t was) noexcept;
+  void watch_process_events(detail::Worker& w, osl::ProcessExecutor& ex) noexcept;
   bool deliver(detail::Turn& t, detail::Node* n) noexcept;
   void requeue(detail::Worker& w, detail::Cell* c, bool foreign) noexcept;
   void notify_space(detail::Worker& w) noexcept;

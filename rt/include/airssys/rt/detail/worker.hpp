@@ -7,6 +7,7 @@
 #include <airssys/rt/timers.hpp>
 #include <airssys/rt/detail/mailbox.hpp>
 #include <airssys/rt/detail/pool.hpp>
+#include <airssys/arch/poller.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -29,6 +30,14 @@ inline std::int64_t next_spin_ns(std::int64_t spin_ns, std::int64_t waited_ns, s
   return doubled < longest_ns ? doubled : longest_ns;
 }
 
+// Values of Worker::sleeping: awake, parked on its futex, or parked on its
+// poller (`park`), which a waker wakes instead.
+inline constexpr std::uint32_t kAwake = 0;
+inline constexpr std::uint32_t kParkedOnFutex = 1;
+inline constexpr std::uint32_t kParkedOnPoller = 2;
+// The data value of the process executor's events in Worker::park.
+inline constexpr std::uint64_t kProcessEvents = 1;
+
 struct alignas(64) Worker {
   System* system = nullptr;
   std::uint32_t index = 0;
@@ -40,8 +49,9 @@ struct alignas(64) Worker {
   // An empty queue is a null head: no stub node to re-link, which saves a
   // cache-line transfer per hand-off compared with a stub-based queue.
   alignas(64) std::atomic<Cell*> ready_head{nullptr};
-  // 1 while the worker sleeps on its futex; a waker swaps it to 0.
-  alignas(64) std::atomic<std::uint32_t> sleeping{0};
+  // kParkedOnFutex or kParkedOnPoller while the worker sleeps; a waker
+  // swaps it to kAwake and wakes it the way the old value says.
+  alignas(64) std::atomic<std::uint32_t> sleeping{kAwake};
   std::atomic<bool> exit{false};
   // Senders blocked (Backpressure::Block) on a mailbox of this worker, and
   // the epoch they wait on; bumped after a pass that took messages out.
@@ -60,6 +70,14 @@ struct alignas(64) Worker {
   // How long an idle SpinThenPark worker polls before it parks: starts at
   // SystemConfig::spin_before_park and adapts (System::idle).
   std::int64_t spin_ns = 0;
+  // Once an actor of this worker has used the process executor, the worker
+  // parks here instead of on its futex: on its own wake-up and on the
+  // executor's events (kProcessEvents), which it then handles itself
+  // (ProcessExecutor::reactor_pass) rather than waiting to be woken by the
+  // reactor thread for them. Made on this worker; read by wakers only after
+  // they swapped kParkedOnPoller out of `sleeping`.
+  arch::Poller park;
+  bool park_failed = false;  // no descriptor for it: the futex, as before
   BlockCache cache;        // message blocks
   BlockCache actor_cache;  // actor-state blocks
   TimerWheel timers;
