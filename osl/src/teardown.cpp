@@ -1007,8 +1007,7 @@ void ProcessExecutor::reactor_loop() noexcept {
       // is gone: a tree spawned meanwhile (a restart's) needs no wake-up.
       const bool lingering =
           scanned_trees_seen_at_ != INT64_MIN && now - scanned_trees_seen_at_ < config_.orphan_scan_ns;
-      if (scanned_trees || lingering)
-        {
+      if (scanned_trees || lingering) {
         const std::int64_t scan_at = next_scan_.load(std::memory_order_relaxed);
         timeout = scan_at > now ? scan_at - now : 0;
       }

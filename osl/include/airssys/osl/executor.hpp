@@ -109,9 +109,10 @@ class Middleware {
   virtual void observe(const ProcessEvent& event) noexcept { (void)event; }
 };
 
-// Receives what the reactor finds, on the reactor's thread, with the
-// executor's lock released: a report may wake a thread that calls the
-// executor at once, and the sink itself may call it. (A blocking
+// Receives what the reactor finds, in a reactor pass (on the reactor's
+// thread, or on a thread that runs ProcessExecutor::reactor_pass(); one
+// pass at a time), with the executor's lock released: a report may wake a
+// thread that calls the executor at once, and the sink itself may call it. (A blocking
 // TeardownOperation's reports are handed to the reactor too; those of the
 // executor's destructor come from the destructor's thread.)
 class ExitSink {
@@ -128,9 +129,10 @@ class ExitSink {
 };
 
 // Told by the reactor that a watched descriptor (a pipe's read end) has
-// data or is at its end, on the reactor's thread. One-shot: not told again
-// until ProcessExecutor::rearm. Must not block, and must not call back into
-// the executor (handing the news to another thread is what it is for).
+// data or is at its end, in a reactor pass (see ExitSink). One-shot: not
+// told again until ProcessExecutor::rearm. Must not block, and must not
+// call back into the executor, except to unwatch its own descriptor
+// (handing the news to another thread is what it is for).
 class FdWatcher {
  public:
   virtual ~FdWatcher() = default;
@@ -200,9 +202,11 @@ class ProcessExecutor {
   int event_handle() const noexcept;
   // One pass of the reactor on the calling thread, without waiting: the
   // events ready now handled, teardowns advanced, and the reports given to
-  // the sink, from this thread. False, doing nothing, when another thread
-  // is in a pass (that pass handles the events) or there is no reactor. It
-  // never waits for a process; a watcher's on_readable may run in it.
+  // the sink, from this thread (so the sink and the watchers are called on
+  // whichever thread runs a pass, one pass at a time). False, doing
+  // nothing, when another thread is in a pass (that pass handles the
+  // events), when called from inside a pass (a sink's or a watcher's
+  // call), or when there is no reactor. It never waits for a process.
   bool reactor_pass() noexcept;
   // Asynchronous teardown of every managed tree `owner` holds:
   // `first_signal` now (0: TERM; none when term_timeout_ns <= 0), KILL after
