@@ -87,22 +87,20 @@ void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
   }
   // With timers armed, wake every tick to fire them.
   const std::int64_t timeout = w.timers.armed() ? detail::TimerWheel::kTickNs : -1;
+  std::uint64_t woke[2];
+  std::size_t events = 0;
   if (ex != nullptr) {
-    std::uint64_t woke[2];
-    const std::size_t n = w.park.wait(woke, 2, timeout);
-    w.sleeping.store(detail::kAwake, std::memory_order_relaxed);
-    if (spins) w.spin_ns = detail::next_spin_ns(w.spin_ns, arch::monotonic_ns() - idle_since, longest_spin_ns());
-    idle_since = -1;
-    // A process event: handled here, so that the message it makes for an
-    // actor of this worker needs no wake-up from the reactor thread.
-    for (std::size_t k = 0; k < n; ++k)
-      if (woke[k] == detail::kProcessEvents) (void)ex->reactor_pass();
-    return;
+    events = w.park.wait(woke, 2, timeout);
+  } else {
+    arch::wait_on(w.sleeping, detail::kParkedOnFutex, timeout);
   }
-  arch::wait_on(w.sleeping, detail::kParkedOnFutex, timeout);
   w.sleeping.store(detail::kAwake, std::memory_order_relaxed);
   if (spins) w.spin_ns = detail::next_spin_ns(w.spin_ns, arch::monotonic_ns() - idle_since, longest_spin_ns());
   idle_since = -1;
+  // A process event: handled here, so that the message it makes for an
+  // actor of this worker needs no wake-up from the reactor thread.
+  for (std::size_t k = 0; k < events; ++k)
+    if (woke[k] == detail::kProcessEvents) (void)ex->reactor_pass();
 }
 
 // On a worker whose actor uses the process executor. Once, on this worker:
