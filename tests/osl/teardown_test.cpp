@@ -287,10 +287,10 @@ TEST_CASE("several trees torn down one after another: spawned == cleaned, nothin
       REQUIRE(r.ok());
       CHECK(r->orphans_adopted >= 1);
     }
-    // Each by the start time it had when it was recorded (running).
+    // Each by the pidfd taken when it was recorded (running).
     for (std::size_t i = 0; i < guard.pids.size(); ++i) {
-      INFO("pid " << guard.pids[i]);
-      CHECK_FALSE(test::same_process_exists(guard.pids[i], guard.pids.start(i)));
+      INFO(guard.pids.describe(i));
+      CHECK_FALSE(guard.pids.exists(i));
     }
     CHECK(ex.live() == 0);
     const auto counters = ex.counters();
@@ -662,7 +662,7 @@ struct Recorder final : Middleware {
     std::lock_guard<std::mutex> lock(mu);
     std::ostringstream s;
     s << osl::to_string(e.kind) << " pid " << e.pid << " pgid " << e.pgid << " signal " << e.signal << " "
-      << (e.error != nullptr ? e.error->message() : "ok");
+      << (e.error != nullptr ? e.error->message() : "ok") << (e.tree_ended ? " (tree ended)" : "");
     lines.push_back(s.str());
   }
   std::size_t count(const std::string& what, const std::string& also = {}) {
@@ -670,6 +670,13 @@ struct Recorder final : Middleware {
     std::size_t n = 0;
     for (const auto& l : lines) n += l.find(what) != std::string::npos && l.find(also) != std::string::npos;
     return n;
+  }
+  // Every event seen so far, one a line: what a failed wait prints.
+  std::string dump() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::string all;
+    for (const auto& l : lines) all += l + "\n";
+    return all;
   }
 };
 
@@ -858,7 +865,15 @@ TEST_CASE("a full process table leaves a live tree's escapee running, reports Fu
 
   // A slot frees: the next sweep adopts it.
   REQUIRE(ex.execute(SignalProcessOperation{filler->pid, SIGKILL}).ok());
-  REQUIRE(test::wait_for([&] { return test::holds_pidfd_for(escapee); }));
+  const bool adopted = test::wait_for([&] { return test::holds_pidfd_for(escapee); });
+  if (!adopted) {
+    // What the executor saw, for a failure that does not repeat.
+    INFO("events:\n" << audit.dump());
+    INFO("live " << ex.live() << ", adopted " << ex.counters().orphans_adopted << ", refused "
+                 << ex.counters().orphans_refused << ", filler running " << running(filler->pid)
+                 << ", escapee running " << running(escapee));
+    REQUIRE(adopted);
+  }
   CHECK(running(escapee));
   CHECK(ex.counters().orphans_adopted == 1);
   CHECK(audit.count(about, " ok") == 1);

@@ -11,7 +11,10 @@
 #include <catch2/catch.hpp>
 
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <initializer_list>
 #include <string>
@@ -36,17 +39,34 @@ struct NoChildrenLeft {
   }
 };
 
-// Pids a test records, each with the start time its process had when it
-// was recorded (0 if it had ended already): at the end, another process
-// that got the same number is not taken for it.
+// Pids a test records, each held by a pidfd taken when it was recorded
+// (and, for a description, the start time its process had then): at the
+// end, another process that got the same number is not taken for it. A
+// start time alone (clock ticks, 10 ms) cannot tell a process from one
+// that got its number within the same tick, which a test that forces
+// numbers through ns_last_pid, beside one that forks without pause, makes
+// happen. A pid whose process had ended when it was recorded is judged by
+// its start time (0: not at all).
 class RecordedPids {
  public:
+  RecordedPids() = default;
+  RecordedPids(const RecordedPids&) = delete;
+  RecordedPids& operator=(const RecordedPids&) = delete;
+  ~RecordedPids() { clear(); }
   void push_back(int pid) { push_back(pid, start_time_of(pid)); }
   // A pid whose start time was read earlier, while its process was known
-  // to be there (it may be gone by now).
+  // to be there (it may be gone by now: then the pidfd taken now is
+  // another process's, and is dropped).
   void push_back(int pid, unsigned long long start) {
+    int fd = pid > 0 ? static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)) : -1;
+    if (fd >= 0 && (start == 0 || start_time_of(pid) != start)) {
+      ::close(fd);
+      fd = -1;
+    }
     pids_.push_back(pid);
     starts_.push_back(start);
+    fds_.push_back(fd);
+    if (fd >= 0) guard_fds().push_back(fd);
   }
   RecordedPids& operator=(const std::vector<int>& pids) {
     clear();
@@ -55,18 +75,36 @@ class RecordedPids {
   }
   RecordedPids& operator=(std::initializer_list<int> pids) { return *this = std::vector<int>(pids); }
   void clear() {
+    for (int fd : fds_) {
+      if (fd < 0) continue;
+      auto& held = guard_fds();
+      held.erase(std::remove(held.begin(), held.end(), fd), held.end());
+      ::close(fd);
+    }
     pids_.clear();
     starts_.clear();
+    fds_.clear();
   }
   std::size_t size() const { return pids_.size(); }
   int operator[](std::size_t i) const { return pids_[i]; }
   unsigned long long start(std::size_t i) const { return starts_[i]; }
+  // Whether the recorded process is still there, running or unreaped.
+  bool exists(std::size_t i) const {
+    if (fds_[i] >= 0) return ::syscall(SYS_pidfd_send_signal, fds_[i], 0, nullptr, 0) == 0;
+    return same_process_exists(pids_[i], starts_[i]);
+  }
+  // Its number's state letter while exists(i), for a message.
+  std::string describe(std::size_t i) const {
+    ProcEntry e;
+    return "pid " + std::to_string(pids_[i]) + (read_proc(pids_[i], e) ? std::string(" state ") + e.state : "");
+  }
   std::vector<int>::const_iterator begin() const { return pids_.begin(); }
   std::vector<int>::const_iterator end() const { return pids_.end(); }
 
  private:
   std::vector<int> pids_;
   std::vector<unsigned long long> starts_;
+  std::vector<int> fds_;  // pidfds, -1 where none could be held
 };
 
 // A whole Census (children, descriptors, this process's airssys cgroups)
@@ -95,9 +133,11 @@ struct NothingLeftCensus {
     if (!marker.empty()) CHECK(killed == 0);
     CHECK(stray == 0);
     for (std::size_t i = 0; i < pids.size(); ++i) {
-      INFO("recorded pid " << pids[i]);
-      CHECK_FALSE(same_process_exists(pids[i], pids.start(i)));
+      INFO("recorded " << pids.describe(i));
+      CHECK_FALSE(pids.exists(i));
     }
+    // Its descriptors are not the test's.
+    pids.clear();
     const Census after = Census::take();
     INFO("before: " << before.describe());
     INFO("after:  " << after.describe());
