@@ -75,7 +75,13 @@ void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
   // before it sleeps, so that no other thread sees Full because of them.
   messages_.flush(w.cache);
   actors_.flush(w.actor_cache);
-  osl::ProcessExecutor* ex = w.park.valid() ? processes_.built() : nullptr;
+  // After a lost pass, once on the futex: the poller would say at once
+  // that the events the other thread's pass has not taken yet are still
+  // there, and again until it has, a busy loop as long as that pass. The
+  // pass's thread delivers what is for this worker's actors, waking it as
+  // any sender does.
+  osl::ProcessExecutor* ex = w.park.valid() && !w.pass_lost ? processes_.built() : nullptr;
+  w.pass_lost = false;
   const std::uint32_t parked = ex != nullptr ? detail::kParkedOnPoller : detail::kParkedOnFutex;
   // seq_cst: see schedule_foreign().
   (void)w.sleeping.exchange(parked, std::memory_order_seq_cst);
@@ -100,7 +106,7 @@ void System::idle(Worker& w, std::int64_t& idle_since) noexcept {
   // A process event: handled here, so that the message it makes for an
   // actor of this worker needs no wake-up from the reactor thread.
   for (std::size_t k = 0; k < events; ++k)
-    if (woke[k] == detail::kProcessEvents) (void)ex->reactor_pass();
+    if (woke[k] == detail::kProcessEvents && !ex->reactor_pass()) w.pass_lost = true;
 }
 
 // On a worker whose actor uses the process executor. Once, on this worker:

@@ -927,30 +927,6 @@ TEST_CASE("a process looked at inside an execve is never judged to lack the tree
   CHECK(arch::environment_contains(pid, "AIRSSYS_NOT_THERE=1") != arch::Presence::Present);
 }
 
-namespace {
-// CPU time (user + system, clock ticks) the thread named `name` of this
-// process has used; -1 if there is no such thread.
-long thread_cpu_ticks(const std::string& name) {
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string c;
-    std::getline(comm, c);
-    if (c != name) continue;
-    std::ifstream stat(task.path() / "stat");
-    std::string line;
-    std::getline(stat, line);
-    std::istringstream rest(line.substr(line.rfind(')') + 2));
-    std::string field;
-    long utime = 0, stime = 0;
-    // Fields 3..13, then utime (14) and stime (15).
-    for (int i = 3; i <= 13; ++i) rest >> field;
-    rest >> utime >> stime;
-    return utime + stime;
-  }
-  return -1;
-}
-}  // namespace
-
 TEST_CASE("the reactor sleeps while a leader that ended before its group waits for its teardown") {
   // The reaped leader's pidfd stays readable, and closing it does not end
   // its registration in the poller while the held group's duplicate (and
@@ -971,11 +947,11 @@ TEST_CASE("the reactor sleeps while a leader that ended before its group waits f
   guard.pids.push_back(p->pid);
   REQUIRE(test::wait_for([&] { return sink.exited.load() == p->pid; }));
   CHECK(ex.live() == 1);  // the leader, ended, held for its group
-  const long before = thread_cpu_ticks("airssys-procs");
+  const long before = test::thread_cpu_ticks("airssys-procs");
   REQUIRE(before >= 0);
   const auto start = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  const long used = thread_cpu_ticks("airssys-procs") - before;
+  const long used = test::thread_cpu_ticks("airssys-procs") - before;
   const long elapsed =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count() *
       ::sysconf(_SC_CLK_TCK) / 1000;

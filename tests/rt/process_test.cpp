@@ -28,7 +28,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1140,5 +1142,86 @@ TEST_CASE("SystemConfig::cgroup_base is copied when the System is built: its str
   const std::string below = base.path.substr(cgroup2_mount_point().size());
   INFO("cgroup line: " << line << ", base: " << base.path);
   CHECK(line.find("0::" + below + "/") == 0);
+  REQUIRE(sys->shutdown().ok());
+}
+
+TEST_CASE("a worker whose process events another thread's pass is taking parks until woken, and does not spin on them") {
+  // A worker whose actor used the executor parks on the executor's events
+  // and runs the pass itself; when another thread's pass holds them, they
+  // stay readable until that pass takes them. Here the reactor thread's
+  // pass is held (a watcher's call blocks in it) while the event it raised
+  // waits for the next pass: the worker, idle meanwhile, must sleep, not
+  // wake for that event again and again.
+  Hygiene hygiene;
+  auto sys = make_system();
+  struct Block final : osl::FdWatcher {
+    int raise = -1;  // made readable from inside the pass
+    std::atomic<int> tid{0};
+    std::atomic<bool> entered{false}, release{false};
+    void on_readable(int) noexcept override {
+      tid = static_cast<int>(::syscall(SYS_gettid));
+      const std::uint64_t one = 1;
+      (void)!::write(raise, &one, sizeof one);
+      entered = true;
+      const auto until = Clock::now() + 20s;
+      while (!release.load() && Clock::now() < until) std::this_thread::sleep_for(1ms);
+    }
+  } block;
+  struct Count final : osl::FdWatcher {
+    std::atomic<int> calls{0};
+    void on_readable(int) noexcept override { calls.fetch_add(1); }
+  } raised;
+  const int a = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const int b = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  REQUIRE(a >= 0);
+  REQUIRE(b >= 0);
+  block.raise = b;
+  std::atomic<int> worker_tid{0};
+  std::atomic<bool> busy{false};
+  Log<Errc> built;
+  // 1: use the executor (the worker gets its park); 2: stay busy until the
+  // blocking call has begun, so that the reactor thread runs that pass.
+  auto user = spawn_scripted<int>(*sys, 0, nullptr, [&](Context<int>& ctx, int& m) {
+    if (m == 1) {
+      worker_tid = static_cast<int>(::syscall(SYS_gettid));
+      built.push(ctx.system().process_executor().code());
+      return;
+    }
+    busy = true;
+    const auto until = Clock::now() + 20s;
+    while (!block.entered.load() && Clock::now() < until) std::this_thread::yield();
+  });
+  REQUIRE(user.ok());
+  REQUIRE(sys->send(*user, 1).ok());
+  REQUIRE(wait_for([&] { return built.size() == 1; }));
+  REQUIRE(built.get()[0] == Errc::Ok);
+  auto ex = sys->process_executor();
+  REQUIRE(ex.ok());
+  REQUIRE((*ex)->watch_readable(a, block).ok());
+  REQUIRE((*ex)->watch_readable(b, raised).ok());
+  REQUIRE(sys->send(*user, 2).ok());
+  REQUIRE(wait_for([&] { return busy.load(); }));
+  const std::uint64_t one = 1;
+  REQUIRE(::write(a, &one, sizeof one) == sizeof one);
+  REQUIRE(wait_for([&] { return block.entered.load(); }));
+  CHECK(block.tid.load() != worker_tid.load());  // the reactor thread's pass
+  std::this_thread::sleep_for(50ms);  // the worker goes idle
+  const long before = task_cpu_ticks(worker_tid.load());
+  REQUIRE(before >= 0);
+  const auto start = Clock::now();
+  std::this_thread::sleep_for(1s);
+  const long used = task_cpu_ticks(worker_tid.load()) - before;
+  const long elapsed =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count() * ::sysconf(_SC_CLK_TCK) /
+      1000;
+  block.release = true;
+  // The held event is handled once the pass ends.
+  REQUIRE(wait_for([&] { return raised.calls.load() == 1; }));
+  INFO("the worker used " << used << " of " << elapsed << " ticks while the pass was held");
+  CHECK(used * 10 < elapsed);
+  (*ex)->unwatch(a);
+  (*ex)->unwatch(b);
+  ::close(a);
+  ::close(b);
   REQUIRE(sys->shutdown().ok());
 }

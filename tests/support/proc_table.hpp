@@ -276,6 +276,33 @@ inline std::string describe_children() {
   return out.str();
 }
 
+// CPU time (user + system, clock ticks) thread `tid` of this process has
+// used; -1 if there is no such thread.
+inline long task_cpu_ticks(int tid) {
+  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line) || line.rfind(')') == std::string::npos) return -1;
+  std::istringstream rest(line.substr(line.rfind(')') + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  // Fields 3..13, then utime (14) and stime (15).
+  for (int i = 3; i <= 13; ++i) rest >> field;
+  rest >> utime >> stime;
+  return utime + stime;
+}
+
+// The same for the thread named `name` (the first one found).
+inline long thread_cpu_ticks(const std::string& name) {
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string c;
+    std::getline(comm, c);
+    if (c == name) return task_cpu_ticks(std::atoi(task.path().filename().c_str()));
+  }
+  return -1;
+}
+
 // True when a thread of this process is named `name` (/proc/self/task/*/comm).
 inline bool has_thread_named(const std::string& name) {
   std::error_code ec;

@@ -78,6 +78,10 @@ struct alignas(64) Worker {
   // they swapped kParkedOnPoller out of `sleeping`.
   arch::Poller park;
   bool park_failed = false;  // no descriptor for it: the futex, as before
+  // The last pass this worker tried was another thread's to run: the
+  // executor's events stay readable until that pass takes them, so the
+  // next park is on the futex (System::idle), not a loop on the poller.
+  bool pass_lost = false;
   BlockCache cache;        // message blocks
   BlockCache actor_cache;  // actor-state blocks
   TimerWheel timers;
