@@ -1153,7 +1153,7 @@ TEST_CASE("a worker whose process events another thread's pass is taking parks u
   // waits for the next pass: the worker, idle meanwhile, must sleep, not
   // wake for that event again and again.
   Hygiene hygiene;
-  auto sys = make_system();
+  // What the watchers and the actor touch outlives the System.
   struct Block final : osl::FdWatcher {
     int raise = -1;  // made readable from inside the pass
     std::atomic<int> tid{0};
@@ -1179,6 +1179,19 @@ TEST_CASE("a worker whose process events another thread's pass is taking parks u
   std::atomic<int> worker_tid{0};
   std::atomic<bool> busy{false};
   Log<Errc> built;
+  struct CloseFds {
+    int a, b;
+    ~CloseFds() {
+      ::close(a);
+      ::close(b);
+    }
+  } close_fds{a, b};
+  auto sys = make_system();
+  // On every way out, the blocked call ends before the System does.
+  struct Release {
+    std::atomic<bool>& release;
+    ~Release() { release = true; }
+  } release_on_exit{block.release};
   // 1: use the executor (the worker gets its park); 2: stay busy until the
   // blocking call has begun, so that the reactor thread runs that pass.
   auto user = spawn_scripted<int>(*sys, 0, nullptr, [&](Context<int>& ctx, int& m) {
@@ -1221,7 +1234,5 @@ TEST_CASE("a worker whose process events another thread's pass is taking parks u
   CHECK(used * 10 < elapsed);
   (*ex)->unwatch(a);
   (*ex)->unwatch(b);
-  ::close(a);
-  ::close(b);
   REQUIRE(sys->shutdown().ok());
 }
