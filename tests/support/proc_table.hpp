@@ -17,12 +17,14 @@ struct ProcEntry {
   int ppid = 0;
   int pgid = 0;
   char state = '?';
+  long cpu_ticks = 0;                 // user + system time, clock ticks
   unsigned long long start_time = 0;  // clock ticks after boot: with the pid, who the process is
 };
 
-// /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces.
-inline bool read_proc(int pid, ProcEntry& out) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+// A stat file ("pid (comm) state ppid pgrp ..."; comm may hold spaces):
+// /proc/<pid>/stat, or /proc/self/task/<tid>/stat for one thread.
+inline bool read_stat(const std::string& path, int pid, ProcEntry& out) {
+  std::ifstream in(path);
   std::string line;
   if (!std::getline(in, line)) return false;
   const auto close = line.rfind(')');
@@ -30,12 +32,19 @@ inline bool read_proc(int pid, ProcEntry& out) {
   std::istringstream rest(line.substr(close + 2));
   out.pid = pid;
   rest >> out.state >> out.ppid >> out.pgid;
-  // Fields 6..21 (session .. itrealvalue), then field 22: starttime.
+  // Fields 6..13 (session .. majflt), 14 utime, 15 stime, 16..21
+  // (cutime .. itrealvalue), then field 22: starttime.
   std::string skip;
-  for (int field = 6; field <= 21; ++field) rest >> skip;
+  for (int field = 6; field <= 13; ++field) rest >> skip;
+  long utime = 0, stime = 0;
+  rest >> utime >> stime;
+  out.cpu_ticks = utime + stime;
+  for (int field = 16; field <= 21; ++field) rest >> skip;
   rest >> out.start_time;
   return true;
 }
+
+inline bool read_proc(int pid, ProcEntry& out) { return read_stat("/proc/" + std::to_string(pid) + "/stat", pid, out); }
 
 // Every process whose parent is this process, zombies included.
 inline std::vector<ProcEntry> children_of_self() {
@@ -279,16 +288,8 @@ inline std::string describe_children() {
 // CPU time (user + system, clock ticks) thread `tid` of this process has
 // used; -1 if there is no such thread.
 inline long task_cpu_ticks(int tid) {
-  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line) || line.rfind(')') == std::string::npos) return -1;
-  std::istringstream rest(line.substr(line.rfind(')') + 2));
-  std::string field;
-  long utime = 0, stime = 0;
-  // Fields 3..13, then utime (14) and stime (15).
-  for (int i = 3; i <= 13; ++i) rest >> field;
-  rest >> utime >> stime;
-  return utime + stime;
+  ProcEntry e;
+  return read_stat("/proc/self/task/" + std::to_string(tid) + "/stat", tid, e) ? e.cpu_ticks : -1;
 }
 
 // The same for the thread named `name` (the first one found).
@@ -344,8 +345,6 @@ inline int reap_zombie_children() {
   return n;
 }
 
-// True when this process holds a pidfd for `pid` (a "Pid:" line in
-// /proc/self/fdinfo): the runtime holds that process by a handle.
 // Descriptors the tests' own guards hold (RecordedPids' pidfds): not the
 // code under test's, so holds_pidfd_for passes over them.
 inline std::vector<int>& guard_fds() {
@@ -353,6 +352,8 @@ inline std::vector<int>& guard_fds() {
   return fds;
 }
 
+// True when this process holds a pidfd for `pid` (a "Pid:" line in
+// /proc/self/fdinfo): the runtime holds that process by a handle.
 inline bool holds_pidfd_for(int pid) {
   std::error_code ec;
   const std::string want = "Pid:\t" + std::to_string(pid);
