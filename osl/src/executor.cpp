@@ -115,6 +115,7 @@ ProcessExecutor::ProcessExecutor(const ExecutorConfig& config)
   if (config_.spawn_buffer_bytes == 0) config_.spawn_buffer_bytes = arch::argument_limit() + kPackRoom;
   if (config_.spawn_buffer_bytes < 16 * 1024) config_.spawn_buffer_bytes = 16 * 1024;
   entries_.reset(new Entry[config_.max_processes]);
+  refused_.reset(new Refused[config_.max_processes]);
   buffers_.reset(new Buffers);
   buffers_->count = config_.spawn_buffers;
   buffers_->bytes_each = config_.spawn_buffer_bytes;

@@ -453,7 +453,10 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
     if (held) continue;
     arch::ProcessInfo info;
     if (!arch::process_info(pid, info)) continue;
-    Entry* tree = nullptr;
+    // An escapee a full table refused, ended since: its marker is gone,
+    // but it was remembered.
+    Entry* tree = info.ended ? refused_tree_locked(pid, info.start_ticks, false) : nullptr;
+    if (tree != nullptr && only != nullptr && tree != only) continue;
     bool unknown = false;
     // The child's cgroup path, read once, when a cgroup tree asks.
     char cg[256];
@@ -511,6 +514,7 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
     if (info.ended) {
       ExitStatus st;
       if (!arch::reap_ended_child(pid, st)) continue;
+      (void)refused_tree_locked(pid, info.start_ticks, true);
       if (tree->tearing_down) {
         ++tree->report.reaped;
         if (st.signal == arch::kill_signal()) ++tree->report.killed;
@@ -530,11 +534,13 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
       // that. It stays as it is (our child: its pid cannot be reused),
       // and a later sweep adopts it once a slot frees.
       ++counters_.orphans_refused;
+      remember_refused_locked(pid, info.start_ticks, *tree);
       report_table_full_locked(*tree, pid, info.pgid, false);
       continue;
     }
     auto adopted = arch::adopt_child(pid);
     if (!adopted) continue;
+    (void)refused_tree_locked(pid, info.start_ticks, true);
     if (tree->tearing_down)
       signal_and_continue(adopted.value(), tree->kill_sent ? arch::kill_signal() : tree->first_signal);
     ++tree->adopted;
@@ -575,6 +581,38 @@ std::size_t ProcessExecutor::sweep_orphans_locked(Entry* only) noexcept {
     }
   }
   return found;
+}
+
+// Remembers an escapee left running for want of a slot (refused_), once.
+// With every row taken by escapees still running, it is not remembered: if
+// it ends before a slot frees, it stays a zombie of this process.
+void ProcessExecutor::remember_refused_locked(int pid, std::uint64_t start_ticks, const Entry& tree) noexcept {
+  if (start_ticks == 0) return;  // no identity to tell it by once it has ended
+  Refused* free_row = nullptr;
+  for (std::size_t i = 0; i < config_.max_processes; ++i) {
+    Refused& r = refused_[i];
+    if (r.pid == pid && r.start_ticks == start_ticks) return;
+    const bool stale = r.pid < 0 || entries_[static_cast<std::size_t>(r.tree)].generation != r.generation;
+    if (stale && free_row == nullptr) free_row = &r;
+  }
+  if (free_row == nullptr) return;
+  *free_row = Refused{pid, start_ticks, static_cast<int>(&tree - entries_.get()), tree.generation};
+}
+
+// The tree of a remembered escapee (null if it is not remembered, or its
+// tree's entry was released since); `forget` frees its row.
+ProcessExecutor::Entry* ProcessExecutor::refused_tree_locked(int pid, std::uint64_t start_ticks, bool forget) noexcept {
+  if (start_ticks == 0) return nullptr;
+  for (std::size_t i = 0; i < config_.max_processes; ++i) {
+    Refused& r = refused_[i];
+    if (r.pid != pid || r.start_ticks != start_ticks) continue;
+    Entry& tree = entries_[static_cast<std::size_t>(r.tree)];
+    const bool held = tree.generation == r.generation &&
+                      (tree.state == Entry::State::Live || tree.state == Entry::State::Exited);
+    if (forget || !held) r = Refused{};
+    return held ? &tree : nullptr;
+  }
+  return nullptr;
 }
 
 // A Full OrphanAdopted event for an escapee the process table had no slot

@@ -680,6 +680,62 @@ struct Recorder final : Middleware {
   }
 };
 
+// A table of two slots (sweeps every 5 ms), both taken: a filler (a lone
+// sleep) and a tree whose setsid escapee, orphaned to this process, finds
+// no slot.
+osl::ExecutorConfig two_slots() {
+  osl::ExecutorConfig cfg;
+  cfg.max_processes = 2;
+  cfg.orphan_scan_ns = 5 * kMs;
+  return cfg;
+}
+struct ExitsIgnored final : osl::ExitSink {
+  void on_exit(std::uint64_t, int, osl::ExitStatus) noexcept override {}
+};
+struct FullTable {
+  int filler = -1;
+  int leader = -1;
+  int escapee = -1;
+};
+FullTable fill_table(ProcessExecutor& ex, NothingLeft& guard) {
+  FullTable t;
+  const std::string_view env[] = {guard.marker};
+  auto filler = ex.execute(marked("/bin/sleep", test::kSleep, env, Containment::ProcessGroup));
+  INFO(filler.error().message());
+  REQUIRE(filler.ok());
+  t.filler = filler->pid;
+  guard.pids.push_back(t.filler);
+  const std::string_view args[] = {"-c", "(setsid sh -c 'echo $$; exec sleep 1000' &); exec sleep 1000"};
+  SpawnProcessOperation op = marked("/bin/sh", args, env, Containment::ProcessGroup);
+  op.stdio[1] = StdioConfig::pipe();
+  auto p = ex.execute(op);
+  INFO(p.error().message());
+  REQUIRE(p.ok());
+  t.leader = p->pid;
+  guard.pids.push_back(t.leader);
+  test::Fd out(p.value().pipes[1]);
+  const auto lines = test::read_lines(out.fd, 1);
+  REQUIRE(lines.size() == 1);
+  t.escapee = std::stoi(lines[0]);
+  guard.pids.push_back(t.escapee);
+  return t;
+}
+
+// The executor with its table full, and what checks it, in the order they
+// end: the executor before the sink and the audit it calls, the guard last.
+struct FullTableRig {
+  NothingLeft guard;
+  Recorder audit;
+  ExitsIgnored sink;
+  ProcessExecutor ex{two_slots()};
+  FullTable t;
+  FullTableRig() {
+    REQUIRE(ex.use(audit).ok());
+    REQUIRE(ex.start_reactor(sink).ok());
+    t = fill_table(ex, guard);
+  }
+};
+
 // Restores the pidfd group signals at the end of a test that turned them off.
 struct GroupSignalPath {
   explicit GroupSignalPath(bool fallback) { arch::force_group_signal_fallback(fallback); }
@@ -820,37 +876,9 @@ TEST_CASE("a full process table leaves a live tree's escapee running, reports Fu
   // escapee, orphaned to this process, finds no slot. It must not be
   // ended for that (its tree lives): the sweeps leave it running, say
   // Full (an event, a counter), and adopt it once the filler is gone.
-  NothingLeft guard;
-  Recorder audit;
-  struct Sink final : osl::ExitSink {
-    void on_exit(std::uint64_t, int, osl::ExitStatus) noexcept override {}
-  } sink;
-  osl::ExecutorConfig cfg;
-  cfg.max_processes = 2;
-  cfg.orphan_scan_ns = 5 * kMs;
-  ProcessExecutor ex(cfg);
-  REQUIRE(ex.use(audit).ok());
-  REQUIRE(ex.start_reactor(sink).ok());
-  const std::string_view env[] = {guard.marker};
-  auto filler = ex.execute(marked("/bin/sleep", test::kSleep, env, Containment::ProcessGroup));
-  INFO(filler.error().message());
-  REQUIRE(filler.ok());
-  guard.pids.push_back(filler->pid);
-  const std::string_view args[] = {"-c", "(setsid sh -c 'echo $$; exec sleep 1000' &); exec sleep 1000"};
-  SpawnProcessOperation op = marked("/bin/sh", args, env, Containment::ProcessGroup);
-  op.stdio[1] = StdioConfig::pipe();
-  auto p = ex.execute(op);
-  INFO(p.error().message());
-  REQUIRE(p.ok());
-  guard.pids.push_back(p->pid);
-  int escapee = -1;
-  {
-    test::Fd out(p.value().pipes[1]);
-    const auto lines = test::read_lines(out.fd, 1);
-    REQUIRE(lines.size() == 1);
-    escapee = std::stoi(lines[0]);
-    guard.pids.push_back(escapee);
-  }
+  FullTableRig rig;
+  auto& [guard, audit, sink, ex, t] = rig;
+  const int escapee = t.escapee;
   const unsigned long long escapee_start = test::start_time_of(escapee);  // it printed its pid, then exec'd sleep
   const std::string about = "orphan_adopted pid " + std::to_string(escapee) + " ";
   REQUIRE(test::wait_for([&] { return audit.count(about) >= 1; }));
@@ -864,13 +892,13 @@ TEST_CASE("a full process table leaves a live tree's escapee running, reports Fu
   CHECK(ex.counters().orphans_adopted == 0);
 
   // A slot frees: the next sweep adopts it.
-  REQUIRE(ex.execute(SignalProcessOperation{filler->pid, SIGKILL}).ok());
+  REQUIRE(ex.execute(SignalProcessOperation{t.filler, SIGKILL}).ok());
   const bool adopted = test::wait_for([&] { return test::holds_pidfd_for(escapee); });
   if (!adopted) {
     // What the executor saw, for a failure that does not repeat.
     INFO("events:\n" << audit.dump());
     INFO("live " << ex.live() << ", adopted " << ex.counters().orphans_adopted << ", refused "
-                 << ex.counters().orphans_refused << ", filler running " << running(filler->pid)
+                 << ex.counters().orphans_refused << ", filler running " << running(t.filler)
                  << ", escapee running " << running(escapee));
     REQUIRE(adopted);
   }
@@ -878,12 +906,33 @@ TEST_CASE("a full process table leaves a live tree's escapee running, reports Fu
   CHECK(ex.counters().orphans_adopted == 1);
   CHECK(audit.count(about, " ok") == 1);
 
-  auto r = ex.execute(TeardownOperation{p->pid, 0});
+  auto r = ex.execute(TeardownOperation{t.leader, 0});
   INFO(r.error().message());
   REQUIRE(r.ok());
   CHECK(r->orphans_adopted == 1);
   CHECK(r->killed >= 2);
   CHECK_FALSE(test::same_process_exists(escapee, escapee_start));
+  CHECK(ex.live() == 0);
+}
+
+TEST_CASE("an escapee the full table left running is reaped when it ends, not left a zombie") {
+  // Its environment goes with its memory: once it has ended, only the
+  // sweep that refused it can still tell that it was the tree's.
+  FullTableRig rig;
+  auto& [guard, audit, sink, ex, t] = rig;
+  const int escapee = t.escapee;
+  REQUIRE(test::wait_for([&] { return ex.counters().orphans_refused >= 2; }));
+  REQUIRE(running(escapee));
+  // It ends on its own (our child, unreaped: the number is still its own).
+  REQUIRE(::kill(escapee, SIGKILL) == 0);
+  const bool reaped = test::wait_for([&] { return !test::process_exists(escapee); });
+  INFO("events:\n" << audit.dump());
+  CHECK(reaped);
+  CHECK(ex.counters().orphans_adopted == 1);  // reaped as the tree's, and counted
+  CHECK(ex.live() == 2);
+
+  REQUIRE(ex.execute(TeardownOperation{t.leader, 0}).ok());
+  REQUIRE(ex.execute(TeardownOperation{t.filler, 0}).ok());
   CHECK(ex.live() == 0);
 }
 

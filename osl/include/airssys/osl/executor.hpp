@@ -247,7 +247,8 @@ class ProcessExecutor {
     std::uint64_t killed = 0;         // processes reaped after SIGKILL
     std::uint64_t orphans_adopted = 0;
     // Escapees of a live tree that a sweep found but could not hold (the
-    // process table was full): left running, adopted by a later sweep; one
+    // process table was full): left running, adopted by a later sweep (or,
+    // if it ends first, reaped as its tree's and counted adopted); one
     // Full OrphanAdopted event per second says so.
     std::uint64_t orphans_refused = 0;
     std::uint64_t detached = 0;
@@ -387,6 +388,21 @@ class ProcessExecutor {
   // Rate limit of the table-full events (report_table_full_locked).
   std::int64_t last_full_event_ns_ = 0;
   std::uint64_t full_since_event_ = 0;
+  // Escapees of live trees that a full table left running, remembered by
+  // pid and start time with their tree's entry (under mu_): one that ends
+  // before a slot frees has lost its environment marker with its memory,
+  // and only this says that its zombie is the tree's to reap. As many as
+  // the table has entries; a row is free again once its escapee is adopted
+  // or reaped, or its tree's entry is released.
+  struct Refused {
+    int pid = -1;
+    std::uint64_t start_ticks = 0;
+    int tree = -1;
+    std::uint32_t generation = 0;
+  };
+  std::unique_ptr<Refused[]> refused_;
+  void remember_refused_locked(int pid, std::uint64_t start_ticks, const Entry& tree) noexcept;
+  Entry* refused_tree_locked(int pid, std::uint64_t start_ticks, bool forget) noexcept;
 };
 
 }  // namespace airssys::osl
