@@ -1020,10 +1020,15 @@ TEST_CASE("a KILLed leader that takes long to die: its stopped group is scanned 
   // leader's end, at most 1 ms. This leader holds 400 MB, which takes the
   // kernel tens of milliseconds to free after the KILL: the scan does not
   // wait for that, finds the group's other member stopped, and kills it;
-  // the teardown then ends once the leader is gone too.
+  // the teardown then ends once the leader is gone too. The leader never
+  // waits for its child: a parent killed inside wait() that has not run
+  // yet when its child dies reaps that child on its way out (the kernel
+  // looks for a waitable child before the pending KILL), and the
+  // teardown could not count it.
   NothingLeft guard;
   ProcessExecutor ex;
-  const std::string_view args[] = {"-e", "$x = 'a' x 400_000_000; system('sleep', '1000'); sleep 1000"};
+  const std::string_view args[] = {"-e",
+                                   "$x = 'a' x 400_000_000; if (fork() == 0) { exec('sleep', '1000') } sleep 1000"};
   const std::string_view env[] = {guard.marker};
   SpawnProcessOperation op = marked("/usr/bin/perl", args, env, Containment::ProcessGroup);
   auto r = ex.execute(op);
@@ -1041,7 +1046,7 @@ TEST_CASE("a KILLed leader that takes long to die: its stopped group is scanned 
     // Touching 400 MB took 3-5 s alone on a 2-core VM, and once over 20 s
     // beside the rest of the suite.
   }, std::chrono::seconds(90)));
-  const unsigned long long member_start = test::start_time_of(member);  // perl waits for it: still the sleep
+  const unsigned long long member_start = test::start_time_of(member);  // unreaped till the teardown: the sleep
   guard.pids.push_back(member);
   auto t = ex.execute(TeardownOperation{leader, 0});
   INFO(t.error().message());
