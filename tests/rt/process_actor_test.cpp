@@ -307,6 +307,8 @@ TEST_CASE("An exit code is reported by wait, and wait times out on a process tha
   // a brutal one at once.
   auto slow = handle.spawn(shell("trap '' TERM; sleep 1000 & wait"));
   REQUIRE(slow);
+  // The shell has run its trap (under load a TERM could come before it).
+  REQUIRE(wait_for([&] { return test::ignores_signal(slow.value().pid, SIGTERM); }));
   auto t = handle.wait(slow.value().id, 20ms);
   REQUIRE_FALSE(t);
   CHECK(t.code() == Errc::Timeout);

@@ -274,6 +274,15 @@ inline long status_field(int pid, const std::string& name) {
   return -1;
 }
 
+// Whether the process ignores `sig` (SigIgn in /proc/<pid>/status, a hex
+// mask with bit sig-1): a shell that runs `trap '' TERM` has got that far.
+inline bool ignores_signal(int pid, int sig) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("SigIgn:", 0) == 0) return ((std::stoull(line.substr(7), nullptr, 16) >> (sig - 1)) & 1) != 0;
+  return false;
+}
+
 // This process's children, one per line ("pid state pgid sid comm
 // cgroup"), for failure messages: what was left, and of which tree.
 inline std::string describe_children() {
