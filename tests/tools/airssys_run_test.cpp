@@ -217,6 +217,8 @@ Result run(const TempDir& dir, std::vector<std::string> args, Ms limit = 30s, vo
   INFO("stderr: " << r.err);
   CHECK(status != -1);
   CHECK(child_pids().empty());
+  // For the caller's next assertion (about this status, most often).
+  UNSCOPED_INFO("airssys-run's stderr: " << r.err);
   return r;
 }
 
