@@ -398,6 +398,8 @@ TEST_CASE("CgroupRoot::open() kills the trees of a runtime that is gone, removes
   {
     auto root = open_root(base.c_str());
     const arch::StaleSweep& swept = root.swept();
+    // A root is swept only if its lock can be taken: who holds it, if not.
+    INFO("open on the dead runtime's root: " << (swept.roots == 0 ? test::holders_of(path) : "-"));
     CHECK(swept.roots >= 1);
     CHECK(swept.trees >= 1);
     CHECK(swept.processes >= 5);  // leader, its sleep, the escapee, its sleep, the deep sleep

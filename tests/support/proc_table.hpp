@@ -283,6 +283,24 @@ inline bool ignores_signal(int pid, int sig) {
   return false;
 }
 
+// Processes with a descriptor open on `path`, as "pid (comm) " each: for a
+// failure message about a file someone should have closed (a lock held).
+inline std::string holders_of(const std::string& path) {
+  std::string out;
+  for (int pid : all_pids()) {
+    std::error_code ec;
+    std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec);
+    for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      std::error_code link;
+      if (std::filesystem::read_symlink(it->path(), link) == path) {
+        out += std::to_string(pid) + " (" + comm_of(pid) + ") ";
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 // This process's children, one per line ("pid state pgid sid comm
 // cgroup"), for failure messages: what was left, and of which tree.
 inline std::string describe_children() {
