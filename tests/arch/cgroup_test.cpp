@@ -395,6 +395,12 @@ TEST_CASE("CgroupRoot::open() kills the trees of a runtime that is gone, removes
   REQUIRE_FALSE(dead(deep));
   // The tree, orphaned to us (a subreaper), runs on: the numbers are still its own.
   const unsigned long long leader_start = test::start_time_of(leader), deep_start = test::start_time_of(deep);
+  // The deep sleep may still be inside its exec: a vfork'd child lets its
+  // parent go on before its close-on-exec has run, so for a moment it
+  // holds the runtime's descriptors, the root's locked one among them, and
+  // a sweep then rightly takes the root for one in use (CI's make test
+  // stage saw that once). The root is abandoned once nobody holds it.
+  REQUIRE(test::wait_for([&] { return test::holders_of(path).empty(); }));
   {
     auto root = open_root(base.c_str());
     const arch::StaleSweep& swept = root.swept();
