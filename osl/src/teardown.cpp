@@ -592,8 +592,7 @@ void ProcessExecutor::remember_refused_locked(int pid, std::uint64_t start_ticks
   for (std::size_t i = 0; i < config_.max_processes; ++i) {
     Refused& r = refused_[i];
     if (r.pid == pid && r.start_ticks == start_ticks) return;
-    const bool stale = r.pid < 0 || entries_[static_cast<std::size_t>(r.tree)].generation != r.generation;
-    if (stale && free_row == nullptr) free_row = &r;
+    if (free_row == nullptr && refused_tree_of(r) == nullptr) free_row = &r;
   }
   if (free_row == nullptr) return;
   *free_row = Refused{pid, start_ticks, static_cast<int>(&tree - entries_.get()), tree.generation};
@@ -601,18 +600,29 @@ void ProcessExecutor::remember_refused_locked(int pid, std::uint64_t start_ticks
 
 // The tree of a remembered escapee (null if it is not remembered, or its
 // tree's entry was released since); `forget` frees its row.
+// Nothing to look up until a sweep has refused one (the common case: every
+// ended child of every sweep passes here).
 ProcessExecutor::Entry* ProcessExecutor::refused_tree_locked(int pid, std::uint64_t start_ticks, bool forget) noexcept {
-  if (start_ticks == 0) return nullptr;
+  if (start_ticks == 0 || counters_.orphans_refused == 0) return nullptr;
   for (std::size_t i = 0; i < config_.max_processes; ++i) {
     Refused& r = refused_[i];
     if (r.pid != pid || r.start_ticks != start_ticks) continue;
-    Entry& tree = entries_[static_cast<std::size_t>(r.tree)];
-    const bool held = tree.generation == r.generation &&
-                      (tree.state == Entry::State::Live || tree.state == Entry::State::Exited);
-    if (forget || !held) r = Refused{};
-    return held ? &tree : nullptr;
+    Entry* tree = refused_tree_of(r);
+    if (forget || tree == nullptr) r = Refused{};
+    return tree;
   }
   return nullptr;
+}
+
+// The tree entry a row names, while that entry is still the one it named
+// (null for a free row, or once the entry was released: a release bumps
+// its generation).
+ProcessExecutor::Entry* ProcessExecutor::refused_tree_of(const Refused& r) noexcept {
+  if (r.pid < 0) return nullptr;
+  Entry& tree = entries_[static_cast<std::size_t>(r.tree)];
+  const bool held = tree.generation == r.generation &&
+                    (tree.state == Entry::State::Live || tree.state == Entry::State::Exited);
+  return held ? &tree : nullptr;
 }
 
 // A Full OrphanAdopted event for an escapee the process table had no slot

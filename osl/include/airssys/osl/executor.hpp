@@ -403,6 +403,7 @@ class ProcessExecutor {
   std::unique_ptr<Refused[]> refused_;
   void remember_refused_locked(int pid, std::uint64_t start_ticks, const Entry& tree) noexcept;
   Entry* refused_tree_locked(int pid, std::uint64_t start_ticks, bool forget) noexcept;
+  Entry* refused_tree_of(const Refused& r) noexcept;
 };
 
 }  // namespace airssys::osl
