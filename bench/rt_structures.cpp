@@ -29,15 +29,21 @@ void BM_index_stack_pop_push(benchmark::State& state) {
   allocs.report(state);
 }
 
-// One push and one pop of the intrusive MPSC queue, uncontended.
-void BM_mpsc_push_pop(benchmark::State& state) {
-  detail::Node stub, node;
-  std::atomic<detail::Node*> tail{&stub};
-  detail::Node* head = &stub;
+// A mailbox's queues, uncontended: one push and one pop, either a foreign
+// push (the inbox's compare-and-swap, then the pop's exchange) or a local
+// append (plain stores).
+void BM_mailbox_push_pop(benchmark::State& state, bool foreign) {
+  detail::Node node;
+  std::atomic<detail::Node*> inbox{nullptr};
+  detail::LocalFifo fifo;
   bench::AllocsPerOp allocs;
   for (auto _ : state) {
-    detail::mpsc_push(tail, &node);
-    benchmark::DoNotOptimize(detail::mpsc_pop(head, tail, &stub));
+    if (foreign) {
+      detail::inbox_push(inbox, &node);
+    } else {
+      fifo.append(inbox, &node);
+    }
+    benchmark::DoNotOptimize(fifo.pop(inbox));
   }
   allocs.report(state);
 }
@@ -63,5 +69,6 @@ void BM_name_table_find(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_index_stack_pop_push)->Name("rt/structures/index_stack/pop_push")->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(BM_mpsc_push_pop)->Name("rt/structures/mpsc/push_pop");
+BENCHMARK_CAPTURE(BM_mailbox_push_pop, foreign, true)->Name("rt/structures/mailbox/foreign_push_pop");
+BENCHMARK_CAPTURE(BM_mailbox_push_pop, local, false)->Name("rt/structures/mailbox/local_append_pop");
 BENCHMARK(BM_name_table_find)->Name("rt/structures/name_table/find");

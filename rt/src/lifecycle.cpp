@@ -21,10 +21,20 @@ using detail::Worker;
 namespace word = detail::word;
 
 Result<std::uint32_t> System::acquire_slot(const char* what) noexcept {
-  // Enter the spawn gate: shutdown closes it and waits for spawns inside, so
-  // no actor can start after shutdown has swept the slots.
-  // seq_cst: against shutdown's fetch_or of kGateClosed.
-  if ((spawn_gate_.fetch_add(1, std::memory_order_seq_cst) & kGateClosed) != 0) {
+  if (this_worker() != nullptr) {
+    // A spawn on a worker needs no gate (and no locked instruction): it runs
+    // in a turn of a live actor, which shutdown stops and counts out only
+    // after this turn, and a worker counts its spawn (release) before that
+    // stop (release); live_count() reads stops before spawns, so shutdown's
+    // loop sees the new actor live and stops it too. Once shutdown began,
+    // this worker sees shutting_down_ here at the latest after it saw its
+    // actor's kStop (acquire), which shutdown sets after the flag.
+    if (shutting_down_.load(std::memory_order_acquire))
+      return Error::make(Errc::ShuttingDown, "%s refused: the system is shutting down", what);
+  } else if ((spawn_gate_.fetch_add(1, std::memory_order_seq_cst) & kGateClosed) != 0) {
+    // Any other thread enters the spawn gate: shutdown closes it and waits
+    // for spawns inside, so none starts after shutdown swept the slots.
+    // seq_cst: against shutdown's fetch_or of kGateClosed.
     leave_spawn_gate();
     return Error::make(Errc::ShuttingDown, "%s refused: the system is shutting down", what);
   }
@@ -38,7 +48,8 @@ Result<std::uint32_t> System::acquire_slot(const char* what) noexcept {
 }
 
 void System::leave_spawn_gate() noexcept {
-  spawn_gate_.fetch_sub(1, std::memory_order_release);
+  // Only a spawn from outside the workers entered it (acquire_slot).
+  if (this_worker() == nullptr) spawn_gate_.fetch_sub(1, std::memory_order_release);
 }
 
 void System::release_unstarted(std::uint32_t slot) noexcept {
@@ -370,7 +381,7 @@ void System::begin_finalize(Worker& w, Cell* c, StopReason reason, bool foreign)
 void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
   const ActorId self = id_of(c);
   std::uint64_t handled_foreign = c->handled_foreign.load(std::memory_order_relaxed);
-  while (Node* n = detail::mpsc_pop(c->head, c->tail, &c->stub)) {
+  while (Node* n = c->queue.pop(c->inbox)) {
     if (n->counted) {
       c->handled_foreign.store(++handled_foreign, std::memory_order_release);
     } else {
@@ -449,9 +460,8 @@ void System::release_if_unqueued(Worker&, Cell* c, bool foreign) noexcept {
   c->dropped.store(0, std::memory_order_relaxed);
   c->high_water.store(0, std::memory_order_relaxed);
   c->handled.store(0, std::memory_order_relaxed);
-  c->head = &c->stub;
-  c->stub.link.store(nullptr, std::memory_order_relaxed);
-  c->tail.store(&c->stub, std::memory_order_relaxed);
+  c->queue = detail::LocalFifo{};  // empty: every message was taken out
+  c->inbox.store(nullptr, std::memory_order_relaxed);
   c->started = false;
   c->dead = false;
   c->stop_hint.store(false, std::memory_order_relaxed);

@@ -123,8 +123,6 @@ System::System(const SystemConfig& config)
     // Every slot starts at this System's first generation, so that an id
     // of another live System never matches (see detail::SystemTag).
     c->word.store(word::make(tag_.first_gen(), word::kClosed), std::memory_order_relaxed);
-    c->head = &c->stub;
-    c->tail.store(&c->stub, std::memory_order_relaxed);
   }
   free_slots_.init(&cells_[0].free_link, config.actor_capacity, true, sizeof(Cell));
 

@@ -227,7 +227,7 @@ void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
   std::uint64_t handled_foreign = c->handled_foreign.load(std::memory_order_relaxed);
   const std::uint32_t budget = config_.budget;
   while (handled < budget) {
-    Node* n = detail::mpsc_pop(c->head, c->tail, &c->stub);
+    Node* n = c->queue.pop(c->inbox);
     if (n == nullptr) break;
     ++handled;
     // The room is published before the handler runs: a message being

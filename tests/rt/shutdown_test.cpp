@@ -560,6 +560,74 @@ TEST_CASE("a spawn racing with shutdown fails with ShuttingDown or its actor is 
 
 namespace {
 
+// Spawns a Busy child on every message, on either worker, and sends itself
+// the next message; on_stop spawns one more. Counts the answers.
+struct ChainSpawner : Actor<int> {
+  Shared* sh;
+  std::atomic<int>* ok;
+  std::atomic<int>* refused;
+  std::atomic<int>* other;
+  ChainSpawner(Shared* s, std::atomic<int>* o, std::atomic<int>* r, std::atomic<int>* x)
+      : sh(s), ok(o), refused(r), other(x) {}
+  void spawn_one(Context<int>& ctx) {
+    auto r = ctx.system().spawn_with<Busy>(SpawnOptions{}, [s = sh] { return Busy(s, 0ms); });
+    if (r) {
+      ok->fetch_add(1);
+    } else if (r.code() == Errc::ShuttingDown) {
+      refused->fetch_add(1);
+    } else if (r.code() != Errc::Full) {  // the children stay up: the slots run out
+      other->fetch_add(1);
+    }
+  }
+  void on_message(Context<int>& ctx, int&) override {
+    spawn_one(ctx);
+    (void)ctx.send(ctx.self(), 0);
+  }
+  void on_stop(Context<int>& ctx, StopReason) override { spawn_one(ctx); }
+};
+
+}  // namespace
+
+// A spawn on a worker takes no gate: it happens in a live actor's turn,
+// which shutdown stops and waits for, so an actor spawned as shutdown
+// begins is seen live and stopped too (and one spawned from an on_stop
+// that shutdown caused is refused).
+TEST_CASE("actors spawning actors on the workers while shutdown runs leave nothing running, and every state is destroyed") {
+  for (int round = 0; round < 20; ++round) {
+    Shared sh;
+    std::atomic<int> ok{0}, refused{0}, other{0};
+    Result<void> shut = Errc::Ok;
+    {
+      SystemConfig cfg;
+      cfg.workers = 2;
+      System sys(cfg);
+      std::vector<ActorRef<int>> spawners;
+      for (int w = 0; w < 2; ++w) {
+        auto a = sys.spawn_with<ChainSpawner>(on_worker(w), [&] { return ChainSpawner(&sh, &ok, &refused, &other); });
+        REQUIRE(a);
+        spawners.push_back(a.value());
+      }
+      for (auto& a : spawners) REQUIRE(sys.send(a, 0));
+      REQUIRE(test::wait_for([&] { return ok.load() >= 50 + round * 10; }));
+      shut = sys.shutdown();
+      REQUIRE(shut.ok());
+      CHECK(sys.stats().live_actors == 0);
+      // Nothing spawns once shutdown has returned.
+      const int after = ok.load();
+      std::this_thread::sleep_for(5ms);
+      CHECK(ok.load() == after);
+    }
+    INFO("round " << round << ": " << ok.load() << " spawned, " << refused.load() << " refused");
+    CHECK(other.load() == 0);
+    // The two spawners' on_stop ran during shutdown, after their kStop: refused.
+    CHECK(refused.load() >= 2);
+    CHECK(sh.constructed.load() == sh.destroyed.load());
+    CHECK(sh.started.load() <= ok.load());
+  }
+}
+
+namespace {
+
 struct AskReq {
   ReplyTo<int> to;
 };

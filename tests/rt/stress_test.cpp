@@ -64,17 +64,24 @@ TEST_CASE("the index stack never loses or duplicates an index under concurrent p
   REQUIRE(seen.size() == kCount);
 }
 
-TEST_CASE("the MPSC queue delivers every node, FIFO per producer, under concurrent pushes") {
+TEST_CASE("a mailbox's queues deliver every node once, in each sender's order, while senders on other threads push and the home thread appends") {
+  // kThreads foreign senders push onto the inbox; the consumer thread (the
+  // home worker) appends its own messages between pops. Every node comes
+  // out once; each sender's nodes, the consumer's included, in order; and a
+  // foreign node the consumer had seen pushed before an append comes out
+  // before that appended node.
   constexpr int kPerProducer = 50000;
+  constexpr int kLocal = 50000;
   struct Item {
     detail::Node node;
-    int producer;
+    int producer;  // kThreads: the consumer's own
     int seq;
   };
-  std::vector<Item> items(kThreads * kPerProducer);
-  detail::Node stub;
-  std::atomic<detail::Node*> tail{&stub};
-  detail::Node* head = &stub;
+  std::vector<Item> items((kThreads + 1) * kPerProducer);
+  // Nodes each sender has pushed (release: after the push).
+  std::vector<std::atomic<int>> pushed(kThreads);
+  std::atomic<detail::Node*> inbox{nullptr};
+  detail::LocalFifo fifo;
   std::vector<std::thread> producers;
   for (int p = 0; p < kThreads; ++p) {
     producers.emplace_back([&, p] {
@@ -82,25 +89,65 @@ TEST_CASE("the MPSC queue delivers every node, FIFO per producer, under concurre
         Item& it = items[p * kPerProducer + s];
         it.producer = p;
         it.seq = s;
-        detail::mpsc_push(tail, &it.node);
+        detail::inbox_push(inbox, &it.node);
+        pushed[p].store(s + 1, std::memory_order_release);
       }
     });
   }
-  std::vector<int> next(kThreads, 0);
-  int received = 0, out_of_order = 0;
-  while (received < kThreads * kPerProducer) {
-    detail::Node* n = detail::mpsc_pop(head, tail, &stub);
+  std::vector<int> next(kThreads + 1, 0);
+  std::vector<std::uint64_t> out_pos(items.size(), 0);
+  // For each local append: the foreign nodes seen pushed just before it.
+  std::vector<std::pair<int, std::vector<int>>> seen_before;
+  int received = 0, out_of_order = 0, local_sent = 0;
+  std::uint64_t pos = 0;
+  bool popped = false;
+  while (received < kThreads * kPerProducer + kLocal) {
+    // Mostly one append per pop; now and then a pop alone, so that the
+    // FIFO also drains.
+    if (local_sent < kLocal && (local_sent % 7 != 3 || !popped)) {
+      Item& it = items[kThreads * kPerProducer + local_sent];
+      it.producer = kThreads;
+      it.seq = local_sent;
+      // Every 97th append: note which foreign nodes are already pushed (the
+      // latest seen of each sender), to check they come out first.
+      if (local_sent % 97 == 0) {
+        std::vector<int> latest(kThreads, -1);
+        for (int p = 0; p < kThreads; ++p) latest[p] = pushed[p].load(std::memory_order_acquire) - 1;
+        seen_before.emplace_back(kThreads * kPerProducer + local_sent, std::move(latest));
+      }
+      fifo.append(inbox, &it.node);
+      ++local_sent;
+    }
+    detail::Node* n = fifo.pop(inbox);
+    popped = n != nullptr;
     if (n == nullptr) continue;
-    // node is the first member of Item
-    auto* it = reinterpret_cast<Item*>(n);
+    auto* it = reinterpret_cast<Item*>(n);  // node is the first member of Item
     if (it->seq != next[it->producer]) ++out_of_order;
     next[it->producer] = it->seq + 1;
+    out_pos[static_cast<std::size_t>(it - items.data())] = ++pos;
     ++received;
   }
   for (auto& t : producers) t.join();
+  while (detail::Node* n = fifo.pop(inbox)) {
+    auto* it = reinterpret_cast<Item*>(n);
+    if (it->seq != next[it->producer]) ++out_of_order;
+    next[it->producer] = it->seq + 1;
+    out_pos[static_cast<std::size_t>(it - items.data())] = ++pos;
+    ++received;
+  }
   REQUIRE(out_of_order == 0);
-  REQUIRE(detail::mpsc_pop(head, tail, &stub) == nullptr);
-  REQUIRE(tail.load() == head);  // drained: nothing half-pushed either
+  REQUIRE(received == kThreads * kPerProducer + local_sent);
+  for (int p = 0; p < kThreads; ++p) REQUIRE(next[p] == kPerProducer);
+  REQUIRE(next[kThreads] == local_sent);
+  int causal_violations = 0;
+  for (auto& [local, latest] : seen_before)
+    for (int p = 0; p < kThreads; ++p)
+      if (latest[p] >= 0 && out_pos[static_cast<std::size_t>(p * kPerProducer + latest[p])] >
+                                out_pos[static_cast<std::size_t>(local)])
+        ++causal_violations;
+  REQUIRE(causal_violations == 0);
+  REQUIRE(fifo.pop(inbox) == nullptr);
+  REQUIRE(inbox.load() == nullptr);
 }
 
 TEST_CASE("name table lookups see only complete entries while writers insert and erase") {

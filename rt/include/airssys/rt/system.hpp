@@ -311,15 +311,16 @@ class System {
   }
   void push(detail::Cell* c, detail::Node* n, detail::Worker* w, Admission how) noexcept {
     n->counted = how != Admission::Local;
-    detail::mpsc_push(c->tail, n);
     if (how == Admission::Local) {
+      c->queue.append(c->inbox, n);
       if (!c->local_queued) {
         c->local_queued = true;
         w->local_push(c);
       }
-    } else if (how == Admission::ForeignSchedule) {
-      schedule_foreign(c);
+      return;
     }
+    detail::inbox_push(c->inbox, n);
+    if (how == Admission::ForeignSchedule) schedule_foreign(c);
   }
   Error bad_ref(ActorId id) const noexcept;
   void schedule_foreign(detail::Cell* c) noexcept;
@@ -428,7 +429,8 @@ class System {
   alignas(64) std::atomic<std::uint64_t> spawned_{0};  // spawns from plain threads (a worker counts its own)
   std::atomic<std::uint64_t> dead_letters_{0};
   std::atomic<bool> shutting_down_{false};
-  // Spawns in progress, plus kGateClosed once shutdown begins.
+  // Spawns in progress on threads other than the workers (acquire_slot),
+  // plus kGateClosed once shutdown begins.
   static constexpr std::uint64_t kGateClosed = std::uint64_t{1} << 63;
   alignas(64) std::atomic<std::uint64_t> spawn_gate_{0};
   std::atomic<std::uint32_t> shutdown_state_{0};  // 0 running, 1 shutting down, 2 done

@@ -1,5 +1,6 @@
 #pragma once
-// Message nodes, the intrusive MPSC queue, and the actor cell.
+// Message nodes, a mailbox's two queues (the inbox and the home worker's
+// FIFO), and the actor cell.
 
 #include <atomic>
 #include <cstddef>
@@ -66,45 +67,74 @@ inline constexpr std::uint32_t gen(std::uint32_t state) noexcept { return state 
 inline constexpr std::uint32_t phase(std::uint32_t state) noexcept { return state & kMask; }
 }  // namespace gen_phase
 
-// Intrusive multi-producer / single-consumer FIFO (Vyukov). Producers do
-// one atomic exchange; the consumer owns `head` and a stub node. A pop can
-// return null while a push is half done (tail swapped, link not yet
-// written); the mailbox tells that case apart by its admitted count.
-template <class T>
-inline void mpsc_push(std::atomic<T*>& tail, T* n) noexcept {
-  n->link.store(nullptr, std::memory_order_relaxed);
-  // seq_cst (a plain xchg on x86): the scheduling protocols read `tail`
-  // after publishing their own state and need this store in the same total
-  // order. It also releases n's payload to the consumer.
-  T* prev = tail.exchange(n, std::memory_order_seq_cst);
-  // release: the consumer acquires `link` and then reads n's payload.
-  prev->link.store(n, std::memory_order_release);
+// A mailbox's two queues.
+//  - The inbox: messages from other threads. A lock-free stack, newest
+//    first: a sender pushes with one compare-and-swap; the home worker takes
+//    the whole stack with one exchange. Empty is null, so there is no stub
+//    node to re-link when the last message is taken.
+//  - The FIFO: the home worker's own list, oldest first: messages sent on
+//    the home worker (appended with plain stores: no locked instruction),
+//    and the inbox's messages, reversed into it when taken.
+// Order: a message is appended after every message already in the inbox
+// (LocalFifo::append takes them first), so a foreign send that happens before a
+// local one is handled first, and the FIFO is the one order of the
+// mailbox. Each sender's messages stay in its sending order.
+// Any thread but the target's home worker.
+inline void inbox_push(std::atomic<Node*>& inbox, Node* n) noexcept {
+  Node* top = inbox.load(std::memory_order_relaxed);
+  do {
+    n->link.store(top, std::memory_order_relaxed);
+    // release: the home worker's exchange (acquire) then sees n's payload
+    // and link.
+  } while (!inbox.compare_exchange_weak(top, n, std::memory_order_release, std::memory_order_relaxed));
 }
 
-template <class T>
-inline T* mpsc_pop(T*& head, std::atomic<T*>& tail, T* stub) noexcept {
-  T* h = head;
-  T* next = h->link.load(std::memory_order_acquire);
-  if (h == stub) {
-    if (next == nullptr) return nullptr;
-    head = next;
-    h = next;
-    next = next->link.load(std::memory_order_acquire);
-  }
-  if (next != nullptr) {
-    head = next;
-    return h;
-  }
-  if (h != tail.load(std::memory_order_acquire)) return nullptr;  // push in progress
-  mpsc_push(tail, stub);
-  next = h->link.load(std::memory_order_acquire);
-  if (next != nullptr) {
-    head = next;
-    return h;
-  }
-  return nullptr;
-}
+// The home worker's list. Nodes in it are the home worker's alone: their
+// links are read and written relaxed.
+struct LocalFifo {
+  Node* first = nullptr;
+  Node* last = nullptr;
 
+  // Moves the inbox's messages, oldest first, to the back.
+  void take_inbox(std::atomic<Node*>& inbox) noexcept {
+    // acquire: pairs with the senders' release; their nodes are whole.
+    Node* stack = inbox.exchange(nullptr, std::memory_order_acquire);
+    Node* reversed = nullptr;
+    Node* oldest = stack;
+    while (stack != nullptr) {
+      Node* next = stack->link.load(std::memory_order_relaxed);
+      stack->link.store(reversed, std::memory_order_relaxed);
+      reversed = stack;
+      stack = next;
+    }
+    if (reversed == nullptr) return;
+    if (last != nullptr) last->link.store(reversed, std::memory_order_relaxed); else first = reversed;
+    last = oldest;  // the stack's top was the newest: now the end
+  }
+  // Appends a message sent on the home worker, after what the inbox holds.
+  void append(std::atomic<Node*>& inbox, Node* n) noexcept {
+    // acquire: a foreign message pushed before this send (in happens-before)
+    // is seen here, and goes first.
+    if (inbox.load(std::memory_order_acquire) != nullptr) take_inbox(inbox);
+    n->link.store(nullptr, std::memory_order_relaxed);
+    if (last != nullptr) last->link.store(n, std::memory_order_relaxed); else first = n;
+    last = n;
+  }
+  // The oldest message, or null when both queues are empty (a message
+  // admitted but not pushed yet is not there: the admission word tells).
+  Node* pop(std::atomic<Node*>& inbox) noexcept {
+    if (first == nullptr) {
+      // relaxed: a hint; the exchange acquires what it takes.
+      if (inbox.load(std::memory_order_relaxed) == nullptr) return nullptr;
+      take_inbox(inbox);
+      if (first == nullptr) return nullptr;
+    }
+    Node* n = first;
+    first = n->link.load(std::memory_order_relaxed);
+    if (first == nullptr) last = nullptr;
+    return n;
+  }
+};
 
 // The admission word of a cell: generation, state bits and the count of
 // messages admitted from other threads, in one atomic so that a sender's
@@ -130,7 +160,7 @@ inline constexpr std::uint64_t make(std::uint32_t gen, std::uint64_t bits) noexc
 struct alignas(64) Cell {
   // ---- line 1: shared with senders
   std::atomic<std::uint64_t> word{word::kClosed};
-  std::atomic<Node*> tail{nullptr};
+  std::atomic<Node*> inbox{nullptr};             // messages from other threads (inbox_push)
   std::atomic<Cell*> link{nullptr};               // in a worker's foreign ready queue
   std::atomic<std::uint64_t> handled_foreign{0};  // consumer writes; senders read for the bound
   std::atomic<std::uint64_t> dropped{0};
@@ -153,8 +183,7 @@ struct alignas(64) Cell {
   // CAS (which releases it), read by the home worker after it saw kStop.
   std::atomic<std::uint16_t> stop_as{0};
   // ---- line 2: home worker only
-  alignas(64) Node* head = nullptr;
-  Node stub;
+  alignas(64) LocalFifo queue;  // the mailbox in order (LocalFifo), with `inbox`
   ActorBase* actor = nullptr;
   Cell* local_next = nullptr;  // in the home worker's local ready queue
   std::atomic<std::uint64_t> handled{0};  // all messages handled (stats; relaxed)
