@@ -55,7 +55,27 @@ Result<osl::ProcessExecutor*> System::processes() noexcept {
 Result<SpawnProcessResult> System::spawn_process(detail::Turn& t, const SpawnProcessOperation& op) noexcept {
   auto ex = processes();
   if (!ex) return ex.error();
-  return processes_.spawn(**ex, t.cell, id_of(t.cell), op);
+  const ActorId self = id_of(t.cell);
+  // The exit report's node, reserved now: an exit while the pool is
+  // exhausted would otherwise be lost (the actor would never hear of it).
+  Node* report = alloc_node(0, t.worker);
+  if (report == nullptr) {
+    return Error::make(Errc::Full,
+                       "spawn_process of actor #%u refused: the message pool has no block for its exit report "
+                       "(%u blocks of %zu bytes)",
+                       self.slot, messages_.count(0), kMinBlockSize);
+  }
+  const std::uint32_t row = processes_.reserve_exit(self.to_bits(), report);
+  if (row == ~0u) free_node(report, t.worker);  // no row free: allocated at the exit instead
+  auto r = processes_.spawn(**ex, t.cell, self, op);
+  if (row != ~0u) {
+    if (r) {
+      processes_.keep_exit(row, self.to_bits(), r.value().pid);
+    } else if (Node* n = processes_.drop_exit(row, self.to_bits())) {
+      free_node(n, t.worker);
+    }
+  }
+  return r;
 }
 
 // On the actor's worker, as it stops or restarts: its trees are torn down
@@ -71,8 +91,9 @@ void System::teardown_processes(Cell* c) noexcept {
 
 // On the reactor thread.
 void System::deliver_process_exit(std::uint64_t owner, int pid, ExitStatus status) noexcept {
-  Node* n = alloc_node(0, nullptr);
-  if (n == nullptr) return;  // message pool exhausted: the set entry stays until the actor stops
+  Node* n = processes_.take_exit(owner, pid);  // reserved at the spawn
+  if (n == nullptr) n = alloc_node(0, nullptr);
+  if (n == nullptr) return;  // none reserved (no row was free) and the pool exhausted: the report is lost
   n->kind = NodeKind::ProcessExit;
   new (detail::payload<ProcessExited>(n)) ProcessExited{pid, status};
   if (!post_system(ActorId::from_bits(owner), n, nullptr)) free_node(n, nullptr);
@@ -130,7 +151,9 @@ Result<osl::ProcessExecutor*> ProcessSets::build(System& system, bool shutting_d
   counts_.reset(new (std::nothrow) std::uint8_t[sets]());
   links_.reset(new (std::nothrow) std::atomic<std::uint32_t>[sets]);
   tree_waits_.reset(new (std::nothrow) TreeWait[sets]);
-  if (!executor_owner_ || !sink_ || !items_ || !counts_ || !links_ || !tree_waits_)
+  exit_rows_ = config_.max_processes + config_.workers;  // held processes, and one pending spawn per worker
+  exits_.reset(new (std::nothrow) ExitRow[exit_rows_]);
+  if (!executor_owner_ || !sink_ || !items_ || !counts_ || !links_ || !tree_waits_ || !exits_)
     return Error::make(Errc::Full, "no memory for the process executor");
   free_sets_.init(links_.get(), static_cast<std::uint32_t>(sets), true);
   for (auto* m : config_.process_middleware)
@@ -170,6 +193,50 @@ Result<SpawnProcessResult> ProcessSets::spawn(osl::ProcessExecutor& ex, Cell* c,
     items_[set * per + counts_[set]++] = ChildProcess{r.value().pid, r.value().pgid, r.value().containment};
   }
   return r;
+}
+
+std::uint32_t ProcessSets::reserve_exit(std::uint64_t owner, Node* node) noexcept {
+  std::lock_guard<std::mutex> lock(exits_mu_);
+  for (std::size_t i = 0; i < exit_rows_; ++i)
+    if (exits_[i].node == nullptr) {
+      exits_[i] = ExitRow{owner, 0, node};
+      return static_cast<std::uint32_t>(i);
+    }
+  return ~0u;
+}
+
+// The row is still this owner's pending one unless an exit took it (and
+// another owner may hold it since; this owner reserves again only after).
+void ProcessSets::keep_exit(std::uint32_t row, std::uint64_t owner, int pid) noexcept {
+  std::lock_guard<std::mutex> lock(exits_mu_);
+  ExitRow& e = exits_[row];
+  if (e.node != nullptr && e.owner == owner && e.pid == 0) e.pid = pid;
+}
+
+Node* ProcessSets::drop_exit(std::uint32_t row, std::uint64_t owner) noexcept {
+  std::lock_guard<std::mutex> lock(exits_mu_);
+  if (exits_[row].node == nullptr || exits_[row].owner != owner || exits_[row].pid != 0) return nullptr;
+  Node* n = exits_[row].node;
+  exits_[row] = ExitRow{};
+  return n;
+}
+
+Node* ProcessSets::take_exit(std::uint64_t owner, int pid) noexcept {
+  std::lock_guard<std::mutex> lock(exits_mu_);
+  std::size_t pending = exit_rows_;
+  for (std::size_t i = 0; i < exit_rows_; ++i) {
+    ExitRow& e = exits_[i];
+    if (e.node == nullptr || e.owner != owner) continue;
+    if (e.pid == pid) {
+      pending = i;
+      break;
+    }
+    if (e.pid == 0) pending = i;
+  }
+  if (pending == exit_rows_) return nullptr;
+  Node* n = exits_[pending].node;
+  exits_[pending] = ExitRow{};
+  return n;
 }
 
 std::span<const ChildProcess> ProcessSets::children(const Cell* c) const noexcept {

@@ -57,6 +57,7 @@ Result<void> System::shutdown(std::chrono::nanoseconds deadline) {
   // Whatever is left of the process trees is killed and reaped now; the
   // reactor and the guardian stop.
   processes_.stop_executor();
+  processes_.free_exits([this](detail::Node* n) { free_node(n, nullptr); });
   shutdown_state_.store(2, std::memory_order_release);
   arch::wake_all(shutdown_state_);
   if (!in_time)

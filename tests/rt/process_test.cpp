@@ -566,6 +566,52 @@ TEST_CASE("signal_process and kill_process_group reach only the actor's own proc
   }
 }
 
+// An exit report is a message; it is reserved when the process is spawned,
+// so that an exit while the message pool is exhausted still reaches the
+// actor (allocated at the exit, it was lost: the actor never heard of it).
+TEST_CASE("an exit while the message pool is exhausted still reaches its actor: its report was reserved at the spawn") {
+  for (Containment c : kContainments) {
+    INFO("containment " << osl::to_string(c));
+    Hygiene hygiene;
+    auto sleeps = shell("sleep 1", c);
+    Probe p, pg;
+    std::atomic<bool> open{false};
+    SystemConfig cfg;
+    cfg.workers = 2;
+    cfg.message_blocks[0] = 256;
+    System sys(cfg);
+    // The gate holds its first message until `open`: its mailbox keeps
+    // every block the test thread fills.
+    auto gate = spawn_owner(sys, 1, [&](Context<Msg>&, Msg&) {
+      while (!open.load()) std::this_thread::sleep_for(1ms);
+    }, &pg);
+    REQUIRE(gate.ok());
+    auto a = spawn_owner(sys, 0, standard(&sleeps->op, &p), &p);
+    REQUIRE(a.ok());
+    REQUIRE(send_cmd(sys, *a, Cmd::Spawn));
+    REQUIRE(wait_for([&] { return p.spawned.size() == 1; }));
+    Error refused;
+    int sent = 0;
+    for (;;) {
+      auto r = sys.send(*gate, Msg{Cmd{Cmd::Report}});
+      if (!r) {
+        refused = r.error();
+        break;
+      }
+      ++sent;
+    }
+    INFO(sent << " sent, then: " << refused.message());
+    REQUIRE(refused.code() == Errc::Full);
+    REQUIRE(std::string(refused.message()).find("message pool") != std::string::npos);
+    // The sleep ends while no block is free.
+    REQUIRE(wait_for([&] { return p.exits.size() == 1; }, 10s));
+    CHECK(p.exits.get()[0].pid == p.spawned.get()[0].pid);
+    CHECK(p.exits.get()[0].status.code == 0);
+    open.store(true);
+    REQUIRE(sys.shutdown());
+  }
+}
+
 TEST_CASE("a full ProcessSet refuses the next spawn with Full naming it, and what it holds is still torn down") {
   for (Containment c : kContainments) {
     INFO("containment " << osl::to_string(c));

@@ -133,7 +133,10 @@ class Context {
   // (if M is constructible from it), and when the actor stops, restarts or
   // crashes, its trees are torn down asynchronously (SIGTERM, then SIGKILL
   // after SystemConfig::process_kill_timeout). The first call builds the
-  // process executor and starts its reactor thread.
+  // process executor and starts its reactor thread. The exit report's
+  // message block is taken here, so that the exit reaches the actor even if
+  // the message pool is exhausted when it comes: Full, naming the pool,
+  // when no block is free now.
   Result<SpawnProcessResult> spawn_process(const SpawnProcessOperation& op) const noexcept {
     return t_.system->spawn_process(t_, op);
   }

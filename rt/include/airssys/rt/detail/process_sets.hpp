@@ -69,6 +69,31 @@ class ProcessSets {
   // The final drain: no finalisation waits for the reactor any more.
   void detach_reports() noexcept;
 
+  // Each spawned process's exit report is reserved before its spawn (a
+  // message node), so that the report never waits for room in the message
+  // pool: reserve_exit before the spawn (a row, or ~0u when none is free:
+  // the report is then allocated at the exit, as a fallback), then
+  // keep_exit with the pid, or drop_exit when the spawn failed (the node
+  // back, unless an exit took it). take_exit gives the exit its node (null:
+  // none reserved). An owner spawns one process at a time (its actor's
+  // turn), so an exit that finds no row of its pid takes its owner's
+  // pending one: the process ended before keep_exit. Any thread.
+  std::uint32_t reserve_exit(std::uint64_t owner, Node* node) noexcept;
+  void keep_exit(std::uint32_t row, std::uint64_t owner, int pid) noexcept;
+  Node* drop_exit(std::uint32_t row, std::uint64_t owner) noexcept;
+  Node* take_exit(std::uint64_t owner, int pid) noexcept;
+  // After stop_executor: the reports that never came (Detached processes
+  // let go, an actor's spawn cut short), each node once to `free`.
+  template <class F>
+  void free_exits(F&& free) noexcept {
+    std::lock_guard<std::mutex> lock(exits_mu_);
+    for (std::size_t i = 0; i < exit_rows_; ++i)
+      if (exits_[i].node != nullptr) {
+        free(exits_[i].node);
+        exits_[i] = ExitRow{};
+      }
+  }
+
   // The executor's counters; after stop_executor, its final ones. Any
   // thread, also while stop_executor runs.
   osl::ProcessExecutor::Counters counters() const noexcept;
@@ -114,6 +139,16 @@ class ProcessSets {
   std::unique_ptr<TreeWait[]> tree_waits_;
   std::mutex reports_mu_;     // reactor reports vs. the final drain
   bool reports_detached_ = false;
+  // Reserved exit reports (reserve_exit): node null for a free row, pid 0
+  // while the spawn is pending.
+  struct ExitRow {
+    std::uint64_t owner = 0;
+    int pid = 0;
+    Node* node = nullptr;
+  };
+  std::mutex exits_mu_;
+  std::unique_ptr<ExitRow[]> exits_;
+  std::size_t exit_rows_ = 0;
 };
 
 }  // namespace detail
