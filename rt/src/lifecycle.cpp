@@ -230,9 +230,11 @@ bool System::start_error(ActorId id, Error& out) const noexcept {
 
 Result<void> System::report_started(detail::Turn& t) noexcept {
   auto* holder = static_cast<detail::ActorHolder*>(t.cell->reserved);
+  holder->has_started = true;
   const ActorId parent = holder->notify_started;
   if (!parent.valid()) return {};
   holder->notify_started = ActorId{};
+  if (holder->quiet_started) return {};  // its supervisor does not wait for it
   Node* n = alloc_node(0, t.worker);
   if (n == nullptr) return pool_exhausted(0, parent);
   n->kind = NodeKind::Started;
@@ -428,7 +430,7 @@ void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
     Node* next = m->link.load(std::memory_order_relaxed);
     auto* rec = detail::payload<detail::MonitorRecord>(m);
     bool send = m->kind == NodeKind::Monitor || c->stop_reason == StopReason::Escalated;
-    rec->down = Down{self, c->stop_reason};
+    rec->down = Down{self, c->stop_reason, static_cast<detail::ActorHolder*>(c->reserved)->has_started};
     if (m->kind == NodeKind::Monitor) m->kind = NodeKind::Down;
     if (!send || !post_system(rec->watcher, m, &w)) free_node(m, &w);
     m = next;

@@ -141,9 +141,7 @@ bool SupervisorState::step(Ctx& ctx) {
           c.to_stop = false;
           if (c.phase == Phase::Exited) {
             // It ended by itself while the stop was coming: the stop it is.
-            note(ctx, abnormal(c.exit_reason) ? Note::ChildFailed : Note::ChildStopped, c, c.exited);
-            c.exited = ActorId{};
-            c.phase = Phase::Stopped;
+            note_exited(ctx, c);
             if (c.spec.restart_type() == RestartType::Temporary || simple()) c.removed = !c.to_start;
           }
         }
@@ -163,20 +161,45 @@ bool SupervisorState::step(Ctx& ctx) {
   }
 }
 
+// A restart of one worker child that nothing else waits on: OneForOne or
+// SimpleOneForOne restarting the child that ended, which has no health
+// check and no backoff reset (the two need its start time). Such a child is
+// spawned without a Started and taken as Running at once; the supervisor
+// goes on without waiting for its on_start. Its Down then says whether it
+// had started (Down::started), and one that had not is a failed start,
+// counted and tried again as before. Any other start is awaited.
+bool SupervisorState::lone_restart(std::uint32_t i) const noexcept {
+  if (op_.kind != OpKind::Restart || op_.target != i) return false;
+  if (flags_.strategy != Strategy::OneForOne && !simple()) return false;
+  const ChildSpec& s = children_[i].spec;
+  const Backoff& b = s.backoff_spec();
+  return s.kind() == ChildKind::Worker && s.health_spec().interval.count() <= 0 &&
+         !(b.min.count() > 0 && b.reset_after.count() > 0);
+}
+
 void SupervisorState::start_one(Ctx& ctx, std::uint32_t i) {
   Child& c = children_[i];
   c.to_start = false;
   SpawnOptions o = c.spec.spawn_options();
   o.kill_timeout = c.spec.shutdown_spec().kill_timeout();
-  auto r = c.spec.spawn(ctx, o);
+  const bool quiet = lone_restart(i);
+  auto r = c.spec.spawn(ctx, o, quiet);
   if (!r) {
     start_failed(ctx, i, r.error());
     return;
   }
-  // spawn_supervised monitors the child from its birth: its Started, or
+  // The child is monitored from its birth: its Started (unless quiet), or
   // its Down (once its process trees are gone), comes.
   c.ref = *r;
-  c.phase = Phase::Starting;
+  c.quiet = quiet;
+  c.failed_start = false;
+  if (quiet) {
+    c.phase = Phase::Running;
+    c.started_at = 0;
+    c.next_probe = kNever;
+  } else {
+    c.phase = Phase::Starting;
+  }
   // Usually in the same message as the Down that caused the restart, so
   // the event shares that message's one clock read.
   if (op_.kind == OpKind::Restart && op_.target == i) note(ctx, Note::ChildRestarted, c, c.ref);
@@ -294,14 +317,69 @@ bool SupervisorState::backoff_delay(Child& c, std::int64_t& delay) noexcept {
   return true;
 }
 
-// Child i ended by itself (or failed its health checks) and no operation runs.
-void SupervisorState::handle_exit(Ctx& ctx, std::uint32_t i) {
+// The error of a child that stopped before it started: its own, when it
+// failed, else its stop reason.
+Error SupervisorState::start_failure(ActorId who, StopReason reason, Ctx& ctx) const noexcept {
+  Error e = Error::make(Errc::Failed, "stopped before it started (%s)", to_string(reason));
+  (void)ctx.system().start_error(who, e);
+  return e;
+}
+
+// A quiet child (start_one) whose Down says it never started: what the
+// Starting case of on_down does for an awaited one. With no operation
+// running (the restart that spawned it is over), it is that restart
+// failing: counted, and tried again. An operation that was stopping it
+// takes it as a failed start, as it would an awaited child; any other
+// operation runs first (next_work then handles it).
+void SupervisorState::quiet_start_failed(Ctx& ctx, std::uint32_t i, const Down& d) {
   Child& c = children_[i];
-  const StopReason r = c.exit_reason;
+  if (op_.kind != OpKind::None && !c.to_stop) {
+    c.ref = ActorId{};
+    c.phase = Phase::Exited;
+    c.exit_reason = d.reason;
+    c.exited = d.who;
+    c.failed_start = true;
+    return;
+  }
+  const Error e = start_failure(d.who, d.reason, ctx);
+  if (op_.kind != OpKind::None) {
+    start_failed(ctx, i, e);
+    return;
+  }
   c.phase = Phase::Stopped;
   c.ref = ActorId{};
-  note(ctx, abnormal(r) ? Note::ChildFailed : Note::ChildStopped, c, c.exited);
+  note(ctx, Note::ChildFailed, c, d.who, 0, &e);
+  begin_restart(ctx, i);
+}
+
+// An Exited child's end becomes Stopped, with its event: failed (a quiet
+// child that never started, with its start error; or an abnormal exit) or
+// stopped.
+void SupervisorState::note_exited(Ctx& ctx, Child& c) {
+  if (c.failed_start) {
+    c.failed_start = false;
+    const Error e = start_failure(c.exited, c.exit_reason, ctx);
+    note(ctx, Note::ChildFailed, c, c.exited, 0, &e);
+  } else {
+    note(ctx, abnormal(c.exit_reason) ? Note::ChildFailed : Note::ChildStopped, c, c.exited);
+  }
   c.exited = ActorId{};
+  c.phase = Phase::Stopped;
+}
+
+// Child i ended by itself (or failed its health checks) and no operation
+// runs. A quiet child that never started is a failed restart: counted and
+// tried again, whatever its restart type.
+void SupervisorState::handle_exit(Ctx& ctx, std::uint32_t i) {
+  Child& c = children_[i];
+  const bool failed_start = c.failed_start;
+  const StopReason r = c.exit_reason;
+  c.ref = ActorId{};
+  note_exited(ctx, c);
+  if (failed_start) {
+    begin_restart(ctx, i);
+    return;
+  }
   const RestartType rt = c.spec.restart_type();
   const bool restart = rt == RestartType::Permanent || (rt == RestartType::Transient && abnormal(r));
   if (!restart) {
@@ -380,11 +458,7 @@ void SupervisorState::begin_shutdown(Ctx& ctx, bool fail_start, ReplyTo<Result<v
     Child& c = children_[i];
     if (c.removed) continue;
     if (c.phase == Phase::Running || c.phase == Phase::Starting) c.to_stop = true;
-    if (c.phase == Phase::Exited) {  // ended by itself; not restarted now
-      note(ctx, abnormal(c.exit_reason) ? Note::ChildFailed : Note::ChildStopped, c, c.exited);
-      c.exited = ActorId{};
-      c.phase = Phase::Stopped;
-    }
+    if (c.phase == Phase::Exited) note_exited(ctx, c);  // ended by itself; not restarted now
   }
 }
 
@@ -507,8 +581,7 @@ void SupervisorState::on_down(Ctx& ctx, const Down& d) {
       if (c.spec.restart_type() == RestartType::Temporary || (simple() && !c.to_start)) c.removed = true;
       break;
     case Phase::Starting: {
-      Error e = Error::make(Errc::Failed, "stopped before it started (%s)", to_string(d.reason));
-      (void)ctx.system().start_error(d.who, e);  // the child's own error, when it failed
+      Error e = start_failure(d.who, d.reason, ctx);
       if (c.spec.kind() == ChildKind::Supervisor && c.spec.child_spec_ != nullptr) {
         auto* sub = c.spec.child_spec_->state_.get();
         if (sub->start_state_.load(std::memory_order_acquire) == kStartFailed) e = sub->start_error_;
@@ -517,6 +590,10 @@ void SupervisorState::on_down(Ctx& ctx, const Down& d) {
       break;
     }
     case Phase::Running: {
+      if (c.quiet && !d.started) {
+        quiet_start_failed(ctx, i, d);
+        break;
+      }
       const StopReason r = c.health_kill ? StopReason::Failed : d.reason;
       c.ref = ActorId{};
       if (op_.kind != OpKind::None && c.to_stop) {

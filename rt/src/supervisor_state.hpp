@@ -72,6 +72,10 @@ class SupervisorState {
     bool health_kill = false;  // stopped for failed health checks: its end is a crash
     bool probe_out = false;
     bool kill_armed = false;
+    // Spawned by a lone restart without a Started (start_one): Running at
+    // once; a Down that says it never started is a failed start.
+    bool quiet = false;
+    bool failed_start = false;  // Exited: it was such a failed start
     StopReason exit_reason = StopReason::Normal;
     std::uint32_t restarts = 0;
     std::uint32_t consecutive = 0;  // restarts since the backoff was last reset
@@ -127,6 +131,10 @@ class SupervisorState {
   void start_one(Ctx& ctx, std::uint32_t i);
   void stop_one(Ctx& ctx, std::uint32_t i);
   void start_failed(Ctx& ctx, std::uint32_t i, const Error& e);
+  bool lone_restart(std::uint32_t i) const noexcept;
+  void quiet_start_failed(Ctx& ctx, std::uint32_t i, const Down& d);
+  void note_exited(Ctx& ctx, Child& c);
+  Error start_failure(ActorId who, StopReason reason, Ctx& ctx) const noexcept;
   void handle_exit(Ctx& ctx, std::uint32_t i);
   void begin_restart(Ctx& ctx, std::uint32_t i);
   void apply_restart(Ctx& ctx, std::uint32_t i, std::int64_t delay);

@@ -208,8 +208,15 @@ void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
       begin_finalize(w, c, t.reason, foreign);
       return;
     }
-    if (!t.defer_started && static_cast<detail::ActorHolder*>(c->reserved)->notify_started.valid())
-      (void)report_started(t);
+    if (!t.defer_started) {
+      auto* holder = static_cast<detail::ActorHolder*>(c->reserved);
+      holder->has_started = true;
+      if (holder->quiet_started) {
+        holder->notify_started = ActorId{};  // started: its failures are no longer start errors
+      } else if (holder->notify_started.valid()) {
+        (void)report_started(t);
+      }
+    }
   } else if (c->actor == nullptr) {
     // An in-place restart waits for the old instance's process trees.
     if (!resume_restart(t, foreign)) return;

@@ -130,6 +130,7 @@ TEST_CASE("a monitoring actor receives Down with the reason the watched actor st
     const Down d = logs.downs.get().back();
     REQUIRE(d.who == t->id);
     REQUIRE(d.reason == expected);
+    REQUIRE(d.started);  // its on_start (the default, empty) had returned
     REQUIRE(stops.size() == stops_before + 1);
     REQUIRE(stops.get().back() == expected);
     REQUIRE_FALSE(sys.alive(*t));
@@ -189,6 +190,7 @@ TEST_CASE("monitoring an actor that already stopped answers Down with NoActor at
     const Down d = logs.downs.get().back();
     REQUIRE(d.who == t->id);
     REQUIRE(d.reason == StopReason::NoActor);
+    REQUIRE_FALSE(d.started);  // nothing is known of it
   }
 
   SECTION("also once the slot has a new occupant") {
@@ -222,6 +224,96 @@ TEST_CASE("monitoring an actor that already stopped answers Down with NoActor at
   }
 
   for (Errc c : logs.monitor_codes.get()) REQUIRE(c == Errc::Ok);
+  REQUIRE(sys.shutdown().ok());
+}
+
+// How a child's start goes (Starter) and what its parent heard.
+enum class StartMode { Ok, Fail, StopInStart, DeferThenStop, DeferThenReport };
+
+struct Starter : Actor<int> {
+  StartMode mode;
+  explicit Starter(StartMode m) : mode(m) {}
+  void on_start(Context<int>& ctx) override {
+    switch (mode) {
+      case StartMode::Ok: break;
+      case StartMode::Fail: ctx.fail(Error::make(Errc::Failed, "cannot start")); break;
+      case StartMode::StopInStart: ctx.stop(); break;
+      case StartMode::DeferThenStop: ctx.defer_started(); break;
+      case StartMode::DeferThenReport:
+        ctx.defer_started();
+        (void)ctx.report_started();
+        break;
+    }
+  }
+  void on_message(Context<int>& ctx, int&) override { ctx.stop(); }
+};
+
+using ParentMsg = std::variant<StartMode, Started, Down>;
+
+// Spawns a Starter with spawn_supervised (watched from its birth) when told
+// a mode, and logs the child's id, its Started and its Down.
+struct StartParent : Actor<ParentMsg> {
+  Log<ActorId>* spawned;
+  Log<ActorId>* started;
+  Log<Down>* downs;
+  StartParent(Log<ActorId>* sp, Log<ActorId>* s, Log<Down>* d) : spawned(sp), started(s), downs(d) {}
+  void on_message(Context<ParentMsg>& ctx, ParentMsg& m) override {
+    if (auto* mode = std::get_if<StartMode>(&m)) {
+      const StartMode md = *mode;
+      auto r = ctx.spawn_supervised<Starter>(on_worker(1), [md] { return Starter(md); });
+      spawned->push(r ? r->id : ActorId{});
+    } else if (auto* s = std::get_if<Started>(&m)) {
+      started->push(s->who);
+    } else {
+      downs->push(std::get<Down>(m));
+    }
+  }
+};
+
+TEST_CASE("Down::started tells whether the actor had started before it stopped") {
+  Log<ActorId> spawned;
+  Log<ActorId> started;
+  Log<Down> downs;
+  SystemConfig cfg;
+  cfg.workers = 2;
+  System sys(cfg);
+  auto p = sys.spawn_with<StartParent>(on_worker(0), [&] { return StartParent(&spawned, &started, &downs); });
+  REQUIRE(p.ok());
+  struct Case {
+    StartMode mode;
+    bool started;  // it said so (a Started comes), and the test then stops it with a message
+    StopReason reason;
+  };
+  const Case cases[] = {
+      {StartMode::Ok, true, StopReason::Normal},
+      {StartMode::Fail, false, StopReason::Failed},
+      {StartMode::StopInStart, false, StopReason::Normal},
+      {StartMode::DeferThenStop, false, StopReason::Requested},
+      {StartMode::DeferThenReport, true, StopReason::Normal},
+  };
+  for (const Case& c : cases) {
+    INFO("mode " << static_cast<int>(c.mode));
+    const std::size_t s0 = started.size();
+    const std::size_t d0 = downs.size();
+    REQUIRE(sys.send(*p, ParentMsg{c.mode}).ok());
+    REQUIRE(test::wait_for([&] { return spawned.size() == d0 + 1; }));
+    const ActorId child = spawned.get().back();
+    REQUIRE(child.valid());
+    if (c.started) {
+      REQUIRE(test::wait_for([&] { return started.size() == s0 + 1; }));
+      CHECK(started.get().back() == child);
+      REQUIRE(sys.send(ActorRef<int>{child}, 0).ok());
+    } else if (c.mode == StartMode::DeferThenStop) {
+      // Its on_start returned, deferring its Started, which never comes.
+      REQUIRE(sys.stop(ActorRef<int>{child}).ok());
+    }
+    REQUIRE(test::wait_for([&] { return downs.size() == d0 + 1; }));
+    const Down d = downs.get().back();
+    CHECK(d.who == child);
+    CHECK(d.reason == c.reason);
+    CHECK(d.started == c.started);
+    CHECK(started.size() == s0 + (c.started ? 1u : 0u));
+  }
   REQUIRE(sys.shutdown().ok());
 }
 

@@ -443,6 +443,157 @@ TEST_CASE("an intensity of zero lets no restart happen") {
 // ---------------------------------------------------------------------------
 // Order: shutdown and start failure
 
+// A child whose next `fail_next` starts fail, as `how` says (0: ctx.fail,
+// 1: ctx.stop(), 2: ctx.stop(Shutdown)). It counts the starts it attempts
+// and those that succeed; told to hold, it first waits on the gate.
+struct FlakyControl {
+  std::atomic<int> fail_next{0};
+  std::atomic<int> how{0};
+  std::atomic<int> attempts{0};
+  std::atomic<int> ok_starts{0};
+  std::atomic<std::uint64_t> ref{0};
+  std::atomic<bool> hold{false};
+  std::atomic<int> holding{0};
+  test::Gate gate;
+  ActorRef<int> current() const {
+    const std::uint64_t v = ref.load(std::memory_order_acquire);
+    return ActorRef<int>{ActorId{static_cast<std::uint32_t>(v >> 32), static_cast<std::uint32_t>(v)}};
+  }
+};
+
+struct Flaky : Actor<int> {
+  FlakyControl* c;
+  explicit Flaky(FlakyControl* ctl) : c(ctl) {}
+  void on_start(Context<int>& ctx) override {
+    c->attempts.fetch_add(1, std::memory_order_acq_rel);
+    if (c->hold.load(std::memory_order_acquire)) {
+      c->holding.fetch_add(1, std::memory_order_acq_rel);
+      c->gate.wait();
+    }
+    if (c->fail_next.load(std::memory_order_acquire) > 0) {
+      c->fail_next.fetch_sub(1, std::memory_order_acq_rel);
+      switch (c->how.load(std::memory_order_acquire)) {
+        case 0: ctx.fail(Error::make(Errc::Failed, "flaky cannot start")); return;
+        case 1: ctx.stop(); return;
+        default: ctx.stop(StopReason::Shutdown); return;
+      }
+    }
+    const ActorId id = ctx.self().id;
+    c->ref.store((std::uint64_t{id.slot} << 32) | id.gen, std::memory_order_release);
+    c->ok_starts.fetch_add(1, std::memory_order_acq_rel);
+  }
+  void on_message(Context<int>& ctx, int& m) override {
+    if (m == kCrash) ctx.fail(Error::make(Errc::Failed, "told to crash"));
+  }
+};
+
+std::uint32_t restarts_in_table(const SupervisorRef& sup, std::string_view child) {
+  std::array<ChildInfo, 4> infos{};
+  auto n = sup.which_children(infos);
+  if (!n) return ~0u;
+  for (std::uint32_t k = 0; k < std::min<std::uint32_t>(*n, 4); ++k)
+    if (child == infos[k].id) return infos[k].restarts;
+  return ~0u;
+}
+
+TEST_CASE("a restart whose on_start fails or stops is a failed start: counted, and tried again whatever the restart type") {
+  // A OneForOne restart does not wait for the child's Started (Down::started
+  // tells a failed start afterwards): the semantics must be those of an
+  // awaited start.
+  for (const RestartType type : {RestartType::Permanent, RestartType::Transient}) {
+    for (int how = 0; how < 3; ++how) {
+      INFO("restart type " << static_cast<int>(type) << ", failure " << how);
+      ManualClock clock;  // time stands still: every restart counts
+      FlakyControl ctl;
+      System sys(small_config());
+      SupervisorSpec spec(SupervisorFlags{.intensity = 10, .period = 1h, .clock = &clock}, 1);
+      REQUIRE(spec.add(ChildSpec::worker<Flaky>("f", &ctl).restart(type)).ok());
+      ShutdownOnExit down{sys};
+      auto sup = start_supervisor(sys, spec);
+      REQUIRE(sup.ok());
+      REQUIRE(ctl.ok_starts.load() == 1);
+      ctl.how.store(how);
+      ctl.fail_next.store(2);
+      REQUIRE(sys.send(ctl.current(), static_cast<int>(kCrash)).ok());
+      REQUIRE(test::wait_for([&] { return ctl.ok_starts.load() == 2; }));
+      CHECK(ctl.attempts.load() == 4);  // the first start, two failed restarts, one that held
+      CHECK(restarts_in_table(*sup, "f") == 3);
+      CHECK(running_children(*sup) == 1);
+      const auto events = child_events(sys, {"f"});
+      CHECK(kinds_and_names(events) ==
+            std::vector<std::string>{"actor_started f", "actor_failed f", "strategy_applied f", "actor_restarted f",
+                                     "actor_failed f", "strategy_applied f", "actor_restarted f", "actor_failed f",
+                                     "strategy_applied f", "actor_restarted f"});
+      for (const MonitorEvent& e : events)
+        if (e.kind == MonitorEvent::Kind::ActorFailed) CHECK(e.error == Errc::Failed);
+      REQUIRE(sup->stop().ok());
+    }
+  }
+}
+
+TEST_CASE("restarts that keep failing to start exceed the intensity and shut the supervisor down") {
+  ManualClock clock;
+  FlakyControl ctl;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.intensity = 2, .period = 1h, .clock = &clock}, 1);
+  REQUIRE(spec.add(ChildSpec::worker<Flaky>("f", &ctl)).ok());
+  ShutdownOnExit down{sys};
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  ctl.fail_next.store(1000);
+  REQUIRE(sys.send(ctl.current(), static_cast<int>(kCrash)).ok());
+  REQUIRE(test::wait_for([&] { return sys.stats().live_actors == 0; }));
+  CHECK(ctl.attempts.load() == 3);  // the first start and two restarts: the third restart exceeds
+  CHECK(ctl.ok_starts.load() == 1);
+  CHECK_FALSE(sys.alive(sup->ref));
+  bool exceeded = false;
+  for (const MonitorEvent& e : child_events(sys, {"f"}))
+    if (e.kind == MonitorEvent::Kind::IntensityExceeded) exceeded = e.count == 3;
+  CHECK(exceeded);
+}
+
+TEST_CASE("a failed restart whose Down comes while another operation runs is handled after it") {
+  // f's replacement holds in its on_start while terminate_child("a") starts
+  // an operation that waits for a's Down; a is on f's worker, so it stops
+  // only after f's start failed. f's Down comes first, and must wait for
+  // the operation: then it is counted and f is tried again.
+  ManualClock clock;
+  FlakyControl ctl;
+  Board b;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.intensity = 10, .period = 1h, .clock = &clock}, 2);
+  REQUIRE(spec.add(worker("a", b).options(test::on_worker(1))).ok());
+  REQUIRE(spec.add(ChildSpec::worker<Flaky>("f", &ctl).options(test::on_worker(1))).ok());
+  ShutdownOnExit down{sys};
+  test::OpenOnExit open{ctl.gate};  // runs first: no worker stays in f's on_start
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  ctl.hold.store(true);
+  ctl.fail_next.store(1);
+  REQUIRE(sys.send(ctl.current(), static_cast<int>(kCrash)).ok());
+  REQUIRE(test::wait_for([&] { return ctl.holding.load() == 1; }));
+  Result<void> terminated = Errc::Failed;
+  std::thread asker([&] { terminated = sup->terminate_child("a"); });
+  // The supervisor's worker is free: the request is taken up at once, and
+  // the operation waits for a, whose stop waits behind f on worker 1.
+  std::this_thread::sleep_for(50ms);
+  (void)sup->count_children();
+  ctl.gate.release();
+  asker.join();
+  REQUIRE(terminated.ok());
+  REQUIRE(test::wait_for([&] { return ctl.ok_starts.load() == 2; }));
+  CHECK(ctl.attempts.load() == 3);
+  CHECK(restarts_in_table(*sup, "f") == 2);
+  CHECK(running_children(*sup) == 1);  // f; a was terminated
+  const auto names = kinds_and_names(child_events(sys, {"a", "f"}));
+  const auto stopped_a = std::find(names.begin(), names.end(), "actor_stopped a");
+  REQUIRE(stopped_a != names.end());
+  // After a's stop: f's failed start, its restart.
+  CHECK(std::vector<std::string>(stopped_a + 1, names.end()) ==
+        std::vector<std::string>{"actor_failed f", "strategy_applied f", "actor_restarted f"});
+  REQUIRE(sup->stop().ok());
+}
+
 TEST_CASE("a supervisor stops its children in reverse start order, a child supervisor's subtree in its place") {
   Board b;
   System sys(small_config());

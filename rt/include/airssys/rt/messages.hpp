@@ -24,9 +24,14 @@ const char* to_string(StopReason r) noexcept;
 
 // Delivered to a monitoring actor when the monitored one stops. The
 // monitoring actor's message type must be constructible from Down.
+// `started` is true when the actor had started: its on_start returned
+// without failing or stopping it (or, if it deferred its Started, it had
+// called Context::report_started). It is false for an actor that stopped
+// in or before its start, and for a Down with NoActor (nothing is known).
 struct Down {
   ActorId who;
   StopReason reason;
+  bool started = false;
 };
 
 // A one-shot reply address for ask(). Trivially copyable; replying after the

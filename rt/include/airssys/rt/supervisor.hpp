@@ -144,14 +144,18 @@ namespace detail {
 class SupervisorState;
 // The type-erased factory of a child: spawn a fresh instance under the
 // supervisor, copy, destroy. The factory itself lives inline in ChildSpec.
+// quiet: the child sends no Started (a lone restart; see
+// SupervisorState::start_one).
 struct ChildFactoryOps {
-  Result<ActorId> (*spawn)(const void* factory, const Context<SupervisorMsg>& ctx, const SpawnOptions& options);
+  Result<ActorId> (*spawn)(const void* factory, const Context<SupervisorMsg>& ctx, const SpawnOptions& options,
+                           bool quiet);
   void (*copy)(void* dst, const void* src);
   void (*destroy)(void* p) noexcept;
 };
 template <class A, class F>
 struct ChildFactoryFor {
-  static Result<ActorId> spawn(const void* factory, const Context<SupervisorMsg>& ctx, const SpawnOptions& options);
+  static Result<ActorId> spawn(const void* factory, const Context<SupervisorMsg>& ctx, const SpawnOptions& options,
+                               bool quiet);
   static void copy(void* dst, const void* src) { new (dst) F(*static_cast<const F*>(src)); }
   static void destroy(void* p) noexcept { static_cast<F*>(p)->~F(); }
   static constexpr ChildFactoryOps ops{&spawn, &copy, &destroy};
@@ -225,8 +229,8 @@ class ChildSpec {
     if (ops_ != nullptr) ops_->destroy(factory_);
     ops_ = nullptr;
   }
-  Result<ActorId> spawn(const Context<SupervisorMsg>& ctx, const SpawnOptions& o) const {
-    return ops_->spawn(factory_, ctx, o);
+  Result<ActorId> spawn(const Context<SupervisorMsg>& ctx, const SpawnOptions& o, bool quiet = false) const {
+    return ops_->spawn(factory_, ctx, o, quiet);
   }
 
   ChildName id_;
@@ -430,9 +434,11 @@ class Supervisor final : public Actor<SupervisorMsg> {
 
 template <class A, class F>
 Result<ActorId> detail::ChildFactoryFor<A, F>::spawn(const void* factory, const Context<SupervisorMsg>& ctx,
-                                                     const SpawnOptions& options) {
-  // The supervisor records the child's failures itself (ActorFailed, named).
-  auto r = ctx.template spawn_supervised<A>(options, F(*static_cast<const F*>(factory)), true);
+                                                     const SpawnOptions& options, bool quiet) {
+  // As Context::spawn_supervised; the supervisor records the child's
+  // failures itself (ActorFailed, named).
+  auto r = ctx.system().template spawn_linked<A>(options, F(*static_cast<const F*>(factory)), ctx.self().id, true,
+                                                 true, quiet);
   if (!r) return r.error();
   return r->id;
 }

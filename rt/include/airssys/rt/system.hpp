@@ -76,6 +76,9 @@ struct PoolUsage {
 
 namespace detail {
 
+template <class A, class F>
+struct ChildFactoryFor;
+
 // A System's identity among the Systems alive in the process: an 8-bit tag,
 // distinct for up to 256 live Systems (beyond that, tags are shared), which
 // is the top byte of the generation every slot starts at. Generations then
@@ -256,6 +259,8 @@ class System {
   friend class Actor;
   friend class detail::TimerWheel;
   friend class detail::ProcessSets;
+  template <class A, class F>
+  friend struct detail::ChildFactoryFor;
 
   // ---- Sending and scheduling (send.cpp; the fast path inline here).
   enum class Admission : std::uint8_t { Local, Foreign, ForeignSchedule, Dropped, Refused };
@@ -340,11 +345,13 @@ class System {
   }
   Result<ActorId> start_actor(std::uint32_t slot, detail::ActorHolder* holder,
                               const SpawnOptions& options, ActorId parent, bool notify_started) noexcept;
-  // failures_recorded: see Context::spawn_supervised.
+  // failures_recorded: see Context::spawn_supervised. quiet_started (with
+  // notify_started): the child is watched from its birth but sends no
+  // Started (ActorHolder::quiet_started).
   template <class A, class F>
   Result<ActorRef<typename A::Message>> spawn_linked(const SpawnOptions& options, F factory,
                                                      ActorId parent, bool notify_started = false,
-                                                     bool failures_recorded = false);
+                                                     bool failures_recorded = false, bool quiet_started = false);
   void free_holder(detail::ActorHolder* holder) noexcept;
   void link_monitor(detail::Cell* c, detail::Node* n) noexcept;
   Result<void> report_started(detail::Turn& t) noexcept;
@@ -453,7 +460,7 @@ Result<ActorRef<typename A::Message>> System::spawn_with(const SpawnOptions& opt
 template <class A, class F>
 Result<ActorRef<typename A::Message>> System::spawn_linked(const SpawnOptions& options, F factory,
                                                            ActorId parent, bool notify_started,
-                                                           bool failures_recorded) {
+                                                           bool failures_recorded, bool quiet_started) {
   using M = typename A::Message;
   using Holder = detail::HolderFor<A, F>;
   static_assert(std::is_base_of_v<Actor<M>, A>, "A must derive from airssys::Actor<M>");
@@ -482,6 +489,7 @@ Result<ActorRef<typename A::Message>> System::spawn_linked(const SpawnOptions& o
 #endif
   holder->size_class = static_cast<std::uint8_t>(cls);
   holder->failures_recorded = failures_recorded;
+  holder->quiet_started = quiet_started;
   auto id = start_actor(*slot, holder, options, parent, notify_started);
   if (!id) return id.error();
   return ActorRef<M>{*id};
