@@ -29,6 +29,18 @@ namespace airssys {
 // else as not written yet. A producer whose tag the mark already reaches
 // gives its event up too, so that what a reader judged lost stays lost.
 // Every sequence handed out thus ends Done, or is seen by a reader as lost.
+//
+// That is the shared lane's ring. A bound lane (one writing thread) has a
+// ring of its own, of the same size and also indexed by sequence, which
+// only its thread writes: the same state word and words, with no claim
+// (the slot's last event was this thread's own, and is Done) and no mark.
+// Its slot for a sequence s is overwritten only by the same lane's s + N,
+// which is handed out only once s has left the last N sequences, so a
+// bound lane never loses an event a reader can still ask for. A reader
+// looks for a sequence in each bound lane's ring first (the lane that held
+// the last one first), then in the shared ring, whose rules above then say
+// whether it is not written yet (older tag, no mark: also a bound lane's
+// event still being stored) or lost.
 
 namespace {
 
@@ -161,6 +173,10 @@ Monitoring::Monitoring(const MonitoringConfig& config) noexcept {
     lanes_.reset(new (std::nothrow) Lane[lanes]);
     bound_lanes_ = lanes_ ? lanes : 0;
     for (std::size_t i = 0; i < bound_lanes_; ++i) lanes_[i].single_writer = true;
+    // Without room for their rings, the bound lanes write the shared one.
+    if (slots_ && bound_lanes_ > 0) lane_slots_.reset(new (std::nothrow) Slot[n * bound_lanes_]);
+    if (lane_slots_)
+      for (std::size_t i = 0; i < bound_lanes_; ++i) lanes_[i].ring = &lane_slots_[i * n];
   }
   const std::size_t names = config.child_names > kMaxNames ? kMaxNames : config.child_names;
   if (names > 0) {
@@ -246,7 +262,16 @@ void Monitoring::put(std::uint64_t seq, const MonitorEvent& event, Lane& l) noex
   if (kind < MonitorEvent::kKinds) bump(l.kinds[kind], l.single_writer);
   if (event.kind == MonitorEvent::Kind::ActorRestarted) count_restart(event, l);
 
-  if (slots_) {
+  if (l.ring != nullptr) {
+    // A bound lane's own ring: this thread is its only writer, and the
+    // slot's last event (tag - N) was its own and is Done. relaxed: a
+    // reader orders its loads by the words' release, as below.
+    Slot& s = l.ring[seq & mask_];
+    const std::uint64_t tag = seq + 1;
+    s.state.store(word(tag, kWriting), std::memory_order_relaxed);
+    for (std::size_t i = 0; i < kWords; ++i) s.words[i].store(w[i], std::memory_order_release);
+    s.state.store(word(tag, kDone), std::memory_order_release);
+  } else if (slots_) {
     Slot& s = slots_[seq & mask_];
     const std::uint64_t tag = seq + 1;
     // acquire: a claim that follows the last owner's release of the slot
@@ -306,9 +331,23 @@ EventRead Monitoring::read(EventCursor& cursor, std::span<MonitorEvent> out) con
     r.missed += head - slots - next;
     next = head - slots;
   }
+  std::size_t lane = 0;  // the bound lane that held the last event: looked at first
   while (next < head && r.events < out.size()) {
-    const Slot& s = slots_[next & mask_];
     const std::uint64_t tag = next + 1;
+    if (lane_slots_) {
+      const LaneFind f = find_in_lanes(next, lane, out[r.events]);
+      if (f == LaneFind::Writing) break;  // the next read gets it
+      if (f != LaneFind::Absent) {
+        if (f == LaneFind::Read) {
+          ++r.events;
+        } else {
+          ++r.missed;  // overwritten while we copied it
+        }
+        ++next;
+        continue;
+      }
+    }
+    const Slot& s = slots_[next & mask_];
     // acquire: pairs with the producer's release of Done.
     const std::uint64_t w1 = s.state.load(std::memory_order_acquire);
     if (tag_of(w1) < tag) {
@@ -344,6 +383,31 @@ EventRead Monitoring::read(EventCursor& cursor, std::span<MonitorEvent> out) con
   cursor.next_ = next;
   cursor.missed_ += r.missed;
   return r;
+}
+
+// Looks for sequence `seq` in the bound lanes' rings, starting with lane
+// `hint` (updated to the lane that holds it). Only that lane's thread
+// writes its ring: a slot with our tag is ours, being written or Done.
+Monitoring::LaneFind Monitoring::find_in_lanes(std::uint64_t seq, std::size_t& hint, MonitorEvent& out) const noexcept {
+  const std::uint64_t tag = seq + 1;
+  for (std::size_t k = 0; k < bound_lanes_; ++k) {
+    const std::size_t l = hint + k < bound_lanes_ ? hint + k : hint + k - bound_lanes_;
+    const Slot& s = lanes_[l].ring[seq & mask_];
+    // acquire: pairs with the writer's release of Done.
+    const std::uint64_t w1 = s.state.load(std::memory_order_acquire);
+    if (tag_of(w1) != tag) continue;
+    hint = l;
+    if (state_of(w1) == kWriting) return LaneFind::Writing;
+    std::uint64_t w[kWords];
+    // acquire: if a word came from the lane's next lap, its Writing store
+    // (before its release store of the word) is visible to the load below.
+    for (std::size_t i = 0; i < kWords; ++i) w[i] = s.words[i].load(std::memory_order_acquire);
+    // relaxed: ordered after the word loads by their acquire.
+    if (s.state.load(std::memory_order_relaxed) != w1) return LaneFind::Overwritten;
+    std::memcpy(&out, w, sizeof w);
+    return LaneFind::Read;
+  }
+  return LaneFind::Absent;
 }
 
 // ---- counters -----------------------------------------------------------------

@@ -174,21 +174,35 @@ TEST_CASE("events recorded by concurrent producers are read whole by a concurren
 }
 
 TEST_CASE("threads on their own counter lanes and threads on the shared lane, recording events and batches, are read whole and counted exactly") {
-  // Two producers bound to lanes 0 and 1 (plain-store counters), two on the
-  // shared lane (atomic adds); each records single events and batches of
-  // three (one sequence reservation each), while a reader reads.
+  // Producers bound to lanes (plain-store counters, and a ring of their own
+  // that they write without a claim) and producers on the shared lane
+  // (atomic adds, slot claims); each records single events and batches of
+  // three (one sequence reservation each), while a reader reads. The
+  // reader must see every event whole, each sequence once and in order,
+  // and count exactly the sequences it did not read as missed.
   constexpr std::uint32_t kProducers = 4;
   constexpr std::uint32_t kEach = 12'000;  // a multiple of 4: 1 single + 1 batch of 3 per round
+  std::size_t capacity = 64;
+  std::uint32_t bound = 2;
+  SECTION("two bound, two shared, a ring that wraps many times") {}
+  SECTION("two bound, two shared, rings of one slot") { capacity = 1; }
+  SECTION("two bound, two shared, rings large enough for every event") { capacity = 1 << 16; }
+  SECTION("three bound, one shared") { bound = 3; }
+  SECTION("all bound") { bound = 4; }
+  SECTION("all bound, rings of two slots") {
+    bound = 4;
+    capacity = 2;
+  }
   MonitoringConfig cfg;
-  cfg.events = 64;
+  cfg.events = capacity;
   cfg.child_names = 4;
-  cfg.lanes = 2;
+  cfg.lanes = bound;
   Monitoring m(cfg);
   std::atomic<int> bind_failures{0};
   const std::uint64_t total = std::uint64_t{kProducers} * kEach;
   const Drain d = produce_and_read(m, kProducers, total, [&](std::uint32_t p) {
     // Bound once every producer runs: the binding is the producing thread's.
-    if (p < 2 && !m.bind_lane(p)) bind_failures.fetch_add(1);
+    if (p < bound && !m.bind_lane(p)) bind_failures.fetch_add(1);
     for (std::uint32_t i = 0; i < kEach; i += 4) {
       m.record(stamped(p, i));
       const MonitorEvent batch[3] = {stamped(p, i + 1), stamped(p, i + 2), stamped(p, i + 3)};
@@ -197,6 +211,7 @@ TEST_CASE("threads on their own counter lanes and threads on the shared lane, re
   });
   REQUIRE(bind_failures.load() == 0);
   check_read_exactly(d, total);
+  if (capacity >= total) CHECK(d.missed == 0);
   const MonitoringSnapshot s = m.snapshot();
   check_kind_counts(s, kProducers, kEach);
   // Every restart has a name of its own: 4 rows, the rest untracked.
@@ -318,6 +333,48 @@ TEST_CASE("a full ring overwrites the oldest events, and a reader learns how man
     CHECK(out[0].sequence == 20);
     CHECK(out[0].name_view() == "worker");
     CHECK(out[0].actor == ActorId{3, 4});
+  }
+}
+
+TEST_CASE("with bound lanes too, a reader can read exactly the last events recorded, in order, from every lane") {
+  // The shared ring and a bound lane's ring of 8 slots each: events 0-2
+  // (this thread), 3-22 (a bound thread), 23-24 (this thread). The last 8
+  // are 17-22 from the bound lane's ring and 23-24 from the shared one;
+  // the bound ring still holds 15 and 16, which are older than that.
+  MonitoringConfig cfg;
+  cfg.events = 8;
+  cfg.lanes = 1;
+  Monitoring m(cfg);
+  for (std::uint32_t i = 0; i < 3; ++i) m.record(stamped(1, i));
+  std::thread bound([&] {
+    REQUIRE(m.bind_lane(0).ok());
+    for (std::uint32_t i = 0; i < 20; ++i) m.record(stamped(2, i));
+  });
+  bound.join();
+  for (std::uint32_t i = 3; i < 5; ++i) m.record(stamped(1, i));
+  REQUIRE(m.recorded() == 25);
+  EventCursor c;
+  MonitorEvent out[32];
+  const EventRead r = m.read(c, out);
+  CHECK(r.missed == 17);
+  REQUIRE(r.events == 8);
+  for (std::size_t k = 0; k < r.events; ++k) {
+    INFO("event " << k);
+    CHECK(whole(out[k]));
+    CHECK(out[k].sequence == 17 + k);
+    CHECK(out[k].actor.slot == (k < 6 ? 2u : 1u));
+    CHECK(out[k].actor.gen == (k < 6 ? 14 + k : k - 3));
+  }
+  SECTION("a reader that was ahead reads on from its place") {
+    EventCursor early;
+    MonitorEvent few[4];
+    (void)m.read(early, few);  // 17 missed, 17-20 read
+    REQUIRE(early.next() == 21);
+    const EventRead rest = m.read(early, out);
+    CHECK(rest.missed == 0);
+    REQUIRE(rest.events == 4);
+    CHECK(out[0].sequence == 21);
+    CHECK(out[3].sequence == 24);
   }
 }
 

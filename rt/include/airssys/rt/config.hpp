@@ -72,8 +72,11 @@ struct SystemConfig {
   std::uint32_t subscribers_per_topic = 64;
 
   // Monitoring (System::monitoring()): the event ring's slots, rounded up to
-  // a power of two (1 .. 2^24), and the per-child restart counters
-  // (0 .. 4096). Both are reserved at construction.
+  // a power of two (1 .. 2^24): the last events a reader can read. Each
+  // worker records into a ring of its own of that size, and every other
+  // thread into a shared one: (workers + 1) x 96 bytes per slot. And the
+  // per-child restart counters (0 .. 4096). All are reserved at
+  // construction.
   std::uint32_t monitoring_events = 1024;
   std::uint32_t monitoring_child_names = 64;
 

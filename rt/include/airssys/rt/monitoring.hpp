@@ -89,7 +89,10 @@ bool needs_alert(const MonitorEvent& e) noexcept;
 using AlertHook = void (*)(const MonitorEvent& event, void* cookie) noexcept;
 
 struct MonitoringConfig {
-  std::size_t events = 1024;      // ring slots, rounded up to a power of two (1 .. 2^24)
+  // Ring slots, rounded up to a power of two (1 .. 2^24): a reader can read
+  // the last `events` events recorded. Each bound lane has a ring of this
+  // size of its own, as the shared lane has: (lanes + 1) x events x 96 bytes.
+  std::size_t events = 1024;
   std::size_t child_names = 64;   // per-child restart counters (0 .. 4096)
   AlertHook alert = nullptr;
   void* alert_cookie = nullptr;
@@ -218,10 +221,13 @@ class Monitoring {
   // The counters of the events recorded through one lane. A bound lane has
   // one writer (its thread), which counts with relaxed load + store; the
   // shared lane counts with relaxed fetch_add. snapshot() sums the lanes.
+  // A bound lane also has a ring of its own (`ring`), which only its thread
+  // writes: its events need no slot claim (see monitoring.cpp).
   struct alignas(64) Lane {
     std::atomic<std::uint64_t> kinds[MonitorEvent::kKinds] = {};
     std::atomic<std::uint64_t> untracked{0};      // restarts of unnamed children, or of names with no row
     std::atomic<std::uint64_t>* names = nullptr;  // a restart count per row of the name table
+    Slot* ring = nullptr;                         // a bound lane's own slots (mask_ + 1 of them)
     bool single_writer = false;
   };
 
@@ -230,9 +236,12 @@ class Monitoring {
   void put(std::uint64_t seq, const MonitorEvent& event, Lane& lane) noexcept;
   void count_restart(const MonitorEvent& e, Lane& lane) noexcept;
   std::uint64_t restarts_of_row(std::size_t row) const noexcept;
+  enum class LaneFind : std::uint8_t { Absent, Writing, Read, Overwritten };
+  LaneFind find_in_lanes(std::uint64_t seq, std::size_t& hint, MonitorEvent& out) const noexcept;
 
-  std::unique_ptr<Slot[]> slots_;
-  std::size_t mask_ = 0;  // slots - 1
+  std::unique_ptr<Slot[]> slots_;        // the shared lane's ring
+  std::unique_ptr<Slot[]> lane_slots_;   // the bound lanes' rings, one after another
+  std::size_t mask_ = 0;  // slots - 1 (of each ring)
   std::unique_ptr<NameSlot[]> names_;
   std::size_t name_capacity_ = 0;
   // One per bound thread (bind_lane), and the one every other thread shares.
