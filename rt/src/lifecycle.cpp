@@ -230,7 +230,7 @@ bool System::start_error(ActorId id, Error& out) const noexcept {
 
 Result<void> System::report_started(detail::Turn& t) noexcept {
   auto* holder = static_cast<detail::ActorHolder*>(t.cell->reserved);
-  holder->has_started = true;
+  t.cell->start_done.store(true, std::memory_order_release);  // release: see has_started
   const ActorId parent = holder->notify_started;
   if (!parent.valid()) return {};
   holder->notify_started = ActorId{};
@@ -430,7 +430,7 @@ void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
     Node* next = m->link.load(std::memory_order_relaxed);
     auto* rec = detail::payload<detail::MonitorRecord>(m);
     bool send = m->kind == NodeKind::Monitor || c->stop_reason == StopReason::Escalated;
-    rec->down = Down{self, c->stop_reason, static_cast<detail::ActorHolder*>(c->reserved)->has_started};
+    rec->down = Down{self, c->stop_reason, c->start_done.load(std::memory_order_relaxed)};
     if (m->kind == NodeKind::Monitor) m->kind = NodeKind::Down;
     if (!send || !post_system(rec->watcher, m, &w)) free_node(m, &w);
     m = next;
@@ -465,6 +465,8 @@ void System::release_if_unqueued(Worker&, Cell* c, bool foreign) noexcept {
   c->queue = detail::LocalFifo{};  // empty: every message was taken out
   c->inbox.store(nullptr, std::memory_order_relaxed);
   c->started = false;
+  // release: a has_started() that reads this reads the new generation after.
+  c->start_done.store(false, std::memory_order_release);
   c->dead = false;
   c->stop_hint.store(false, std::memory_order_relaxed);
   c->stop_as.store(0, std::memory_order_relaxed);

@@ -192,11 +192,11 @@ void SupervisorState::on_message(Ctx& ctx, SupervisorMsg& msg) {
     return;
   }
   if (auto* r = std::get_if<WhichChildrenRequest>(&v)) {
-    (void)ctx.reply(r->reply, Result<ChildPage>(page(r->offset)));
+    (void)ctx.reply(r->reply, Result<ChildPage>(page(ctx.system(), r->offset)));
     return;
   }
   if (auto* r = std::get_if<CountChildrenRequest>(&v)) {
-    (void)ctx.reply(r->reply, Result<ChildCounts>(counts()));
+    (void)ctx.reply(r->reply, Result<ChildCounts>(counts(ctx.system())));
     return;
   }
   if (auto* r = std::get_if<StopSupervisorRequest>(&v)) {

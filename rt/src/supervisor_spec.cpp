@@ -164,7 +164,7 @@ void SupervisorState::compact() noexcept {
 void SupervisorState::clear_marks() noexcept {
   for (std::uint32_t i = 0; i < count_; ++i) children_[i].to_stop = children_[i].to_start = false;
 }
-ChildPage SupervisorState::page(std::uint32_t offset) const noexcept {
+ChildPage SupervisorState::page(const System& sys, std::uint32_t offset) const noexcept {
   ChildPage p;
   for (std::uint32_t i = 0; i < count_; ++i) {
     const Child& c = children_[i];
@@ -173,22 +173,22 @@ ChildPage SupervisorState::page(std::uint32_t offset) const noexcept {
     if (n < offset || p.count == ChildPage::kSize) continue;
     ChildInfo& info = p.items[p.count++];
     std::memcpy(info.id, c.spec.id_.text, sizeof(info.id));
-    info.ref = c.phase == Phase::Running ? c.ref : ActorId{};
+    info.running = reported_running(sys, c);
+    info.ref = info.running ? c.ref : ActorId{};
     info.kind = c.spec.kind();
     info.restart = c.spec.restart_type();
-    info.running = c.phase == Phase::Running;
     info.restarts = c.restarts;
   }
   return p;
 }
 
-ChildCounts SupervisorState::counts() const noexcept {
+ChildCounts SupervisorState::counts(const System& sys) const noexcept {
   ChildCounts n;
   for (std::uint32_t i = 0; i < count_; ++i) {
     const Child& c = children_[i];
     if (c.removed) continue;
     ++n.specs;
-    if (c.phase == Phase::Running) ++n.active;
+    if (reported_running(sys, c)) ++n.active;
     if (c.spec.kind() == ChildKind::Supervisor) ++n.supervisors; else ++n.workers;
   }
   if (simple()) n.specs = has_template_ ? 1 : 0;  // as OTP: the one template

@@ -150,8 +150,13 @@ class SupervisorState {
   void on_health(Ctx& ctx, const HealthReport& h);
   void handle_request(Ctx& ctx, SupervisorMsg& msg);
   void reject(Ctx& ctx, SupervisorMsg& msg, const Error& e);
-  ChildPage page(std::uint32_t offset) const noexcept;
-  ChildCounts counts() const noexcept;
+  // What which_children and count_children say: Running, and for a quiet
+  // child (not awaited), once its on_start has returned.
+  bool reported_running(const System& sys, const Child& c) const noexcept {
+    return c.phase == Phase::Running && (!c.quiet || sys.has_started(c.ref));
+  }
+  ChildPage page(const System& sys, std::uint32_t offset) const noexcept;
+  ChildCounts counts(const System& sys) const noexcept;
 
   SupervisorFlags flags_;
   SupervisorClock* clock_;

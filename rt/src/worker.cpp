@@ -210,7 +210,7 @@ void System::run_turn(Worker& w, Cell* c, bool foreign) noexcept {
     }
     if (!t.defer_started) {
       auto* holder = static_cast<detail::ActorHolder*>(c->reserved);
-      holder->has_started = true;
+      c->start_done.store(true, std::memory_order_release);  // release: see System::has_started
       if (holder->quiet_started) {
         holder->notify_started = ActorId{};  // started: its failures are no longer start errors
       } else if (holder->notify_started.valid()) {

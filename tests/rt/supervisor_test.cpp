@@ -552,6 +552,39 @@ TEST_CASE("restarts that keep failing to start exceed the intensity and shut the
   CHECK(exceeded);
 }
 
+TEST_CASE("a restarted child counts as running only once its on_start has returned") {
+  // The supervisor does not wait for a OneForOne restart's on_start, but
+  // which_children and count_children do not report the child running
+  // (nor its ref) before it has started: what its on_start did happens
+  // before an answer that says it runs.
+  ManualClock clock;
+  FlakyControl ctl;
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.intensity = 10, .period = 1h, .clock = &clock}, 1);
+  REQUIRE(spec.add(ChildSpec::worker<Flaky>("f", &ctl).options(test::on_worker(1))).ok());
+  ShutdownOnExit down{sys};
+  test::OpenOnExit open{ctl.gate};  // runs first: no worker stays in f's on_start
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  CHECK(running_children(*sup) == 1);
+  ctl.hold.store(true);
+  REQUIRE(sys.send(ctl.current(), static_cast<int>(kCrash)).ok());
+  REQUIRE(test::wait_for([&] { return ctl.holding.load() == 1; }));
+  REQUIRE(test::wait_for([&] { return restarts_in_table(*sup, "f") == 1; }));
+  std::array<ChildInfo, 1> infos{};
+  REQUIRE(sup->which_children(infos).ok());
+  CHECK_FALSE(infos[0].running);
+  CHECK_FALSE(infos[0].ref.valid());
+  CHECK(running_children(*sup) == 0);
+  ctl.gate.release();
+  REQUIRE(test::wait_for([&] { return running_children(*sup) == 1; }));
+  REQUIRE(sup->which_children(infos).ok());
+  CHECK(infos[0].running);
+  CHECK(infos[0].ref == ctl.current().id);  // stored by its on_start, which came first
+  CHECK(ctl.ok_starts.load() == 2);
+  REQUIRE(sup->stop().ok());
+}
+
 TEST_CASE("a failed restart whose Down comes while another operation runs is handled after it") {
   // f's replacement holds in its on_start while terminate_child("a") starts
   // an operation that waits for a's Down; a is on f's worker, so it stops
@@ -574,10 +607,14 @@ TEST_CASE("a failed restart whose Down comes while another operation runs is han
   REQUIRE(test::wait_for([&] { return ctl.holding.load() == 1; }));
   Result<void> terminated = Errc::Failed;
   std::thread asker([&] { terminated = sup->terminate_child("a"); });
-  // The supervisor's worker is free: the request is taken up at once, and
-  // the operation waits for a, whose stop waits behind f on worker 1.
-  std::this_thread::sleep_for(50ms);
-  (void)sup->count_children();
+  // The supervisor's worker is free: it takes the request up and stops a
+  // (which_children, answered meanwhile, then shows a not running); the
+  // operation waits for a, whose stop waits behind f on worker 1.
+  REQUIRE(test::wait_for([&] {
+    std::array<ChildInfo, 2> infos{};
+    auto n = sup->which_children(infos);
+    return n && *n == 2 && std::string_view(infos[0].id) == "a" && !infos[0].running;
+  }));
   ctl.gate.release();
   asker.join();
   REQUIRE(terminated.ok());

@@ -107,9 +107,6 @@ class ActorHolder {
   // A supervisor's lone restart: the child is watched from its birth, but
   // its Started is not sent (the Down's `started` tells a failed start).
   bool quiet_started = false;
-  // on_start returned and did not defer, or report_started() was called:
-  // the Down says `started`.
-  bool has_started = false;
 };
 
 template <class A, class F>

@@ -169,6 +169,11 @@ class System {
   Result<void> stop(ActorId id, StopReason reason) noexcept;
   // True while the actor takes messages (false once its stop began).
   bool alive(ActorId id) const noexcept;
+  // True while the actor is alive and has started: its on_start returned
+  // without failing or stopping it (or, if it deferred its Started, it
+  // called Context::report_started). What its start did happens before a
+  // true answer.
+  bool has_started(ActorId id) const noexcept;
   // True once the actor is gone completely: its on_stop has returned, its
   // process trees are gone, its Down is sent and its slot has moved on.
   // Wait for this, not for !alive, before freeing what its handlers use.

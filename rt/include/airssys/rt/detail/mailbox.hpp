@@ -195,6 +195,10 @@ struct alignas(64) Cell {
   // The actor's ProcessSet: index + 1 into the System's sets, 0 for none
   // (the 99% of actors that never spawn a process).
   std::uint16_t process_set = 0;
+  // Its on_start returned without failing or stopping it (or, deferred, it
+  // called report_started): the Down's `started`, and System::has_started.
+  // Home worker writes (release); any thread reads.
+  std::atomic<bool> start_done{false};
 };
 static_assert(sizeof(Cell) == 128, "per-actor overhead budget is 128 bytes");
 
