@@ -51,25 +51,9 @@ namespace fs = std::filesystem;
 // may be made in our own cgroup when that is writable, so the whole
 // hierarchy is searched, but not deeper than a few levels).
 std::vector<std::string> our_roots(int pid = test::self_pid()) {
-  std::vector<std::string> out;
   const std::string mount = test::cgroup2_mount_point();
-  if (mount.empty()) return out;
-  const std::string prefix = "airssys-" + std::to_string(pid) + "-";
-  std::error_code ec;
-  fs::recursive_directory_iterator it(mount, fs::directory_options::skip_permission_denied, ec), end;
-  for (; it != end; it.increment(ec)) {
-    if (ec) break;
-    if (it.depth() > 3) {
-      it.disable_recursion_pending();
-      continue;
-    }
-    if (!it->is_directory(ec)) continue;
-    if (it->path().filename().string().rfind(prefix, 0) == 0) {
-      out.push_back(it->path().string());
-      it.disable_recursion_pending();
-    }
-  }
-  return out;
+  if (mount.empty()) return {};
+  return test::dirs_with_prefix(mount, "airssys-" + std::to_string(pid) + "-");
 }
 
 // Taken at the start of a test, checked at its end (also after a failed
@@ -505,13 +489,24 @@ TEST_CASE("a root name held by another runtime is passed over, and when all are 
   struct Held {
     std::vector<std::string> paths;
     std::vector<int> fds;
+    // Another test process's runtime may sweep the name between its mkdir
+    // and its lock, as it may a real runtime's (it locks, then removes an
+    // unlocked root): taken again then, as CgroupRoot::open does.
     void take(const std::string& path) {
-      REQUIRE(::mkdir(path.c_str(), 0755) == 0);
-      paths.push_back(path);
-      const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      REQUIRE(fd >= 0);
-      fds.push_back(fd);
-      REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+      for (int attempt = 0; attempt < 1000; ++attempt) {
+        if (::mkdir(path.c_str(), 0755) != 0) REQUIRE(errno == EEXIST);  // ours, or being swept
+        const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct stat opened {}, named {};
+        if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::fstat(fd, &opened) == 0 &&
+            ::stat(path.c_str(), &named) == 0 && opened.st_ino == named.st_ino) {
+          paths.push_back(path);
+          fds.push_back(fd);
+          return;
+        }
+        if (fd >= 0) ::close(fd);
+        ::usleep(1000);
+      }
+      FAIL("could not hold " << path);
     }
     ~Held() {
       for (int fd : fds) ::close(fd);

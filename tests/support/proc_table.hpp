@@ -344,14 +344,25 @@ inline bool has_thread_named(const std::string& name) {
 
 // Directories under `root`, down to `depth` levels, whose name starts with
 // `prefix` (e.g. the cgroups "airssys-<pid>-" a runtime left behind).
+// Other processes (tests running beside this one) make and remove cgroups
+// under the same root: a directory that goes away mid-walk ends the walk
+// with an error, and a walk cut short would miss what it looks for. So it
+// walks again until one walk completes (or gives an empty answer after 100
+// tries, which a leak check then reports as whatever it expected).
 inline std::vector<std::string> dirs_with_prefix(const std::string& root, const std::string& prefix, int depth = 3) {
   std::vector<std::string> out;
-  std::error_code ec;
-  std::filesystem::recursive_directory_iterator it(root, ec), end;
-  for (; !ec && it != end; it.increment(ec)) {
-    if (it.depth() >= depth) it.disable_recursion_pending();
-    if (!it->is_directory(ec)) continue;
-    if (it->path().filename().string().rfind(prefix, 0) == 0) out.push_back(it->path().string());
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    out.clear();
+    std::error_code ec;
+    std::filesystem::recursive_directory_iterator it(root, std::filesystem::directory_options::skip_permission_denied, ec),
+        end;
+    for (; !ec && it != end; it.increment(ec)) {
+      if (it.depth() >= depth) it.disable_recursion_pending();
+      std::error_code kind;  // an entry gone since it was listed is no directory of ours
+      if (!it->is_directory(kind)) continue;
+      if (it->path().filename().string().rfind(prefix, 0) == 0) out.push_back(it->path().string());
+    }
+    if (!ec) return out;
   }
   return out;
 }
@@ -472,15 +483,20 @@ inline std::vector<std::string> own_airssys_cgroups() {
   const std::string mount = cgroup2_mount_point();
   if (mount.empty()) return out;
   const std::string prefix = "airssys-" + std::to_string(self_pid()) + "-";
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(mount, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.rfind(prefix, 0) != 0 || !it->is_directory()) continue;
-    out.push_back(it->path().string());
-    std::error_code sec;
-    for (std::filesystem::recursive_directory_iterator sub(it->path(), sec), send; !sec && sub != send;
-         sub.increment(sec))
-      if (sub->is_directory()) out.push_back(sub->path().string());
+  // Walked again when a directory went away mid-walk (see dirs_with_prefix).
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    out.clear();
+    std::error_code ec, sec;
+    for (std::filesystem::directory_iterator it(mount, ec), end; !ec && !sec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      std::error_code kind;
+      if (name.rfind(prefix, 0) != 0 || !it->is_directory(kind)) continue;
+      out.push_back(it->path().string());
+      for (std::filesystem::recursive_directory_iterator sub(it->path(), sec), send; !sec && sub != send;
+           sub.increment(sec))
+        if (sub->is_directory(kind)) out.push_back(sub->path().string());
+    }
+    if (!ec && !sec) break;
   }
   std::sort(out.begin(), out.end());
   return out;
