@@ -157,7 +157,8 @@ Result<ActorId> System::start_actor(std::uint32_t slot, detail::ActorHolder* hol
     schedule_foreign(c);
   }
   leave_spawn_gate();
-  return ActorId{slot, gen};
+  // One 64-bit store into the Result: see ActorId.
+  return ActorId::from_bits((std::uint64_t{gen} << 32) | slot);
 }
 
 Result<void> System::stop(ActorId id) noexcept { return stop(id, StopReason::Requested); }
@@ -430,7 +431,12 @@ void System::continue_finalize(Worker& w, Cell* c, bool foreign) noexcept {
     Node* next = m->link.load(std::memory_order_relaxed);
     auto* rec = detail::payload<detail::MonitorRecord>(m);
     bool send = m->kind == NodeKind::Monitor || c->stop_reason == StopReason::Escalated;
-    rec->down = Down{self, c->stop_reason, c->start_done.load(std::memory_order_relaxed)};
+    // Field by field: a Down built on the stack and copied whole makes the
+    // compiler store its two byte fields and reload them as one word, a
+    // store-forwarding stall on every stop with a watcher.
+    rec->down.who = self;
+    rec->down.reason = c->stop_reason;
+    rec->down.started = c->start_done.load(std::memory_order_relaxed);
     if (m->kind == NodeKind::Monitor) m->kind = NodeKind::Down;
     if (!send || !post_system(rec->watcher, m, &w)) free_node(m, &w);
     m = next;

@@ -423,8 +423,10 @@ void Monitoring::count_restart(const MonitorEvent& e, Lane& l) noexcept {
     return;
   }
   const std::uint64_t key = h | 1;  // never 0
-  // One division for the first row; the probe then steps and wraps.
-  std::size_t row = static_cast<std::size_t>(key % name_capacity_);
+  // The first row from the key's high half by a multiply and a shift, not
+  // a division (capacity <= 4096: the product fits 64 bits, on 32-bit
+  // targets too); the probe then steps and wraps.
+  std::size_t row = static_cast<std::size_t>(((key >> 32) * name_capacity_) >> 32);
   for (std::size_t i = 0; i < name_capacity_; ++i, row = row + 1 == name_capacity_ ? 0 : row + 1) {
     NameSlot& n = names_[row];
     // acquire: if the row is named, its name is visible.

@@ -8,7 +8,10 @@ namespace airssys {
 // An untyped actor handle: slot index plus the slot's generation when the
 // handle was made. Trivially copyable; a handle to a stopped actor never
 // reaches the slot's next occupant, because the generation differs.
-struct ActorId {
+// Aligned as one 64-bit word, so that a copy is one load and one store: an
+// id written as two halves and read back whole (a Result<ActorId> returned
+// from a spawn) would stall the read on the two writes.
+struct alignas(8) ActorId {
   std::uint32_t slot = ~0u;
   std::uint32_t gen = 0;
   bool valid() const noexcept { return slot != ~0u; }
