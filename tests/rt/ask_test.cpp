@@ -426,12 +426,14 @@ TEST_CASE("Context::ask delivers exactly one Reply carrying the request id: the 
   cfg.workers = 2;
   System sys(cfg);
 
-  // Each Reply arms a sentinel 60 ms later, past the 20 ms timeout: had
+  // Each Reply arms a sentinel 400 ms later, past the 300 ms timeout: had
   // the timeout also been delivered, it would come before the sentinel.
+  // (The timeout leaves room for a slow reply under the sanitizers on a
+  // loaded machine: with 20 ms, a reply came after it once.)
   SECTION("the target replies (other worker)") {
     auto d = spawn_doubler(sys, 1, target_codes);
     REQUIRE(d.ok());
-    auto a = spawn_asker(sys, 0, *d, 20ms, 60ms, logs);
+    auto a = spawn_asker(sys, 0, *d, 300ms, 400ms, logs);
     REQUIRE(a.ok());
     REQUIRE(sys.send(*a, AskerMsg{Start{21}}).ok());
     REQUIRE(test::wait_for([&] { return logs.sentinels.load() == 1; }));
@@ -448,7 +450,7 @@ TEST_CASE("Context::ask delivers exactly one Reply carrying the request id: the 
   SECTION("the target replies (same worker)") {
     auto d = spawn_doubler(sys, 0, target_codes);
     REQUIRE(d.ok());
-    auto a = spawn_asker(sys, 0, *d, 20ms, 60ms, logs);
+    auto a = spawn_asker(sys, 0, *d, 300ms, 400ms, logs);
     REQUIRE(a.ok());
     REQUIRE(sys.send(*a, AskerMsg{Start{5}}).ok());
     REQUIRE(test::wait_for([&] { return logs.sentinels.load() == 1; }));
@@ -484,7 +486,7 @@ TEST_CASE("Context::ask delivers exactly one Reply carrying the request id: the 
   SECTION("two asks in a row get two Replies with their own ids") {
     auto d = spawn_doubler(sys, 1, target_codes);
     REQUIRE(d.ok());
-    auto a = spawn_asker(sys, 0, *d, 20ms, 60ms, logs);
+    auto a = spawn_asker(sys, 0, *d, 300ms, 400ms, logs);
     REQUIRE(a.ok());
     REQUIRE(sys.send(*a, AskerMsg{Start{1}}).ok());
     REQUIRE(sys.send(*a, AskerMsg{Start{2}}).ok());

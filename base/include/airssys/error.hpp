@@ -4,9 +4,7 @@
 // it includes nothing of the library.
 
 #include <cstdarg>
-#include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -48,17 +46,6 @@ class Error {
   explicit Error(Errc code, int os_error = 0) noexcept : code_(code), os_error_(os_error) {
     text_[0] = '\0';
   }
-  // A copy takes the message's characters only, not the whole buffer: most
-  // errors on a hot path (a bare code, as Context::fail(Error(Errc::Failed)))
-  // have none, and copying 112 bytes that were just written one byte at a
-  // time stalls the load on the store.
-  Error(const Error& o) noexcept : code_(o.code_), os_error_(o.os_error_) { copy_text(o.text_); }
-  Error& operator=(const Error& o) noexcept {
-    code_ = o.code_;
-    os_error_ = o.os_error_;
-    if (this != &o) copy_text(o.text_);
-    return *this;
-  }
   // printf-style message naming the offending input.
   static Error make(Errc code, const char* fmt, ...) noexcept
       __attribute__((format(printf, 2, 3)));
@@ -75,17 +62,6 @@ class Error {
 
  private:
   void format(const char* fmt, va_list args) noexcept;
-  void copy_text(const char* from) noexcept {
-    if (from[0] == '\0') {
-      text_[0] = '\0';
-      return;
-    }
-    const void* end = std::memchr(from, '\0', kMessageSize - 1);
-    const std::size_t n = end != nullptr ? static_cast<std::size_t>(static_cast<const char*>(end) - from)
-                                         : kMessageSize - 1;
-    std::memcpy(text_, from, n);
-    text_[n] = '\0';
-  }
 
   Errc code_;
   int os_error_ = 0;
