@@ -186,13 +186,12 @@ bool System::alive(ActorId id) const noexcept {
 }
 
 bool System::has_started(ActorId id) const noexcept {
-  if (id.slot >= config_.actor_capacity) return false;
+  // acquire (alive's word, the flag, the word again): the flag's release by
+  // the actor's worker; and a reset flag (released after the slot's next
+  // generation) or the next occupant's flag is followed by a word that no
+  // longer matches.
+  if (!alive(id)) return false;
   const Cell& c = cells_[id.slot];
-  // acquire (all three): the flag's release by the actor's worker; and a
-  // reset flag (released after the slot's next generation) or the next
-  // occupant's flag is followed by a word that no longer matches.
-  const std::uint64_t before = c.word.load(std::memory_order_acquire);
-  if (word::gen(before) != id.gen || (before & word::kClosed) != 0) return false;
   const bool started = c.start_done.load(std::memory_order_acquire);
   return started && word::gen(c.word.load(std::memory_order_acquire)) == id.gen;
 }

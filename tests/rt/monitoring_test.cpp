@@ -60,6 +60,20 @@ bool whole(const MonitorEvent& e) {
          e.time_ns == want.time_ns && e.kind == want.kind && e.name_view() == want.name_view();
 }
 
+// Runs `record` on a thread of its own bound to lane `lane` of `m`, and
+// says whether the binding succeeded (asserted by the caller, on the test
+// thread: Catch's assertions are not for other threads).
+template <class F>
+bool on_bound_lane(Monitoring& m, std::size_t lane, F record) {
+  bool bound = false;
+  std::thread t([&] {
+    bound = m.bind_lane(lane).ok();
+    if (bound) record();
+  });
+  t.join();
+  return bound;
+}
+
 // Reads until the cursor reaches `until`, checking each event.
 struct Drain {
   EventCursor cursor;
@@ -233,12 +247,10 @@ TEST_CASE("a batch gets consecutive sequences in its order, and one child's rest
                                  MonitorEvent::make(Kind::ActorRestarted, ActorId{1, 2}, "db")};
   m.record(std::span<const MonitorEvent>(batch));
   m.record(std::span<const MonitorEvent>());  // nothing
-  std::thread bound([&] {
-    REQUIRE(m.bind_lane(0).ok());
+  REQUIRE(on_bound_lane(m, 0, [&] {
     for (int i = 0; i < 5; ++i) m.record(Kind::ActorRestarted, {}, "db");
     m.record(Kind::ActorRestarted, {}, "");
-  });
-  bound.join();
+  }));
   REQUIRE(m.recorded() == 10);
   EventCursor cursor;
   MonitorEvent out[16];
@@ -346,11 +358,9 @@ TEST_CASE("with bound lanes too, a reader can read exactly the last events recor
   cfg.lanes = 1;
   Monitoring m(cfg);
   for (std::uint32_t i = 0; i < 3; ++i) m.record(stamped(1, i));
-  std::thread bound([&] {
-    REQUIRE(m.bind_lane(0).ok());
+  REQUIRE(on_bound_lane(m, 0, [&] {
     for (std::uint32_t i = 0; i < 20; ++i) m.record(stamped(2, i));
-  });
-  bound.join();
+  }));
   for (std::uint32_t i = 3; i < 5; ++i) m.record(stamped(1, i));
   REQUIRE(m.recorded() == 25);
   EventCursor c;

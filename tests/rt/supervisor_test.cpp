@@ -610,13 +610,14 @@ TEST_CASE("a failed restart whose Down comes while another operation runs is han
   // The supervisor's worker is free: it takes the request up and stops a
   // (which_children, answered meanwhile, then shows a not running); the
   // operation waits for a, whose stop waits behind f on worker 1.
-  REQUIRE(test::wait_for([&] {
+  const bool began = test::wait_for([&] {
     std::array<ChildInfo, 2> infos{};
     auto n = sup->which_children(infos);
     return n && *n == 2 && std::string_view(infos[0].id) == "a" && !infos[0].running;
-  }));
+  });
   ctl.gate.release();
-  asker.join();
+  asker.join();  // before any REQUIRE: a failure must not leave the thread joinable
+  REQUIRE(began);
   REQUIRE(terminated.ok());
   REQUIRE(test::wait_for([&] { return ctl.ok_starts.load() == 2; }));
   CHECK(ctl.attempts.load() == 3);

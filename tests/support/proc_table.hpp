@@ -347,8 +347,8 @@ inline bool has_thread_named(const std::string& name) {
 // Other processes (tests running beside this one) make and remove cgroups
 // under the same root: a directory that goes away mid-walk ends the walk
 // with an error, and a walk cut short would miss what it looks for. So it
-// walks again until one walk completes (or gives an empty answer after 100
-// tries, which a leak check then reports as whatever it expected).
+// walks again until one walk completes (after 100 cut-short walks it gives
+// what the last one found).
 inline std::vector<std::string> dirs_with_prefix(const std::string& root, const std::string& prefix, int depth = 3) {
   std::vector<std::string> out;
   for (int attempt = 0; attempt < 100; ++attempt) {
