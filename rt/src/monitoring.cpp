@@ -89,6 +89,15 @@ struct Monitoring::NameSlot {
 
 namespace {
 
+// An event's words into a slot, each a release store (a plain store on
+// x86): a reader whose acquire load reads one of them also sees the state
+// word stored before it. Unrolled: the loop's counter would cost as much as
+// the stores.
+inline void store_words(Monitoring::Slot& s, const std::uint64_t (&w)[kWords]) noexcept {
+#pragma GCC unroll 16
+  for (std::size_t i = 0; i < kWords; ++i) s.words[i].store(w[i], std::memory_order_release);
+}
+
 constexpr std::size_t kMaxLanes = 1024;
 
 // The calling thread's lane: the Monitoring it is bound to (by id_, never
@@ -269,7 +278,7 @@ void Monitoring::put(std::uint64_t seq, const MonitorEvent& event, Lane& l) noex
     Slot& s = l.ring[seq & mask_];
     const std::uint64_t tag = seq + 1;
     s.state.store(word(tag, kWriting), std::memory_order_relaxed);
-    for (std::size_t i = 0; i < kWords; ++i) s.words[i].store(w[i], std::memory_order_release);
+    store_words(s, w);
     s.state.store(word(tag, kDone), std::memory_order_release);
   } else if (slots_) {
     Slot& s = slots_[seq & mask_];
@@ -299,7 +308,7 @@ void Monitoring::put(std::uint64_t seq, const MonitorEvent& event, Lane& l) noex
       // one of these words also sees our claim above when it reads the
       // state again, and so drops what it copied. (No fences: GCC's TSan
       // does not model them.)
-      for (std::size_t i = 0; i < kWords; ++i) s.words[i].store(w[i], std::memory_order_release);
+      store_words(s, w);
       // release: a reader that sees Done sees every word; the next owner's
       // acquire orders its words after ours. Nobody else writes the state
       // word of a slot that is Writing.
@@ -413,6 +422,13 @@ Monitoring::LaneFind Monitoring::find_in_lanes(std::uint64_t seq, std::size_t& h
 // ---- counters -----------------------------------------------------------------
 
 void Monitoring::count_restart(const MonitorEvent& e, Lane& l) noexcept {
+  // A bound lane's last row first: a supervisor's restarts are mostly of
+  // the same few children. That row is named (its thread saw `named` or
+  // named it), and a named row's name never changes.
+  if (l.last_row < name_capacity_ && std::memcmp(names_[l.last_row].name, e.name, MonitorEvent::kNameSize) == 0) {
+    bump(l.names[l.last_row], l.single_writer);
+    return;
+  }
   // The name's length and key in one pass (no strnlen, then a hash).
   std::size_t size = 0;
   std::uint64_t h = kFnvBasis;
@@ -438,6 +454,7 @@ void Monitoring::count_restart(const MonitorEvent& e, Lane& l) noexcept {
         std::memcpy(n.name, name.data(), name.size());
         n.name[name.size()] = '\0';
         n.named.store(true, std::memory_order_release);  // release: the name is written
+        if (l.single_writer) l.last_row = row;
         bump(l.names[row], l.single_writer);
         return;
       }
@@ -449,9 +466,10 @@ void Monitoring::count_restart(const MonitorEvent& e, Lane& l) noexcept {
     // row must match the name.
     // A row's unused bytes are 0, as are an event's after its name when
     // set_name wrote it: then one fixed-size compare tells a match.
-    if (n.named.load(std::memory_order_acquire) && std::memcmp(n.name, e.name, MonitorEvent::kNameSize) != 0 &&
-        std::string_view(n.name) != name)
+    const bool named = n.named.load(std::memory_order_acquire);
+    if (named && std::memcmp(n.name, e.name, MonitorEvent::kNameSize) != 0 && std::string_view(n.name) != name)
       continue;
+    if (named && l.single_writer) l.last_row = row;
     bump(l.names[row], l.single_writer);
     return;
   }

@@ -142,7 +142,7 @@ bool SupervisorState::step(Ctx& ctx) {
           if (c.phase == Phase::Exited) {
             // It ended by itself while the stop was coming: the stop it is.
             note_exited(ctx, c);
-            if (c.spec.restart_type() == RestartType::Temporary || simple()) c.removed = !c.to_start;
+            if (c.spec.restart_type() == RestartType::Temporary || simple()) set_removed(c, !c.to_start);
           }
         }
       }
@@ -248,7 +248,7 @@ void SupervisorState::start_failed(Ctx& ctx, std::uint32_t i, const Error& e) {
       return;
     }
     case OpKind::StartChild:
-      c.removed = true;  // as OTP: a child that does not start is not added
+      set_removed(c);  // as OTP: a child that does not start is not added
       answer_op(ctx, Error::make(e.code() == Errc::Ok ? Errc::Failed : e.code(), "child '%.*s' failed to start: %s",
                                  static_cast<int>(id.size()), id.data(), e.message()));
       clear_marks();
@@ -383,7 +383,7 @@ void SupervisorState::handle_exit(Ctx& ctx, std::uint32_t i) {
   const RestartType rt = c.spec.restart_type();
   const bool restart = rt == RestartType::Permanent || (rt == RestartType::Transient && abnormal(r));
   if (!restart) {
-    if (rt == RestartType::Temporary || simple()) c.removed = true;
+    if (rt == RestartType::Temporary || simple()) set_removed(c);
     if (!c.spec.is_significant() || flags_.auto_shutdown == AutoShutdown::Never) return;
     bool shut = flags_.auto_shutdown == AutoShutdown::AnySignificant;
     if (!shut) {
@@ -492,7 +492,7 @@ void SupervisorState::finish_op(Ctx& ctx) {
       break;
     case OpKind::Terminate: {
       Child& c = children_[op.target];
-      if (c.spec.restart_type() == RestartType::Temporary || simple()) c.removed = true;
+      if (c.spec.restart_type() == RestartType::Temporary || simple()) set_removed(c);
       if (op.reply_void.index != ~0u) (void)ctx.reply(op.reply_void, Result<void>());
       break;
     }
@@ -578,7 +578,7 @@ void SupervisorState::on_down(Ctx& ctx, const Down& d) {
       c.phase = Phase::Stopped;
       c.ref = ActorId{};
       note(ctx, Note::ChildStopped, c, d.who);
-      if (c.spec.restart_type() == RestartType::Temporary || (simple() && !c.to_start)) c.removed = true;
+      if (c.spec.restart_type() == RestartType::Temporary || (simple() && !c.to_start)) set_removed(c);
       break;
     case Phase::Starting: {
       Error e = start_failure(d.who, d.reason, ctx);
@@ -601,7 +601,7 @@ void SupervisorState::on_down(Ctx& ctx, const Down& d) {
         c.to_stop = false;
         c.phase = Phase::Stopped;
         note(ctx, Note::ChildStopped, c, d.who);
-        if (c.spec.restart_type() == RestartType::Temporary || (simple() && !c.to_start)) c.removed = true;
+        if (c.spec.restart_type() == RestartType::Temporary || (simple() && !c.to_start)) set_removed(c);
       } else {
         c.phase = Phase::Exited;
         c.exit_reason = r;

@@ -158,7 +158,7 @@ void SupervisorState::handle_request(Ctx& ctx, SupervisorMsg& msg) {
                                                          "child '%s' is running; terminate it first", r->id.text)));
       return;
     }
-    children_[i].removed = true;
+    set_removed(children_[i]);
     compact();
     (void)ctx.reply(r->reply, Result<void>());
     return;

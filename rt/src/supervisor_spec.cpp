@@ -150,7 +150,8 @@ std::uint32_t SupervisorState::find_ref(ActorId ref) const noexcept {
 
 // Drops tombstones, keeping the order. Only while no operation runs: an
 // operation's marks and target are table indices.
-void SupervisorState::compact() noexcept {
+void SupervisorState::drop_tombstones() noexcept {
+  tombstones_ = false;
   std::uint32_t out = 0;
   for (std::uint32_t i = 0; i < count_; ++i) {
     if (children_[i].removed) continue;

@@ -121,7 +121,16 @@ class SupervisorState {
   Result<void> check_spec(const ChildSpec& spec) const noexcept;
   std::uint32_t find_id(std::string_view id) const noexcept;
   std::uint32_t find_ref(ActorId ref) const noexcept;
-  void compact() noexcept;
+  // Marks c a tombstone (when `remove`), dropped by the next compact().
+  void set_removed(Child& c, bool remove = true) noexcept {
+    c.removed = remove;
+    tombstones_ = tombstones_ || remove;
+  }
+  // Drops tombstones, if any, keeping the order (see drop_tombstones).
+  void compact() noexcept {
+    if (tombstones_) drop_tombstones();
+  }
+  void drop_tombstones() noexcept;
   void clear_marks() noexcept;
 
   void run(Ctx& ctx);
@@ -176,6 +185,7 @@ class SupervisorState {
   std::uint32_t static_count_ = 0;
   std::unique_ptr<Child[]> children_;
   std::uint32_t count_ = 0;
+  bool tombstones_ = false;  // some child is `removed` (set_removed): compact() has work
   ChildSpec template_;  // SimpleOneForOne
   bool has_template_ = false;
   // Restart times within the period, oldest first (intensity + 1 places).

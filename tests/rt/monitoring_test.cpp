@@ -427,6 +427,34 @@ TEST_CASE("restarts are counted per child name, and names beyond the table's cap
   CHECK(s.restarts_untracked == 2);  // "cache" (table full) and the unnamed one
 }
 
+TEST_CASE("bound lanes count restarts per name exactly across alternating names, prefixes, bytes after the name, and a full table") {
+  // A bound lane looks at the row of its last restart first: a name that
+  // is a prefix of it, or equal up to its NUL, must still land right.
+  MonitoringConfig cfg;
+  cfg.lanes = 2;
+  cfg.child_names = 4;
+  Monitoring m(cfg);
+  auto sequence = [&] {
+    for (const char* name : {"db", "db", "web", "db2", "db", "d", ""}) m.record(Kind::ActorRestarted, {}, name);
+    MonitorEvent tail = MonitorEvent::make(Kind::ActorRestarted, {}, "db");
+    tail.name[3] = 'x';  // bytes after the name's NUL: still "db"
+    m.record(tail);
+    for (const char* name : {"cache", "db", "web"}) m.record(Kind::ActorRestarted, {}, name);
+  };
+  // One lane after the other: the first claims the rows in this order.
+  REQUIRE(on_bound_lane(m, 0, sequence));
+  REQUIRE(on_bound_lane(m, 1, sequence));
+  ChildRestarts rows[8];
+  const std::size_t n = m.child_restarts(rows);
+  REQUIRE(n == 4);
+  std::map<std::string, std::uint64_t> by_name;
+  for (std::size_t i = 0; i < n; ++i) by_name[rows[i].name] = rows[i].restarts;
+  CHECK(by_name == std::map<std::string, std::uint64_t>{{"db", 10}, {"web", 4}, {"db2", 2}, {"d", 2}});
+  const MonitoringSnapshot s = m.snapshot();
+  CHECK(s.restarts == 22);
+  CHECK(s.restarts_untracked == 4);  // "" and "cache" (table full), from each lane
+}
+
 TEST_CASE("restarts of the same names from concurrent threads make one row per name and exact counts") {
   MonitoringConfig cfg;
   cfg.child_names = 8;

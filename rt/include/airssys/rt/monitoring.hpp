@@ -228,6 +228,7 @@ class Monitoring {
     std::atomic<std::uint64_t> untracked{0};      // restarts of unnamed children, or of names with no row
     std::atomic<std::uint64_t>* names = nullptr;  // a restart count per row of the name table
     Slot* ring = nullptr;                         // a bound lane's own slots (mask_ + 1 of them)
+    std::size_t last_row = ~std::size_t{0};       // a bound lane's last named row (none: ~0)
     bool single_writer = false;
   };
 
