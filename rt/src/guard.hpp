@@ -13,10 +13,12 @@
     call;                                                                              \
   } catch (const std::exception& ex) {                                                 \
     (turn).failed = true;                                                              \
-    (turn).error = Error::make(Errc::Exception, "actor #%u threw: %s", (turn).slot, ex.what()); \
+    if (!(turn).handling_error)                                                        \
+      (turn).error = Error::make(Errc::Exception, "actor #%u threw: %s", (turn).slot, ex.what()); \
   } catch (...) {                                                                      \
     (turn).failed = true;                                                              \
-    (turn).error = Error::make(Errc::Exception, "actor #%u threw a non-std exception", (turn).slot); \
+    if (!(turn).handling_error)                                                        \
+      (turn).error = Error::make(Errc::Exception, "actor #%u threw a non-std exception", (turn).slot); \
   }
 #else
 #define AIRSSYS_GUARD(turn, call) call;

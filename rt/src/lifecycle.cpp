@@ -309,8 +309,13 @@ bool System::build_actor(Turn& t) noexcept {
 void System::handle_failure(Turn& t) noexcept {
   t.failed = false;
   ErrorAction action = ErrorAction::Stop;
-  Error error = t.error;
+  // on_error gets t.error itself, not a copy (a copy read back the words
+  // Context::fail had just stored in other sizes: a store-forwarding stall
+  // on every failure). While it runs, a failure it reports keeps t.error.
+  const Error& error = t.error;
+  t.handling_error = true;
   AIRSSYS_GUARD(t, action = t.cell->actor->invoke_error(t, error));
+  t.handling_error = false;
   if (t.failed) {  // on_error itself failed
     t.failed = false;
     action = ErrorAction::Stop;

@@ -402,6 +402,80 @@ TEST_CASE("a top-level actor that answers Escalate stops with reason Escalated")
   REQUIRE(sys.shutdown().ok());
 }
 
+namespace {
+
+// An actor whose on_error itself fails (ctx.fail, or a throw) after noting
+// the error it was given, then answers Resume, which its failure overrides.
+struct FailingOnError : Actor<Op> {
+  Trace* trace;
+  bool throw_it;
+  std::string* seen_after;  // e.message() after on_error's own ctx.fail
+  FailingOnError(Trace* t, bool th, std::string* after) : trace(t), throw_it(th), seen_after(after) {}
+  void on_message(Context<Op>& ctx, Op& op) override {
+    trace->value(op == Op::Fail ? -1 : 0);
+    if (op == Op::Fail) ctx.fail(Error::make(Errc::Failed, "the original failure"));
+  }
+  ErrorAction on_error(Context<Op>& ctx, const Error& e) override {
+    {
+      std::lock_guard<std::mutex> g(trace->m);
+      trace->error_codes.push_back(e.code());
+      trace->error_messages.push_back(e.message());
+    }
+    trace->errors.fetch_add(1, std::memory_order_release);
+#if __cpp_exceptions
+    if (throw_it) throw std::runtime_error("on_error threw");
+#endif
+    ctx.fail(Error::make(Errc::Timeout, "on_error failed too"));
+    *seen_after = std::string(e.message()) + "/" + to_string(e.code());
+    return ErrorAction::Resume;
+  }
+  void on_stop(Context<Op>&, StopReason r) override {
+    {
+      std::lock_guard<std::mutex> g(trace->m);
+      trace->stops.push_back(r);
+    }
+    trace->stop_calls.fetch_add(1, std::memory_order_release);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an on_error that fails stops the actor with Failed, and the failure it was given stays the one recorded") {
+  bool throw_it = false;
+  SECTION("ctx.fail in on_error") { throw_it = false; }
+#if __cpp_exceptions
+  SECTION("exception in on_error") { throw_it = true; }
+#endif
+  Trace trace;
+  std::string seen_after;
+  SystemConfig cfg;
+  cfg.workers = 1;
+  System sys(cfg);
+  auto ref = sys.spawn_with<FailingOnError>(SpawnOptions{}, [&] { return FailingOnError(&trace, throw_it, &seen_after); });
+  REQUIRE(ref.ok());
+  REQUIRE(sys.send(*ref, Op::Fail).ok());
+  REQUIRE(test::wait_for([&] { return trace.stop_calls.load(std::memory_order_acquire) == 1; }));
+  CHECK(trace.last_stop() == StopReason::Failed);
+  CHECK(trace.errors.load() == 1);  // on_error is not called for its own failure
+  CHECK(trace.last_code() == Errc::Failed);
+  CHECK(trace.last_message() == "the original failure");
+  // on_error's reference still showed the original after its own ctx.fail.
+  if (!throw_it) CHECK(seen_after == std::string("the original failure/") + to_string(Errc::Failed));
+  CHECK(sys.send(*ref, Op::Inc).code() == Errc::Dead);
+  // The failure recorded is the original one, not on_error's.
+  EventCursor cursor;
+  MonitorEvent events[16];
+  const EventRead r = sys.monitoring().read(cursor, events);
+  int failed = 0;
+  for (std::size_t i = 0; i < r.events; ++i) {
+    if (events[i].kind != MonitorEvent::Kind::ActorFailed || events[i].actor != ref->id) continue;
+    ++failed;
+    CHECK(events[i].error == Errc::Failed);
+  }
+  CHECK(failed == 1);
+  REQUIRE(sys.shutdown().ok());
+}
+
 // ---------------------------------------------------------------------------
 // Exceptions
 

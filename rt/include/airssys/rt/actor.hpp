@@ -44,6 +44,9 @@ struct Turn {
   bool failed = false;
   bool defer_started = false;  // on_start asked to report Started itself
   bool starting = false;       // on_start is running (its failure is a start error)
+  // on_error is running: a failure it reports sets `failed` but keeps
+  // `error`, the one on_error was given (by reference) and the one recorded.
+  bool handling_error = false;
   StopReason reason = StopReason::Normal;
   Error error;
 };

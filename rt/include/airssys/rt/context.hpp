@@ -89,9 +89,10 @@ class Context {
   Result<void> stop(ActorId other) const noexcept { return t_.system->stop(other); }
   Result<void> stop(ActorId other, StopReason reason) const noexcept { return t_.system->stop(other, reason); }
   // Reports that the current handler failed; on_error decides what follows.
+  // From on_error: the turn's actor stops, with the error on_error was given.
   void fail(const Error& e) noexcept {
     t_.failed = true;
-    t_.error = e;
+    if (!t_.handling_error) t_.error = e;
   }
 
   // Delivers `msg` to `to` after `delay`, on the system lane: the mailbox
