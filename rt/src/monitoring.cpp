@@ -46,7 +46,7 @@ namespace {
 
 constexpr std::uint64_t kWriting = 1;
 constexpr std::uint64_t kDone = 2;
-constexpr std::uint64_t word(std::uint64_t tag, std::uint64_t state) noexcept { return (tag << 2) | state; }
+constexpr std::uint64_t state_word(std::uint64_t tag, std::uint64_t state) noexcept { return (tag << 2) | state; }
 constexpr std::uint64_t tag_of(std::uint64_t w) noexcept { return w >> 2; }
 constexpr std::uint64_t state_of(std::uint64_t w) noexcept { return w & 3; }
 
@@ -88,15 +88,6 @@ struct Monitoring::NameSlot {
 };
 
 namespace {
-
-// An event's words into a slot, each a release store (a plain store on
-// x86): a reader whose acquire load reads one of them also sees the state
-// word stored before it. Unrolled: the loop's counter would cost as much as
-// the stores.
-inline void store_words(Monitoring::Slot& s, const std::uint64_t (&w)[kWords]) noexcept {
-#pragma GCC unroll 16
-  for (std::size_t i = 0; i < kWords; ++i) s.words[i].store(w[i], std::memory_order_release);
-}
 
 constexpr std::size_t kMaxLanes = 1024;
 
@@ -248,7 +239,13 @@ std::uint64_t Monitoring::recorded() const noexcept {
 void Monitoring::record(const MonitorEvent& event) noexcept {
   // relaxed: the sequence only has to be unique; the slot's state word
   // orders the event's words.
-  put(head_.fetch_add(1, std::memory_order_relaxed), event, lane());
+  const std::uint64_t seq = head_.fetch_add(1, std::memory_order_relaxed);
+  Lane& l = lane();
+  if (l.ring != nullptr) {
+    put_own(seq, event, l);
+  } else {
+    put(seq, event, l);
+  }
 }
 
 void Monitoring::record(std::span<const MonitorEvent> events) noexcept {
@@ -257,30 +254,83 @@ void Monitoring::record(std::span<const MonitorEvent> events) noexcept {
   // sequences, one locked add.
   const std::uint64_t first = head_.fetch_add(events.size(), std::memory_order_relaxed);
   Lane& l = lane();
-  for (std::size_t i = 0; i < events.size(); ++i) put(first + i, events[i], l);
+  if (l.ring != nullptr) {
+    for (std::size_t i = 0; i < events.size(); ++i) put_own(first + i, events[i], l);
+  } else {
+    for (std::size_t i = 0; i < events.size(); ++i) put(first + i, events[i], l);
+  }
 }
 
-void Monitoring::put(std::uint64_t seq, const MonitorEvent& event, Lane& l) noexcept {
-  // The event's words, read once, with its sequence and (when 0) its time.
-  static_assert(offsetof(MonitorEvent, sequence) == 0 && offsetof(MonitorEvent, time_ns) == 8);
-  std::uint64_t w[kWords];
-  std::memcpy(w, &event, sizeof w);
-  w[0] = seq;
-  if (event.time_ns == 0) w[1] = static_cast<std::uint64_t>(arch::monotonic_ns());
+// The event's time: its own, or the clock's when 0 (read once per event).
+inline std::int64_t Monitoring::stamp(const MonitorEvent& event) noexcept {
+  return event.time_ns != 0 ? event.time_ns : arch::monotonic_ns();
+}
+
+// The lane's counters for one event: its kind, and a restart's child.
+inline void Monitoring::count(const MonitorEvent& event, Lane& l) noexcept {
   const auto kind = static_cast<std::size_t>(event.kind);
   if (kind < MonitorEvent::kKinds) bump(l.kinds[kind], l.single_writer);
-  if (event.kind == MonitorEvent::Kind::ActorRestarted) count_restart(event, l);
+  if (event.kind != MonitorEvent::Kind::ActorRestarted) return;
+  // A bound lane's last row first: a supervisor's restarts are mostly of
+  // the same few children. That row is named (its thread saw `named` or
+  // named it), and a named row's name never changes.
+  if (l.last_row < name_capacity_ && std::memcmp(names_[l.last_row].name, event.name, MonitorEvent::kNameSize) == 0) {
+    bump(l.names[l.last_row], l.single_writer);
+    return;
+  }
+  count_restart(event, l);
+}
 
-  if (l.ring != nullptr) {
-    // A bound lane's own ring: this thread is its only writer, and the
-    // slot's last event (tag - N) was its own and is Done. relaxed: a
-    // reader orders its loads by the words' release, as below.
-    Slot& s = l.ring[seq & mask_];
-    const std::uint64_t tag = seq + 1;
-    s.state.store(word(tag, kWriting), std::memory_order_relaxed);
-    store_words(s, w);
-    s.state.store(word(tag, kDone), std::memory_order_release);
-  } else if (slots_) {
+// An event's words into a slot, with its sequence and time: each a release
+// store (a plain store on x86), so that a reader whose acquire load reads
+// one of them also sees the state word stored before it. Read from the
+// event word by word (no copy of it first) and unrolled: a loop's counter
+// cost as much as the stores.
+inline void Monitoring::store_event(Slot& s, std::uint64_t seq, std::int64_t time, const MonitorEvent& event) noexcept {
+  static_assert(offsetof(MonitorEvent, sequence) == 0 && offsetof(MonitorEvent, time_ns) == 8);
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&event);
+  s.words[0].store(seq, std::memory_order_release);
+  s.words[1].store(static_cast<std::uint64_t>(time), std::memory_order_release);
+#pragma GCC unroll 16
+  for (std::size_t i = 2; i < kWords; ++i) {
+    std::uint64_t v;
+    std::memcpy(&v, bytes + i * sizeof v, sizeof v);
+    s.words[i].store(v, std::memory_order_release);
+  }
+}
+
+// Counts an alert and calls the hook, for the kinds that need a human.
+inline void Monitoring::alert_if_needed(std::uint64_t seq, std::int64_t time, const MonitorEvent& event) noexcept {
+  if (!needs_alert(event)) return;
+  alerts_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+  // acquire: pairs with set_alert_hook's release; the cookie is set.
+  if (AlertHook hook = alert_.load(std::memory_order_acquire)) {
+    MonitorEvent e = event;
+    e.sequence = seq;
+    e.time_ns = time;
+    hook(e, alert_cookie_);
+  }
+}
+
+// A bound lane's own ring: its thread is the only writer, and the slot's
+// last event (tag - N) was its own and is Done: no claim.
+inline void Monitoring::put_own(std::uint64_t seq, const MonitorEvent& event, Lane& l) noexcept {
+  const std::int64_t time = stamp(event);
+  count(event, l);
+  Slot& s = l.ring[seq & mask_];
+  const std::uint64_t tag = seq + 1;
+  // relaxed: a reader orders its loads by the words' release, as below.
+  s.state.store(state_word(tag, kWriting), std::memory_order_relaxed);
+  store_event(s, seq, time, event);
+  s.state.store(state_word(tag, kDone), std::memory_order_release);
+  alert_if_needed(seq, time, event);
+}
+
+// The shared lane's ring, written by any thread: a slot is claimed first.
+void Monitoring::put(std::uint64_t seq, const MonitorEvent& event, Lane& l) noexcept {
+  const std::int64_t time = stamp(event);
+  count(event, l);
+  if (slots_) {
     Slot& s = slots_[seq & mask_];
     const std::uint64_t tag = seq + 1;
     // acquire: a claim that follows the last owner's release of the slot
@@ -301,31 +351,22 @@ void Monitoring::put(std::uint64_t seq, const MonitorEvent& event, Lane& l) noex
         break;
       }
       // acquire on success: as for the load above.
-      if (!s.state.compare_exchange_weak(cur, word(tag, kWriting), std::memory_order_acquire,
+      if (!s.state.compare_exchange_weak(cur, state_word(tag, kWriting), std::memory_order_acquire,
                                          std::memory_order_acquire))
         continue;
-      // release (a plain store on x86): a reader whose acquire load reads
-      // one of these words also sees our claim above when it reads the
-      // state again, and so drops what it copied. (No fences: GCC's TSan
-      // does not model them.)
-      store_words(s, w);
+      // The words (release stores): a reader whose acquire load reads one
+      // of them also sees our claim above when it reads the state again,
+      // and so drops what it copied. (No fences: GCC's TSan does not
+      // model them.)
+      store_event(s, seq, time, event);
       // release: a reader that sees Done sees every word; the next owner's
       // acquire orders its words after ours. Nobody else writes the state
       // word of a slot that is Writing.
-      s.state.store(word(tag, kDone), std::memory_order_release);
+      s.state.store(state_word(tag, kDone), std::memory_order_release);
       break;
     }
   }
-
-  if (needs_alert(event)) {
-    alerts_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
-    // acquire: pairs with set_alert_hook's release; the cookie is set.
-    if (AlertHook hook = alert_.load(std::memory_order_acquire)) {
-      MonitorEvent e;
-      std::memcpy(&e, w, sizeof e);
-      hook(e, alert_cookie_);
-    }
-  }
+  alert_if_needed(seq, time, event);
 }
 
 EventRead Monitoring::read(EventCursor& cursor, std::span<MonitorEvent> out) const noexcept {
@@ -367,7 +408,7 @@ EventRead Monitoring::read(EventCursor& cursor, std::span<MonitorEvent> out) con
       ++next;
       continue;
     }
-    if (w1 != word(tag, kDone)) {
+    if (w1 != state_word(tag, kDone)) {
       // Newer (ours was overwritten), or ours being written.
       if (tag_of(w1) == tag && state_of(w1) == kWriting) break;
       ++r.missed;
@@ -421,14 +462,9 @@ Monitoring::LaneFind Monitoring::find_in_lanes(std::uint64_t seq, std::size_t& h
 
 // ---- counters -----------------------------------------------------------------
 
+// The row of a restart's child (claimed on its first restart), when it is
+// not the lane's last row (see count()).
 void Monitoring::count_restart(const MonitorEvent& e, Lane& l) noexcept {
-  // A bound lane's last row first: a supervisor's restarts are mostly of
-  // the same few children. That row is named (its thread saw `named` or
-  // named it), and a named row's name never changes.
-  if (l.last_row < name_capacity_ && std::memcmp(names_[l.last_row].name, e.name, MonitorEvent::kNameSize) == 0) {
-    bump(l.names[l.last_row], l.single_writer);
-    return;
-  }
   // The name's length and key in one pass (no strnlen, then a hash).
   std::size_t size = 0;
   std::uint64_t h = kFnvBasis;

@@ -235,6 +235,11 @@ class Monitoring {
  private:
   Lane& lane() noexcept;
   void put(std::uint64_t seq, const MonitorEvent& event, Lane& lane) noexcept;
+  void put_own(std::uint64_t seq, const MonitorEvent& event, Lane& lane) noexcept;
+  static std::int64_t stamp(const MonitorEvent& event) noexcept;
+  void count(const MonitorEvent& event, Lane& lane) noexcept;
+  static void store_event(Slot& s, std::uint64_t seq, std::int64_t time, const MonitorEvent& event) noexcept;
+  void alert_if_needed(std::uint64_t seq, std::int64_t time, const MonitorEvent& event) noexcept;
   void count_restart(const MonitorEvent& e, Lane& lane) noexcept;
   std::uint64_t restarts_of_row(std::size_t row) const noexcept;
   enum class LaneFind : std::uint8_t { Absent, Writing, Read, Overwritten };
