@@ -3,17 +3,16 @@
 
 #include <airssys/arch/wait.hpp>
 
+#include "flatten.hpp"
+
 #include <cstring>
 #include <utility>
 
 namespace airssys {
 
+using detail::flatten;
+
 namespace {
-template <class T>
-Result<T> flatten(Result<Result<T>>&& r) {
-  if (!r) return r.error();
-  return std::move(r).value();
-}
 // How long an ask waits: `a` and the time the request itself may take,
 // saturated; a negative `b` (a bad request the actor refuses) adds nothing.
 std::chrono::nanoseconds plus(std::chrono::nanoseconds a, std::chrono::nanoseconds b) noexcept {

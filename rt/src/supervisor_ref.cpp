@@ -1,6 +1,7 @@
 // SupervisorRef, a plain thread's handle on a running supervisor (each call
 // is an ask), and start_supervisor.
 
+#include "flatten.hpp"
 #include "supervisor_state.hpp"
 
 #include <chrono>
@@ -9,18 +10,9 @@
 
 namespace airssys {
 
+using detail::flatten;
+
 namespace {
-
-template <class T>
-Result<T> flatten(Result<Result<T>>&& r) {
-  if (!r) return r.error();
-  return std::move(*r);
-}
-
-Result<void> flatten(Result<Result<void>>&& r) {
-  if (!r) return r.error();
-  return *r;
-}
 
 bool wait_gone(System& sys, ActorId id, std::chrono::steady_clock::time_point until) {
   // Not only !alive: the supervisor's on_stop, which lets go of its spec,
