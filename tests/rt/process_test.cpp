@@ -612,6 +612,57 @@ TEST_CASE("an exit while the message pool is exhausted still reaches its actor: 
   }
 }
 
+// The other side of that reservation: with no block free for the report,
+// the spawn is refused before anything starts.
+TEST_CASE("a spawn while the message pool is exhausted is refused with Full naming the exit report, and starts nothing") {
+  Hygiene hygiene;
+  auto sleeps = shell("sleep 1", Containment::ProcessGroup);
+  Probe p, pg;
+  std::atomic<bool> open{false};
+  std::atomic<bool> filled{false};
+  SystemConfig cfg;
+  cfg.workers = 2;
+  cfg.message_blocks[0] = 256;
+  System sys(cfg);
+  auto gate = spawn_owner(sys, 1, [&](Context<Msg>&, Msg&) {
+    while (!open.load()) std::this_thread::sleep_for(1ms);
+  }, &pg);
+  REQUIRE(gate.ok());
+  // a spawns once the test has taken every block.
+  auto a = spawn_owner(sys, 0, [&](Context<Msg>& ctx, Msg&) {
+    while (!filled.load()) std::this_thread::sleep_for(1ms);
+    auto r = ctx.spawn_process(sleeps->op);
+    if (r) {
+      p.spawned.push(r.value());
+    } else {
+      p.spawn_errors.push(r.error());
+    }
+  }, &p);
+  REQUIRE(a.ok());
+  REQUIRE(send_cmd(sys, *a, Cmd::Spawn));
+  Error refused;
+  for (;;) {
+    auto r = sys.send(*gate, Msg{Cmd{Cmd::Report}});
+    if (!r) {
+      refused = r.error();
+      break;
+    }
+  }
+  REQUIRE(refused.code() == Errc::Full);
+  filled.store(true);
+  REQUIRE(wait_for([&] { return p.spawned.size() + p.spawn_errors.size() == 1; }));
+  REQUIRE(p.spawn_errors.size() == 1);
+  const Error e = p.spawn_errors.get()[0];
+  INFO(e.message());
+  CHECK(e.code() == Errc::Full);
+  CHECK(std::string(e.message()).find("exit report") != std::string::npos);
+  CHECK(std::string(e.message()).find("actor #" + std::to_string(a->id.slot)) != std::string::npos);
+  CHECK(sys.process_counters().spawned == 0);
+  CHECK(sys.processes_held() == 0);
+  open.store(true);
+  REQUIRE(sys.shutdown());
+}
+
 TEST_CASE("a full ProcessSet refuses the next spawn with Full naming it, and what it holds is still torn down") {
   for (Containment c : kContainments) {
     INFO("containment " << osl::to_string(c));

@@ -1425,3 +1425,98 @@ TEST_CASE("a supervisor records its children's starts, failures, restarts and it
     CHECK(restarts_of(sys, "w") == 0);
   }
 }
+
+namespace {
+
+enum LateCommand : int { kLateReport = 1, kLateCrash = 2 };
+
+// A child that defers its Started and reports it when `report` is set at
+// its start (by a message to itself), or never. Each incarnation publishes
+// its id and counts its start; kLateCrash fails it with Timeout.
+struct LateStarter : Actor<int> {
+  std::atomic<bool>* report;
+  std::atomic<std::uint64_t>* id;
+  std::atomic<int>* starts;
+  LateStarter(std::atomic<bool>* r, std::atomic<std::uint64_t>* i, std::atomic<int>* s) : report(r), id(i), starts(s) {}
+  void on_start(Context<int>& ctx) override {
+    ctx.defer_started();
+    const ActorId me = ctx.self().id;
+    id->store((std::uint64_t{me.slot} << 32) | me.gen, std::memory_order_release);
+    starts->fetch_add(1, std::memory_order_acq_rel);
+    if (report->load(std::memory_order_acquire)) (void)ctx.send(ctx.self(), static_cast<int>(kLateReport));
+  }
+  void on_message(Context<int>& ctx, int& m) override {
+    if (m == kLateReport) (void)ctx.report_started();
+    if (m == kLateCrash) ctx.fail(Error::make(Errc::Timeout, "the late starter crashed"));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a replacement spawned without waiting for its Started that defers it: a crash before it reports is a failed start, after it a crash") {
+  std::atomic<bool> report{true};
+  std::atomic<std::uint64_t> id{0};
+  std::atomic<int> starts{0};
+  System sys(small_config());
+  SupervisorSpec spec(SupervisorFlags{.strategy = Strategy::OneForOne, .intensity = 10}, 1);
+  REQUIRE(spec.add(ChildSpec::worker_with<LateStarter>("late", [&] { return LateStarter(&report, &id, &starts); })).ok());
+  ShutdownOnExit down{sys};
+  auto current = [&] {
+    const std::uint64_t v = id.load(std::memory_order_acquire);
+    return ActorRef<int>{ActorId{static_cast<std::uint32_t>(v >> 32), static_cast<std::uint32_t>(v)}};
+  };
+  // The first instance is awaited (the supervisor's start) and reports.
+  auto sup = start_supervisor(sys, spec);
+  REQUIRE(sup.ok());
+  const ActorRef<int> first = current();
+  REQUIRE(sys.has_started(first.id));
+
+  // Its crash: the replacement is spawned without waiting for its Started
+  // (a OneForOne worker's own restart), and this one never reports.
+  report.store(false, std::memory_order_release);
+  REQUIRE(sys.send(first, static_cast<int>(kLateCrash)).ok());
+  REQUIRE(test::wait_for([&] { return starts.load(std::memory_order_acquire) == 2; }));
+  const ActorRef<int> second = current();
+  REQUIRE(sup->count_children().ok());  // the supervisor has handled the restart
+  CHECK_FALSE(sys.has_started(second.id));
+
+  // It crashes before reporting: a failed start, with its own error, and
+  // tried again. The next one reports.
+  report.store(true, std::memory_order_release);
+  REQUIRE(sys.send(second, static_cast<int>(kLateCrash)).ok());
+  REQUIRE(test::wait_for([&] { return starts.load(std::memory_order_acquire) == 3; }));
+  const ActorRef<int> third = current();
+  REQUIRE(test::wait_for([&] { return sys.has_started(third.id); }));
+
+  // It crashes after reporting: a crash.
+  REQUIRE(sys.send(third, static_cast<int>(kLateCrash)).ok());
+  REQUIRE(test::wait_for([&] { return starts.load(std::memory_order_acquire) == 4; }));
+  REQUIRE(sup->count_children().ok());
+
+  const auto events = all_events(sys);
+  using K = MonitorEvent::Kind;
+  auto failure_of = [&](ActorId who) {
+    Errc code = Errc::Ok;
+    int n = 0;
+    for (const MonitorEvent& e : events)
+      if (e.kind == K::ActorFailed && e.actor == who) {
+        code = e.error;
+        ++n;
+      }
+    return std::make_pair(n, code);
+  };
+  CHECK(failure_of(first.id) == std::make_pair(1, Errc::Failed));    // a crash of a started child
+  CHECK(failure_of(second.id) == std::make_pair(1, Errc::Timeout));  // a failed start: its start error
+  CHECK(failure_of(third.id) == std::make_pair(1, Errc::Failed));    // reported, then crashed: a crash
+  Error kept;
+  REQUIRE(sys.start_error(second.id, kept));
+  CHECK(kept.code() == Errc::Timeout);
+  CHECK(std::string_view(kept.message()).find("the late starter crashed") != std::string_view::npos);
+  CHECK_FALSE(sys.start_error(third.id, kept));  // a started child's failure is not a start error
+  CHECK(restarts_of(sys, "late") == 3);
+  // No Started of a quiet replacement reaches the supervisor: one
+  // ActorStarted (the first instance's), three ActorRestarted.
+  CHECK(std::count_if(events.begin(), events.end(), [](const MonitorEvent& e) { return e.kind == K::ActorStarted; }) == 1);
+  CHECK(std::count_if(events.begin(), events.end(), [](const MonitorEvent& e) { return e.kind == K::ActorRestarted; }) == 3);
+  REQUIRE(sup->stop().ok());
+}
