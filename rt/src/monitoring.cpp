@@ -237,20 +237,13 @@ std::uint64_t Monitoring::recorded() const noexcept {
 }
 
 void Monitoring::record(const MonitorEvent& event) noexcept {
-  // relaxed: the sequence only has to be unique; the slot's state word
-  // orders the event's words.
-  const std::uint64_t seq = head_.fetch_add(1, std::memory_order_relaxed);
-  Lane& l = lane();
-  if (l.ring != nullptr) {
-    put_own(seq, event, l);
-  } else {
-    put(seq, event, l);
-  }
+  record(std::span<const MonitorEvent>(&event, 1));
 }
 
 void Monitoring::record(std::span<const MonitorEvent> events) noexcept {
   if (events.empty()) return;
-  // relaxed: as in record(e). One reservation for the run: consecutive
+  // relaxed: the sequence only has to be unique; the slot's state word
+  // orders the event's words. One reservation for the run: consecutive
   // sequences, one locked add.
   const std::uint64_t first = head_.fetch_add(events.size(), std::memory_order_relaxed);
   Lane& l = lane();

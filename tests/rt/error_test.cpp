@@ -56,6 +56,24 @@ struct Trace {
     }
     messages.fetch_add(1, std::memory_order_release);
   }
+  // An on_error call: its error, then the count (release: the test that
+  // sees the count sees the error).
+  void error(const Error& e) {
+    {
+      std::lock_guard<std::mutex> g(m);
+      error_codes.push_back(e.code());
+      error_messages.push_back(e.message());
+    }
+    errors.fetch_add(1, std::memory_order_release);
+  }
+  // An on_stop call, likewise.
+  void stopped(StopReason r) {
+    {
+      std::lock_guard<std::mutex> g(m);
+      stops.push_back(r);
+    }
+    stop_calls.fetch_add(1, std::memory_order_release);
+  }
   std::vector<int> snapshot() {
     std::lock_guard<std::mutex> g(m);
     return values;
@@ -114,20 +132,11 @@ struct CounterActor : Actor<Op> {
     }
   }
   ErrorAction on_error(Context<Op>&, const Error& e) override {
-    {
-      std::lock_guard<std::mutex> g(trace->m);
-      trace->error_codes.push_back(e.code());
-      trace->error_messages.push_back(e.message());
-    }
-    trace->errors.fetch_add(1, std::memory_order_release);
+    trace->error(e);
     return answer;
   }
   void on_stop(Context<Op>&, StopReason r) override {
-    {
-      std::lock_guard<std::mutex> g(trace->m);
-      trace->stops.push_back(r);
-    }
-    trace->stop_calls.fetch_add(1, std::memory_order_release);
+    trace->stopped(r);
   }
 };
 
@@ -287,20 +296,11 @@ struct Parent : Actor<Op> {
   }
   void on_message(Context<Op>&, Op&) override { fam->parent.value(0); }
   ErrorAction on_error(Context<Op>&, const Error& e) override {
-    {
-      std::lock_guard<std::mutex> g(fam->parent.m);
-      fam->parent.error_codes.push_back(e.code());
-      fam->parent.error_messages.push_back(e.message());
-    }
-    fam->parent.errors.fetch_add(1, std::memory_order_release);
+    fam->parent.error(e);
     return answer;
   }
   void on_stop(Context<Op>&, StopReason r) override {
-    {
-      std::lock_guard<std::mutex> g(fam->parent.m);
-      fam->parent.stops.push_back(r);
-    }
-    fam->parent.stop_calls.fetch_add(1, std::memory_order_release);
+    fam->parent.stopped(r);
   }
 };
 
@@ -416,12 +416,7 @@ struct FailingOnError : Actor<Op> {
     if (op == Op::Fail) ctx.fail(Error::make(Errc::Failed, "the original failure"));
   }
   ErrorAction on_error(Context<Op>& ctx, const Error& e) override {
-    {
-      std::lock_guard<std::mutex> g(trace->m);
-      trace->error_codes.push_back(e.code());
-      trace->error_messages.push_back(e.message());
-    }
-    trace->errors.fetch_add(1, std::memory_order_release);
+    trace->error(e);
 #if __cpp_exceptions
     if (throw_it) throw std::runtime_error("on_error threw");
 #endif
@@ -430,11 +425,7 @@ struct FailingOnError : Actor<Op> {
     return ErrorAction::Resume;
   }
   void on_stop(Context<Op>&, StopReason r) override {
-    {
-      std::lock_guard<std::mutex> g(trace->m);
-      trace->stops.push_back(r);
-    }
-    trace->stop_calls.fetch_add(1, std::memory_order_release);
+    trace->stopped(r);
   }
 };
 
@@ -567,20 +558,11 @@ struct BadStarter : Actor<int> {
   }
   void on_message(Context<int>&, int& v) override { trace->value(v); }
   ErrorAction on_error(Context<int>&, const Error& e) override {
-    {
-      std::lock_guard<std::mutex> g(trace->m);
-      trace->error_codes.push_back(e.code());
-      trace->error_messages.push_back(e.message());
-    }
-    trace->errors.fetch_add(1, std::memory_order_release);
+    trace->error(e);
     return ErrorAction::Restart;
   }
   void on_stop(Context<int>&, StopReason r) override {
-    {
-      std::lock_guard<std::mutex> g(trace->m);
-      trace->stops.push_back(r);
-    }
-    trace->stop_calls.fetch_add(1, std::memory_order_release);
+    trace->stopped(r);
   }
 };
 

@@ -566,6 +566,36 @@ TEST_CASE("signal_process and kill_process_group reach only the actor's own proc
   }
 }
 
+// A System whose message pool a test can exhaust: 256 blocks of the
+// smallest class, and a gate actor on worker 1 that holds its first message
+// until `open`, so that its mailbox keeps every block the test fills.
+// Declared after what its actors touch; opens the gate when it goes.
+struct SmallPool {
+  std::atomic<bool> open{false};
+  Probe gate_probe;
+  System sys{config()};
+  Result<ActorRef<Msg>> gate = spawn_owner(sys, 1, [this](Context<Msg>&, Msg&) {
+    while (!open.load()) std::this_thread::sleep_for(1ms);
+  }, &gate_probe);
+  ~SmallPool() { open.store(true); }
+  static SystemConfig config() {
+    SystemConfig cfg;
+    cfg.workers = 2;
+    cfg.message_blocks[0] = 256;
+    return cfg;
+  }
+  // Sends to the gate until a send is refused: the refusal, and how many
+  // were sent before it.
+  std::pair<Error, int> fill() {
+    int sent = 0;
+    for (;;) {
+      auto r = sys.send(*gate, Msg{Cmd{Cmd::Report}});
+      if (!r) return {r.error(), sent};
+      ++sent;
+    }
+  }
+};
+
 // An exit report is a message; it is reserved when the process is spawned,
 // so that an exit while the message pool is exhausted still reaches the
 // actor (allocated at the exit, it was lost: the actor never heard of it).
@@ -574,32 +604,15 @@ TEST_CASE("an exit while the message pool is exhausted still reaches its actor: 
     INFO("containment " << osl::to_string(c));
     Hygiene hygiene;
     auto sleeps = shell("sleep 1", c);
-    Probe p, pg;
-    std::atomic<bool> open{false};
-    SystemConfig cfg;
-    cfg.workers = 2;
-    cfg.message_blocks[0] = 256;
-    System sys(cfg);
-    // The gate holds its first message until `open`: its mailbox keeps
-    // every block the test thread fills.
-    auto gate = spawn_owner(sys, 1, [&](Context<Msg>&, Msg&) {
-      while (!open.load()) std::this_thread::sleep_for(1ms);
-    }, &pg);
-    REQUIRE(gate.ok());
+    Probe p;
+    SmallPool pool;
+    System& sys = pool.sys;
+    REQUIRE(pool.gate.ok());
     auto a = spawn_owner(sys, 0, standard(&sleeps->op, &p), &p);
     REQUIRE(a.ok());
     REQUIRE(send_cmd(sys, *a, Cmd::Spawn));
     REQUIRE(wait_for([&] { return p.spawned.size() == 1; }));
-    Error refused;
-    int sent = 0;
-    for (;;) {
-      auto r = sys.send(*gate, Msg{Cmd{Cmd::Report}});
-      if (!r) {
-        refused = r.error();
-        break;
-      }
-      ++sent;
-    }
+    const auto [refused, sent] = pool.fill();
     INFO(sent << " sent, then: " << refused.message());
     REQUIRE(refused.code() == Errc::Full);
     REQUIRE(std::string(refused.message()).find("message pool") != std::string::npos);
@@ -607,7 +620,7 @@ TEST_CASE("an exit while the message pool is exhausted still reaches its actor: 
     REQUIRE(wait_for([&] { return p.exits.size() == 1; }, 10s));
     CHECK(p.exits.get()[0].pid == p.spawned.get()[0].pid);
     CHECK(p.exits.get()[0].status.code == 0);
-    open.store(true);
+    pool.open.store(true);
     REQUIRE(sys.shutdown());
   }
 }
@@ -617,17 +630,11 @@ TEST_CASE("an exit while the message pool is exhausted still reaches its actor: 
 TEST_CASE("a spawn while the message pool is exhausted is refused with Full naming the exit report, and starts nothing") {
   Hygiene hygiene;
   auto sleeps = shell("sleep 1", Containment::ProcessGroup);
-  Probe p, pg;
-  std::atomic<bool> open{false};
+  Probe p;
   std::atomic<bool> filled{false};
-  SystemConfig cfg;
-  cfg.workers = 2;
-  cfg.message_blocks[0] = 256;
-  System sys(cfg);
-  auto gate = spawn_owner(sys, 1, [&](Context<Msg>&, Msg&) {
-    while (!open.load()) std::this_thread::sleep_for(1ms);
-  }, &pg);
-  REQUIRE(gate.ok());
+  SmallPool pool;
+  System& sys = pool.sys;
+  REQUIRE(pool.gate.ok());
   // a spawns once the test has taken every block.
   auto a = spawn_owner(sys, 0, [&](Context<Msg>& ctx, Msg&) {
     while (!filled.load()) std::this_thread::sleep_for(1ms);
@@ -640,15 +647,7 @@ TEST_CASE("a spawn while the message pool is exhausted is refused with Full nami
   }, &p);
   REQUIRE(a.ok());
   REQUIRE(send_cmd(sys, *a, Cmd::Spawn));
-  Error refused;
-  for (;;) {
-    auto r = sys.send(*gate, Msg{Cmd{Cmd::Report}});
-    if (!r) {
-      refused = r.error();
-      break;
-    }
-  }
-  REQUIRE(refused.code() == Errc::Full);
+  REQUIRE(pool.fill().first.code() == Errc::Full);
   filled.store(true);
   REQUIRE(wait_for([&] { return p.spawned.size() + p.spawn_errors.size() == 1; }));
   REQUIRE(p.spawn_errors.size() == 1);
@@ -659,7 +658,7 @@ TEST_CASE("a spawn while the message pool is exhausted is refused with Full nami
   CHECK(std::string(e.message()).find("actor #" + std::to_string(a->id.slot)) != std::string::npos);
   CHECK(sys.process_counters().spawned == 0);
   CHECK(sys.processes_held() == 0);
-  open.store(true);
+  pool.open.store(true);
   REQUIRE(sys.shutdown());
 }
 
